@@ -1,0 +1,144 @@
+//! Every bound in WarpPool, in one place, checked against each other at compile time.
+//!
+//! Each queue, buffer and loop in the data plane is bounded by one of these. `docs/limits.md`
+//! repeats them with their reasons. Names put the unit or qualifier last (`..._bytes_max`).
+
+/// Longest Stratum V1 JSON line a client may send, newline excluded. Real firmware sends
+/// `mining.submit` lines under 200 bytes and `mining.subscribe` under 300; 16 KiB leaves room for
+/// verbose `mining.configure` extensions while bounding per-connection memory.
+pub const LINE_BYTES_MAX: usize = 16 * 1024;
+
+/// Deepest JSON nesting accepted in a client line (real messages nest 3 deep).
+pub const JSON_DEPTH_MAX: usize = 8;
+
+/// Most params accepted in one Stratum V1 request (`mining.submit` has 6).
+pub const PARAMS_COUNT_MAX: usize = 16;
+
+/// Longest user agent kept from `mining.subscribe`, in bytes (longer ones are truncated).
+pub const USER_AGENT_BYTES_MAX: usize = 128;
+
+/// Longest Stratum username (`<address>[.<worker>]`), in bytes.
+pub const USERNAME_BYTES_MAX: usize = 128;
+
+/// Longest worker name (the part after the first `.` of the username), in bytes.
+pub const WORKER_NAME_BYTES_MAX: usize = 64;
+
+/// Longest password field, in bytes (it may carry `d=`/`md=` options).
+pub const PASSWORD_BYTES_MAX: usize = 256;
+
+/// Longest request id echoed back to a client, in bytes of its JSON text.
+pub const REQUEST_ID_BYTES_MAX: usize = 64;
+
+/// Longest job id a client may send back (our ids are at most 16 hex digits).
+pub const JOB_ID_HEX_MAX: usize = 16;
+
+/// Size of extranonce1, in bytes: unique per connection (2³² per pool instance).
+pub const EXTRANONCE1_BYTES: usize = 4;
+
+/// Smallest extranonce2 size a port may be configured with, in bytes.
+pub const EXTRANONCE2_SIZE_MIN: usize = 2;
+
+/// Default extranonce2 size, in bytes.
+pub const EXTRANONCE2_SIZE_DEFAULT: usize = 4;
+
+/// Largest extranonce2 size a port may be configured with, in bytes.
+pub const EXTRANONCE2_SIZE_MAX: usize = 8;
+
+/// Longest coinbase scriptSig (consensus: 2..=100 bytes).
+pub const COINBASE_SCRIPT_SIG_BYTES_MAX: usize = 100;
+
+/// Longest pool tag placed in the coinbase scriptSig, in bytes.
+pub const COINBASE_TAG_BYTES_MAX: usize = 40;
+
+/// Bytes of the scriptSig taken by the BIP34 height push (1 length byte + up to 4 bytes, plus a
+/// sign byte) and the extranonce push opcode.
+pub const COINBASE_HEIGHT_PUSH_BYTES_MAX: usize = 6;
+
+/// Most coinbase outputs: payout, extra splits, witness commitment.
+pub const COINBASE_OUTPUTS_MAX: usize = 8;
+
+/// Longest output script accepted for a payout or split (P2WSH/P2TR are 34 bytes).
+pub const OUTPUT_SCRIPT_BYTES_MAX: usize = 64;
+
+/// Longest serialized coinbase transaction (without witness), in bytes. Small miners (NerdMiner,
+/// Bitaxe) hash the coinbase in fixed buffers; the default solo coinbase stays ≤ 255 bytes, and
+/// no configuration may exceed this.
+pub const COINBASE_BYTES_MAX: usize = 1024;
+
+/// The coinbase size the default solo configuration must stay within (DESIGN §4).
+pub const COINBASE_BYTES_SOLO_TARGET: usize = 255;
+
+/// Deepest merkle branch: 2¹⁸ transactions is far beyond any 4 MWU block (~25k txs max).
+pub const MERKLE_DEPTH_MAX: usize = 18;
+
+/// Most transactions accepted in a template (2^MERKLE_DEPTH_MAX minus the coinbase).
+pub const TEMPLATE_TRANSACTIONS_MAX: usize = (1 << MERKLE_DEPTH_MAX) - 1;
+
+/// Largest `getblocktemplate` result accepted, in bytes of JSON (a full 4 MWU block is ~8 MB
+/// of hex plus txids and fees).
+pub const TEMPLATE_JSON_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// Largest serialized block (consensus weight limit / 1).
+pub const BLOCK_BYTES_MAX: usize = 4_000_000;
+
+/// Jobs a shard keeps for late shares (current plus recent; a template refresh every 30 s keeps
+/// about four minutes of history).
+pub const JOBS_RETAINED_MAX: usize = 8;
+
+/// Distinct share hashes remembered per job for duplicate detection. At 100k shares/s on one
+/// shard and a 30 s job life that is too few for a flood, so the set is a bounded ring that
+/// forgets the oldest; vardiff keeps honest miners near 18 shares/min per connection.
+pub const DUPLICATES_PER_JOB_MAX: usize = 65_536;
+
+/// Largest accepted ntime ahead of the job's ntime, in seconds (consensus allows two hours
+/// ahead of network-adjusted time; ckpool allows 7000 s).
+pub const NTIME_AHEAD_SECS_MAX: u32 = 7_000;
+
+/// Connections one shard accepts before refusing at `accept`.
+pub const CONNECTIONS_PER_SHARD_MAX: usize = 65_536;
+
+/// Shards (data-plane threads) one pool may run.
+pub const SHARDS_MAX: usize = 256;
+
+/// Requests a connection may have in flight (read but not yet answered).
+pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: usize = 32;
+
+/// Bytes queued for one connection's socket before superseded jobs are dropped and then the
+/// connection is closed.
+pub const OUTBOUND_QUEUE_BYTES_MAX: usize = 64 * 1024;
+
+/// Share-statistics entries in one batch sent from a shard to the control plane.
+pub const SHARE_STATS_BATCH_MAX: usize = 256;
+
+/// Smallest difficulty any connection may be given (fractional, for CPU miners that asked).
+pub const DIFFICULTY_MIN_BITS: u32 = 16; // i.e. 2^-16
+
+/// Largest share difficulty, as a power of two (2^60 is far above any network difficulty).
+pub const DIFFICULTY_MAX_LOG2: u32 = 60;
+
+/// Seconds the vardiff looks back (EWMA time constant).
+pub const VARDIFF_WINDOW_SECS: u32 = 300;
+
+const _: () = assert!(EXTRANONCE2_SIZE_MIN <= EXTRANONCE2_SIZE_DEFAULT);
+const _: () = assert!(EXTRANONCE2_SIZE_DEFAULT <= EXTRANONCE2_SIZE_MAX);
+const _: () = assert!(EXTRANONCE1_BYTES + EXTRANONCE2_SIZE_MAX <= 16);
+const _: () = assert!(
+    COINBASE_HEIGHT_PUSH_BYTES_MAX + EXTRANONCE1_BYTES + EXTRANONCE2_SIZE_MAX
+        + COINBASE_TAG_BYTES_MAX
+        <= COINBASE_SCRIPT_SIG_BYTES_MAX
+);
+const _: () = assert!(COINBASE_BYTES_SOLO_TARGET <= COINBASE_BYTES_MAX);
+// version 4 + input count 1 + outpoint 36 + script length 1 + sequence 4 + output count 1 +
+// locktime 4 = 51 fixed bytes; each output is 8 value + 1 length + its script.
+const _: () = assert!(
+    51 + COINBASE_SCRIPT_SIG_BYTES_MAX + COINBASE_OUTPUTS_MAX * (9 + OUTPUT_SCRIPT_BYTES_MAX)
+        <= COINBASE_BYTES_MAX
+);
+const _: () = assert!(TEMPLATE_TRANSACTIONS_MAX < (1 << MERKLE_DEPTH_MAX));
+const _: () = assert!(JOB_ID_HEX_MAX == 16); // a JobId is a u64
+const _: () = assert!(REQUEST_ID_BYTES_MAX < LINE_BYTES_MAX);
+const _: () = assert!(USERNAME_BYTES_MAX + PASSWORD_BYTES_MAX < LINE_BYTES_MAX);
+const _: () = assert!(WORKER_NAME_BYTES_MAX < USERNAME_BYTES_MAX);
+const _: () = assert!(DUPLICATES_PER_JOB_MAX.is_power_of_two());
+const _: () = assert!(DIFFICULTY_MAX_LOG2 + DIFFICULTY_MIN_BITS < 96);
+const _: () = assert!(SHARE_STATS_BATCH_MAX > 0);

@@ -1,0 +1,1 @@
+//! Checks live in `tests/tidy.rs`.
