@@ -1,0 +1,168 @@
+//! Repository-wide checks that no compiler lint covers (after TigerBeetle's `tidy.zig`).
+//!
+//! - crate layering: `warppool-hash` and `warppool-core` never depend on tokio;
+//! - no unbounded channel anywhere in the workspace;
+//! - lines of at most 100 columns in `hash/` and `core/`;
+//! - no `unsafe` in `core/`, and no printing or `dbg!` in library code of `hash/` and `core/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tidy/ has a parent")
+        .to_path_buf()
+}
+
+/// Every `.rs` file under `dir`, skipping build output and fuzz corpora.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                let skip = [
+                    "target",
+                    "corpus",
+                    "artifacts",
+                    "coverage",
+                    "node_modules",
+                    ".git",
+                ];
+                if !skip.contains(&name.as_ref()) {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn rel(p: &Path) -> String {
+    p.strip_prefix(root()).unwrap_or(p).display().to_string()
+}
+
+#[test]
+fn hash_and_core_never_depend_on_tokio() {
+    for krate in ["warppool-hash", "warppool-core"] {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args([
+                "tree",
+                "-p",
+                krate,
+                "-e",
+                "normal,build",
+                "--prefix",
+                "none",
+                "--offline",
+            ])
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tree = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            tree.lines().any(|l| l.starts_with(krate)),
+            "cargo tree did not list {krate}"
+        );
+        let bad: Vec<&str> = tree
+            .lines()
+            .filter(|l| l.starts_with("tokio ") || l.starts_with("tokio-") || l.starts_with("mio "))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{krate} depends on an async runtime: {bad:?}"
+        );
+    }
+}
+
+#[test]
+fn no_unbounded_channels() {
+    let banned = [
+        "unbounded(",         // crossbeam-channel, flume
+        "unbounded_channel(", // tokio
+        "mpsc::channel(",     // std: unbounded
+        "unbounded_async(",
+    ];
+    let mut hits = Vec::new();
+    for file in rust_files(&root()) {
+        if file.starts_with(root().join("tidy")) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            if banned.iter().any(|b| line.contains(b)) {
+                hits.push(format!("{}:{}: {}", rel(&file), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "unbounded channels are banned (STYLE rule 5):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn lines_at_most_100_columns_in_hash_and_core() {
+    let mut hits = Vec::new();
+    for dir in ["hash", "core"] {
+        for file in rust_files(&root().join(dir)) {
+            let text = fs::read_to_string(&file).unwrap_or_default();
+            for (i, line) in text.lines().enumerate() {
+                let cols = line.chars().count();
+                if cols > 100 {
+                    hits.push(format!("{}:{} has {cols} columns", rel(&file), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "lines over 100 columns:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn library_code_of_hash_and_core_is_quiet_and_core_is_safe() {
+    let mut hits = Vec::new();
+    for dir in ["hash/src", "core/src"] {
+        for file in rust_files(&root().join(dir)) {
+            let text = fs::read_to_string(&file).unwrap_or_default();
+            // Only library code: stop at the first test module.
+            let lib = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (i, line) in lib.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                for banned in ["println!", "eprintln!", "print!(", "dbg!"] {
+                    if code.contains(banned) {
+                        hits.push(format!("{}:{}: {banned}", rel(&file), i + 1));
+                    }
+                }
+                if dir == "core/src" && code.contains("unsafe") {
+                    hits.push(format!("{}:{}: unsafe in core", rel(&file), i + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "banned in library code:\n{}",
+        hits.join("\n")
+    );
+}
