@@ -134,7 +134,7 @@ pub fn encode(src: &[u8]) -> String {
 /// # Errors
 /// [`HexError::Length`] on an odd length, [`HexError::Digit`] on a non-hex byte.
 pub fn decode(src: &str) -> Result<Vec<u8>, HexError> {
-    if src.len() % 2 != 0 {
+    if !src.len().is_multiple_of(2) {
         return Err(HexError::Length {
             expected: src.len() + 1,
             got: src.len(),
