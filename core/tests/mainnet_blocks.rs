@@ -29,7 +29,9 @@ fn rebuild(f: &Fixture, template: &Arc<Template>, offset_in_script: usize, en2_s
     let parts = CoinbaseParts::from_coinbase(&coinbase, at, size, f.witness_reserved()).unwrap();
     let h = &f.block.header;
     let id = JobId::new(0x1000 + offset_in_script as u64);
-    let job = Arc::new(Job::from_parts(id, Arc::clone(template), &parts, Ntime::from_secs(h.time)).unwrap());
+    let job = Arc::new(
+        Job::from_parts(id, Arc::clone(template), &parts, Ntime::from_secs(h.time)).unwrap(),
+    );
     let mut book = JobBook::new(64);
     book.install(Arc::clone(&job));
 
@@ -44,24 +46,45 @@ fn rebuild(f: &Fixture, template: &Arc<Template>, offset_in_script: usize, en2_s
     };
     let share_target = Difficulty::ONE.to_target();
     let verdict = book.submit(id, &en1, &submission, VersionMask::POOL, &share_target);
-    let Verdict::Block { hash, candidate, accounting } = verdict else {
-        panic!("{}: the block's own nonce must be a block, got {verdict:?}", f.name);
+    let Verdict::Block {
+        hash,
+        candidate,
+        accounting,
+    } = verdict
+    else {
+        panic!(
+            "{}: the block's own nonce must be a block, got {verdict:?}",
+            f.name
+        );
     };
     let mut display = hash;
     display.reverse();
-    assert_eq!(warppool_core::hex::encode(&display), f.block.block_hash().to_string());
+    assert_eq!(
+        warppool_core::hex::encode(&display),
+        f.block.block_hash().to_string()
+    );
     assert_eq!(accounting, None, "{}: also a valid share", f.name);
     assert_eq!(candidate.coinbase(), &coinbase[..]);
     let rebuilt = candidate.to_block_bytes();
     assert_eq!(rebuilt.len(), f.bytes.len(), "{}: block length", f.name);
-    assert!(rebuilt == f.bytes, "{}: serialized block differs from the fixture", f.name);
-    assert_eq!(candidate.to_block_hex(), warppool_core::hex::encode(&f.bytes));
+    assert!(
+        rebuilt == f.bytes,
+        "{}: serialized block differs from the fixture",
+        f.name
+    );
+    assert_eq!(
+        candidate.to_block_hex(),
+        warppool_core::hex::encode(&f.bytes)
+    );
 
     // The same share again is a duplicate (still a block: submitted whatever its bookkeeping).
     let again = book.submit(id, &en1, &submission, VersionMask::POOL, &share_target);
     assert!(matches!(
         again,
-        Verdict::Block { accounting: Some(warppool_core::ShareReject::Duplicate), .. }
+        Verdict::Block {
+            accounting: Some(warppool_core::ShareReject::Duplicate),
+            ..
+        }
     ));
 }
 
@@ -73,7 +96,12 @@ fn check_fixture(f: &Fixture) {
 
     // The witness commitment computed from the transactions equals the block's.
     if let Some(real) = f.commitment_script() {
-        assert_eq!(template.witness_commitment_script(&f.witness_reserved()).to_vec(), real);
+        assert_eq!(
+            template
+                .witness_commitment_script(&f.witness_reserved())
+                .to_vec(),
+            real
+        );
     }
 
     // Real coinbase, extranonce at the start, middle and end of the scriptSig.
@@ -92,11 +120,20 @@ fn check_fixture(f: &Fixture) {
     // The pool's own coinbase builder on the same transactions: its witness commitment
     // (reserved value zero) must equal the node's, and the default solo coinbase with the
     // longest payout script (P2WSH/P2TR, 34 bytes) stays within 255 bytes.
-    let payout = [0x51, 0x20].iter().copied().chain([7u8; 32]).collect::<Vec<u8>>();
+    let payout = [0x51, 0x20]
+        .iter()
+        .copied()
+        .chain([7u8; 32])
+        .collect::<Vec<u8>>();
     let config = CoinbaseConfig::solo(b"/warppool/");
     if f.witness_reserved() == [0; 32] {
         let parts = build_coinbase(&template, &payout, &config).unwrap();
-        assert!(parts.len() <= 255, "{}: solo coinbase is {} bytes", f.name, parts.len());
+        assert!(
+            parts.len() <= 255,
+            "{}: solo coinbase is {} bytes",
+            f.name,
+            parts.len()
+        );
         let commitment = template.witness_commitment_script(&[0; 32]);
         let has = parts.coinb2().windows(38).any(|w| w == commitment);
         assert_eq!(has, f.is_segwit());

@@ -6,22 +6,24 @@ use bitcoin::{Block, Target, Transaction, Witness};
 use serde_json::json;
 
 /// The pool's version-rolling mask.
-pub const MASK: u32 = 0x1fff_e000;
+pub(crate) const MASK: u32 = 0x1fff_e000;
 
 /// A fixture: its raw bytes, the reference decoding and its known hash.
-pub struct Fixture {
-    pub name: &'static str,
-    pub bytes: Vec<u8>,
-    pub block: Block,
-    pub height: u32,
+pub(crate) struct Fixture {
+    pub(crate) name: &'static str,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) block: Block,
+    pub(crate) height: u32,
 }
 
 fn fixture_path(file: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file)
 }
 
 /// Loads a fixture (`.raw` bytes or `.hex` text) and checks its hash and merkle root.
-pub fn load(name: &'static str, file: &str, hash: &str, height: u32) -> Fixture {
+pub(crate) fn load(name: &'static str, file: &str, hash: &str, height: u32) -> Fixture {
     let raw = std::fs::read(fixture_path(file)).expect("fixture file is committed");
     let bytes = if file.ends_with(".hex") {
         warppool_core::hex::decode(std::str::from_utf8(&raw).unwrap().trim()).unwrap()
@@ -31,18 +33,32 @@ pub fn load(name: &'static str, file: &str, hash: &str, height: u32) -> Fixture 
     let block: Block = deserialize(&bytes).expect("fixture is a valid block");
     assert_eq!(block.block_hash().to_string(), hash, "{name}: header hash");
     assert!(block.check_merkle_root(), "{name}: merkle root");
-    assert!(block.check_witness_commitment(), "{name}: witness commitment");
-    let header_hash = warppool_hash::sha256d_header(
-        &serialize(&block.header).try_into().expect("a header is 80 bytes"),
+    assert!(
+        block.check_witness_commitment(),
+        "{name}: witness commitment"
     );
-    assert_eq!(header_hash, block.block_hash().to_byte_array(), "{name}: our header hash");
+    let header_hash = warppool_hash::sha256d_header(
+        &serialize(&block.header)
+            .try_into()
+            .expect("a header is 80 bytes"),
+    );
+    assert_eq!(
+        header_hash,
+        block.block_hash().to_byte_array(),
+        "{name}: our header hash"
+    );
     if let Ok(h) = block.bip34_block_height() {
         assert_eq!(h, u64::from(height), "{name}: BIP34 height");
     }
-    Fixture { name, bytes, block, height }
+    Fixture {
+        name,
+        bytes,
+        block,
+        height,
+    }
 }
 
-pub fn block_100000() -> Fixture {
+pub(crate) fn block_100000() -> Fixture {
     load(
         "100000",
         "mainnet_block_100000.hex",
@@ -51,7 +67,7 @@ pub fn block_100000() -> Fixture {
     )
 }
 
-pub fn block_702861() -> Fixture {
+pub(crate) fn block_702861() -> Fixture {
     load(
         "702861",
         "mainnet_block_702861.raw",
@@ -61,17 +77,17 @@ pub fn block_702861() -> Fixture {
 }
 
 impl Fixture {
-    pub fn coinbase(&self) -> &Transaction {
+    pub(crate) fn coinbase(&self) -> &Transaction {
         &self.block.txdata[0]
     }
 
     /// Whether the block commits to witnesses (segwit template).
-    pub fn is_segwit(&self) -> bool {
+    pub(crate) fn is_segwit(&self) -> bool {
         self.commitment_script().is_some()
     }
 
     /// The coinbase's witness commitment output script, if any (the last one counts).
-    pub fn commitment_script(&self) -> Option<Vec<u8>> {
+    pub(crate) fn commitment_script(&self) -> Option<Vec<u8>> {
         self.coinbase()
             .output
             .iter()
@@ -82,7 +98,7 @@ impl Fixture {
     }
 
     /// The coinbase witness reserved value (zeros when absent).
-    pub fn witness_reserved(&self) -> [u8; 32] {
+    pub(crate) fn witness_reserved(&self) -> [u8; 32] {
         match self.coinbase().input[0].witness.nth(0) {
             Some(item) => item.try_into().expect("reserved value is 32 bytes"),
             None => [0; 32],
@@ -90,7 +106,7 @@ impl Fixture {
     }
 
     /// The coinbase without witness (what miners hash).
-    pub fn coinbase_stripped(&self) -> Vec<u8> {
+    pub(crate) fn coinbase_stripped(&self) -> Vec<u8> {
         let mut tx = self.coinbase().clone();
         tx.input[0].witness = Witness::new();
         serialize(&tx)
@@ -98,9 +114,14 @@ impl Fixture {
 
     /// The `getblocktemplate` result the node would have given for this block. The version
     /// has the rolling mask cleared (the block's rolled bits come back as share version bits).
-    pub fn template_json(&self) -> String {
+    pub(crate) fn template_json(&self) -> String {
         let h = &self.block.header;
-        let value: u64 = self.coinbase().output.iter().map(|o| o.value.to_sat()).sum();
+        let value: u64 = self
+            .coinbase()
+            .output
+            .iter()
+            .map(|o| o.value.to_sat())
+            .sum();
         let txs: Vec<_> = self.block.txdata[1..]
             .iter()
             .map(|tx| {
