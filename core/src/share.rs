@@ -302,7 +302,8 @@ impl DuplicateSet {
     }
 }
 
-/// Judges one share against its job. Pure: no allocation, no I/O. `stale` says whether the job is from a previous tip; `duplicates` is
+/// Judges one share against its job. Pure: no allocation, no I/O. `stale` says whether the job
+/// is from a previous tip; `duplicates` is
 /// the job's duplicate set.
 #[must_use]
 pub fn validate_share(

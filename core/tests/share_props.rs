@@ -54,7 +54,8 @@ fn fake_transaction(seed: u64, i: usize, witness: bool) -> bitcoin::Transaction 
     }
 }
 
-/// A template JSON with `tx_count` small made-up transactions. Segwit templates carry the matching commitment, non-segwit ones no segwit
+/// A template JSON with `tx_count` small made-up transactions. Segwit templates carry the
+/// matching commitment, non-segwit ones no segwit
 /// fields at all (Bitcoin SV style).
 fn template_json(tx_count: usize, seed: u64, segwit: bool, bits: u32, prev: [u8; 32]) -> String {
     let txs: Vec<_> = (0..tx_count)
@@ -161,7 +162,10 @@ proptest! {
         en2 in any::<[u8; 8]>(),
         target_top in any::<u8>(),
         mask_request in prop_oneof![Just(u32::MAX), any::<u32>(), Just(0u32)],
-        shares in prop::collection::vec((any::<u32>(), any::<u32>(), -200i64..8000, any::<bool>()), 1..12),
+        shares in prop::collection::vec(
+            (any::<u32>(), any::<u32>(), -200i64..8000, any::<bool>()),
+            1..12,
+        ),
     ) {
         let tx_count = depth_to_count(depth, pick);
         let bits = if regtest { REGTEST_BITS } else { MAINNET_BITS };
@@ -189,10 +193,12 @@ proptest! {
             };
             let verdict = book.submit(JobId::new(1), &en1v, &sub, mask, &share_target);
             if let Some(b) = version_bits && !mask.allows(b) {
-                prop_assert!(matches!(verdict, Verdict::Rejected(ShareReject::VersionBitsOutsideMask)));
+                let want = Verdict::Rejected(ShareReject::VersionBitsOutsideMask);
+                prop_assert_eq!(format!("{verdict:?}"), format!("{want:?}"));
                 continue;
             }
-            if ntime < MINTIME || i64::from(ntime) - i64::from(CURTIME) > i64::from(NTIME_AHEAD_SECS_MAX) {
+            let ahead = i64::from(ntime) - i64::from(CURTIME);
+            if ntime < MINTIME || ahead > i64::from(NTIME_AHEAD_SECS_MAX) {
                 prop_assert!(matches!(verdict, Verdict::Rejected(ShareReject::NtimeOutOfRange)));
                 continue;
             }

@@ -140,7 +140,11 @@ impl Fixture {
         let mut t = json!({
             "capabilities": ["proposal"],
             "version": h.version.to_consensus() as u32 & !MASK,
-            "rules": if self.is_segwit() { json!(["csv", "!segwit", "taproot"]) } else { json!([]) },
+            "rules": if self.is_segwit() {
+                json!(["csv", "!segwit", "taproot"])
+            } else {
+                json!([])
+            },
             "vbavailable": {},
             "vbrequired": 0,
             "previousblockhash": h.prev_blockhash.to_string(),
