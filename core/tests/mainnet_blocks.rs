@@ -153,6 +153,41 @@ fn block_100000_pre_segwit() {
 fn block_702861_segwit() {
     let f = fixtures::block_702861();
     assert!(f.block.txdata.len() > 1000);
+    let witnesses = f.block.txdata[1..]
+        .iter()
+        .filter(|t| t.input.iter().any(|i| !i.witness.is_empty()));
+    assert!(
+        witnesses.count() > 1000,
+        "most transactions carry witnesses"
+    );
     assert!(f.is_segwit());
+    check_fixture(&f);
+}
+
+#[test]
+fn block_200000_pre_segwit_many_transactions() {
+    let f = fixtures::block_200000();
+    assert_eq!(f.block.txdata.len(), 388);
+    assert!(!f.is_segwit());
+    check_fixture(&f);
+}
+
+#[test]
+fn block_347032_pre_segwit_bip34() {
+    let f = fixtures::block_347032();
+    assert_eq!(f.block.txdata.len(), 162);
+    assert_eq!(f.block.bip34_block_height().unwrap(), 347_032);
+    check_fixture(&f);
+}
+
+#[test]
+fn block_481824_first_segwit_block() {
+    let f = fixtures::block_481824();
+    assert_eq!(f.block.txdata.len(), 1866);
+    assert!(f.is_segwit());
+    let witnesses = f.block.txdata[1..]
+        .iter()
+        .filter(|t| t.input.iter().any(|i| !i.witness.is_empty()));
+    assert!(witnesses.count() > 0, "some transactions carry witnesses");
     check_fixture(&f);
 }

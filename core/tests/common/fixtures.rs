@@ -32,6 +32,10 @@ pub(crate) fn load(name: &'static str, file: &str, hash: &str, height: u32) -> F
     };
     let block: Block = deserialize(&bytes).expect("fixture is a valid block");
     assert_eq!(block.block_hash().to_string(), hash, "{name}: header hash");
+    assert!(
+        block.header.validate_pow(block.header.target()).is_ok(),
+        "{name}: proof of work"
+    );
     assert!(block.check_merkle_root(), "{name}: merkle root");
     assert!(
         block.check_witness_commitment(),
@@ -64,6 +68,33 @@ pub(crate) fn block_100000() -> Fixture {
         "mainnet_block_100000.hex",
         "000000000003ba27aa200b1cecaad478d2b00432346c3f1f3986da1afd33e506",
         100_000,
+    )
+}
+
+pub(crate) fn block_200000() -> Fixture {
+    load(
+        "200000",
+        "mainnet_block_200000.raw",
+        "000000000000034a7dedef4a161fa058a2d67a173a90155f3a2fe6fc132e0ebf",
+        200_000,
+    )
+}
+
+pub(crate) fn block_347032() -> Fixture {
+    load(
+        "347032",
+        "mainnet_block_347032.raw",
+        "00000000000000000e799818cd5c2fb7a222c5e4b62ae78350875e1026ead3b3",
+        347_032,
+    )
+}
+
+pub(crate) fn block_481824() -> Fixture {
+    load(
+        "481824",
+        "mainnet_block_481824.raw",
+        "0000000000000000001c8018d9cb3b742ef25114f27563e3fc4a1902167f9893",
+        481_824,
     )
 }
 
