@@ -152,7 +152,7 @@ const _: () = assert!(COINBASE_BYTES_MAX <= u16::MAX as usize);
 // (MINERS.md rule 7); the branch length is stored in a `u8`.
 const _: () = assert!(MERKLE_DEPTH_MAX <= 30);
 // BIP34 height push (at most 5 bytes for heights up to i32::MAX) plus the extranonce push opcode.
-const _: () = assert!(5 + 1 <= COINBASE_HEIGHT_PUSH_BYTES_MAX);
+const _: () = assert!(5 < COINBASE_HEIGHT_PUSH_BYTES_MAX);
 // Every pool tag fits a single-byte push opcode (≤ 75 bytes).
 const _: () = assert!(COINBASE_TAG_BYTES_MAX <= 75);
 // Output scripts and the extranonce have one-byte lengths in the coinbase.

@@ -126,20 +126,27 @@ fn check_fixture(f: &Fixture) {
         .chain([7u8; 32])
         .collect::<Vec<u8>>();
     let config = CoinbaseConfig::solo(b"/warppool/");
-    if f.witness_reserved() == [0; 32] {
-        let parts = build_coinbase(&template, &payout, &config).unwrap();
-        assert!(
-            parts.len() <= 255,
-            "{}: solo coinbase is {} bytes",
-            f.name,
-            parts.len()
-        );
-        let commitment = template.witness_commitment_script(&[0; 32]);
-        let has = parts.coinb2().windows(38).any(|w| w == commitment);
-        assert_eq!(has, f.is_segwit());
-        let job = Job::new(JobId::new(1), Arc::clone(&template), &payout, &config).unwrap();
-        assert_eq!(job.coinbase_len(), parts.len());
+    assert_eq!(
+        f.witness_reserved(),
+        [0; 32],
+        "{}: mainnet miners commit to zero",
+        f.name
+    );
+    let parts = build_coinbase(&template, &payout, &config).unwrap();
+    assert!(
+        parts.len() <= 255,
+        "{}: solo coinbase is {} bytes",
+        f.name,
+        parts.len()
+    );
+    let commitment = template.witness_commitment_script(&[0; 32]);
+    let has = parts.coinb2().windows(38).any(|w| w == commitment);
+    assert_eq!(has, f.is_segwit());
+    if let Some(real) = f.commitment_script() {
+        assert_eq!(commitment.to_vec(), real, "{}: builder commitment", f.name);
     }
+    let job = Job::new(JobId::new(1), Arc::clone(&template), &payout, &config).unwrap();
+    assert_eq!(job.coinbase_len(), parts.len());
 }
 
 #[test]
