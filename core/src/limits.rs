@@ -144,3 +144,19 @@ const _: () = assert!(WORKER_NAME_BYTES_MAX < USERNAME_BYTES_MAX);
 const _: () = assert!(DUPLICATES_PER_JOB_MAX.is_power_of_two());
 const _: () = assert!(DIFFICULTY_MAX_LOG2 + DIFFICULTY_MIN_BITS < 96);
 const _: () = assert!(SHARE_STATS_BATCH_MAX > 0);
+
+// Domain (template → job → share) relationships.
+// A block candidate stores its coinbase length in a `u16`.
+const _: () = assert!(COINBASE_BYTES_MAX <= u16::MAX as usize);
+// ESP-Miner and NerdQAxe reject merkle branches longer than 32, the Avalon MM holds 30
+// (MINERS.md rule 7); the branch length is stored in a `u8`.
+const _: () = assert!(MERKLE_DEPTH_MAX <= 30);
+// BIP34 height push (at most 5 bytes for heights up to i32::MAX) plus the extranonce push opcode.
+const _: () = assert!(5 < COINBASE_HEIGHT_PUSH_BYTES_MAX);
+// Every pool tag fits a single-byte push opcode (≤ 75 bytes).
+const _: () = assert!(COINBASE_TAG_BYTES_MAX <= 75);
+// Output scripts and the extranonce have one-byte lengths in the coinbase.
+const _: () = assert!(OUTPUT_SCRIPT_BYTES_MAX < 0xfd);
+const _: () = assert!(EXTRANONCE1_BYTES + EXTRANONCE2_SIZE_MAX <= 75);
+// The ntime window stays inside consensus' two hours ahead of network-adjusted time.
+const _: () = assert!(NTIME_AHEAD_SECS_MAX < 2 * 60 * 60);
