@@ -99,7 +99,11 @@ impl Difficulty {
         if scaled > max {
             return Err(DifficultyError::TooLarge(d));
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "range checked")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "range checked"
+        )]
         Ok(Self::from_units_unchecked(scaled as u128))
     }
 
@@ -282,7 +286,11 @@ impl ShareTarget {
     #[must_use]
     pub fn to_difficulty_lossy(self) -> f64 {
         let t = self.0.to_f64_lossy();
-        if t == 0.0 { f64::INFINITY } else { Self::DIFF1.0.to_f64_lossy() / t }
+        if t == 0.0 {
+            f64::INFINITY
+        } else {
+            Self::DIFF1.0.to_f64_lossy() / t
+        }
     }
 
     /// The difficulty a hash achieved, `diff1 / hash` (the "share difficulty" miners display).
@@ -309,7 +317,11 @@ impl fmt::Debug for ShareTarget {
         let mut be = self.to_le_bytes();
         be.reverse();
         let mut buf = [0u8; 64];
-        write!(f, "ShareTarget({})", crate::hex::encode_to_slice(&be, &mut buf))
+        write!(
+            f,
+            "ShareTarget({})",
+            crate::hex::encode_to_slice(&be, &mut buf)
+        )
     }
 }
 
@@ -331,7 +343,10 @@ mod tests {
             target_hex(ShareTarget::DIFF1),
             "00000000ffff0000000000000000000000000000000000000000000000000000"
         );
-        assert_eq!(ShareTarget::from_compact(0x1d00_ffff).unwrap(), ShareTarget::DIFF1);
+        assert_eq!(
+            ShareTarget::from_compact(0x1d00_ffff).unwrap(),
+            ShareTarget::DIFF1
+        );
     }
 
     #[test]
@@ -364,7 +379,10 @@ mod tests {
         assert!(Difficulty::from_f64_lossy(1e-9).is_err());
         assert!(Difficulty::from_f64_lossy(1e30).is_err());
         assert_eq!(Difficulty::from_f64_lossy(0.5).unwrap().to_f64_lossy(), 0.5);
-        assert_eq!(Difficulty::from_whole(65_536).unwrap().whole(), Some(65_536));
+        assert_eq!(
+            Difficulty::from_whole(65_536).unwrap().whole(),
+            Some(65_536)
+        );
         assert_eq!(Difficulty::from_f64_lossy(0.5).unwrap().whole(), None);
         assert_eq!(Difficulty::from_f64_lossy(0.5).unwrap().to_string(), "0.5");
         assert_eq!(Difficulty::from_whole(512).unwrap().to_string(), "512");

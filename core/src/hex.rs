@@ -42,7 +42,10 @@ pub const fn digit(c: u8) -> Option<u8> {
 /// [`HexError::Length`] on a wrong length, [`HexError::Digit`] on a non-hex byte.
 pub fn decode_to_slice(src: &[u8], out: &mut [u8]) -> Result<(), HexError> {
     if src.len() != out.len() * 2 {
-        return Err(HexError::Length { expected: out.len() * 2, got: src.len() });
+        return Err(HexError::Length {
+            expected: out.len() * 2,
+            got: src.len(),
+        });
     }
     for (i, (pair, o)) in src.chunks_exact(2).zip(out.iter_mut()).enumerate() {
         let hi = digit(pair[0]).ok_or(HexError::Digit(2 * i))?;
@@ -69,7 +72,10 @@ pub fn decode_array<const N: usize>(src: &[u8]) -> Result<[u8; N], HexError> {
 /// [`HexError::Length`] for 0 or more than 8 digits, [`HexError::Digit`] on a non-hex byte.
 pub fn parse_u32(src: &[u8]) -> Result<u32, HexError> {
     if src.is_empty() || src.len() > 8 {
-        return Err(HexError::Length { expected: 8, got: src.len() });
+        return Err(HexError::Length {
+            expected: 8,
+            got: src.len(),
+        });
     }
     let mut v = 0u32;
     for (i, &c) in src.iter().enumerate() {
@@ -84,7 +90,10 @@ pub fn parse_u32(src: &[u8]) -> Result<u32, HexError> {
 /// As [`parse_u32`], with 16 digits at most.
 pub fn parse_u64(src: &[u8]) -> Result<u64, HexError> {
     if src.is_empty() || src.len() > 16 {
-        return Err(HexError::Length { expected: 16, got: src.len() });
+        return Err(HexError::Length {
+            expected: 16,
+            got: src.len(),
+        });
     }
     let mut v = 0u64;
     for (i, &c) in src.iter().enumerate() {
@@ -99,7 +108,11 @@ pub fn parse_u64(src: &[u8]) -> Result<u64, HexError> {
 /// # Panics
 /// If `out` has the wrong length (a programming error).
 pub fn encode_to_slice<'a>(src: &[u8], out: &'a mut [u8]) -> &'a str {
-    assert_eq!(out.len(), src.len() * 2, "hex output buffer has the wrong length");
+    assert_eq!(
+        out.len(),
+        src.len() * 2,
+        "hex output buffer has the wrong length"
+    );
     for (b, pair) in src.iter().zip(out.chunks_exact_mut(2)) {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 0x0f)];
@@ -122,7 +135,10 @@ pub fn encode(src: &[u8]) -> String {
 /// [`HexError::Length`] on an odd length, [`HexError::Digit`] on a non-hex byte.
 pub fn decode(src: &str) -> Result<Vec<u8>, HexError> {
     if src.len() % 2 != 0 {
-        return Err(HexError::Length { expected: src.len() + 1, got: src.len() });
+        return Err(HexError::Length {
+            expected: src.len() + 1,
+            got: src.len(),
+        });
     }
     let mut out = vec![0u8; src.len() / 2];
     decode_to_slice(src.as_bytes(), &mut out)?;
@@ -153,8 +169,20 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert_eq!(parse_u32(b""), Err(HexError::Length { expected: 8, got: 0 }));
-        assert_eq!(parse_u32(b"123456789"), Err(HexError::Length { expected: 8, got: 9 }));
+        assert_eq!(
+            parse_u32(b""),
+            Err(HexError::Length {
+                expected: 8,
+                got: 0
+            })
+        );
+        assert_eq!(
+            parse_u32(b"123456789"),
+            Err(HexError::Length {
+                expected: 8,
+                got: 9
+            })
+        );
         assert_eq!(parse_u32(b"12g4"), Err(HexError::Digit(2)));
         assert!(decode("abc").is_err());
         assert_eq!(decode_array::<2>(b"zz00"), Err(HexError::Digit(0)));

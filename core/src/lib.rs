@@ -7,7 +7,9 @@
 pub mod difficulty;
 pub mod hex;
 pub mod limits;
+pub mod stratum;
 pub mod types;
+pub mod vardiff;
 
 pub use difficulty::{Difficulty, DifficultyError, ShareTarget};
 pub use types::{

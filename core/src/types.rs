@@ -30,9 +30,7 @@ pub enum TypeError {
         got: usize,
     },
     /// A worker name that is too long or has characters outside the allowed set.
-    #[error(
-        "worker name must be 1 to {WORKER_NAME_BYTES_MAX} bytes of letters, digits and -_.:@+"
-    )]
+    #[error("worker name must be 1 to {WORKER_NAME_BYTES_MAX} bytes of letters, digits and -_.:@+")]
     WorkerName,
 }
 
@@ -60,7 +58,11 @@ impl JobId {
     /// [`TypeError::Hex`] on anything else.
     pub fn from_hex(src: &[u8]) -> Result<Self, TypeError> {
         if src.len() > JOB_ID_HEX_MAX {
-            return Err(HexError::Length { expected: JOB_ID_HEX_MAX, got: src.len() }.into());
+            return Err(HexError::Length {
+                expected: JOB_ID_HEX_MAX,
+                got: src.len(),
+            }
+            .into());
         }
         Ok(Self(hex::parse_u64(src)?))
     }
@@ -312,7 +314,10 @@ impl WorkerName {
         }
         let mut bytes = [0u8; WORKER_NAME_BYTES_MAX];
         bytes[..s.len()].copy_from_slice(s.as_bytes());
-        Ok(Self { bytes, len: s.len() as u8 })
+        Ok(Self {
+            bytes,
+            len: s.len() as u8,
+        })
     }
 
     /// The name.
@@ -352,12 +357,16 @@ mod tests {
     #[test]
     fn extranonce2_sizes() {
         let size = ExtranonceSize::new(4).unwrap();
-        assert_eq!(Extranonce2::from_hex(b"DEADbeef", size).unwrap().as_bytes(), &[
-            0xde, 0xad, 0xbe, 0xef
-        ]);
+        assert_eq!(
+            Extranonce2::from_hex(b"DEADbeef", size).unwrap().as_bytes(),
+            &[0xde, 0xad, 0xbe, 0xef]
+        );
         assert_eq!(
             Extranonce2::from_hex(b"deadbe", size),
-            Err(TypeError::Extranonce2Length { expected: 4, got: 3 })
+            Err(TypeError::Extranonce2Length {
+                expected: 4,
+                got: 3
+            })
         );
         assert!(ExtranonceSize::new(1).is_err());
         assert!(ExtranonceSize::new(9).is_err());
