@@ -1,1 +1,400 @@
-//! Vardiff (placeholder).
+//! The vardiff state machine: one per connection, time passed in by the caller.
+//!
+//! Responsibilities: estimate the miner's hashrate from its **valid** shares and choose a share
+//! difficulty that gives about [`VardiffConfig::shares_per_min_target`] shares a minute
+//! (DESIGN §4). Rejected shares never move the estimate.
+//!
+//! How:
+//! - The estimate is a difficulty-weighted, time-decayed EWMA of valid shares ("difficulty
+//!   shares per second", as ckpool's `dsps`), with time constant
+//!   [`VardiffConfig::window_ms`] and ckpool's start-up bias correction. Weighting by difficulty
+//!   makes the estimate independent of the difficulty the shares were mined at.
+//! - **Ramp-up**: for [`VardiffConfig::rampup_ms`] after connect, as soon as 4 shares and 500 ms
+//!   have passed since the last change, the rate since that change sets the difficulty directly
+//!   (up to [`VARDIFF_STEP_FACTOR_MAX`] times higher or 8 times lower). Ramp-up ends at the
+//!   first estimate inside the band.
+//! - **Steady state**: at most one change per [`VardiffConfig::retarget_interval_ms_min`], only
+//!   when the EWMA's ideal difficulty is outside the hysteresis band
+//!   (± [`VardiffConfig::band_percent`]), and by at most 4 times per change.
+//! - **Silence**: no valid share for [`VardiffConfig::silence_ms`] (a quarter of it during
+//!   ramp-up) lowers the difficulty 4 times (16 times during ramp-up); call
+//!   [`Vardiff::on_tick`] now and then (every few seconds) for this.
+//! - Every difficulty is clamped to the port's range, the client's own minimum and
+//!   [`Difficulty::MIN`]..=[`Difficulty::MAX`], and rounded to a whole number unless it is
+//!   below 1 and the client takes fractions.
+//!
+//! Usage: the data plane calls [`Vardiff::on_share`] after each validated share; a `Some`
+//! result is sent as `mining.set_difficulty` followed by a fresh `mining.notify`.
+
+use crate::difficulty::Difficulty;
+use crate::limits::{
+    VARDIFF_RETARGET_INTERVAL_MS_MIN, VARDIFF_STEP_FACTOR_MAX, VARDIFF_WINDOW_SECS,
+};
+
+/// A point in time in milliseconds, from a clock the caller chooses (monotonic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(u64);
+
+impl Millis {
+    /// From a millisecond count.
+    #[must_use]
+    pub const fn new(ms: u64) -> Self {
+        Self(ms)
+    }
+
+    /// The millisecond count.
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
+    #[must_use]
+    pub const fn since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Vardiff settings (per port or profile).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VardiffConfig {
+    /// Shares a minute aimed for (default 18).
+    pub shares_per_min_target: u32,
+    /// Difficulty for new connections without a hint.
+    pub difficulty_start: Difficulty,
+    /// Lowest difficulty of the port.
+    pub difficulty_min: Difficulty,
+    /// Highest difficulty of the port.
+    pub difficulty_max: Difficulty,
+    /// Whether difficulties below 1 may be given (only for clients known to parse them).
+    pub fractional: bool,
+    /// Least time between two steady-state changes, in milliseconds (default 30 s).
+    pub retarget_interval_ms_min: u64,
+    /// Hysteresis: no change while the ideal difficulty is within this many percent of the
+    /// current one (default 30).
+    pub band_percent: u32,
+    /// EWMA time constant in milliseconds (default [`VARDIFF_WINDOW_SECS`]).
+    pub window_ms: u64,
+    /// How long after connect the ramp-up may run, in milliseconds (default 120 s).
+    pub rampup_ms: u64,
+    /// Time without a valid share after which the difficulty is lowered, in milliseconds
+    /// (default 60 s).
+    pub silence_ms: u64,
+}
+
+impl Default for VardiffConfig {
+    fn default() -> Self {
+        Self {
+            shares_per_min_target: 18,
+            difficulty_start: Difficulty::from_whole(1024).unwrap_or(Difficulty::ONE),
+            difficulty_min: Difficulty::ONE,
+            difficulty_max: Difficulty::MAX,
+            fractional: false,
+            retarget_interval_ms_min: 30_000,
+            band_percent: 30,
+            window_ms: u64::from(VARDIFF_WINDOW_SECS) * 1000,
+            rampup_ms: 120_000,
+            silence_ms: 60_000,
+        }
+    }
+}
+
+impl VardiffConfig {
+    /// Checks the settings against each other and the limits.
+    ///
+    /// # Errors
+    /// A lowercase description of the first problem.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.shares_per_min_target == 0 || self.shares_per_min_target > 600 {
+            return Err("shares_per_min_target must be 1..=600");
+        }
+        if self.difficulty_min > self.difficulty_max {
+            return Err("difficulty_min is above difficulty_max");
+        }
+        if self.retarget_interval_ms_min < VARDIFF_RETARGET_INTERVAL_MS_MIN {
+            return Err("retarget_interval_ms_min is below the limit");
+        }
+        if self.band_percent == 0 || self.band_percent >= 100 {
+            return Err("band_percent must be 1..=99");
+        }
+        if self.window_ms < 1000 || self.rampup_ms > self.window_ms * 10 {
+            return Err("window_ms must be at least 1 s and rampup_ms at most 10 windows");
+        }
+        if self.silence_ms < 4_000 {
+            return Err("silence_ms must be at least 4 s");
+        }
+        Ok(())
+    }
+}
+
+/// Shares needed since the last change before a ramp-up estimate.
+const RAMP_SHARES_MIN: u32 = 4;
+/// Time needed since the last change before a ramp-up estimate, in milliseconds.
+const RAMP_INTERVAL_MS_MIN: u64 = 500;
+/// Largest decrease of one ramp-up change.
+const RAMP_DOWN_FACTOR_MAX: f64 = 8.0;
+/// Largest change of one steady-state retarget.
+const STEADY_FACTOR_MAX: f64 = 4.0;
+/// Decrease on silence in the steady state.
+const SILENCE_DIVISOR: f64 = 4.0;
+/// Decrease on silence during ramp-up.
+const RAMP_SILENCE_DIVISOR: f64 = 16.0;
+
+/// The per-connection vardiff state.
+#[derive(Clone, Debug)]
+pub struct Vardiff {
+    config: VardiffConfig,
+    current: Difficulty,
+    /// The client's own minimum (`md=`, BIP310 `minimum-difficulty`).
+    client_min: Option<Difficulty>,
+    start: Millis,
+    last_change: Millis,
+    last_share: Option<Millis>,
+    /// EWMA of difficulty per second, as of `ewma_at`.
+    ewma_dsps: f64,
+    ewma_at: Millis,
+    /// Sum of credited difficulty and count of valid shares since `last_change`.
+    interval_difficulty_sum: f64,
+    interval_shares: u32,
+    ramping: bool,
+    shares_valid: u64,
+    shares_rejected: u64,
+}
+
+impl Vardiff {
+    /// A new connection's state at `now`, starting from `hint` (a suggested or persisted
+    /// difficulty) or the port's start difficulty, clamped.
+    ///
+    /// # Panics
+    /// If `config` does not pass [`VardiffConfig::validate`] (checked at config load).
+    #[must_use]
+    pub fn new(config: VardiffConfig, now: Millis, hint: Option<Difficulty>) -> Self {
+        assert!(config.validate().is_ok(), "invalid vardiff config");
+        let mut v = Self {
+            config,
+            current: config.difficulty_start,
+            client_min: None,
+            start: now,
+            last_change: now,
+            last_share: None,
+            ewma_dsps: 0.0,
+            ewma_at: now,
+            interval_difficulty_sum: 0.0,
+            interval_shares: 0,
+            ramping: true,
+            shares_valid: 0,
+            shares_rejected: 0,
+        };
+        let start = hint.unwrap_or(config.difficulty_start);
+        v.current = v.quantize(start.to_f64_lossy());
+        v
+    }
+
+    /// The difficulty in force.
+    #[must_use]
+    pub fn difficulty(&self) -> Difficulty {
+        self.current
+    }
+
+    /// Whether the ramp-up phase is still running.
+    #[must_use]
+    pub fn is_ramping(&self) -> bool {
+        self.ramping
+    }
+
+    /// Valid and rejected shares seen.
+    #[must_use]
+    pub fn share_counts(&self) -> (u64, u64) {
+        (self.shares_valid, self.shares_rejected)
+    }
+
+    /// The estimated hashrate in hashes per second (valid shares only).
+    #[must_use]
+    pub fn hashrate_lossy(&self, now: Millis) -> f64 {
+        self.dsps_estimate(now) * 4_294_967_296.0
+    }
+
+    /// Records a share judged at `credited` difficulty; only `accepted` shares count. Returns
+    /// the new difficulty when it changes.
+    pub fn on_share(
+        &mut self,
+        now: Millis,
+        credited: Difficulty,
+        accepted: bool,
+    ) -> Option<Difficulty> {
+        if !accepted {
+            self.shares_rejected += 1;
+            return None;
+        }
+        self.shares_valid += 1;
+        let d = credited.to_f64_lossy();
+        self.decay_to(now);
+        self.ewma_dsps += d / self.window_secs();
+        self.last_share = Some(now);
+        self.interval_difficulty_sum += d;
+        self.interval_shares = self.interval_shares.saturating_add(1);
+        if self.ramping && now.since(self.start) > self.config.rampup_ms {
+            self.ramping = false;
+        }
+        if self.ramping {
+            self.evaluate_ramp(now)
+        } else {
+            self.evaluate_steady(now)
+        }
+    }
+
+    /// Checks for silence; call every few seconds. Returns the new difficulty when it changes.
+    pub fn on_tick(&mut self, now: Millis) -> Option<Difficulty> {
+        let quiet_since = match self.last_share {
+            Some(t) if t > self.last_change => t,
+            _ => self.last_change,
+        };
+        let (silence_ms, divisor) = if self.ramping {
+            (self.config.silence_ms / 4, RAMP_SILENCE_DIVISOR)
+        } else {
+            (self.config.silence_ms, SILENCE_DIVISOR)
+        };
+        if now.since(quiet_since) < silence_ms {
+            return None;
+        }
+        let target = self.current.to_f64_lossy() / divisor;
+        self.change_to(now, target)
+    }
+
+    /// A `mining.suggest_difficulty` (or `d=`): taken as the start difficulty while no valid
+    /// share has arrived yet, ignored afterwards (NerdMiner re-sends it as a keep-alive).
+    pub fn suggest(&mut self, now: Millis, d: Difficulty) -> Option<Difficulty> {
+        if self.shares_valid > 0 {
+            return None;
+        }
+        self.change_to(now, d.to_f64_lossy())
+    }
+
+    /// The client's own minimum difficulty (`md=`, BIP310 `minimum-difficulty`). Returns the
+    /// new difficulty if the current one is below it.
+    pub fn set_client_min(&mut self, now: Millis, d: Difficulty) -> Option<Difficulty> {
+        self.client_min = Some(d);
+        if self.current < d {
+            self.change_to(now, d.to_f64_lossy())
+        } else {
+            None
+        }
+    }
+
+    fn window_secs(&self) -> f64 {
+        ms_to_secs(self.config.window_ms)
+    }
+
+    fn decay_to(&mut self, now: Millis) {
+        let dt = ms_to_secs(now.since(self.ewma_at));
+        self.ewma_dsps *= (-dt / self.window_secs()).exp();
+        self.ewma_at = now.max(self.ewma_at);
+    }
+
+    /// Difficulty per second, corrected for the EWMA's start-up bias.
+    fn dsps_estimate(&self, now: Millis) -> f64 {
+        let dt = ms_to_secs(now.since(self.ewma_at));
+        let raw = self.ewma_dsps * (-dt / self.window_secs()).exp();
+        let age = ms_to_secs(now.since(self.start));
+        let bias = 1.0 - (-age / self.window_secs()).exp();
+        if bias < 1e-6 { raw } else { raw / bias }
+    }
+
+    fn ideal_for(&self, dsps: f64) -> f64 {
+        dsps * 60.0 / f64::from(self.config.shares_per_min_target)
+    }
+
+    fn in_band(&self, ratio: f64) -> bool {
+        let band = f64::from(self.config.band_percent) / 100.0;
+        ratio >= 1.0 - band && ratio <= 1.0 + band
+    }
+
+    fn evaluate_ramp(&mut self, now: Millis) -> Option<Difficulty> {
+        let elapsed = now.since(self.last_change);
+        if self.interval_shares < RAMP_SHARES_MIN || elapsed < RAMP_INTERVAL_MS_MIN {
+            return None;
+        }
+        // (n - 1) / n: the count was stopped at a share, which biases n / t upwards.
+        let n = f64::from(self.interval_shares);
+        let rate = self.interval_difficulty_sum * (n - 1.0) / n / ms_to_secs(elapsed);
+        let current = self.current.to_f64_lossy();
+        let ratio = self.ideal_for(rate) / current;
+        if self.in_band(ratio) {
+            self.ramping = false;
+            return None;
+        }
+        let up_max = f64::from(VARDIFF_STEP_FACTOR_MAX);
+        let ratio = ratio.clamp(1.0 / RAMP_DOWN_FACTOR_MAX, up_max);
+        self.change_to(now, current * ratio)
+    }
+
+    fn evaluate_steady(&mut self, now: Millis) -> Option<Difficulty> {
+        if now.since(self.last_change) < self.config.retarget_interval_ms_min {
+            return None;
+        }
+        let current = self.current.to_f64_lossy();
+        let ratio = self.ideal_for(self.dsps_estimate(now)) / current;
+        if self.in_band(ratio) {
+            return None;
+        }
+        let ratio = ratio.clamp(1.0 / STEADY_FACTOR_MAX, STEADY_FACTOR_MAX);
+        self.change_to(now, current * ratio)
+    }
+
+    /// Moves to `target` (quantized and clamped) if that differs from the current difficulty.
+    fn change_to(&mut self, now: Millis, target: f64) -> Option<Difficulty> {
+        let next = self.quantize(target);
+        // Restart the interval (and the silence clock) even when clamping keeps the value.
+        self.last_change = now;
+        self.interval_difficulty_sum = 0.0;
+        self.interval_shares = 0;
+        if next == self.current {
+            return None;
+        }
+        self.current = next;
+        Some(next)
+    }
+
+    /// Clamps into the allowed range and rounds to a whole number unless fractions are allowed
+    /// and the value is below 1.
+    fn quantize(&self, target: f64) -> Difficulty {
+        let mut lo = self.config.difficulty_min.max(Difficulty::MIN);
+        if let Some(client_min) = self.client_min {
+            lo = lo.max(client_min);
+        }
+        let hi = self.config.difficulty_max.min(Difficulty::MAX);
+        let lo = lo.min(hi);
+        let lo_f = lo.to_f64_lossy();
+        let hi_f = hi.to_f64_lossy();
+        let t = if target.is_nan() {
+            lo_f
+        } else {
+            target.clamp(lo_f, hi_f)
+        };
+        if t >= 1.0 || !self.config.fractional {
+            // Whole: nearest integer, at least 1, inside the range where a whole number fits.
+            let mut whole = t.round().max(1.0);
+            if whole < lo_f {
+                whole = lo_f.ceil();
+            }
+            if whole > hi_f && hi_f >= 1.0 {
+                whole = hi_f.floor();
+            }
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "clamped"
+            )]
+            let whole = whole as u64;
+            Difficulty::from_whole(whole).unwrap_or(Difficulty::MAX)
+        } else {
+            Difficulty::from_f64_lossy(t).unwrap_or(lo).clamp_to(lo, hi)
+        }
+    }
+}
+
+fn ms_to_secs(ms: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss, reason = "durations far below 2^53 ms")]
+    let v = ms as f64;
+    v / 1000.0
+}
