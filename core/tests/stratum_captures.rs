@@ -34,7 +34,9 @@ fn configure(line: &str) -> Configure {
 
 fn submit(line: &str) -> Submit<'_> {
     let msg = parse(line);
-    let Request::Submit(s) = msg.request else { panic!("{line}: {:?}", msg.request) };
+    let Request::Submit(s) = msg.request else {
+        panic!("{line}: {:?}", msg.request)
+    };
     // The fast path agrees with the serde_json reference.
     let reference = parse_submit_reference(line.as_bytes()).unwrap();
     assert_eq!(s.to_owned_submit(&msg.id), reference, "{line}");
@@ -60,11 +62,13 @@ const BC1: &str = "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh";
 #[test]
 fn nerdminer_v2() {
     let line = r#"{"id": 1, "method": "mining.subscribe", "params": ["NerdMinerV2/V1.8.3"]}"#;
-    assert_eq!(subscribe(line).user_agent.as_deref(), Some("NerdMinerV2/V1.8.3"));
-    assert_eq!(id(line), "1");
-    let line = format!(
-        r#"{{"params": ["{BC1}.nerd", "x"], "id": 2, "method": "mining.authorize"}}"#
+    assert_eq!(
+        subscribe(line).user_agent.as_deref(),
+        Some("NerdMinerV2/V1.8.3")
     );
+    assert_eq!(id(line), "1");
+    let line =
+        format!(r#"{{"params": ["{BC1}.nerd", "x"], "id": 2, "method": "mining.authorize"}}"#);
     assert_eq!(authorize(&line), (format!("{BC1}.nerd"), "x".to_owned()));
     let line = r#"{"id":3,"method":"mining.suggest_difficulty","params":[0.00015]}"#;
     assert!((suggest(line) - 0.00015).abs() < 1e-9);
@@ -76,13 +80,19 @@ fn nerdminer_v2() {
     assert_eq!(s.nonce, b"da54e7");
     assert_eq!(s.extranonce2, b"00000001");
     assert_eq!(s.version_bits, None);
-    assert_eq!(warppool_core::Nonce::from_hex(s.nonce).unwrap().get(), 0x00da_54e7);
+    assert_eq!(
+        warppool_core::Nonce::from_hex(s.nonce).unwrap().get(),
+        0x00da_54e7
+    );
 }
 
 #[test]
 fn nerdnos_six_params_without_configure() {
     let line = r#"{"id": 1, "method": "mining.subscribe", "params": ["NerdNOS/V1.0.4"]}"#;
-    assert_eq!(subscribe(line).user_agent.as_deref(), Some("NerdNOS/V1.0.4"));
+    assert_eq!(
+        subscribe(line).user_agent.as_deref(),
+        Some("NerdNOS/V1.0.4")
+    );
     let line = r#"{"id": 3, "method": "mining.suggest_difficulty", "params": [128]}"#;
     assert_eq!(suggest(line), 128.0);
     let line = r#"{"id": 7, "method": "mining.submit", "params": ["bc1q.nos","2f","00000003","6650f8a1","0a1b2c3d","00006000"]}"#;
@@ -97,14 +107,23 @@ fn bitaxe_current_compact() {
     let c = configure(line);
     assert_eq!(
         c.version_rolling,
-        Some(VersionRollingRequest { mask: 0xffff_ffff, min_bit_count: None })
+        Some(VersionRollingRequest {
+            mask: 0xffff_ffff,
+            min_bit_count: None
+        })
     );
     assert_eq!(c.minimum_difficulty, None);
     let reply = c.reply(VersionMask::POOL);
-    assert_eq!(reply.version_rolling, Some(VersionMask::from_bits(0x1fff_e000)));
+    assert_eq!(
+        reply.version_rolling,
+        Some(VersionMask::from_bits(0x1fff_e000))
+    );
     assert_eq!(reply.minimum_difficulty, None);
     let line = r#"{"id":2,"method":"mining.subscribe","params":["bitaxe/BM1372/BM1373/v2.15.0"]}"#;
-    assert_eq!(subscribe(line).user_agent.as_deref(), Some("bitaxe/BM1372/BM1373/v2.15.0"));
+    assert_eq!(
+        subscribe(line).user_agent.as_deref(),
+        Some("bitaxe/BM1372/BM1373/v2.15.0")
+    );
     let line = r#"{"id":2,"method":"mining.subscribe","params":["bitaxe/BM1370/v2.13.0b1-28-gdee4339-dirty"]}"#;
     assert!(subscribe(line).user_agent.unwrap().ends_with("-dirty"));
     let line = format!(r#"{{"id":3,"method":"mining.authorize","params":["{BC1}.bitaxe","x"]}}"#);
@@ -154,7 +173,11 @@ fn bitaxe_legacy_spaced_and_probe() {
 
 #[test]
 fn nerdqaxe_utf8_user_agents() {
-    for ua in ["NerdQAxe++/BM1370/v1.0.38", "NerdOCTAXE-γ/BM1370/v1.0.38", "NerdHaxe-γ/BM1370/v1"] {
+    for ua in [
+        "NerdQAxe++/BM1370/v1.0.38",
+        "NerdOCTAXE-γ/BM1370/v1.0.38",
+        "NerdHaxe-γ/BM1370/v1",
+    ] {
         let line = format!(r#"{{"id": 1, "method": "mining.subscribe", "params": ["{ua}"]}}"#);
         assert_eq!(subscribe(&line).user_agent.as_deref(), Some(ua));
     }
@@ -172,7 +195,14 @@ fn nerdqaxe_utf8_user_agents() {
 fn avalon_nano3s_cgminer() {
     let line = r#"{"id": 0, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "ffffffff"}]}"#;
     assert_eq!(id(line), "0");
-    assert_eq!(configure(line).reply(VersionMask::POOL).version_rolling.unwrap().bits(), 0x1fff_e000);
+    assert_eq!(
+        configure(line)
+            .reply(VersionMask::POOL)
+            .version_rolling
+            .unwrap()
+            .bits(),
+        0x1fff_e000
+    );
     let s = subscribe(r#"{"id": 1, "method": "mining.subscribe", "params": ["cgminer/4.11.1"]}"#);
     assert_eq!(s.user_agent.as_deref(), Some("cgminer/4.11.1"));
     let s = subscribe(
@@ -191,7 +221,9 @@ fn avalon_nano3s_cgminer() {
     assert_eq!(submit(line).version_bits, None);
     // Its answers to ping and get_version.
     let line = r#"{"id": 14, "result": "pong", "error": null}"#;
-    assert!(matches!(parse(line).request, Request::Response(r) if r.ok && r.result.as_deref() == Some("pong")));
+    assert!(
+        matches!(parse(line).request, Request::Response(r) if r.ok && r.result.as_deref() == Some("pong"))
+    );
 }
 
 #[test]
@@ -200,12 +232,18 @@ fn antminer_s21_min_bit_count_and_luxos() {
     let c = configure(line);
     assert_eq!(
         c.version_rolling,
-        Some(VersionRollingRequest { mask: 0x1fff_e000, min_bit_count: Some(16) })
+        Some(VersionRollingRequest {
+            mask: 0x1fff_e000,
+            min_bit_count: Some(16)
+        })
     );
     assert!(c.subscribe_extranonce);
     // cpuminer style: min-bit-count as a string.
     let line = r#"{"id":1,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":"2"}]}"#;
-    assert_eq!(configure(line).version_rolling.unwrap().min_bit_count, Some(2));
+    assert_eq!(
+        configure(line).version_rolling.unwrap().min_bit_count,
+        Some(2)
+    );
     let ua = "Antminer S21/Fri Oct 11 16:34:48 CST 2024";
     let line = format!(r#"{{"id": 1, "method": "mining.subscribe", "params": ["{ua}"]}}"#);
     assert_eq!(subscribe(&line).user_agent.as_deref(), Some(ua));
@@ -240,20 +278,33 @@ fn whatsminer_configure_and_session() {
     let line = r#"{"id": 197, "method": "mining.subscribe", "params": ["whatsminer/v1.0", "ae6812eb4cd7735a302a8a9dd95cf71f"]}"#;
     let s = subscribe(line);
     assert_eq!(s.user_agent.as_deref(), Some("whatsminer/v1.0"));
-    assert_eq!(s.session.as_deref(), Some("ae6812eb4cd7735a302a8a9dd95cf71f"));
+    assert_eq!(
+        s.session.as_deref(),
+        Some("ae6812eb4cd7735a302a8a9dd95cf71f")
+    );
 }
 
 #[test]
 fn braiins_os_fixtures() {
     let line = r#"{"id":0,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":16}]}"#;
-    assert_eq!(configure(line).version_rolling.unwrap().min_bit_count, Some(16));
+    assert_eq!(
+        configure(line).version_rolling.unwrap().min_bit_count,
+        Some(16)
+    );
     let line = r#"{"id":1,"method":"mining.subscribe","params":["Braiins OS 2019-06-05",null,"stratum.example.com:3333",null]}"#;
-    assert_eq!(subscribe(line).user_agent.as_deref(), Some("Braiins OS 2019-06-05"));
+    assert_eq!(
+        subscribe(line).user_agent.as_deref(),
+        Some("Braiins OS 2019-06-05")
+    );
     let ua = "2026-02-13-0-db69f9bc-26.01-plus;bosminer-plus-tuner 0.9.0-db69f9bc";
-    let line = format!(r#"{{"id":1,"method":"mining.subscribe","params":["{ua}",null,"h:1",null]}}"#);
+    let line =
+        format!(r#"{{"id":1,"method":"mining.subscribe","params":["{ua}",null,"h:1",null]}}"#);
     assert_eq!(subscribe(&line).user_agent.as_deref(), Some(ua));
     let line = r#"{"id":2,"method":"mining.authorize","params":["braiins.worker0",""]}"#;
-    assert_eq!(authorize(line), ("braiins.worker0".to_owned(), String::new()));
+    assert_eq!(
+        authorize(line),
+        ("braiins.worker0".to_owned(), String::new())
+    );
     let line = r#"{"id":3,"method":"mining.submit","params":["braiins.worker0","ahoj","00000000","5d10bc0a","0443c37b","00000000"]}"#;
     let s = submit(line);
     assert_eq!(s.job_id, b"ahoj"); // not hex: the share validator answers "job not found"
@@ -262,15 +313,31 @@ fn braiins_os_fixtures() {
 #[test]
 fn password_hints_and_minimum_difficulty() {
     let line = r#"{"id":2,"method":"mining.authorize","params":["bc1q.w","x,d=2048,md=512"]}"#;
-    let Request::Authorize(a) = parse(line).request else { panic!() };
-    assert_eq!(a.hint.difficulty_start, Some(Difficulty::from_whole(2048).unwrap()));
-    assert_eq!(a.hint.difficulty_min, Some(Difficulty::from_whole(512).unwrap()));
+    let Request::Authorize(a) = parse(line).request else {
+        panic!()
+    };
+    assert_eq!(
+        a.hint.difficulty_start,
+        Some(Difficulty::from_whole(2048).unwrap())
+    );
+    assert_eq!(
+        a.hint.difficulty_min,
+        Some(Difficulty::from_whole(512).unwrap())
+    );
     let line = r#"{"id":2,"method":"mining.authorize","params":["bc1q.w","d=0.5"]}"#;
-    let Request::Authorize(a) = parse(line).request else { panic!() };
-    assert_eq!(a.hint.difficulty_start.map(Difficulty::to_f64_lossy), Some(0.5));
+    let Request::Authorize(a) = parse(line).request else {
+        panic!()
+    };
+    assert_eq!(
+        a.hint.difficulty_start.map(Difficulty::to_f64_lossy),
+        Some(0.5)
+    );
     let line = r#"{"id":1,"method":"mining.configure","params":[["minimum-difficulty"],{"minimum-difficulty.value":2048}]}"#;
     let c = configure(line);
-    assert_eq!(c.minimum_difficulty, Some(Some(Difficulty::from_whole(2048).unwrap())));
+    assert_eq!(
+        c.minimum_difficulty,
+        Some(Some(Difficulty::from_whole(2048).unwrap()))
+    );
     assert_eq!(c.version_rolling, None);
     let reply = c.reply(VersionMask::POOL);
     assert_eq!(reply.version_rolling, None);
@@ -288,10 +355,13 @@ fn unknown_methods_and_errors_keep_the_id() {
     let line = r#"{"id":null,"method":"mining.suggest_difficulty(64)","params":[]}"#;
     assert_eq!(suggest(line), 64.0);
     // Errors carry the id when it came before the problem.
-    let e = parse_line(br#"{"id":7,"method":"mining.submit","params":["a","b","c","d"]}"#)
-        .unwrap_err();
+    let e =
+        parse_line(br#"{"id":7,"method":"mining.submit","params":["a","b","c","d"]}"#).unwrap_err();
     assert_eq!(e.id(), Some(RequestId::from_u64(7)));
-    assert!(matches!(e.kind(), ParseErrorKind::ParamCount { got: 4, .. }));
+    assert!(matches!(
+        e.kind(),
+        ParseErrorKind::ParamCount { got: 4, .. }
+    ));
     let e = parse_line(br#"{"id":8,"method":"mining.submit","params":[1,2,3,4,5]}"#).unwrap_err();
     assert_eq!(e.kind(), ParseErrorKind::ParamType { index: 0 });
     let e = parse_line(br#"{"id":9,"method":"mining.submit","params":["a\n","b","c","d","e"]}"#)
@@ -307,9 +377,15 @@ fn unknown_methods_and_errors_keep_the_id() {
     let e = parse_line(b"{\"id\":1,\"method\":\"\xff\"}").unwrap_err();
     assert!(matches!(e.kind(), ParseErrorKind::Utf8 { .. }));
     let long = vec![b' '; warppool_core::limits::LINE_BYTES_MAX + 1];
-    assert!(matches!(parse_line(&long).unwrap_err().kind(), ParseErrorKind::LineTooLong { .. }));
+    assert!(matches!(
+        parse_line(&long).unwrap_err().kind(),
+        ParseErrorKind::LineTooLong { .. }
+    ));
     let e = parse_line(br#"{"id":{"a":1},"method":"mining.ping"}"#).unwrap_err();
     assert_eq!(e.kind(), ParseErrorKind::IdType);
     // Trailing carriage return tolerated.
-    assert_eq!(parse("{\"id\":1,\"method\":\"mining.ping\"}\r").request, Request::Ping);
+    assert_eq!(
+        parse("{\"id\":1,\"method\":\"mining.ping\"}\r").request,
+        Request::Ping
+    );
 }
