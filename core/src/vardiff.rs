@@ -9,15 +9,20 @@
 //!   shares per second", as ckpool's `dsps`), with time constant
 //!   [`VardiffConfig::window_ms`] and ckpool's start-up bias correction. Weighting by difficulty
 //!   makes the estimate independent of the difficulty the shares were mined at.
-//! - **Ramp-up**: for [`VardiffConfig::rampup_ms`] after connect, as soon as 4 shares and 500 ms
-//!   have passed since the last change, the rate since that change sets the difficulty directly
-//!   (up to [`VARDIFF_STEP_FACTOR_MAX`] times higher or 8 times lower). Ramp-up ends at the
-//!   first estimate inside the band.
+//! - **Ramp-up**: for [`VardiffConfig::rampup_ms`] after connect, once 4 shares have arrived
+//!   since the last change and 500 ms since the first share, the difficulty-weighted rate since
+//!   the first share sets the difficulty directly (up to [`VARDIFF_STEP_FACTOR_MAX`] times
+//!   higher or 8 times lower). Ramp-up ends at the first estimate inside the band.
 //! - **Steady state**: at most one change per [`VardiffConfig::retarget_interval_ms_min`], only
 //!   when the EWMA's ideal difficulty is outside the hysteresis band
-//!   (± [`VardiffConfig::band_percent`]), and by at most 4 times per change.
-//! - **Silence**: no valid share for [`VardiffConfig::silence_ms`] (a quarter of it during
-//!   ramp-up) lowers the difficulty 4 times (16 times during ramp-up); call
+//!   (× or ÷ 1 + [`VardiffConfig::band_percent`]), and by at most 4 times per change.
+//! - **Noise gate**: a change also needs at least 8 effective shares and the estimate to be off
+//!   by more than `k / sqrt(effective share count)` in log terms (k = 4 standard errors during
+//!   ramp-up, which tests at every share; 3 in the steady state), so a lucky streak of shares
+//!   does not move the difficulty. A change then goes one standard error short of the
+//!   estimate (towards the current difficulty).
+//! - **Silence**: no valid share for [`VardiffConfig::silence_ms`] (half of it during ramp-up)
+//!   lowers the difficulty 4 times (8 times during ramp-up); call
 //!   [`Vardiff::on_tick`] now and then (every few seconds) for this.
 //! - Every difficulty is clamped to the port's range, the client's own minimum and
 //!   [`Difficulty::MIN`]..=[`Difficulty::MAX`], and rounded to a whole number unless it is
@@ -131,6 +136,13 @@ impl VardiffConfig {
 const RAMP_SHARES_MIN: u32 = 4;
 /// Time needed since the last change before a ramp-up estimate, in milliseconds.
 const RAMP_INTERVAL_MS_MIN: u64 = 500;
+/// Fewest effective shares an estimate needs before it may change the difficulty (the normal
+/// approximation behind the noise gate is poor below this).
+const SHARES_EFFECTIVE_MIN: f64 = 8.0;
+/// Standard errors a ramp-up estimate must be off by (it is tested at every share).
+const RAMP_SIGMAS: f64 = 4.0;
+/// Standard errors a steady-state estimate must be off by (tested every retarget interval).
+const STEADY_SIGMAS: f64 = 3.0;
 /// Largest decrease of one ramp-up change.
 const RAMP_DOWN_FACTOR_MAX: f64 = 8.0;
 /// Largest change of one steady-state retarget.
@@ -138,7 +150,7 @@ const STEADY_FACTOR_MAX: f64 = 4.0;
 /// Decrease on silence in the steady state.
 const SILENCE_DIVISOR: f64 = 4.0;
 /// Decrease on silence during ramp-up.
-const RAMP_SILENCE_DIVISOR: f64 = 16.0;
+const RAMP_SILENCE_DIVISOR: f64 = 8.0;
 
 /// The per-connection vardiff state.
 #[derive(Clone, Debug)]
@@ -150,11 +162,16 @@ pub struct Vardiff {
     start: Millis,
     last_change: Millis,
     last_share: Option<Millis>,
-    /// EWMA of difficulty per second, as of `ewma_at`.
-    ewma_dsps: f64,
+    /// Exponentially weighted sums of valid share difficulty, `Σ w·d` and `Σ w²·d²` with
+    /// `w = exp(-age / window)`, as of `ewma_at`.
+    ewma_sum: f64,
+    ewma_sum_sq: f64,
     ewma_at: Millis,
-    /// Sum of credited difficulty and count of valid shares since `last_change`.
-    interval_difficulty_sum: f64,
+    /// Plain sums of valid share difficulty after the first valid share (ramp-up estimate).
+    ramp_sum: f64,
+    ramp_sum_sq: f64,
+    first_share: Option<Millis>,
+    /// Valid shares since `last_change`.
     interval_shares: u32,
     ramping: bool,
     shares_valid: u64,
@@ -177,9 +194,12 @@ impl Vardiff {
             start: now,
             last_change: now,
             last_share: None,
-            ewma_dsps: 0.0,
+            ewma_sum: 0.0,
+            ewma_sum_sq: 0.0,
             ewma_at: now,
-            interval_difficulty_sum: 0.0,
+            ramp_sum: 0.0,
+            ramp_sum_sq: 0.0,
+            first_share: None,
             interval_shares: 0,
             ramping: true,
             shares_valid: 0,
@@ -229,17 +249,26 @@ impl Vardiff {
         self.shares_valid += 1;
         let d = credited.to_f64_lossy();
         self.decay_to(now);
-        self.ewma_dsps += d / self.window_secs();
+        self.ewma_sum += d;
+        self.ewma_sum_sq += d * d;
+        if self.first_share.is_some() {
+            self.ramp_sum += d;
+            self.ramp_sum_sq += d * d;
+        } else {
+            // The first share only marks the start: its time is not a full interval.
+            self.first_share = Some(now);
+        }
         self.last_share = Some(now);
-        self.interval_difficulty_sum += d;
         self.interval_shares = self.interval_shares.saturating_add(1);
         if self.ramping && now.since(self.start) > self.config.rampup_ms {
             self.ramping = false;
         }
+        // Estimates leave out the share that triggers them: stopping at a share would bias the
+        // rate upwards.
         if self.ramping {
-            self.evaluate_ramp(now)
+            self.evaluate_ramp(now, d)
         } else {
-            self.evaluate_steady(now)
+            self.evaluate_steady(now, d)
         }
     }
 
@@ -250,7 +279,7 @@ impl Vardiff {
             _ => self.last_change,
         };
         let (silence_ms, divisor) = if self.ramping {
-            (self.config.silence_ms / 4, RAMP_SILENCE_DIVISOR)
+            (self.config.silence_ms / 2, RAMP_SILENCE_DIVISOR)
         } else {
             (self.config.silence_ms, SILENCE_DIVISOR)
         };
@@ -287,56 +316,99 @@ impl Vardiff {
 
     fn decay_to(&mut self, now: Millis) {
         let dt = ms_to_secs(now.since(self.ewma_at));
-        self.ewma_dsps *= (-dt / self.window_secs()).exp();
+        let w = (-dt / self.window_secs()).exp();
+        self.ewma_sum *= w;
+        self.ewma_sum_sq *= w * w;
         self.ewma_at = now.max(self.ewma_at);
     }
 
-    /// Difficulty per second, corrected for the EWMA's start-up bias.
+    /// Difficulty per second from the EWMA, corrected for its start-up bias.
     fn dsps_estimate(&self, now: Millis) -> f64 {
+        self.dsps_from(now, self.ewma_sum)
+    }
+
+    /// Difficulty per second from an EWMA sum as of `ewma_at`, bias corrected.
+    fn dsps_from(&self, now: Millis, ewma_sum: f64) -> f64 {
         let dt = ms_to_secs(now.since(self.ewma_at));
-        let raw = self.ewma_dsps * (-dt / self.window_secs()).exp();
-        let age = ms_to_secs(now.since(self.start));
+        let raw = ewma_sum * (-dt / self.window_secs()).exp() / self.window_secs();
+        let age = ms_to_secs(now.since(self.first_share.unwrap_or(self.start)));
         let bias = 1.0 - (-age / self.window_secs()).exp();
         if bias < 1e-6 { raw } else { raw / bias }
+    }
+
+    /// Whether `ratio` (ideal / current) is far enough from 1 to act on: outside the
+    /// hysteresis band and outside `sigmas` standard errors of an estimate made of `sum` and
+    /// `sum_sq` (the effective share count is `sum² / sum_sq`).
+    fn significant(&self, ratio: f64, sum: f64, sum_sq: f64, sigmas: f64) -> bool {
+        if !(ratio > 0.0 && ratio.is_finite()) {
+            return false;
+        }
+        let band = (1.0 + f64::from(self.config.band_percent) / 100.0).ln();
+        let shares_effective = if sum_sq > 0.0 {
+            sum * sum / sum_sq
+        } else {
+            0.0
+        };
+        if shares_effective < SHARES_EFFECTIVE_MIN {
+            return false;
+        }
+        let noise = sigmas / shares_effective.sqrt();
+        ratio.ln().abs() > band.max(noise)
+    }
+
+    /// `ratio` moved one standard error towards 1 (never past it): a change goes to the near
+    /// edge of the estimate's confidence interval rather than its middle, so a lucky streak
+    /// that passed the noise gate overshoots less.
+    fn shrink(ratio: f64, sum: f64, sum_sq: f64) -> f64 {
+        let shares_effective = if sum_sq > 0.0 {
+            sum * sum / sum_sq
+        } else {
+            1.0
+        };
+        let sigma = 1.0 / shares_effective.max(1.0).sqrt();
+        let log = ratio.ln();
+        (log.signum() * (log.abs() - sigma).max(0.0)).exp()
     }
 
     fn ideal_for(&self, dsps: f64) -> f64 {
         dsps * 60.0 / f64::from(self.config.shares_per_min_target)
     }
 
-    fn in_band(&self, ratio: f64) -> bool {
-        let band = f64::from(self.config.band_percent) / 100.0;
-        ratio >= 1.0 - band && ratio <= 1.0 + band
-    }
-
-    fn evaluate_ramp(&mut self, now: Millis) -> Option<Difficulty> {
-        let elapsed = now.since(self.last_change);
+    fn evaluate_ramp(&mut self, now: Millis, last: f64) -> Option<Difficulty> {
+        let first = self.first_share?;
+        let elapsed = now.since(first);
         if self.interval_shares < RAMP_SHARES_MIN || elapsed < RAMP_INTERVAL_MS_MIN {
             return None;
         }
-        // (n - 1) / n: the count was stopped at a share, which biases n / t upwards.
-        let n = f64::from(self.interval_shares);
-        let rate = self.interval_difficulty_sum * (n - 1.0) / n / ms_to_secs(elapsed);
+        let (sum, sum_sq) = (self.ramp_sum - last, self.ramp_sum_sq - last * last);
+        let rate = sum / ms_to_secs(elapsed);
         let current = self.current.to_f64_lossy();
         let ratio = self.ideal_for(rate) / current;
-        if self.in_band(ratio) {
+        let band = 1.0 + f64::from(self.config.band_percent) / 100.0;
+        if ratio <= band && ratio >= 1.0 / band {
             self.ramping = false;
             return None;
         }
+        if !self.significant(ratio, sum, sum_sq, RAMP_SIGMAS) {
+            return None;
+        }
         let up_max = f64::from(VARDIFF_STEP_FACTOR_MAX);
-        let ratio = ratio.clamp(1.0 / RAMP_DOWN_FACTOR_MAX, up_max);
+        let ratio = Self::shrink(ratio, sum, sum_sq).clamp(1.0 / RAMP_DOWN_FACTOR_MAX, up_max);
         self.change_to(now, current * ratio)
     }
 
-    fn evaluate_steady(&mut self, now: Millis) -> Option<Difficulty> {
+    fn evaluate_steady(&mut self, now: Millis, last: f64) -> Option<Difficulty> {
         if now.since(self.last_change) < self.config.retarget_interval_ms_min {
             return None;
         }
         let current = self.current.to_f64_lossy();
-        let ratio = self.ideal_for(self.dsps_estimate(now)) / current;
-        if self.in_band(ratio) {
+        // The EWMA was just decayed to `now`, so the last share has weight 1.
+        let (sum, sum_sq) = (self.ewma_sum - last, self.ewma_sum_sq - last * last);
+        let ratio = self.ideal_for(self.dsps_from(now, sum)) / current;
+        if !self.significant(ratio, sum, sum_sq, STEADY_SIGMAS) {
             return None;
         }
+        let ratio = Self::shrink(ratio, sum, sum_sq);
         let ratio = ratio.clamp(1.0 / STEADY_FACTOR_MAX, STEADY_FACTOR_MAX);
         self.change_to(now, current * ratio)
     }
@@ -346,7 +418,6 @@ impl Vardiff {
         let next = self.quantize(target);
         // Restart the interval (and the silence clock) even when clamping keeps the value.
         self.last_change = now;
-        self.interval_difficulty_sum = 0.0;
         self.interval_shares = 0;
         if next == self.current {
             return None;
