@@ -74,7 +74,11 @@ fn nerdminer_v2() {
     assert!((suggest(line) - 0.00015).abs() < 1e-9);
     // en2 fixed, nonce unpadded.
     let line = format!(
-        r#"{{"id":4,"method":"mining.submit","params":["{BC1}","1a","00000001","6650f8a1","da54e7"]}}"#
+        concat!(
+            r#"{{"id":4,"method":"mining.submit","params":["{BC1}","1a","00000001","6650f8a1","#,
+            r#""da54e7"]}}"#,
+        ),
+        BC1 = BC1
     );
     let s = submit(&line);
     assert_eq!(s.nonce, b"da54e7");
@@ -95,7 +99,10 @@ fn nerdnos_six_params_without_configure() {
     );
     let line = r#"{"id": 3, "method": "mining.suggest_difficulty", "params": [128]}"#;
     assert_eq!(suggest(line), 128.0);
-    let line = r#"{"id": 7, "method": "mining.submit", "params": ["bc1q.nos","2f","00000003","6650f8a1","0a1b2c3d","00006000"]}"#;
+    let line = concat!(
+        r#"{"id": 7, "method": "mining.submit", "params": ["bc1q.nos","2f","00000003","#,
+        r#""6650f8a1","0a1b2c3d","00006000"]}"#,
+    );
     let s = submit(line);
     assert_eq!(s.version_bits, Some(&b"00006000"[..]));
     assert!(VersionMask::POOL.allows(0x6000));
@@ -103,7 +110,10 @@ fn nerdnos_six_params_without_configure() {
 
 #[test]
 fn bitaxe_current_compact() {
-    let line = r#"{"id":1,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"ffffffff"}]}"#;
+    let line = concat!(
+        r#"{"id":1,"method":"mining.configure","params":[["version-rolling"],"#,
+        r#"{"version-rolling.mask":"ffffffff"}]}"#,
+    );
     let c = configure(line);
     assert_eq!(
         c.version_rolling,
@@ -124,7 +134,10 @@ fn bitaxe_current_compact() {
         subscribe(line).user_agent.as_deref(),
         Some("bitaxe/BM1372/BM1373/v2.15.0")
     );
-    let line = r#"{"id":2,"method":"mining.subscribe","params":["bitaxe/BM1370/v2.13.0b1-28-gdee4339-dirty"]}"#;
+    let line = concat!(
+        r#"{"id":2,"method":"mining.subscribe","#,
+        r#""params":["bitaxe/BM1370/v2.13.0b1-28-gdee4339-dirty"]}"#,
+    );
     assert!(subscribe(line).user_agent.unwrap().ends_with("-dirty"));
     let line = format!(r#"{{"id":3,"method":"mining.authorize","params":["{BC1}.bitaxe","x"]}}"#);
     assert_eq!(authorize(&line).1, "x");
@@ -133,7 +146,11 @@ fn bitaxe_current_compact() {
     let line = r#"{"id":5,"method":"mining.extranonce.subscribe","params":[]}"#;
     assert_eq!(parse(line).request, Request::ExtranonceSubscribe);
     let line = format!(
-        r#"{{"id":6,"method":"mining.submit","params":["{BC1}.bitaxe","3e","c7080000","6650f8a1","1a2b3c4d","00a3e000"]}}"#
+        concat!(
+            r#"{{"id":6,"method":"mining.submit","params":["{BC1}.bitaxe","3e","c7080000","#,
+            r#""6650f8a1","1a2b3c4d","00a3e000"]}}"#,
+        ),
+        BC1 = BC1
     );
     let s = submit(&line);
     assert_eq!(s.job_id, b"3e");
@@ -154,11 +171,17 @@ fn bitaxe_current_compact() {
 #[test]
 fn bitaxe_legacy_spaced_and_probe() {
     let lines = [
-        r#"{"id": 1, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "ffffffff"}]}"#,
+        concat!(
+            r#"{"id": 1, "method": "mining.configure", "params": [["version-rolling"],"#,
+            r#" {"version-rolling.mask": "ffffffff"}]}"#,
+        ),
         r#"{"id": 2, "method": "mining.subscribe", "params": ["bitaxe/BM1368/v2.8.0"]}"#,
         r#"{"id": 3, "method": "mining.authorize", "params": ["bc1q.bitaxe", "x"]}"#,
         r#"{"id": 4, "method": "mining.suggest_difficulty", "params": [1000]}"#,
-        r#"{"id": 5, "method": "mining.submit", "params": ["bc1q.bitaxe", "3e", "c7080000", "6650f8a1", "1a2b3c4d", "00000000"]}"#,
+        concat!(
+            r#"{"id": 5, "method": "mining.submit", "params": ["bc1q.bitaxe", "3e", "c7080000","#,
+            r#" "6650f8a1", "1a2b3c4d", "00000000"]}"#,
+        ),
     ];
     for line in lines {
         let _ = parse(line);
@@ -181,19 +204,28 @@ fn nerdqaxe_utf8_user_agents() {
         let line = format!(r#"{{"id": 1, "method": "mining.subscribe", "params": ["{ua}"]}}"#);
         assert_eq!(subscribe(&line).user_agent.as_deref(), Some(ua));
     }
-    let line = r#"{"id": 2, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "1fffe000"}]}"#;
+    let line = concat!(
+        r#"{"id": 2, "method": "mining.configure", "params": [["version-rolling"],"#,
+        r#" {"version-rolling.mask": "1fffe000"}]}"#,
+    );
     assert_eq!(configure(line).version_rolling.unwrap().mask, 0x1fff_e000);
     let line = r#"{"id": 4, "method": "mining.suggest_difficulty", "params": [1000]}"#;
     assert_eq!(suggest(line), 1000.0);
     let line = r#"{"id": 5, "method": "mining.extranonce.subscribe", "params": []}"#;
     assert_eq!(parse(line).request, Request::ExtranonceSubscribe);
-    let line = r#"{"id": 6, "method": "mining.submit", "params": ["bc1q.qaxe", "4a", "0000002a", "6650f8a1", "00000001", "1fffe000"]}"#;
+    let line = concat!(
+        r#"{"id": 6, "method": "mining.submit", "params": ["bc1q.qaxe", "4a", "0000002a","#,
+        r#" "6650f8a1", "00000001", "1fffe000"]}"#,
+    );
     assert_eq!(submit(line).version_bits, Some(&b"1fffe000"[..]));
 }
 
 #[test]
 fn avalon_nano3s_cgminer() {
-    let line = r#"{"id": 0, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "ffffffff"}]}"#;
+    let line = concat!(
+        r#"{"id": 0, "method": "mining.configure", "params": [["version-rolling"],"#,
+        r#" {"version-rolling.mask": "ffffffff"}]}"#,
+    );
     assert_eq!(id(line), "0");
     assert_eq!(
         configure(line)
@@ -212,23 +244,35 @@ fn avalon_nano3s_cgminer() {
     let s = subscribe(r#"{"id": 6, "method": "mining.subscribe", "params": []}"#);
     assert_eq!(s, Subscribe::default());
     let _ = authorize(r#"{"id": 2, "method": "mining.authorize", "params": ["bc1q.avalon", "x"]}"#);
-    let line = r#"{"params": ["bc1q.avalon", "5b", "01000000", "6650f8b3", "3c2d1e0f", "1fffe000"], "id": 12, "method": "mining.submit"}"#;
+    let line = concat!(
+        r#"{"params": ["bc1q.avalon", "5b", "01000000", "6650f8b3", "3c2d1e0f","#,
+        r#" "1fffe000"], "id": 12, "method": "mining.submit"}"#,
+    );
     let s = submit(line);
     assert_eq!(s.ntime, b"6650f8b3");
     assert_eq!(id(line), "12");
     // Five params when the pool gave no mask.
-    let line = r#"{"params": ["bc1q.avalon", "5b", "01000000", "6650f8b3", "3c2d1e0f"], "id": 13, "method": "mining.submit"}"#;
+    let line = concat!(
+        r#"{"params": ["bc1q.avalon", "5b", "01000000", "6650f8b3", "3c2d1e0f"], "id": 13,"#,
+        r#" "method": "mining.submit"}"#,
+    );
     assert_eq!(submit(line).version_bits, None);
     // Its answers to ping and get_version.
     let line = r#"{"id": 14, "result": "pong", "error": null}"#;
-    assert!(
-        matches!(parse(line).request, Request::Response(r) if r.ok && r.result.as_deref() == Some("pong"))
-    );
+    let Request::Response(r) = parse(line).request else {
+        panic!("{line}")
+    };
+    assert!(r.ok);
+    assert_eq!(r.result.as_deref(), Some("pong"));
 }
 
 #[test]
 fn antminer_s21_min_bit_count_and_luxos() {
-    let line = r#"{"id": 9966, "method": "mining.configure", "params": [["version-rolling", "subscribe-extranonce"], {"version-rolling.mask": "1fffe000", "version-rolling.min-bit-count": 16}]}"#;
+    let line = concat!(
+        r#"{"id": 9966, "method": "mining.configure", "params": [["version-rolling","#,
+        r#" "subscribe-extranonce"], {"version-rolling.mask": "1fffe000","#,
+        r#" "version-rolling.min-bit-count": 16}]}"#,
+    );
     let c = configure(line);
     assert_eq!(
         c.version_rolling,
@@ -239,7 +283,10 @@ fn antminer_s21_min_bit_count_and_luxos() {
     );
     assert!(c.subscribe_extranonce);
     // cpuminer style: min-bit-count as a string.
-    let line = r#"{"id":1,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":"2"}]}"#;
+    let line = concat!(
+        r#"{"id":1,"method":"mining.configure","params":[["version-rolling"],"#,
+        r#"{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":"2"}]}"#,
+    );
     assert_eq!(
         configure(line).version_rolling.unwrap().min_bit_count,
         Some(2)
@@ -249,12 +296,19 @@ fn antminer_s21_min_bit_count_and_luxos() {
     assert_eq!(subscribe(&line).user_agent.as_deref(), Some(ua));
     let ua = "Antminer S21|LUXminer 2024.9.30|S21|a|";
     let line = format!(
-        r#"{{"id": 1, "method": "mining.subscribe", "params": ["{ua}", null, "pool.example:3333", null]}}"#
+        concat!(
+            r#"{{"id": 1, "method": "mining.subscribe", "params": ["{ua}", null,"#,
+            r#" "pool.example:3333", null]}}"#,
+        ),
+        ua = ua
     );
     let s = subscribe(&line);
     assert_eq!(s.user_agent.as_deref(), Some(ua));
     assert_eq!(s.session, None);
-    let line = r#"{"params": ["bc1q.s21", "6c", "00000000a1b2c3d4", "6650f8a1", "ABCDEF01", "00002000"], "id": 30, "method": "mining.submit"}"#;
+    let line = concat!(
+        r#"{"params": ["bc1q.s21", "6c", "00000000a1b2c3d4", "6650f8a1", "ABCDEF01","#,
+        r#" "00002000"], "id": 30, "method": "mining.submit"}"#,
+    );
     assert_eq!(submit(line).nonce, b"ABCDEF01");
 }
 
@@ -269,13 +323,19 @@ fn bmminer_multi_version() {
 
 #[test]
 fn whatsminer_configure_and_session() {
-    let line = r#"{"id": 196, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "1fffe000"}]}"#;
+    let line = concat!(
+        r#"{"id": 196, "method": "mining.configure", "params": [["version-rolling"],"#,
+        r#" {"version-rolling.mask": "1fffe000"}]}"#,
+    );
     let c = configure(line);
     let reply = c.reply(VersionMask::POOL);
     // Only the two standard keys: no minimum-difficulty, no min-bit-count.
     assert_eq!(reply.minimum_difficulty, None);
     assert_eq!(reply.subscribe_extranonce, None);
-    let line = r#"{"id": 197, "method": "mining.subscribe", "params": ["whatsminer/v1.0", "ae6812eb4cd7735a302a8a9dd95cf71f"]}"#;
+    let line = concat!(
+        r#"{"id": 197, "method": "mining.subscribe", "params": ["whatsminer/v1.0","#,
+        r#" "ae6812eb4cd7735a302a8a9dd95cf71f"]}"#,
+    );
     let s = subscribe(line);
     assert_eq!(s.user_agent.as_deref(), Some("whatsminer/v1.0"));
     assert_eq!(
@@ -286,12 +346,18 @@ fn whatsminer_configure_and_session() {
 
 #[test]
 fn braiins_os_fixtures() {
-    let line = r#"{"id":0,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":16}]}"#;
+    let line = concat!(
+        r#"{"id":0,"method":"mining.configure","params":[["version-rolling"],"#,
+        r#"{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":16}]}"#,
+    );
     assert_eq!(
         configure(line).version_rolling.unwrap().min_bit_count,
         Some(16)
     );
-    let line = r#"{"id":1,"method":"mining.subscribe","params":["Braiins OS 2019-06-05",null,"stratum.example.com:3333",null]}"#;
+    let line = concat!(
+        r#"{"id":1,"method":"mining.subscribe","params":["Braiins OS 2019-06-05",null,"#,
+        r#""stratum.example.com:3333",null]}"#,
+    );
     assert_eq!(
         subscribe(line).user_agent.as_deref(),
         Some("Braiins OS 2019-06-05")
@@ -305,7 +371,10 @@ fn braiins_os_fixtures() {
         authorize(line),
         ("braiins.worker0".to_owned(), String::new())
     );
-    let line = r#"{"id":3,"method":"mining.submit","params":["braiins.worker0","ahoj","00000000","5d10bc0a","0443c37b","00000000"]}"#;
+    let line = concat!(
+        r#"{"id":3,"method":"mining.submit","params":["braiins.worker0","ahoj","00000000","#,
+        r#""5d10bc0a","0443c37b","00000000"]}"#,
+    );
     let s = submit(line);
     assert_eq!(s.job_id, b"ahoj"); // not hex: the share validator answers "job not found"
 }
@@ -332,7 +401,10 @@ fn password_hints_and_minimum_difficulty() {
         a.hint.difficulty_start.map(Difficulty::to_f64_lossy),
         Some(0.5)
     );
-    let line = r#"{"id":1,"method":"mining.configure","params":[["minimum-difficulty"],{"minimum-difficulty.value":2048}]}"#;
+    let line = concat!(
+        r#"{"id":1,"method":"mining.configure","params":[["minimum-difficulty"],"#,
+        r#"{"minimum-difficulty.value":2048}]}"#,
+    );
     let c = configure(line);
     assert_eq!(
         c.minimum_difficulty,

@@ -6,10 +6,10 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use warppool_core::stratum::{
-    ConfigureReply, ErrorCode, FrameError, LineFramer, Notify, Request, RequestId, parse_line,
-    parse_submit_reference, write_configure_reply, write_error, write_notify, write_reconnect,
-    write_result_bool, write_result_string, write_set_difficulty, write_set_extranonce,
-    write_set_version_mask, write_subscribe_reply,
+    ClientMessage, ConfigureReply, ErrorCode, FrameError, LineFramer, Notify, Request, RequestId,
+    parse_line, parse_submit_reference, write_configure_reply, write_error, write_notify,
+    write_reconnect, write_result_bool, write_result_string, write_set_difficulty,
+    write_set_extranonce, write_set_version_mask, write_subscribe_reply,
 };
 use warppool_core::{
     Difficulty, Extranonce1, Extranonce2, ExtranonceSize, JobId, Nonce, Ntime, VersionMask,
@@ -301,11 +301,15 @@ proptest! {
         let mut bytes = text.into_bytes();
         let i = cut.index(bytes.len());
         bytes[i] = byte;
-        if let Ok(msg) = parse_line(&bytes) {
-            if let Request::Submit(sub) = msg.request {
-                let reference = parse_submit_reference(&bytes).unwrap();
-                prop_assert_eq!(sub.to_owned_submit(&msg.id).worker, reference.worker);
-            }
+        if let Ok(ClientMessage { id, request: Request::Submit(sub) }) = parse_line(&bytes) {
+            let reference = parse_submit_reference(&bytes).unwrap();
+            let fast = sub.to_owned_submit(&id);
+            prop_assert_eq!(fast.worker, reference.worker);
+            prop_assert_eq!(fast.job_id, reference.job_id);
+            prop_assert_eq!(fast.extranonce2, reference.extranonce2);
+            prop_assert_eq!(fast.ntime, reference.ntime);
+            prop_assert_eq!(fast.nonce, reference.nonce);
+            prop_assert_eq!(fast.version_bits, reference.version_bits);
         }
     }
 
@@ -399,7 +403,11 @@ proptest! {
     }
 
     #[test]
-    fn set_difficulty_parses_back(units in 1u64..(1 << 40), frac in any::<bool>(), ok in any::<bool>()) {
+    fn set_difficulty_parses_back(
+        units in 1u64..(1 << 40),
+        frac in any::<bool>(),
+        ok in any::<bool>(),
+    ) {
         let d = if frac {
             Difficulty::from_f64_lossy(units as f64 / 65_536.0).unwrap()
         } else {
@@ -484,8 +492,11 @@ fn fixed_server_messages() {
     let len = write_configure_reply(&mut out, &id, &reply).unwrap();
     assert_eq!(
         &out[..len],
-        &br#"{"id":0,"result":{"version-rolling":true,"version-rolling.mask":"1fffe000"},"error":null}
-"#[..]
+        concat!(
+            r#"{"id":0,"result":{"version-rolling":true,"version-rolling.mask":"1fffe000"},"#,
+            "\"error\":null}\n"
+        )
+        .as_bytes()
     );
     let len = write_set_version_mask(&mut out, VersionMask::POOL).unwrap();
     assert_eq!(
