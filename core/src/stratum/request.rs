@@ -445,9 +445,13 @@ fn slow_params(line: &[u8], env: &Envelope) -> Result<Vec<Value>, ParseErrorKind
 
 fn slow_request<'a>(
     name: &str,
-    line: &[u8],
+    line: &'a [u8],
     env: &Envelope,
 ) -> Result<Request<'a>, ParseErrorKind> {
+    if name == "mining.submit" {
+        // The method name was escaped; the params are still plain spans of the line.
+        return submit(line, env.params()).map(Request::Submit);
+    }
     let params = slow_params(line, env)?;
     Ok(match name {
         "mining.subscribe" => Request::Subscribe(subscribe(&params)),

@@ -202,6 +202,21 @@ pub struct Notify<'a> {
     pub clean_jobs: bool,
 }
 
+/// Appends a job id as a JSON string of lowercase hex without leading zeros (as
+/// [`JobId`]'s `Display`).
+fn push_job_id(w: &mut LineWriter<'_>, job_id: JobId) -> Result<(), WriteError> {
+    let v = job_id.get();
+    let mut out = [0u8; 18];
+    let digits = ((64 - v.leading_zeros()).div_ceil(4)).max(1) as usize;
+    out[0] = b'"';
+    for i in 0..digits {
+        let shift = 4 * (digits - 1 - i);
+        out[1 + i] = HEX[((v >> shift) & 0xf) as usize];
+    }
+    out[1 + digits] = b'"';
+    w.push(&out[..digits + 2])
+}
+
 fn finish(w: &mut LineWriter<'_>) -> Result<usize, WriteError> {
     w.push(b"\n")?;
     Ok(w.len())
@@ -214,9 +229,9 @@ fn finish(w: &mut LineWriter<'_>) -> Result<usize, WriteError> {
 /// [`WriteError`] if `out` is too small or a field is not hex.
 pub fn write_notify(out: &mut [u8], n: &Notify<'_>) -> Result<usize, WriteError> {
     let mut w = LineWriter::new(out);
-    w.push(b"{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"")?;
-    write!(w, "{}", n.job_id).map_err(|_| WriteError::BufferTooSmall { capacity: 0 })?;
-    w.push(b"\",")?;
+    w.push(b"{\"id\":null,\"method\":\"mining.notify\",\"params\":[")?;
+    push_job_id(&mut w, n.job_id)?;
+    w.push(b",")?;
     w.push_hex_string("prevhash", n.prevhash)?;
     w.push(b",")?;
     w.push_hex_string("coinb1", n.coinb1)?;
