@@ -6,9 +6,9 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use warppool_core::stratum::{
-    ClientMessage, ConfigureReply, ErrorCode, FrameError, LineFramer, Notify, Request, RequestId,
-    parse_line, parse_submit_reference, write_configure_reply, write_error, write_notify,
-    write_reconnect, write_result_bool, write_result_string, write_set_difficulty,
+    ClientMessage, ConfigureReply, ErrorCode, FrameError, LineFramer, Notify, ParseErrorKind,
+    Request, RequestId, parse_line, parse_submit_reference, write_configure_reply, write_error,
+    write_notify, write_reconnect, write_result_bool, write_result_string, write_set_difficulty,
     write_set_extranonce, write_set_version_mask, write_subscribe_reply,
 };
 use warppool_core::{
@@ -565,4 +565,74 @@ fn framer_discards_over_long_lines() {
             Ok(b"end".to_vec())
         ]
     );
+}
+
+/// Random JSON values, nested at most `depth` deep.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        (-1e9f64..1e9).prop_map(|x| json!(x)),
+        "\\PC{0,12}".prop_map(Value::String),
+        "[\"\\\\/\u{0}-\u{1f}]{0,4}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(10, 64, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z]{0,6}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The scanner accepts what serde_json accepts (within the depth limit) and refuses what
+    /// serde_json refuses as syntax, so the serde_json slow path only sees input of bounded
+    /// depth.
+    #[test]
+    fn scanner_agrees_with_serde_json(
+        params in json_value(),
+        method in prop_oneof![Just("mining.subscribe"), Just("mining.configure"), Just("x.y")],
+        cut in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        mutate in any::<bool>(),
+    ) {
+        let object = json!({"id": 1, "method": method, "params": params});
+        let mut bytes = object.to_string().into_bytes();
+        if mutate {
+            let i = cut.index(bytes.len());
+            bytes[i] = byte;
+        }
+        let serde: Result<Value, _> = serde_json::from_slice(&bytes);
+        let ours = parse_line(&bytes);
+        match (&serde, &ours) {
+            (Ok(v), Err(e)) => {
+                let syntax = matches!(e.kind(), ParseErrorKind::Json { .. } | ParseErrorKind::Utf8 { .. });
+                prop_assert!(!syntax, "serde accepted, scanner refused: {:?}", e);
+                if e.kind() == ParseErrorKind::TooDeep {
+                    prop_assert!(depth(v) > warppool_core::limits::JSON_DEPTH_MAX);
+                }
+            }
+            (Err(_), Ok(msg)) => {
+                // Only lone surrogates and out-of-range numbers may pass the scanner; they
+                // never reach a typed value unchecked.
+                let text = String::from_utf8_lossy(&bytes);
+                prop_assert!(text.contains("\\u") || text.contains('e') || text.contains('E'),
+                    "scanner accepted what serde refused: {text} -> {msg:?}");
+            }
+            (Ok(v), Ok(_)) => prop_assert!(depth(v) <= warppool_core::limits::JSON_DEPTH_MAX),
+            (Err(_), Err(_)) => {}
+        }
+    }
 }
