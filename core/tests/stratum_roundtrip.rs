@@ -618,7 +618,8 @@ proptest! {
         let ours = parse_line(&bytes);
         match (&serde, &ours) {
             (Ok(v), Err(e)) => {
-                let syntax = matches!(e.kind(), ParseErrorKind::Json { .. } | ParseErrorKind::Utf8 { .. });
+                let syntax =
+                    matches!(e.kind(), ParseErrorKind::Json { .. } | ParseErrorKind::Utf8 { .. });
                 prop_assert!(!syntax, "serde accepted, scanner refused: {:?}", e);
                 if e.kind() == ParseErrorKind::TooDeep {
                     prop_assert!(depth(v) > warppool_core::limits::JSON_DEPTH_MAX);
