@@ -22,7 +22,8 @@
 //!   does not move the difficulty. A change then goes one standard error short of the
 //!   estimate (towards the current difficulty).
 //! - **Silence**: no valid share for [`VardiffConfig::silence_ms`] (half of it during ramp-up)
-//!   lowers the difficulty 4 times (8 times during ramp-up); call
+//!   lowers the difficulty 4 times (8 times during ramp-up) and restarts the ramp-up, so a
+//!   miner that comes back is found again quickly; call
 //!   [`Vardiff::on_tick`] now and then (every few seconds) for this.
 //! - Every difficulty is clamped to the port's range, the client's own minimum and
 //!   [`Difficulty::MIN`]..=[`Difficulty::MAX`], and rounded to a whole number unless it is
@@ -167,9 +168,14 @@ pub struct Vardiff {
     ewma_sum: f64,
     ewma_sum_sq: f64,
     ewma_at: Millis,
-    /// Plain sums of valid share difficulty after the first valid share (ramp-up estimate).
+    /// Plain sums of valid share difficulty after the first valid share of the ramp-up.
     ramp_sum: f64,
     ramp_sum_sq: f64,
+    /// When the current ramp-up began (connect, or the last silence decay).
+    ramp_start: Millis,
+    /// The first valid share of the current ramp-up.
+    ramp_first_share: Option<Millis>,
+    /// The first valid share since connect or the last silence decay (EWMA bias correction).
     first_share: Option<Millis>,
     /// Valid shares since `last_change`.
     interval_shares: u32,
@@ -199,6 +205,8 @@ impl Vardiff {
             ewma_at: now,
             ramp_sum: 0.0,
             ramp_sum_sq: 0.0,
+            ramp_start: now,
+            ramp_first_share: None,
             first_share: None,
             interval_shares: 0,
             ramping: true,
@@ -251,16 +259,17 @@ impl Vardiff {
         self.decay_to(now);
         self.ewma_sum += d;
         self.ewma_sum_sq += d * d;
-        if self.first_share.is_some() {
+        if self.ramp_first_share.is_some() {
             self.ramp_sum += d;
             self.ramp_sum_sq += d * d;
         } else {
             // The first share only marks the start: its time is not a full interval.
-            self.first_share = Some(now);
+            self.ramp_first_share = Some(now);
         }
+        self.first_share.get_or_insert(now);
         self.last_share = Some(now);
         self.interval_shares = self.interval_shares.saturating_add(1);
-        if self.ramping && now.since(self.start) > self.config.rampup_ms {
+        if self.ramping && now.since(self.ramp_start) > self.config.rampup_ms {
             self.ramping = false;
         }
         // Estimates leave out the share that triggers them: stopping at a share would bias the
@@ -287,6 +296,17 @@ impl Vardiff {
             return None;
         }
         let target = self.current.to_f64_lossy() / divisor;
+        // Start afresh when shares come back (the miner may have restarted or been swapped):
+        // the old EWMA would under-estimate for a whole window.
+        self.ewma_sum = 0.0;
+        self.ewma_sum_sq = 0.0;
+        self.ewma_at = now;
+        self.first_share = None;
+        self.ramping = true;
+        self.ramp_start = now;
+        self.ramp_first_share = None;
+        self.ramp_sum = 0.0;
+        self.ramp_sum_sq = 0.0;
         self.change_to(now, target)
     }
 
@@ -375,7 +395,7 @@ impl Vardiff {
     }
 
     fn evaluate_ramp(&mut self, now: Millis, last: f64) -> Option<Difficulty> {
-        let first = self.first_share?;
+        let first = self.ramp_first_share?;
         let elapsed = now.since(first);
         if self.interval_shares < RAMP_SHARES_MIN || elapsed < RAMP_INTERVAL_MS_MIN {
             return None;

@@ -187,21 +187,24 @@ fn silence_lowers_difficulty_in_bounded_steps() {
     let run = simulate(&mut v, &mut rng, 0.0, 600_000, 1_200_000);
     assert!(v.difficulty() < before);
     assert!(!run.changes.is_empty());
+    // The first decay comes after a minute without shares and lowers 4 times; later ones
+    // (the connection is ramping again) come every 30 s and lower at most 8 times.
+    assert!(run.changes[0].1.to_f64_lossy() >= before.to_f64_lossy() / 4.0 - 1.0);
     let mut previous = before;
     for (t, d) in &run.changes {
         assert!(
-            d.to_f64_lossy() >= previous.to_f64_lossy() / 4.0 - 1.0,
+            d.to_f64_lossy() >= previous.to_f64_lossy() / 8.0 - 1.0,
             "{t}: {d:?}"
         );
         assert!(*d < previous);
         previous = *d;
     }
-    // Decays are a silence period apart.
     for pair in run.changes.windows(2) {
-        assert!(pair[1].0 - pair[0].0 >= 60_000, "{run:?}");
+        assert!(pair[1].0 - pair[0].0 >= 30_000, "{run:?}");
     }
-    // It comes back and ramps up again.
-    let run = simulate(&mut v, &mut rng, hashrate, 1_200_000, 1_800_000);
+    assert!(v.is_ramping());
+    // It comes back and is found again within a minute.
+    let run = simulate(&mut v, &mut rng, hashrate, 1_200_000, 1_260_000);
     assert!(within(v.difficulty(), ideal(hashrate), 2.0), "{run:?}");
 }
 
