@@ -32,6 +32,8 @@
 //! Usage: the data plane calls [`Vardiff::on_share`] after each validated share; a `Some`
 //! result is sent as `mining.set_difficulty` followed by a fresh `mining.notify`.
 
+use thiserror::Error;
+
 use crate::difficulty::Difficulty;
 use crate::limits::{
     VARDIFF_RETARGET_INTERVAL_MS_MIN, VARDIFF_STEP_FACTOR_MAX, VARDIFF_WINDOW_SECS,
@@ -109,28 +111,56 @@ impl VardiffConfig {
     /// Checks the settings against each other and the limits.
     ///
     /// # Errors
-    /// A lowercase description of the first problem.
-    pub fn validate(&self) -> Result<(), &'static str> {
+    /// The first [`VardiffConfigError`] found.
+    pub fn validate(&self) -> Result<(), VardiffConfigError> {
         if self.shares_per_min_target == 0 || self.shares_per_min_target > 600 {
-            return Err("shares_per_min_target must be 1..=600");
+            return Err(VardiffConfigError::SharesPerMinTarget(
+                self.shares_per_min_target,
+            ));
         }
         if self.difficulty_min > self.difficulty_max {
-            return Err("difficulty_min is above difficulty_max");
+            return Err(VardiffConfigError::DifficultyRange);
         }
         if self.retarget_interval_ms_min < VARDIFF_RETARGET_INTERVAL_MS_MIN {
-            return Err("retarget_interval_ms_min is below the limit");
+            return Err(VardiffConfigError::RetargetInterval(
+                self.retarget_interval_ms_min,
+            ));
         }
         if self.band_percent == 0 || self.band_percent >= 100 {
-            return Err("band_percent must be 1..=99");
+            return Err(VardiffConfigError::Band(self.band_percent));
         }
         if self.window_ms < 1000 || self.rampup_ms > self.window_ms * 10 {
-            return Err("window_ms must be at least 1 s and rampup_ms at most 10 windows");
+            return Err(VardiffConfigError::Window);
         }
         if self.silence_ms < 4_000 {
-            return Err("silence_ms must be at least 4 s");
+            return Err(VardiffConfigError::Silence(self.silence_ms));
         }
         Ok(())
     }
+}
+
+/// Why a [`VardiffConfig`] was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum VardiffConfigError {
+    /// The share rate target is outside 1..=600 a minute.
+    #[error("shares_per_min_target {0} is outside 1..=600")]
+    SharesPerMinTarget(u32),
+    /// The minimum difficulty is above the maximum.
+    #[error("difficulty_min is above difficulty_max")]
+    DifficultyRange,
+    /// The retarget interval is below [`VARDIFF_RETARGET_INTERVAL_MS_MIN`].
+    #[error("retarget_interval_ms_min {0} is below {VARDIFF_RETARGET_INTERVAL_MS_MIN}")]
+    RetargetInterval(u64),
+    /// The hysteresis band is outside 1..=99 percent.
+    #[error("band_percent {0} is outside 1..=99")]
+    Band(u32),
+    /// The EWMA window is under a second, or the ramp-up longer than ten windows.
+    #[error("window_ms must be at least 1000 and rampup_ms at most ten windows")]
+    Window,
+    /// The silence time is under 4 seconds.
+    #[error("silence_ms {0} is below 4000")]
+    Silence(u64),
 }
 
 /// Shares needed since the last change before a ramp-up estimate.
