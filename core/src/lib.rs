@@ -13,8 +13,10 @@ pub mod limits;
 pub mod merkle;
 pub mod payout;
 pub mod share;
+pub mod stratum;
 pub mod template;
 pub mod types;
+pub mod vardiff;
 
 pub use block::BlockCandidate;
 pub use coinbase::{CoinbaseConfig, CoinbaseError, CoinbaseParts, SplitOutput, build_coinbase};

@@ -119,6 +119,31 @@ pub const DIFFICULTY_MAX_LOG2: u32 = 60;
 /// Seconds the vardiff looks back (EWMA time constant).
 pub const VARDIFF_WINDOW_SECS: u32 = 300;
 
+/// Longest method name kept from a client request, in bytes (real ones are under 32; longer
+/// unknown methods are truncated in the typed `Unknown` request).
+pub const METHOD_BYTES_MAX: usize = 64;
+
+/// Longest job id, extranonce2, ntime, nonce or version-bits field accepted in a
+/// `mining.submit`, in bytes (real ones are at most 16).
+pub const SUBMIT_FIELD_BYTES_MAX: usize = 64;
+
+/// Longest session id accepted in `mining.subscribe` for resumption, in bytes (WhatsMiner sends
+/// 32 hex digits; longer ids are ignored, never an error).
+pub const SUBSCRIBE_SESSION_BYTES_MAX: usize = 64;
+
+/// Most extensions read from one `mining.configure` request (BIP310 defines four).
+pub const CONFIGURE_EXTENSIONS_MAX: usize = 8;
+
+/// Longest server message a builder is expected to write, in bytes: a `mining.notify` with
+/// [`MERKLE_DEPTH_MAX`] branches and a [`COINBASE_BYTES_MAX`] coinbase (as hex) fits.
+pub const SERVER_LINE_BYTES_MAX: usize = 8 * 1024;
+
+/// Shortest time between two vardiff retargets in the steady state, in milliseconds.
+pub const VARDIFF_RETARGET_INTERVAL_MS_MIN: u64 = 1_000;
+
+/// Largest factor one vardiff retarget may raise or lower the difficulty by.
+pub const VARDIFF_STEP_FACTOR_MAX: u32 = 1 << 16;
+
 const _: () = assert!(EXTRANONCE2_SIZE_MIN <= EXTRANONCE2_SIZE_DEFAULT);
 const _: () = assert!(EXTRANONCE2_SIZE_DEFAULT <= EXTRANONCE2_SIZE_MAX);
 const _: () = assert!(EXTRANONCE1_BYTES + EXTRANONCE2_SIZE_MAX <= 16);
@@ -160,3 +185,17 @@ const _: () = assert!(OUTPUT_SCRIPT_BYTES_MAX < 0xfd);
 const _: () = assert!(EXTRANONCE1_BYTES + EXTRANONCE2_SIZE_MAX <= 75);
 // The ntime window stays inside consensus' two hours ahead of network-adjusted time.
 const _: () = assert!(NTIME_AHEAD_SECS_MAX < 2 * 60 * 60);
+
+// Stratum V1 codec and vardiff relationships.
+const _: () = assert!(METHOD_BYTES_MAX < LINE_BYTES_MAX);
+const _: () = assert!(SUBSCRIBE_SESSION_BYTES_MAX <= REQUEST_ID_BYTES_MAX);
+const _: () = assert!(REQUEST_ID_BYTES_MAX <= u8::MAX as usize);
+const _: () = assert!(CONFIGURE_EXTENSIONS_MAX <= PARAMS_COUNT_MAX);
+// notify envelope (~200 bytes) + prevhash 64 + 2 * coinbase hex + branches (67 bytes each).
+const _: () =
+    assert!(256 + 64 + 2 * COINBASE_BYTES_MAX + MERKLE_DEPTH_MAX * 67 <= SERVER_LINE_BYTES_MAX);
+const _: () = assert!(JSON_DEPTH_MAX >= 4); // configure nests 3 deep
+const _: () = assert!(VARDIFF_STEP_FACTOR_MAX.is_power_of_two());
+const _: () = assert!(VARDIFF_RETARGET_INTERVAL_MS_MIN < VARDIFF_WINDOW_SECS as u64 * 1000);
+const _: () = assert!(SUBMIT_FIELD_BYTES_MAX >= JOB_ID_HEX_MAX);
+const _: () = assert!(SUBMIT_FIELD_BYTES_MAX >= 2 * EXTRANONCE2_SIZE_MAX);
