@@ -58,7 +58,8 @@
 //! #         Flow::Continue }
 //! #     fn on_close(&mut self, _: (), _: &ConnInfo, _: CloseReason) {}
 //! # }
-//! let config = NetConfig::new(vec![ListenerConfig { addr: "0.0.0.0:3333".parse().unwrap(), tls: None }]);
+//! let listener = ListenerConfig { addr: "0.0.0.0:3333".parse().unwrap(), tls: None };
+//! let config = NetConfig::new(vec![listener]);
 //! let jobs = Arc::new(ArcSwap::from_pointee(0u64));
 //! let plane = start(config, |_shard| Echo, jobs).unwrap();
 //! plane.publish(Arc::new(1));

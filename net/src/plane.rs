@@ -256,7 +256,7 @@ where
         let pin = config.pin_shards.then_some(shard_index % cores);
         let force_polling = config.force_polling;
         let thread = std::thread::Builder::new()
-            .name(format!("warppool-shard-{shard_index}"))
+            .name(format!("wp-shard-{shard_index}"))
             .spawn(move || run_shard(setup, &*factory, pin, force_polling, ready_tx))
             .map_err(|source| NetError::Shard {
                 shard: shard_index,
@@ -292,7 +292,7 @@ where
         let (stop_tx, stop_rx) = flume::bounded(1);
         let interval = config.tls_reload_interval;
         let thread = std::thread::Builder::new()
-            .name("warppool-tls-reload".to_owned())
+            .name("wp-tls-reload".to_owned())
             .spawn(move || reload_loop(reloadables, interval, stop_rx))
             .map_err(|source| NetError::Shard { shard: 0, source })?;
         plane.tls_stop = Some(stop_tx);

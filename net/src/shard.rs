@@ -728,6 +728,7 @@ async fn accept_loop<P: Protocol>(
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
+            Err(_) if state.borrow().stopping => return,
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS: back off instead of spinning; others are per-connection.
                 if e.raw_os_error().is_some_and(|n| {
@@ -910,7 +911,17 @@ pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
         ip_table,
     } = setup;
     let mut compio_listeners = Vec::with_capacity(listeners.len());
+    // Second handles on the listening sockets: `shutdown(2)` on them wakes pending accepts
+    // at stop, under both drivers, and refuses new connections at once.
+    let mut listener_handles = Vec::with_capacity(listeners.len());
     for l in listeners {
+        match l.listener.try_clone() {
+            Ok(handle) => listener_handles.push(handle),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        }
         match TcpListener::from_std(l.listener) {
             Ok(listener) => compio_listeners.push((l.index, listener, l.tls)),
             Err(e) => {
@@ -963,14 +974,22 @@ pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
         let current = Arc::clone(cache.load());
         fan_out(&state, &current);
     }
-    drop(accepts); // cancels the accept loops and closes the listeners
     {
         let mut st = state.borrow_mut();
         st.stopping = true;
+        for handle in &listener_handles {
+            let _ = socket2::SockRef::from(handle).shutdown(Shutdown::Both);
+        }
         for slot in st.slots.iter_mut().filter_map(|s| s.as_deref_mut()) {
             slot.close(CloseReason::Shutdown, true);
         }
     }
+    for accept in accepts {
+        // The accept loops end on the error the shutdown causes; the timeout is a backstop
+        // (dropping the handle cancels the task).
+        let _ = compio::time::timeout(Duration::from_millis(CLOSE_FLUSH_MS_MAX), accept).await;
+    }
+    drop(listener_handles);
     let drained = poll_fn(|cx| {
         let mut st = state.borrow_mut();
         if st.live == 0 {

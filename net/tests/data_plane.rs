@@ -386,3 +386,51 @@ fn stop_closes_connections_and_joins() {
         assert!(TcpStream::connect(addr).is_err(), "listeners closed");
     });
 }
+
+#[test]
+fn block_candidates_reach_the_control_plane() {
+    both_drivers(DEADLINE, |force_polling| {
+        let (plane, _log) = start_test(
+            test_config(vec![plain_v4()], 2, force_polling),
+            Options::default(),
+        );
+        let mut client = Client::connect(plane.local_addrs()[0]);
+        assert_eq!(client.request("block"), "candidate sent\n");
+        // The candidate leaves before the reply is written.
+        assert_eq!(plane.candidates().try_recv(), Ok(1));
+        plane.stop();
+    });
+}
+
+#[test]
+fn shards_are_pinned_to_cores() {
+    both_drivers(DEADLINE, |force_polling| {
+        // Three shards: no other test has a shard 2, so its thread is ours even while other
+        // tests run in parallel.
+        let mut config = test_config(vec![plain_v4()], 3, force_polling);
+        config.pin_shards = true;
+        let (plane, _log) = start_test(config, Options::default());
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let mut seen = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let Ok(name) = std::fs::read_to_string(task.join("comm")) else {
+                continue;
+            };
+            if name.trim() != "wp-shard-2" {
+                continue;
+            }
+            let status = std::fs::read_to_string(task.join("status")).unwrap();
+            let allowed = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap()
+                .trim()
+                .to_owned();
+            assert_eq!(allowed, (2 % cores).to_string());
+            seen += 1;
+        }
+        assert_eq!(seen, 1);
+        plane.stop();
+    });
+}

@@ -76,6 +76,11 @@ impl Protocol for TestProtocol {
                 let _ = ctx.out().push(b"subscribed\n");
                 Flow::Continue
             }
+            b"block" => {
+                ctx.candidate(*conn);
+                let _ = ctx.out().push(b"candidate sent\n");
+                Flow::Continue
+            }
             b"close" => {
                 let _ = ctx.out().push(b"bye\n");
                 Flow::Close
