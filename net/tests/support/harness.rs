@@ -53,7 +53,7 @@ pub struct TestProtocol {
     pub log: Arc<Log>,
     pub options: Options,
     pub shard: ShardId,
-    scratch: Vec<u8>,
+    pub scratch: Vec<u8>,
 }
 
 impl Protocol for TestProtocol {
