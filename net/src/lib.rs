@@ -79,6 +79,6 @@ mod tls;
 pub use config::{ListenerConfig, NetConfig, TlsFiles};
 pub use counters::CountersSnapshot;
 pub use error::NetError;
-pub use outbound::{Outbound, Overflow};
+pub use outbound::{MessageWriter, Outbound, Overflow};
 pub use plane::{DataPlane, DataPlaneOf, Driver, start};
 pub use protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId};

@@ -79,6 +79,21 @@ impl Outbound {
         Ok(())
     }
 
+    /// Starts a message written in place (for example by a JSON serializer) through
+    /// [`std::io::Write`]; nothing is queued until [`MessageWriter::finish`]. A writer dropped
+    /// without `finish` leaves the queue as it was. `job` marks a droppable job notification
+    /// as for [`Outbound::push_job`].
+    pub fn message(&mut self, job: bool) -> MessageWriter<'_> {
+        let start = self.bytes.len();
+        MessageWriter {
+            out: self,
+            start,
+            job,
+            failed: false,
+            finished: false,
+        }
+    }
+
     /// Bytes queued.
     pub fn len(&self) -> usize {
         self.bytes.len()
@@ -162,6 +177,76 @@ impl Outbound {
     }
 }
 
+/// A message being written into an [`Outbound`] in place (see [`Outbound::message`]).
+#[derive(Debug)]
+pub struct MessageWriter<'a> {
+    out: &'a mut Outbound,
+    start: usize,
+    job: bool,
+    failed: bool,
+    finished: bool,
+}
+
+impl MessageWriter<'_> {
+    /// Queues the message written so far.
+    ///
+    /// # Errors
+    ///
+    /// [`Overflow`] when a write did not fit; nothing of this message is queued and the
+    /// connection is closed after the current callback.
+    pub fn finish(mut self) -> Result<(), Overflow> {
+        self.finished = true;
+        if self.failed {
+            return Err(Overflow);
+        }
+        let len = self.out.bytes.len() - self.start;
+        if self.job && len > 0 {
+            if self.out.droppable_count == OUTBOUND_DROPPABLE_MESSAGES_MAX {
+                self.out.drop_droppable(0);
+                self.start = self.out.bytes.len() - len;
+            }
+            assert!(self.out.droppable_count < OUTBOUND_DROPPABLE_MESSAGES_MAX);
+            self.out.droppable[self.out.droppable_count] = Droppable {
+                start: u32::try_from(self.start).expect("queue offset fits u32"),
+                len: u32::try_from(len).expect("message length fits u32"),
+            };
+            self.out.droppable_count += 1;
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Write for MessageWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let written = self.out.bytes.len() - self.start;
+        // Superseded notifications are all before `start`; dropping them moves this message.
+        let room = self.out.make_room(buf.len(), self.job);
+        self.start = self.out.bytes.len() - written;
+        if room.is_err() {
+            self.failed = true;
+            self.out.bytes.truncate(self.start);
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.out.append(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for MessageWriter<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.out.bytes.truncate(self.start);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +280,48 @@ mod tests {
         out.push_job(&job).unwrap();
         assert_eq!(out.take_dropped_count(), 1);
         assert_eq!(out.len(), OUTBOUND_QUEUE_BYTES_MAX);
+    }
+
+    #[test]
+    fn message_writer_commits_or_leaves_nothing() {
+        use std::io::Write;
+        let mut out = Outbound::new();
+        let mut message = out.message(false);
+        writeln!(message, "{{\"id\":{}}}", 1).unwrap();
+        message.finish().unwrap();
+        let mut abandoned = out.message(false);
+        abandoned.write_all(b"half").unwrap();
+        drop(abandoned);
+        assert_eq!(out.len(), 9);
+        // A job written in place is droppable like `push_job`.
+        for _ in 0..2 {
+            let mut job = out.message(true);
+            job.write_all(&vec![b'j'; OUTBOUND_QUEUE_BYTES_MAX / 4])
+                .unwrap();
+            job.finish().unwrap();
+        }
+        let mut big = out.message(false);
+        big.write_all(&vec![b'r'; OUTBOUND_QUEUE_BYTES_MAX / 2])
+            .unwrap();
+        big.finish().unwrap();
+        assert_eq!(out.take_dropped_count(), 1);
+        let mut spare = Vec::with_capacity(OUTBOUND_QUEUE_BYTES_MAX);
+        out.swap_out(&mut spare);
+        assert!(spare.starts_with(b"{\"id\":1}\njjj"));
+        assert_eq!(
+            spare.len(),
+            9 + OUTBOUND_QUEUE_BYTES_MAX / 4 + OUTBOUND_QUEUE_BYTES_MAX / 2
+        );
+        assert!(spare.ends_with(b"rrr"));
+        // Too big for an empty queue: overflow, nothing queued.
+        let mut huge = out.message(false);
+        assert!(
+            huge.write_all(&vec![b'h'; OUTBOUND_QUEUE_BYTES_MAX + 1])
+                .is_err()
+        );
+        assert_eq!(huge.finish(), Err(Overflow));
+        assert!(out.is_empty());
+        assert!(out.is_overflowed());
     }
 
     #[test]

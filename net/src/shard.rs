@@ -1003,3 +1003,40 @@ pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
     drop(ticker);
     state.borrow_mut().events.flush_stats();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_stats_queue_counts_and_drops_whole_batches() {
+        let (stats_tx, stats_rx) = flume::bounded(1);
+        let (candidates_tx, _candidates_rx) = flume::bounded::<u8>(1);
+        let counters = Arc::new(ShardCounters::default());
+        let mut events = Events::new(stats_tx, candidates_tx, Arc::clone(&counters));
+        for i in 0..SHARE_STATS_BATCH_MAX * 2 + 5 {
+            events.stat(i);
+        }
+        events.flush_stats();
+        let sent = stats_rx.try_recv().unwrap();
+        assert_eq!(sent.len(), SHARE_STATS_BATCH_MAX);
+        assert_eq!(sent[0], 0);
+        assert!(stats_rx.try_recv().is_err());
+        let dropped = counters.snapshot().stats_dropped;
+        assert_eq!(dropped, (SHARE_STATS_BATCH_MAX + 5) as u64);
+        // The queue has room again: the next batch goes through.
+        events.stat(1);
+        events.flush_stats();
+        assert_eq!(stats_rx.try_recv().unwrap(), vec![1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "block candidate queue full")]
+    fn full_candidate_queue_is_an_assertion_failure() {
+        let (stats_tx, _stats_rx) = flume::bounded::<Vec<u8>>(1);
+        let (candidates_tx, _candidates_rx) = flume::bounded(1);
+        let mut events = Events::new(stats_tx, candidates_tx, Arc::default());
+        events.candidate(1u8);
+        events.candidate(2u8);
+    }
+}
