@@ -16,7 +16,7 @@ use crate::{
     counters::{CountersSnapshot, ShardCounters},
     error::NetError,
     protocol::{Protocol, ShardId},
-    shard::{Events, ShardListener, ShardMsg, ShardSetup, shard_main},
+    shard::{Events, ShardListener, ShardMsg, ShardSetup, block_on_fatal, shard_main},
     tls::{Reloadable, reload_loop},
 };
 
@@ -330,5 +330,5 @@ fn run_shard<P: Protocol>(
     };
     let protocol = factory(setup.id);
     // `shard_main` reports readiness once its listeners are registered with the runtime.
-    runtime.block_on(shard_main(setup, protocol, ready, driver));
+    block_on_fatal(&runtime, shard_main(setup, protocol, ready, driver));
 }

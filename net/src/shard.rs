@@ -53,6 +53,51 @@ const INPUT_BYTES: usize = LINE_BYTES_MAX + READ_BYTES_MIN;
 /// First byte of a TLS handshake record (a ClientHello on a plain port).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
+/// Aborts the process when dropped during a panic (see [`Fatal`]).
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("warppool-net: panic on a shard thread (see above); aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// A future whose panics abort the process. compio catches a panic inside a spawned task
+/// and drops the task, which would leave the shard running with a connection slot that is
+/// never freed and a violated assertion unnoticed; a shard panic is a programmer error, so
+/// it crashes instead (STYLE rules 8 and 9).
+struct Fatal<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for Fatal<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<F::Output> {
+        let guard = AbortOnUnwind;
+        let result = self.0.as_mut().poll(cx);
+        std::mem::forget(guard);
+        result
+    }
+}
+
+/// Spawns a task on the shard's runtime; a panic in it aborts the process (see [`Fatal`]).
+fn spawn_fatal<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F::Output> {
+    compio::runtime::spawn(Fatal(Box::pin(future)))
+}
+
+/// Runs the shard's main future; a panic in it aborts the process (see [`Fatal`]).
+pub(crate) fn block_on_fatal<F: Future>(
+    runtime: &compio::runtime::Runtime,
+    future: F,
+) -> F::Output {
+    runtime.block_on(Fatal(Box::pin(future)))
+}
+
 /// Messages from the control plane to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ShardMsg {
@@ -631,7 +676,7 @@ async fn connection_task<P: Protocol>(
     tls: bool,
 ) {
     let (reader, writer) = stream.into_split();
-    let mut writer = compio::runtime::spawn(writer_loop(Rc::clone(&state), index, writer, tls));
+    let mut writer = spawn_fatal(writer_loop(Rc::clone(&state), index, writer, tls));
     reader_loop(&state, index, reader, tls).await;
     let hard = {
         let mut st = state.borrow_mut();
@@ -816,7 +861,7 @@ async fn accept_loop<P: Protocol>(
             .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
         let is_tls = tls.is_some();
         drop(st);
-        compio::runtime::spawn(connection_task(Rc::clone(&state), index, stream, is_tls)).detach();
+        spawn_fatal(connection_task(Rc::clone(&state), index, stream, is_tls)).detach();
     }
 }
 
@@ -949,7 +994,7 @@ pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
     let accepts: Vec<_> = compio_listeners
         .into_iter()
         .map(|(index, listener, tls)| {
-            compio::runtime::spawn(accept_loop(
+            spawn_fatal(accept_loop(
                 Rc::clone(&state),
                 Rc::clone(&bucket),
                 id,
@@ -962,7 +1007,7 @@ pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
     let ticker = {
         let state = Rc::clone(&state);
         let period = config.tick_interval;
-        compio::runtime::spawn(async move {
+        spawn_fatal(async move {
             loop {
                 compio::time::sleep(period).await;
                 tick(&state);

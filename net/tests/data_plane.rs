@@ -434,3 +434,37 @@ fn shards_are_pinned_to_cores() {
         plane.stop();
     });
 }
+
+#[test]
+fn protocol_panic_aborts_the_process() {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(mode) = std::env::var_os("WARPPOOL_NET_PANIC_CHILD") {
+        let force_polling = mode == "poll";
+        let (plane, _log) = start_test(
+            test_config(vec![plain_v4()], 1, force_polling),
+            Options::default(),
+        );
+        let mut client = Client::connect(plane.local_addrs()[0]);
+        client.send(b"panic\n");
+        std::thread::sleep(Duration::from_secs(10));
+        unreachable!("the shard's panic should have aborted the process");
+    }
+    for mode in ["uring", "poll"] {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "protocol_panic_aborts_the_process",
+                "--test-threads=1",
+            ])
+            .env("WARPPOOL_NET_PANIC_CHILD", mode)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(libc_sigabrt()), "{mode}: {status:?}");
+    }
+}
+
+fn libc_sigabrt() -> i32 {
+    6 // SIGABRT on Linux
+}

@@ -76,6 +76,7 @@ impl Protocol for TestProtocol {
                 let _ = ctx.out().push(b"subscribed\n");
                 Flow::Continue
             }
+            b"panic" => panic!("test protocol asked to panic"),
             b"block" => {
                 ctx.candidate(*conn);
                 let _ = ctx.out().push(b"candidate sent\n");
