@@ -483,6 +483,52 @@ async fn wait_for_room<P: Protocol>(state: &RefCell<ShardState<P>>, index: usize
     .await
 }
 
+enum TlsStep {
+    /// Plaintext and ciphertext are used up: read from the socket.
+    Read,
+    /// Progress was made: handle lines, then come back.
+    Again,
+    /// The connection is closing.
+    Stop,
+}
+
+/// Moves decrypted bytes into `input`, or feeds the next unfed ciphertext to the session.
+fn tls_step<P: Protocol>(
+    st: &mut ShardState<P>,
+    index: usize,
+    input: &mut Vec<u8>,
+    cipher: &[u8],
+    cipher_fed: &mut usize,
+) -> TlsStep {
+    let ShardState {
+        slots, counters, ..
+    } = st;
+    let slot = slots[index].as_deref_mut().expect("live slot");
+    let session = slot.tls.as_mut().expect("tls session");
+    match pull_plaintext(session, input) {
+        Plaintext::Got => return TlsStep::Again,
+        Plaintext::Closed => {
+            slot.close(CloseReason::PeerClosed, false);
+            return TlsStep::Stop;
+        }
+        Plaintext::Empty => {}
+    }
+    if *cipher_fed == cipher.len() {
+        return TlsStep::Read;
+    }
+    let Some(consumed) = feed_ciphertext(session, &cipher[*cipher_fed..]) else {
+        bump(&counters.tls_errors, 1);
+        slot.close(CloseReason::TlsError, true);
+        return TlsStep::Stop;
+    };
+    *cipher_fed += consumed;
+    assert!(*cipher_fed <= cipher.len());
+    if slot.has_output() {
+        slot.wake_writer(); // handshake messages
+    }
+    TlsStep::Again
+}
+
 async fn reader_loop<P: Protocol>(
     state: &RefCell<ShardState<P>>,
     index: usize,
@@ -505,30 +551,10 @@ async fn reader_loop<P: Protocol>(
                 Progress::Closed => return,
             }
             if tls {
-                let counters = Arc::clone(&st.counters);
-                let slot = st.slot(index);
-                let session = slot.tls.as_mut().expect("tls session");
-                match pull_plaintext(session, &mut input) {
-                    Plaintext::Got => continue,
-                    Plaintext::Closed => {
-                        slot.close(CloseReason::PeerClosed, false);
-                        return;
-                    }
-                    Plaintext::Empty => {}
-                }
-                if cipher_fed < cipher.len() {
-                    match feed_ciphertext(session, &cipher[cipher_fed..]) {
-                        Some(consumed) => cipher_fed += consumed,
-                        None => {
-                            bump(&counters.tls_errors, 1);
-                            slot.close(CloseReason::TlsError, true);
-                            return;
-                        }
-                    }
-                    if slot.has_output() {
-                        slot.wake_writer();
-                    }
-                    continue;
+                match tls_step(&mut st, index, &mut input, &cipher, &mut cipher_fed) {
+                    TlsStep::Read => {}
+                    TlsStep::Again => continue,
+                    TlsStep::Stop => return,
                 }
             }
         }
@@ -762,6 +788,67 @@ fn admit<P: Protocol>(
     Admission::Admit(ip_bucket)
 }
 
+/// Puts an admitted connection into a free slot and calls `on_connect`; returns the slot.
+fn install<P: Protocol>(
+    st: &mut ShardState<P>,
+    stream: &TcpStream,
+    info: ConnInfo,
+    ip_bucket: usize,
+    session: Option<ServerConnection>,
+) -> usize {
+    // Best effort: a socket that refuses these options still works.
+    let _ = stream.set_nodelay(true);
+    if let Some(bytes) = st.config.socket_send_buffer_bytes {
+        let _ = socket2::SockRef::from(stream).set_send_buffer_size(bytes as usize);
+    }
+    let now = Instant::now();
+    let index = st.free.pop().expect("admit checked for a free slot");
+    let mut slot = Box::new(Slot {
+        conn: None,
+        info,
+        out: Outbound::new(),
+        tls: session,
+        socket: stream.clone(),
+        ip_bucket,
+        connected_at: now,
+        last_line_at: now,
+        subscribed: false,
+        inflight: 0,
+        writing: false,
+        closing: None,
+        writer_waker: None,
+        reader_waker: None,
+    });
+    {
+        let ShardState {
+            protocol, events, ..
+        } = &mut *st;
+        let Slot {
+            out,
+            subscribed,
+            info,
+            ..
+        } = &mut *slot;
+        let mut ctx = Ctx {
+            out,
+            events,
+            subscribed,
+            info,
+            now,
+        };
+        slot.conn = Some(protocol.on_connect(&mut ctx));
+    }
+    assert!(st.slots[index].is_none());
+    st.slots[index] = Some(slot);
+    st.live += 1;
+    assert!(st.live <= st.config.connections_per_shard_max);
+    bump(&st.counters.accepted, 1);
+    st.counters
+        .connections
+        .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
+    index
+}
+
 async fn accept_loop<P: Protocol>(
     state: Rc<RefCell<ShardState<P>>>,
     bucket: Rc<RefCell<TokenBucket>>,
@@ -802,63 +889,14 @@ async fn accept_loop<P: Protocol>(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        if let Some(bytes) = st.config.socket_send_buffer_bytes {
-            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes as usize);
-        }
-        let local = stream.local_addr().unwrap_or(peer);
         let info = ConnInfo {
             peer,
-            local,
+            local: stream.local_addr().unwrap_or(peer),
             listener: listener_index,
             tls: tls.is_some(),
             shard,
         };
-        let now = Instant::now();
-        let index = st.free.pop().expect("admit checked for a free slot");
-        let socket = stream.clone();
-        let mut slot = Box::new(Slot {
-            conn: None,
-            info,
-            out: Outbound::new(),
-            tls: session,
-            socket,
-            ip_bucket,
-            connected_at: now,
-            last_line_at: now,
-            subscribed: false,
-            inflight: 0,
-            writing: false,
-            closing: None,
-            writer_waker: None,
-            reader_waker: None,
-        });
-        {
-            let ShardState {
-                protocol, events, ..
-            } = &mut *st;
-            let Slot {
-                out,
-                subscribed,
-                info,
-                ..
-            } = &mut *slot;
-            let mut ctx = Ctx {
-                out,
-                events,
-                subscribed,
-                info,
-                now,
-            };
-            slot.conn = Some(protocol.on_connect(&mut ctx));
-        }
-        assert!(st.slots[index].is_none());
-        st.slots[index] = Some(slot);
-        st.live += 1;
-        bump(&st.counters.accepted, 1);
-        st.counters
-            .connections
-            .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
+        let index = install(&mut st, &stream, info, ip_bucket, session);
         let is_tls = tls.is_some();
         drop(st);
         spawn_fatal(connection_task(Rc::clone(&state), index, stream, is_tls)).detach();
