@@ -181,8 +181,9 @@ fn accept_rate_limit_with_burst() {
             }
             clients.push(client);
         }
-        // The burst of 3 plus at most one refill during the test.
+        // The burst of 3, plus one refill per second the test takes (well under two).
         assert!((3..=4).contains(&served), "served {served}");
+        assert!(refused >= 2);
         assert_eq!(served + refused, 6);
         assert_eq!(plane.counters_total().refused_rate, refused);
         plane.stop();

@@ -210,3 +210,36 @@ fn plain_text_on_tls_port_just_closes() {
         let _ = std::fs::remove_dir_all(dir);
     });
 }
+
+#[test]
+fn full_outbound_queue_goes_out_over_tls() {
+    both_drivers(DEADLINE, |force_polling| {
+        let cert = self_signed();
+        let dir = temp_dir("bulk");
+        let files = install(&dir, &cert);
+        let listeners = vec![ListenerConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(files),
+        }];
+        // One job notification plus one message that together fill the 64 KiB queue, so the
+        // ciphertext of one write is larger than the queue.
+        let options = Options {
+            job_padding: 400,
+            job_extra: 65_000,
+        };
+        let (plane, log) = start_test(test_config(listeners, 1, force_polling), options);
+        let mut client = TlsClient::connect(plane.local_addrs()[0], &client_config(&[&cert]));
+        assert_eq!(client.request("sub"), "subscribed\n");
+        plane.publish(Arc::new(9));
+        let mut job = String::new();
+        client.stream.read_line(&mut job).unwrap();
+        assert!(job.starts_with("job 9"));
+        let mut extra = String::new();
+        client.stream.read_line(&mut extra).unwrap();
+        assert_eq!(extra.len(), 65_001);
+        assert_eq!(client.request("after"), "echo:after\n");
+        assert_eq!(log.closes.lock().unwrap().len(), 0);
+        plane.stop();
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
