@@ -41,6 +41,20 @@
 //! internal record buffers on TLS connections, one `Vec` per statistics batch sent, and a
 //! waker clone when a task parks on a new waker.
 //!
+//! # Failure model
+//!
+//! Operating errors (a bad peer, a socket error, a TLS error, a slow reader) close that one
+//! connection and show in the counters. A panic on a shard thread (a protocol bug, or a
+//! violated assertion such as a full block-candidate queue) aborts the process: compio
+//! would otherwise catch it inside the task and keep a half-broken shard running.
+//!
+//! # Known limitations
+//!
+//! - A graceful close (`Flow::Close`, an over-long line) flushes the queued replies, then
+//!   closes; input the peer sent after the last line is not drained, so the kernel may end
+//!   the connection with a reset instead of a FIN.
+//! - Accept is single-shot `accept(2)`/`IORING_OP_ACCEPT` in a loop, not multishot.
+//!
 //! # Usage
 //!
 //! ```no_run
