@@ -190,7 +190,13 @@ pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
 /// Milliseconds a connection that is closing after a final reply may take to flush it.
 pub const CLOSE_FLUSH_MS_MAX: u64 = 2_000;
 
+/// Bytes of input read and discarded after a graceful close (FIN sent) before the socket is
+/// closed, so that unread input does not turn the close into a reset that could destroy the
+/// final reply; bounded in time by `CLOSE_FLUSH_MS_MAX` as well.
+pub const CLOSE_DRAIN_BYTES_MAX: usize = 1024 * 1024;
+
 const _: () = assert!(READ_BYTES_MIN > 0);
+const _: () = assert!(CLOSE_DRAIN_BYTES_MAX >= LINE_BYTES_MAX);
 const _: () = assert!(TLS_READ_BYTES >= 16 * 1024 + 256);
 const _: () = assert!(OUTBOUND_DROPPABLE_MESSAGES_MAX > 0);
 const _: () = assert!(LINE_BYTES_MAX + READ_BYTES_MIN <= OUTBOUND_QUEUE_BYTES_MAX * 2);

@@ -50,9 +50,9 @@
 //!
 //! # Known limitations
 //!
-//! - A graceful close (`Flow::Close`, an over-long line) flushes the queued replies, then
-//!   closes; input the peer sent after the last line is not drained, so the kernel may end
-//!   the connection with a reset instead of a FIN.
+//! - A graceful close (`Flow::Close`, an over-long line) flushes the queued replies, sends
+//!   FIN and drains input for at most `CLOSE_FLUSH_MS_MAX` / `CLOSE_DRAIN_BYTES_MAX`; a peer
+//!   that keeps sending past that gets a reset.
 //! - Accept is single-shot `accept(2)`/`IORING_OP_ACCEPT` in a loop, not multishot.
 //!
 //! # Usage

@@ -34,9 +34,9 @@ use compio::{
 };
 use rustls::{ServerConfig, ServerConnection};
 use warppool_core::limits::{
-    BLOCK_CANDIDATES_PER_SHARD_MAX, CLOSE_FLUSH_MS_MAX, INFLIGHT_REQUESTS_PER_CONNECTION_MAX,
-    LINE_BYTES_MAX, OUTBOUND_QUEUE_BYTES_MAX, READ_BYTES_MIN, SHARE_STATS_BATCH_MAX,
-    SHUTDOWN_DRAIN_MS_MAX, TLS_READ_BYTES,
+    BLOCK_CANDIDATES_PER_SHARD_MAX, CLOSE_DRAIN_BYTES_MAX, CLOSE_FLUSH_MS_MAX,
+    INFLIGHT_REQUESTS_PER_CONNECTION_MAX, LINE_BYTES_MAX, OUTBOUND_QUEUE_BYTES_MAX, READ_BYTES_MIN,
+    SHARE_STATS_BATCH_MAX, SHUTDOWN_DRAIN_MS_MAX, TLS_READ_BYTES,
 };
 
 use crate::{
@@ -195,6 +195,9 @@ struct Slot<C> {
     /// Lines handed to the protocol whose output has not reached the socket yet.
     inflight: usize,
     writing: bool,
+    /// Whether the reader task is waiting in a socket read (only then does a graceful close
+    /// need `SHUT_RD` to wake it).
+    reading: bool,
     closing: Option<Closing>,
     writer_waker: Option<Waker>,
     reader_waker: Option<Waker>,
@@ -532,10 +535,10 @@ fn tls_step<P: Protocol>(
 async fn reader_loop<P: Protocol>(
     state: &RefCell<ShardState<P>>,
     index: usize,
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
+    input: &mut Vec<u8>,
     tls: bool,
 ) {
-    let mut input: Vec<u8> = Vec::with_capacity(INPUT_BYTES);
     let mut cipher: Vec<u8> = Vec::with_capacity(if tls { TLS_READ_BYTES } else { 0 });
     let mut cipher_fed = 0;
     let mut first_read = true;
@@ -545,18 +548,20 @@ async fn reader_loop<P: Protocol>(
         }
         {
             let mut st = state.borrow_mut();
-            match process_lines(&mut st, index, &mut input) {
+            match process_lines(&mut st, index, input) {
                 Progress::NeedBytes => {}
                 Progress::Paused => continue,
                 Progress::Closed => return,
             }
             if tls {
-                match tls_step(&mut st, index, &mut input, &cipher, &mut cipher_fed) {
+                match tls_step(&mut st, index, input, &cipher, &mut cipher_fed) {
                     TlsStep::Read => {}
                     TlsStep::Again => continue,
                     TlsStep::Stop => return,
                 }
             }
+            // No await since `wait_for_room` saw no close, so none can have happened since.
+            st.slot(index).reading = true;
         }
         let result = if tls {
             cipher.clear();
@@ -565,12 +570,13 @@ async fn reader_loop<P: Protocol>(
             cipher = buffer;
             result
         } else {
-            let BufResult(result, buffer) = stream.append(std::mem::take(&mut input)).await;
-            input = buffer;
+            let BufResult(result, buffer) = stream.append(std::mem::take(input)).await;
+            *input = buffer;
             result
         };
         let mut st = state.borrow_mut();
         let slot = st.slot(index);
+        slot.reading = false;
         match result {
             Ok(0) => {
                 slot.close(CloseReason::PeerClosed, false);
@@ -701,9 +707,10 @@ async fn connection_task<P: Protocol>(
     stream: TcpStream,
     tls: bool,
 ) {
-    let (reader, writer) = stream.into_split();
+    let (mut reader, writer) = stream.into_split();
     let mut writer = spawn_fatal(writer_loop(Rc::clone(&state), index, writer, tls));
-    reader_loop(&state, index, reader, tls).await;
+    let mut input: Vec<u8> = Vec::with_capacity(INPUT_BYTES);
+    reader_loop(&state, index, &mut reader, &mut input, tls).await;
     let hard = {
         let mut st = state.borrow_mut();
         let slot = st.slot(index);
@@ -712,8 +719,12 @@ async fn connection_task<P: Protocol>(
         closing.hard
     };
     if !hard {
-        let flush = Duration::from_millis(CLOSE_FLUSH_MS_MAX);
-        if compio::time::timeout(flush, &mut writer).await.is_ok() {
+        let deadline = Instant::now() + Duration::from_millis(CLOSE_FLUSH_MS_MAX);
+        if compio::time::timeout_at(deadline, &mut writer)
+            .await
+            .is_ok()
+        {
+            linger(&state, index, &mut reader, input, deadline).await;
             return finish(&state, index);
         }
         state
@@ -723,6 +734,35 @@ async fn connection_task<P: Protocol>(
     }
     let _ = writer.await;
     finish(&state, index);
+}
+
+/// After a graceful close has flushed: sends FIN and reads and discards what the peer still
+/// sends (bounded in bytes and time), so unread input does not turn the close into a reset
+/// that could destroy the final reply before the peer reads it.
+async fn linger<P: Protocol>(
+    state: &RefCell<ShardState<P>>,
+    index: usize,
+    reader: &mut TcpStream,
+    mut buffer: Vec<u8>,
+    deadline: Instant,
+) {
+    {
+        let mut st = state.borrow_mut();
+        let _ = socket2::SockRef::from(&st.slot(index).socket).shutdown(Shutdown::Write);
+    }
+    let mut drained = 0;
+    let drain = async {
+        while drained < CLOSE_DRAIN_BYTES_MAX {
+            buffer.clear();
+            let BufResult(result, returned) = reader.read(buffer).await;
+            buffer = returned;
+            match result {
+                Ok(n) if n > 0 => drained += n,
+                _ => return,
+            }
+        }
+    };
+    let _ = compio::time::timeout_at(deadline, drain).await;
 }
 
 /// Removes a closed connection from the shard and tells the protocol.
@@ -815,6 +855,7 @@ fn install<P: Protocol>(
         subscribed: false,
         inflight: 0,
         writing: false,
+        reading: false,
         closing: None,
         writer_waker: None,
         reader_waker: None,
