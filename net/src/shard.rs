@@ -954,9 +954,15 @@ fn tick<P: Protocol>(state: &RefCell<ShardState<P>>) {
         events,
         config,
         counters,
+        live,
         ..
     } = &mut *st;
-    for slot in slots.iter_mut().filter_map(|s| s.as_deref_mut()) {
+    // `take(live)`: stop after the last live slot instead of scanning the whole slab.
+    for slot in slots
+        .iter_mut()
+        .filter_map(|s| s.as_deref_mut())
+        .take(*live)
+    {
         if slot.closing.is_some() {
             continue;
         }
@@ -991,10 +997,15 @@ fn fan_out<P: Protocol>(state: &RefCell<ShardState<P>>, jobs: &Arc<P::Jobs>) {
         slots,
         events,
         counters,
+        live,
         ..
     } = &mut *st;
     protocol.on_shard_jobs(jobs);
-    for slot in slots.iter_mut().filter_map(|s| s.as_deref_mut()) {
+    for slot in slots
+        .iter_mut()
+        .filter_map(|s| s.as_deref_mut())
+        .take(*live)
+    {
         if slot.closing.is_some() {
             continue;
         }
