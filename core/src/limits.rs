@@ -199,3 +199,66 @@ const _: () = assert!(VARDIFF_STEP_FACTOR_MAX.is_power_of_two());
 const _: () = assert!(VARDIFF_RETARGET_INTERVAL_MS_MIN < VARDIFF_WINDOW_SECS as u64 * 1000);
 const _: () = assert!(SUBMIT_FIELD_BYTES_MAX >= JOB_ID_HEX_MAX);
 const _: () = assert!(SUBMIT_FIELD_BYTES_MAX >= 2 * EXTRANONCE2_SIZE_MAX);
+
+// ---------------------------------------------------------------------------------------------
+// Data plane (`warppool-net`): I/O buffers, queues and shard control.
+// ---------------------------------------------------------------------------------------------
+
+/// Free space the line buffer always keeps for one read, in bytes. The per-connection input
+/// buffer is `LINE_BYTES_MAX + READ_BYTES_MIN`, so after the unfinished tail of a line (at most
+/// `LINE_BYTES_MAX` bytes) is moved to the front there is always room for another read.
+pub const READ_BYTES_MIN: usize = 4 * 1024;
+
+/// Ciphertext read buffer of a TLS connection, in bytes: one full TLS record (16 KiB of
+/// plaintext plus header, padding and tag).
+pub const TLS_READ_BYTES: usize = 16 * 1024 + 2 * 1024;
+
+/// Queued job notifications ("droppable when superseded") tracked per connection.
+pub const OUTBOUND_DROPPABLE_MESSAGES_MAX: usize = 16;
+
+/// Share-statistics batches queued from one shard to the control plane before further batches
+/// are counted and dropped.
+pub const STATS_BATCHES_QUEUED_PER_SHARD_MAX: usize = 64;
+
+/// Block candidates one shard may have queued to the control plane. A candidate is a share that
+/// meets the network target; producing this many on one shard between two drains of the
+/// control plane (which drains continuously) needs that many valid blocks, so the queue cannot
+/// fill on any real network. A full queue is an assertion failure, not a drop.
+pub const BLOCK_CANDIDATES_PER_SHARD_MAX: usize = 1024;
+
+/// Listening addresses (ports) one pool may configure.
+pub const LISTENERS_MAX: usize = 16;
+
+/// Messages (job wake-ups, stop) queued from the control plane to one shard. Job wake-ups
+/// coalesce: a full queue means a wake-up is already pending.
+pub const SHARD_CONTROL_QUEUE_MAX: usize = 4;
+
+/// Buckets of the pool-wide per-IP connection counter table (hashed, keyed at start-up).
+pub const IP_TABLE_BUCKETS: usize = 65_536;
+
+/// `listen(2)` backlog of each shard's listening socket.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Milliseconds `stop()` waits for a shard's connections to close before giving up on them.
+pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
+
+/// Milliseconds a connection that is closing after a final reply may take to flush it.
+pub const CLOSE_FLUSH_MS_MAX: u64 = 2_000;
+
+/// Bytes of input read and discarded after a graceful close (FIN sent) before the socket is
+/// closed, so that unread input does not turn the close into a reset that could destroy the
+/// final reply; bounded in time by `CLOSE_FLUSH_MS_MAX` as well.
+pub const CLOSE_DRAIN_BYTES_MAX: usize = 1024 * 1024;
+
+const _: () = assert!(READ_BYTES_MIN > 0);
+const _: () = assert!(CLOSE_DRAIN_BYTES_MAX >= LINE_BYTES_MAX);
+const _: () = assert!(TLS_READ_BYTES >= 16 * 1024 + 256);
+const _: () = assert!(OUTBOUND_DROPPABLE_MESSAGES_MAX > 0);
+const _: () = assert!(LINE_BYTES_MAX + READ_BYTES_MIN <= OUTBOUND_QUEUE_BYTES_MAX * 2);
+const _: () = assert!(OUTBOUND_QUEUE_BYTES_MAX <= u32::MAX as usize);
+const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX > 0);
+const _: () = assert!(STATS_BATCHES_QUEUED_PER_SHARD_MAX > 0);
+const _: () = assert!(BLOCK_CANDIDATES_PER_SHARD_MAX >= INFLIGHT_REQUESTS_PER_CONNECTION_MAX);
+const _: () = assert!(SHARD_CONTROL_QUEUE_MAX >= 2); // one job wake-up plus the stop message
+const _: () = assert!(IP_TABLE_BUCKETS.is_power_of_two());
+const _: () = assert!(LISTENERS_MAX * SHARDS_MAX <= 65_536);

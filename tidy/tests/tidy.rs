@@ -1,6 +1,6 @@
 //! Repository-wide checks that no compiler lint covers (after TigerBeetle's `tidy.zig`).
 //!
-//! - crate layering: `warppool-hash` and `warppool-core` never depend on tokio;
+//! - crate layering: `warppool-hash`, `warppool-core` and `warppool-net` never depend on tokio;
 //! - no unbounded channel anywhere in the workspace;
 //! - lines of at most 100 columns in `hash/` and `core/`;
 //! - no `unsafe` in `core/`, and no printing or `dbg!` in library code of `hash/` and `core/`.
@@ -54,8 +54,8 @@ fn rel(p: &Path) -> String {
 }
 
 #[test]
-fn hash_and_core_never_depend_on_tokio() {
-    for krate in ["warppool-hash", "warppool-core"] {
+fn hash_core_and_net_never_depend_on_tokio() {
+    for krate in ["warppool-hash", "warppool-core", "warppool-net"] {
         let out = Command::new(env!("CARGO"))
             .current_dir(root())
             .args([

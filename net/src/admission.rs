@@ -1,0 +1,132 @@
+//! Admission control at accept: the per-shard token bucket and the pool-wide per-IP table.
+//!
+//! **Per-IP cap across shards.** `SO_REUSEPORT` spreads connections over shards by a hash of
+//! the 4-tuple, so one address's connections land on every shard and a per-shard count would
+//! allow `shards × cap`. Instead all shards share one table of `IP_TABLE_BUCKETS` atomic
+//! counters, indexed by a keyed SipHash (random key per process) of the client address (IPv4:
+//! the address; IPv6: its /64, since one host usually owns a whole /64). A shard touches it
+//! only at accept and at close, never per line, so shards still share nothing on the data
+//! path. Two addresses that hash to the same bucket share one cap; with 65 536 buckets and a
+//! keyed hash that is rare and cannot be aimed at, and it errs on the side of refusing.
+
+use std::{
+    hash::{BuildHasher, RandomState},
+    net::IpAddr,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Instant,
+};
+
+use warppool_core::limits::IP_TABLE_BUCKETS;
+
+/// Accept-rate limiter of one shard: `rate` tokens per second up to `burst`.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    rate_per_sec: f64,
+    burst: f64,
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(rate_per_sec: u32, burst: u32, now: Instant) -> Self {
+        assert!(rate_per_sec > 0);
+        assert!(burst > 0);
+        Self {
+            rate_per_sec: f64::from(rate_per_sec),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            refilled_at: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate_per_sec).min(self.burst);
+        self.refilled_at = now;
+        debug_assert!(self.tokens >= 0.0);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Pool-wide per-address connection counters (see the module docs).
+#[derive(Debug)]
+pub(crate) struct IpTable {
+    hasher: RandomState,
+    cap: u32,
+    buckets: Box<[AtomicU32]>,
+}
+
+impl IpTable {
+    pub(crate) fn new(cap: u32) -> Self {
+        assert!(cap > 0);
+        let buckets = (0..IP_TABLE_BUCKETS).map(|_| AtomicU32::new(0)).collect();
+        Self {
+            hasher: RandomState::new(),
+            cap,
+            buckets,
+        }
+    }
+
+    pub(crate) fn bucket(&self, ip: IpAddr) -> usize {
+        let key: u128 = match ip {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            // The /64 prefix, tagged so it cannot collide with an IPv4 key by construction.
+            IpAddr::V6(v6) => (u128::from(v6) >> 64) | (1 << 127),
+        };
+        // Truncation is the point: the low bits of the hash pick the bucket.
+        (self.hasher.hash_one(key) as usize) & (IP_TABLE_BUCKETS - 1)
+    }
+
+    /// Counts a connection in `bucket` unless that would exceed the cap.
+    pub(crate) fn try_acquire(&self, bucket: usize) -> bool {
+        self.buckets[bucket]
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.cap).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release(&self, bucket: usize) {
+        let before = self.buckets[bucket].fetch_sub(1, Ordering::AcqRel);
+        assert!(before > 0, "per-ip counter released below zero");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_refills_at_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10, 2, start);
+        assert!(bucket.try_take(start));
+        assert!(bucket.try_take(start));
+        assert!(!bucket.try_take(start));
+        assert!(bucket.try_take(start + Duration::from_millis(100)));
+        assert!(!bucket.try_take(start + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn ip_cap_and_v6_prefix() {
+        let table = IpTable::new(2);
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff".parse().unwrap();
+        assert_eq!(table.bucket(a), table.bucket(b));
+        let bucket = table.bucket(a);
+        assert!(table.try_acquire(bucket));
+        assert!(table.try_acquire(bucket));
+        assert!(!table.try_acquire(bucket));
+        table.release(bucket);
+        assert!(table.try_acquire(bucket));
+    }
+}
