@@ -166,3 +166,21 @@ fn library_code_of_hash_and_core_is_quiet_and_core_is_safe() {
         hits.join("\n")
     );
 }
+
+#[test]
+fn every_limit_is_documented() {
+    let limits = fs::read_to_string(root().join("core/src/limits.rs")).expect("limits.rs");
+    let doc = fs::read_to_string(root().join("docs/limits.md")).expect("docs/limits.md");
+    let names: Vec<&str> = limits
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert!(names.len() > 10, "limits.rs was read: {names:?}");
+    let missing: Vec<&&str> =
+        names.iter().filter(|n| !doc.contains(&format!("`{n}`"))).collect();
+    assert!(
+        missing.is_empty(),
+        "limits missing from docs/limits.md (run python3 tidy/gen-limits-doc.py): {missing:?}"
+    );
+}
