@@ -12,8 +12,6 @@
 //! The compression kernel is chosen once, on first use, from CPU detection (see
 //! [`kernel::selected`]); each kernel is also callable directly for tests and benchmarks.
 
-#![cfg_attr(not(test), no_std)]
-
 pub mod kernel;
 mod sha256;
 
@@ -21,7 +19,13 @@ pub use sha256::{Midstate, Sha256, sha256, sha256d};
 
 /// The initial SHA-256 state (FIPS 180-4 §5.3.3).
 pub const IV: [u32; 8] = [
-    0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
     0x5be0_cd19,
 ];
 
@@ -45,6 +49,13 @@ pub fn sha256d_64(node: &[u8; 64]) -> [u8; 32] {
 /// sha256d of many headers. Hashes `min(headers.len(), out.len())` items.
 pub fn sha256d_headers(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
     kernel::selected().sha256d_headers(headers, out);
+}
+
+/// sha256d of many headers that share their first 64 bytes, compressed once into `mid`
+/// (see [`Midstate::from_header`]); `tails` are the last 16 bytes of each header (end of the
+/// merkle root, time, bits, nonce). Hashes `min(tails.len(), out.len())` items.
+pub fn sha256d_headers_midstate(mid: &Midstate, tails: &[[u8; 16]], out: &mut [[u8; 32]]) {
+    kernel::selected().sha256d_headers_midstate(mid, tails, out);
 }
 
 /// sha256d of many 64-byte merkle nodes. Hashes `min(nodes.len(), out.len())` items.

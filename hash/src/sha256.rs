@@ -19,7 +19,18 @@ impl Midstate {
     pub fn from_blocks(blocks: &[[u8; 64]]) -> Self {
         let mut state = IV;
         kernel::selected().compress(&mut state, blocks);
-        Self { state, bytes: 64 * blocks.len() as u64 }
+        Self {
+            state,
+            bytes: 64 * blocks.len() as u64,
+        }
+    }
+
+    /// The midstate of the first 64 bytes of an 80-byte header, for
+    /// [`sha256d_headers_midstate`](crate::sha256d_headers_midstate).
+    #[must_use]
+    pub fn from_header(header: &[u8; 80]) -> Self {
+        let (first, _) = header.as_chunks::<64>();
+        Self::from_blocks(first)
     }
 
     /// The midstate of the longest whole-block prefix of `data`, and the rest of `data`.
@@ -63,13 +74,23 @@ impl Sha256 {
     /// A hasher at the IV.
     #[must_use]
     pub const fn new() -> Self {
-        Self { state: IV, buf: [0; 64], buf_len: 0, total: 0 }
+        Self {
+            state: IV,
+            buf: [0; 64],
+            buf_len: 0,
+            total: 0,
+        }
     }
 
     /// A hasher that continues from `mid`.
     #[must_use]
     pub const fn from_midstate(mid: Midstate) -> Self {
-        Self { state: mid.state, buf: [0; 64], buf_len: 0, total: mid.bytes }
+        Self {
+            state: mid.state,
+            buf: [0; 64],
+            buf_len: 0,
+            total: mid.bytes,
+        }
     }
 
     /// Feeds `data`.
