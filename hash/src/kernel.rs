@@ -2,7 +2,7 @@
 //!
 //! | kernel | target | lanes per batch step | notes |
 //! |---|---|---|---|
-//! | [`Kernel::ShaNi`] | x86-64 `sha`+`sse4.1`+`ssse3` | 2 streams interleaved | fastest where present |
+//! | [`Kernel::ShaNi`] | x86-64 `sha`+`sse4.1`+`ssse3` | 2 interleaved | fastest if present |
 //! | [`Kernel::Avx512`] | x86-64 `avx512f` | 16 | multi-buffer, `vprold` + `vpternlogd` |
 //! | [`Kernel::Avx2`] | x86-64 `avx2` | 8 | multi-buffer |
 //! | [`Kernel::ArmSha2`] | aarch64 `sha2` | 1 | ARMv8 crypto extension |

@@ -32,9 +32,15 @@ fn all_kernels() -> [Kernel; 5] {
     Kernel::ALL
 }
 
-const GENESIS: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";
+const GENESIS: &str = concat!(
+    "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd",
+    "7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c",
+);
 const GENESIS_HASH: &str = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
-const B100000: &str = "0100000050120119172a610421a6c3011dd330d9df07b63616c2cc1f1cd00200000000006657a9252aacd5c0b2940996ecff952228c3067cc38d4885efb5a4ac4247e9f337221b4d4c86041b0f2b5710";
+const B100000: &str = concat!(
+    "0100000050120119172a610421a6c3011dd330d9df07b63616c2cc1f1cd00200000000006657a925",
+    "2aacd5c0b2940996ecff952228c3067cc38d4885efb5a4ac4247e9f337221b4d4c86041b0f2b5710",
+);
 const B100000_HASH: &str = "000000000003ba27aa200b1cecaad478d2b00432346c3f1f3986da1afd33e506";
 
 fn header(hexstr: &str) -> [u8; 80] {
@@ -267,7 +273,9 @@ proptest! {
     }
 
     #[test]
-    fn compress_matches_sha2(blocks in prop::collection::vec(prop::array::uniform32(any::<u8>()), 0..10)) {
+    fn compress_matches_sha2(
+        blocks in prop::collection::vec(prop::array::uniform32(any::<u8>()), 0..10),
+    ) {
         let blocks: Vec<[u8; 64]> = blocks.chunks(2).map(|c| {
             let mut b = [0u8; 64];
             b[..32].copy_from_slice(&c[0]);
