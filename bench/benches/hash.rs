@@ -5,12 +5,17 @@
 //! `Throughput::Elements(BATCH)`; `bench/report.py` turns the estimates into ns/item and ratios.
 //!
 //! Run: `cargo bench -p warppool-bench --bench hash && python3 bench/report.py`.
+//!
+//! The default measurement is the CPU time of the benchmarking thread
+//! (`CLOCK_THREAD_CPUTIME_ID`), because the development machine is shared with other compile
+//! jobs and wall time there mostly measures the scheduler. Set `WARPPOOL_BENCH_WALL=1` to
+//! measure wall-clock time instead.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use sha2::Digest as _;
 use sha2_soft::Digest as _;
 use warppool_hash::kernel::{self, Kernel};
@@ -102,13 +107,88 @@ fn available() -> Vec<Kernel> {
         .collect()
 }
 
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+/// CPU time consumed by the calling thread, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct ThreadCpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec`; CLOCK_THREAD_CPUTIME_ID is supported on
+    // Linux, and on failure `ts` stays zero (the measurement is then meaningless, not unsound).
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NsFormatter
+    }
+}
+
+/// Formats nanoseconds of CPU time.
+struct NsFormatter;
+
+impl ValueFormatter for NsFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (div, unit) = if typical < 1e3 {
+            (1.0, "ns")
+        } else if typical < 1e6 {
+            (1e3, "µs")
+        } else if typical < 1e9 {
+            (1e6, "ms")
+        } else {
+            (1e9, "s")
+        };
+        values.iter_mut().for_each(|v| *v /= div);
+        unit
+    }
+
+    fn scale_throughputs(&self, typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let per_iter = match t {
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                *n as f64
+            }
+            _ => 1.0,
+        };
+        let _ = typical;
+        values.iter_mut().for_each(|v| *v = per_iter * 1e3 / *v);
+        "Melem/s (cpu)"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn group<'a, M: Measurement>(c: &'a mut Criterion<M>, name: &str) -> BenchmarkGroup<'a, M> {
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(BATCH as u64));
     g
 }
 
-fn bench_headers(c: &mut Criterion) {
+fn bench_headers<M: Measurement>(c: &mut Criterion<M>) {
     let hs = headers();
     let mut out = vec![[0u8; 32]; BATCH];
     let mut g = group(c, "headers");
@@ -179,7 +259,7 @@ fn bench_headers(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_nodes(c: &mut Criterion) {
+fn bench_nodes<M: Measurement>(c: &mut Criterion<M>) {
     let ns = nodes();
     let mut out = vec![[0u8; 32]; BATCH];
     let mut g = group(c, "nodes");
@@ -230,17 +310,24 @@ fn cross_check() {
     }
 }
 
-fn config() -> Criterion {
-    cross_check();
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
+fn configure<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
+    c.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20)
+        .configure_from_args()
 }
 
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = bench_headers, bench_nodes
+fn main() {
+    cross_check();
+    if std::env::var_os("WARPPOOL_BENCH_WALL").is_some() {
+        let mut c = configure(Criterion::default());
+        bench_headers(&mut c);
+        bench_nodes(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = configure(Criterion::default().with_measurement(ThreadCpuTime));
+        bench_headers(&mut c);
+        bench_nodes(&mut c);
+        c.final_summary();
+    }
 }
-criterion_main!(benches);
