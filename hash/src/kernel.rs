@@ -26,6 +26,7 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 
 mod consts;
+#[cfg(target_arch = "x86_64")]
 #[macro_use]
 mod multibuffer;
 #[cfg(target_arch = "aarch64")]
