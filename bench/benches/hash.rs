@@ -308,6 +308,18 @@ fn cross_check() {
             assert_eq!(o[0], want);
         }
     }
+    for n in nodes().iter().take(64) {
+        let want: [u8; 32] = sha2::Sha256::digest(sha2::Sha256::digest(n)).into();
+        assert_eq!(
+            sha2_soft::Sha256::digest(sha2_soft::Sha256::digest(n)).as_slice(),
+            want
+        );
+        for k in available() {
+            let mut o = [[0u8; 32]; 1];
+            k.sha256d_64(std::slice::from_ref(n), &mut o);
+            assert_eq!(o[0], want);
+        }
+    }
 }
 
 fn configure<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
