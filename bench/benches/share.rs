@@ -132,8 +132,12 @@ fn bench(c: &mut Criterion) {
     book.install(Arc::clone(&job));
     let mut reply = [0u8; 256];
     let judge = |line: &[u8], book: &mut JobBook, reply: &mut [u8]| -> (bool, usize) {
-        let Ok(msg) = parse_line(line) else { return (false, 0) };
-        let Request::Submit(s) = msg.request else { return (false, 0) };
+        let Ok(msg) = parse_line(line) else {
+            return (false, 0);
+        };
+        let Request::Submit(s) = msg.request else {
+            return (false, 0);
+        };
         let parsed = (
             JobId::from_hex(s.job_id),
             Extranonce2::from_hex(s.extranonce2, ExtranonceSize::DEFAULT),
@@ -148,7 +152,12 @@ fn bench(c: &mut Criterion) {
             Some(Ok(b)) => Some(b),
             Some(Err(_)) => return (false, 0),
         };
-        let submission = Submission { extranonce2, ntime, nonce, version_bits };
+        let submission = Submission {
+            extranonce2,
+            ntime,
+            nonce,
+            version_bits,
+        };
         let verdict = book.submit(job_id, &en1, &submission, VersionMask::POOL, &share_target);
         let ok = matches!(verdict, Verdict::Accepted { .. });
         let n = write_result_bool(reply, &msg.id, ok).unwrap_or(0);
@@ -157,7 +166,10 @@ fn bench(c: &mut Criterion) {
     // Warm up and check: every line is accepted, twice round.
     for _ in 0..2 {
         for line in &lines {
-            assert!(judge(line, &mut book, &mut reply).0, "every benchmark share is accepted");
+            assert!(
+                judge(line, &mut book, &mut reply).0,
+                "every benchmark share is accepted"
+            );
         }
     }
 
@@ -171,7 +183,12 @@ fn bench(c: &mut Criterion) {
     coinbase_tail.extend_from_slice(&[0, 0, 0, 1]);
     coinbase_tail.extend_from_slice(job.coinb2());
     let steps: Vec<[u8; 32]> = job.merkle_branch().steps().to_vec();
-    let header = job.header(&[9; 32], Ntime::from_secs(1_764_001_000), Nonce::new(7), 0x2000_0000);
+    let header = job.header(
+        &[9; 32],
+        Ntime::from_secs(1_764_001_000),
+        Nonce::new(7),
+        0x2000_0000,
+    );
     let hash_only = |salt: u8| -> [u8; 32] {
         let mut h = Sha256::from_midstate(mid);
         h.update(&coinbase_tail);

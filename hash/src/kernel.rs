@@ -1,141 +1,319 @@
 //! Compression kernels and their selection.
 //!
-//! The portable kernel is always present. Faster kernels are added per architecture and chosen
-//! once, on first use, by [`selected`].
+//! | kernel | target | lanes per batch step | notes |
+//! |---|---|---|---|
+//! | [`Kernel::ShaNi`] | x86-64 `sha`+`sse4.1`+`ssse3` | 8 interleaved | fastest if present |
+//! | [`Kernel::Avx512`] | x86-64 `avx512f` | 16 | multi-buffer, `vprold` + `vpternlogd` |
+//! | [`Kernel::Avx2`] | x86-64 `avx2` | 8 | multi-buffer |
+//! | [`Kernel::ArmSha2`] | aarch64 `sha2` | 1 | ARMv8 crypto extension |
+//! | [`Kernel::Scalar`] | any | 1 | portable Rust |
+//!
+//! Every kernel is callable directly (for tests and benchmarks). Calling a kernel that the CPU
+//! does not have is safe: it falls back to [`Kernel::Scalar`], so results never depend on the
+//! choice. [`Kernel::compress`] (single-stream, used by streaming and midstates) is only
+//! accelerated by the SHA-NI and ARMv8 kernels; the multi-buffer kernels use the scalar code for
+//! it, as one message cannot fill their lanes.
+//!
+//! Batches are processed `lanes()` items at a time; a last partial group is copied into a
+//! zero-padded stack array, hashed as a full group, and only the real results are copied out.
+//! Nothing allocates.
+//!
+//! [`selected`] picks the fastest available kernel once per process: on x86-64
+//! SHA-NI > AVX-512 > AVX2 > scalar (SHA-NI measured about 2–3× faster per item than the best
+//! multi-buffer kernel on this project's machine, see `docs/performance.md`), on aarch64 ARMv8
+//! SHA2 > scalar.
 
-use crate::IV;
-use crate::sha256::state_to_bytes;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+mod consts;
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod multibuffer;
+#[cfg(target_arch = "aarch64")]
+mod armv8;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod shani;
+
+/// Streams interleaved by the SHA-NI batch paths. Measured on the project machine (AMD EPYC,
+/// thread CPU time per header): 2 ways 87 ns, 4 ways 78 ns, 8 ways 69 ns, 16 ways 78 ns.
+#[cfg(target_arch = "x86_64")]
+const SHANI_WAYS: usize = 8;
+
+/// Runs a SHA-NI batch body over `min(input.len(), out.len())` items: groups of
+/// [`SHANI_WAYS`], then at most one group each of 4, 2 and 1 for the rest, so a short batch (a
+/// single header) costs no more than its own streams. `$f` is a closure-like `|i, o| expr`
+/// whose body is generic over the group size through inference.
+#[cfg(target_arch = "x86_64")]
+macro_rules! shani_tiered {
+    ($input:expr, $out:expr, |$i:ident, $o:ident| $body:expr) => {{
+        let n = $input.len().min($out.len());
+        let (input, out) = (&$input[..n], &mut $out[..n]);
+        let (groups, rest) = input.as_chunks::<SHANI_WAYS>();
+        let (out_groups, out_rest) = out.as_chunks_mut::<SHANI_WAYS>();
+        for ($i, $o) in groups.iter().zip(out_groups.iter_mut()) {
+            $body
+        }
+        let (g4, rest) = rest.as_chunks::<4>();
+        let (o4, out_rest) = out_rest.as_chunks_mut::<4>();
+        for ($i, $o) in g4.iter().zip(o4.iter_mut()) {
+            $body
+        }
+        let (g2, rest) = rest.as_chunks::<2>();
+        let (o2, out_rest) = out_rest.as_chunks_mut::<2>();
+        for ($i, $o) in g2.iter().zip(o2.iter_mut()) {
+            $body
+        }
+        let (g1, _) = rest.as_chunks::<1>();
+        let (o1, _) = out_rest.as_chunks_mut::<1>();
+        for ($i, $o) in g1.iter().zip(o1.iter_mut()) {
+            $body
+        }
+    }};
+}
 
 /// A SHA-256 implementation strategy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Kernel {
     /// Portable scalar Rust.
     Scalar,
+    /// x86-64 SHA extensions, with 8-way interleaving in batches.
+    ShaNi,
+    /// x86-64 AVX2, 8 messages per batch step.
+    Avx2,
+    /// x86-64 AVX-512F, 16 messages per batch step.
+    Avx512,
+    /// ARMv8 SHA2 crypto extension (aarch64).
+    ArmSha2,
 }
 
 impl Kernel {
+    /// Every kernel, in order of preference (fastest first, scalar last).
+    pub const ALL: [Kernel; 5] = [
+        Kernel::ShaNi,
+        Kernel::ArmSha2,
+        Kernel::Avx512,
+        Kernel::Avx2,
+        Kernel::Scalar,
+    ];
+
     /// A short stable name, for logs and benchmark labels.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
             Kernel::Scalar => "scalar",
+            Kernel::ShaNi => "sha-ni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+            Kernel::ArmSha2 => "armv8-sha2",
         }
     }
 
-    /// Whether this CPU can run the kernel.
+    /// Whether this CPU can run the kernel (run-time detection; cached by `std`).
     #[must_use]
     pub fn is_available(self) -> bool {
         match self {
             Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::ShaNi => {
+                std::is_x86_feature_detected!("sha")
+                    && std::is_x86_feature_detected!("sse2")
+                    && std::is_x86_feature_detected!("ssse3")
+                    && std::is_x86_feature_detected!("sse4.1")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "aarch64")]
+            Kernel::ArmSha2 => {
+                std::arch::is_aarch64_feature_detected!("neon")
+                    && std::arch::is_aarch64_feature_detected!("sha2")
+            }
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
     }
 
-    /// Compresses `blocks` into `state`.
+    /// The kernel that actually runs for `self`: `self` if available, else scalar.
+    fn effective(self) -> Kernel {
+        if self.is_available() {
+            self
+        } else {
+            Kernel::Scalar
+        }
+    }
+
+    /// Messages hashed together by the batch paths.
+    #[must_use]
+    pub fn lanes(self) -> usize {
+        match self.effective() {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::ShaNi => SHANI_WAYS,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => avx2::LANES,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => avx512::LANES,
+            _ => 1,
+        }
+    }
+
+    /// Compresses `blocks` into `state` (single stream).
     pub fn compress(self, state: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        match self {
-            Kernel::Scalar => scalar::compress(state, blocks),
+        match self.effective() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `effective` returned ShaNi, so its CPU features were detected.
+            Kernel::ShaNi => unsafe { shani::compress(state, blocks) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: `effective` returned ArmSha2, so its CPU features were detected.
+            Kernel::ArmSha2 => unsafe { armv8::compress(state, blocks) },
+            _ => scalar::compress(state, blocks),
         }
     }
 
     /// sha256d of many 80-byte headers (`min(headers.len(), out.len())` of them).
     pub fn sha256d_headers(self, headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
-        for (h, o) in headers.iter().zip(out.iter_mut()) {
-            let mut block = [[0u8; 64]; 2];
-            block[0].copy_from_slice(&h[..64]);
-            block[1][..16].copy_from_slice(&h[64..]);
-            block[1][16] = 0x80;
-            block[1][56..].copy_from_slice(&(80u64 * 8).to_be_bytes());
-            let mut state = IV;
-            self.compress(&mut state, &block);
-            *o = self.sha256_32(&state_to_bytes(&state));
+        match self.effective() {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::ShaNi => shani_tiered!(headers, out, |i, o| {
+                // SAFETY: `effective` returned ShaNi, so its CPU features were detected.
+                unsafe { shani::headers(i, o) }
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => batch::<{ avx2::LANES }, _>(headers, out, [0; 80], |i, o| {
+                // SAFETY: `effective` returned Avx2, so its CPU features were detected.
+                unsafe { avx2::headers(i, o) }
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => batch::<{ avx512::LANES }, _>(headers, out, [0; 80], |i, o| {
+                // SAFETY: `effective` returned Avx512, so its CPU features were detected.
+                unsafe { avx512::headers(i, o) }
+            }),
+            #[cfg(target_arch = "aarch64")]
+            Kernel::ArmSha2 => batch::<1, _>(headers, out, [0; 80], |i, o| {
+                // SAFETY: `effective` returned ArmSha2, so its CPU features were detected.
+                unsafe { armv8::header(&i[0], &mut o[0]) }
+            }),
+            _ => batch::<1, _>(headers, out, [0; 80], |i, o| o[0] = scalar::header(&i[0])),
         }
     }
 
     /// sha256d of many 64-byte nodes (`min(nodes.len(), out.len())` of them).
     pub fn sha256d_64(self, nodes: &[[u8; 64]], out: &mut [[u8; 32]]) {
-        for (n, o) in nodes.iter().zip(out.iter_mut()) {
-            let mut pad = [0u8; 64];
-            pad[0] = 0x80;
-            pad[56..].copy_from_slice(&(64u64 * 8).to_be_bytes());
-            let mut state = IV;
-            self.compress(&mut state, &[*n, pad]);
-            *o = self.sha256_32(&state_to_bytes(&state));
+        match self.effective() {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::ShaNi => shani_tiered!(nodes, out, |i, o| {
+                // SAFETY: `effective` returned ShaNi, so its CPU features were detected.
+                unsafe { shani::nodes(i, o) }
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => batch::<{ avx2::LANES }, _>(nodes, out, [0; 64], |i, o| {
+                // SAFETY: `effective` returned Avx2, so its CPU features were detected.
+                unsafe { avx2::nodes(i, o) }
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => batch::<{ avx512::LANES }, _>(nodes, out, [0; 64], |i, o| {
+                // SAFETY: `effective` returned Avx512, so its CPU features were detected.
+                unsafe { avx512::nodes(i, o) }
+            }),
+            #[cfg(target_arch = "aarch64")]
+            Kernel::ArmSha2 => batch::<1, _>(nodes, out, [0; 64], |i, o| {
+                // SAFETY: `effective` returned ArmSha2, so its CPU features were detected.
+                unsafe { armv8::node(&i[0], &mut o[0]) }
+            }),
+            _ => batch::<1, _>(nodes, out, [0; 64], |i, o| o[0] = scalar::node(&i[0])),
         }
     }
 
-    /// SHA-256 of a 32-byte message (the second pass of sha256d).
-    fn sha256_32(self, digest: &[u8; 32]) -> [u8; 32] {
-        let mut block = [0u8; 64];
-        block[..32].copy_from_slice(digest);
-        block[32] = 0x80;
-        block[56..].copy_from_slice(&(32u64 * 8).to_be_bytes());
-        let mut state = IV;
-        self.compress(&mut state, core::slice::from_ref(&block));
-        state_to_bytes(&state)
+    /// sha256d of messages that share the prefix compressed into `mid` and each end in a
+    /// 16-byte tail (`min(tails.len(), out.len())` of them). With `mid` made from the first 64
+    /// bytes of a header and the tails its last 16 bytes (merkle root end, time, bits, nonce),
+    /// this is the sha256d of the header: the miner's inner loop.
+    pub fn sha256d_headers_midstate(
+        self,
+        mid: &Midstate,
+        tails: &[[u8; 16]],
+        out: &mut [[u8; 32]],
+    ) {
+        let state = mid.state();
+        let bits = mid.bytes().wrapping_add(16).wrapping_mul(8);
+        let s = &state;
+        match self.effective() {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::ShaNi => shani_tiered!(tails, out, |i, o| {
+                // SAFETY: `effective` returned ShaNi, so its CPU features were detected.
+                unsafe { shani::headers_midstate(s, bits, i, o) }
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => batch::<{ avx2::LANES }, _>(tails, out, [0; 16], |i, o| {
+                // SAFETY: `effective` returned Avx2, so its CPU features were detected.
+                unsafe { avx2::headers_midstate(s, bits, i, o) }
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => batch::<{ avx512::LANES }, _>(tails, out, [0; 16], |i, o| {
+                // SAFETY: `effective` returned Avx512, so its CPU features were detected.
+                unsafe { avx512::headers_midstate(s, bits, i, o) }
+            }),
+            #[cfg(target_arch = "aarch64")]
+            Kernel::ArmSha2 => batch::<1, _>(tails, out, [0; 16], |i, o| {
+                // SAFETY: `effective` returned ArmSha2, so its CPU features were detected.
+                unsafe { armv8::header_midstate(s, bits, &i[0], &mut o[0]) }
+            }),
+            _ => batch::<1, _>(tails, out, [0; 16], |i, o| {
+                o[0] = scalar::header_midstate(s, bits, &i[0]);
+            }),
+        }
     }
 }
 
-/// The kernel used by the crate's free functions: the fastest available on this CPU.
+use crate::Midstate;
+
+/// Runs `f` over `min(input.len(), out.len())` items, `L` at a time; a last partial group is
+/// padded with `zero` items in a stack array.
+#[inline(always)]
+fn batch<const L: usize, T: Copy>(
+    input: &[T],
+    out: &mut [[u8; 32]],
+    zero: T,
+    mut f: impl FnMut(&[T; L], &mut [[u8; 32]; L]),
+) {
+    let n = input.len().min(out.len());
+    let (input, out) = (&input[..n], &mut out[..n]);
+    let (in_groups, in_rest) = input.as_chunks::<L>();
+    let (out_groups, out_rest) = out.as_chunks_mut::<L>();
+    for (i, o) in in_groups.iter().zip(out_groups.iter_mut()) {
+        f(i, o);
+    }
+    if !in_rest.is_empty() {
+        let mut tmp_in = [zero; L];
+        tmp_in[..in_rest.len()].copy_from_slice(in_rest);
+        let mut tmp_out = [[0u8; 32]; L];
+        f(&tmp_in, &mut tmp_out);
+        out_rest.copy_from_slice(&tmp_out[..out_rest.len()]);
+    }
+}
+
+const UNSET: u8 = u8::MAX;
+static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
+
+/// The kernel used by the crate's free functions: the fastest available on this CPU, detected
+/// once and cached.
 #[must_use]
 pub fn selected() -> Kernel {
-    Kernel::Scalar
-}
-
-/// Portable scalar SHA-256 compression (FIPS 180-4 §6.2.2).
-pub mod scalar {
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-
-    /// Compresses `blocks` into `state`.
-    pub fn compress(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
-        for block in blocks {
-            let mut w = [0u32; 64];
-            for (i, word) in block.chunks_exact(4).enumerate() {
-                w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-            }
-            for i in 16..64 {
-                let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-                let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-                w[i] = w[i - 16]
-                    .wrapping_add(s0)
-                    .wrapping_add(w[i - 7])
-                    .wrapping_add(s1);
-            }
-            let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
-            for i in 0..64 {
-                let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-                let ch = (e & f) ^ (!e & g);
-                let t1 = h
-                    .wrapping_add(s1)
-                    .wrapping_add(ch)
-                    .wrapping_add(K[i])
-                    .wrapping_add(w[i]);
-                let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-                let maj = (a & b) ^ (a & c) ^ (b & c);
-                let t2 = s0.wrapping_add(maj);
-                h = g;
-                g = f;
-                f = e;
-                e = d.wrapping_add(t1);
-                d = c;
-                c = b;
-                b = a;
-                a = t1.wrapping_add(t2);
-            }
-            for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
-                *s = s.wrapping_add(v);
-            }
-        }
+    let cached = SELECTED.load(Ordering::Relaxed);
+    if let Some(&k) = Kernel::ALL.get(usize::from(cached)) {
+        return k;
     }
+    let (idx, k) = Kernel::ALL
+        .iter()
+        .enumerate()
+        .find(|(_, k)| k.is_available())
+        .map_or((Kernel::ALL.len() - 1, Kernel::Scalar), |(i, k)| (i, *k));
+    SELECTED.store(u8::try_from(idx).unwrap_or(UNSET), Ordering::Relaxed);
+    k
 }

@@ -25,6 +25,14 @@ impl Midstate {
         }
     }
 
+    /// The midstate of the first 64 bytes of an 80-byte header, for
+    /// [`sha256d_headers_midstate`](crate::sha256d_headers_midstate).
+    #[must_use]
+    pub fn from_header(header: &[u8; 80]) -> Self {
+        let (first, _) = header.as_chunks::<64>();
+        Self::from_blocks(first)
+    }
+
     /// The midstate of the longest whole-block prefix of `data`, and the rest of `data`.
     #[must_use]
     pub fn from_prefix(data: &[u8]) -> (Self, &[u8]) {

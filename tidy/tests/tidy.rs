@@ -177,8 +177,10 @@ fn every_limit_is_documented() {
         .filter_map(|l| l.split(':').next())
         .collect();
     assert!(names.len() > 10, "limits.rs was read: {names:?}");
-    let missing: Vec<&&str> =
-        names.iter().filter(|n| !doc.contains(&format!("`{n}`"))).collect();
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|n| !doc.contains(&format!("`{n}`")))
+        .collect();
     assert!(
         missing.is_empty(),
         "limits missing from docs/limits.md (run python3 tidy/gen-limits-doc.py): {missing:?}"
