@@ -14,10 +14,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::measurement::Measurement;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use sha2::Digest as _;
 use sha2_soft::Digest as _;
+use warppool_bench::ThreadCpuTime;
 use warppool_hash::kernel::{self, Kernel};
 use warppool_hash::{IV, Midstate};
 
@@ -105,81 +106,6 @@ fn available() -> Vec<Kernel> {
         .into_iter()
         .filter(|k| k.is_available())
         .collect()
-}
-
-/// CPU time consumed by the calling thread, in nanoseconds.
-#[derive(Debug, Clone, Copy)]
-struct ThreadCpuTime;
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `timespec`; CLOCK_THREAD_CPUTIME_ID is supported on
-    // Linux, and on failure `ts` stays zero (the measurement is then meaningless, not unsound).
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &NsFormatter
-    }
-}
-
-/// Formats nanoseconds of CPU time.
-struct NsFormatter;
-
-impl ValueFormatter for NsFormatter {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        let (div, unit) = if typical < 1e3 {
-            (1.0, "ns")
-        } else if typical < 1e6 {
-            (1e3, "µs")
-        } else if typical < 1e9 {
-            (1e6, "ms")
-        } else {
-            (1e9, "s")
-        };
-        values.iter_mut().for_each(|v| *v /= div);
-        unit
-    }
-
-    fn scale_throughputs(&self, typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
-        let per_iter = match t {
-            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
-                *n as f64
-            }
-            _ => 1.0,
-        };
-        let _ = typical;
-        values.iter_mut().for_each(|v| *v = per_iter * 1e3 / *v);
-        "Melem/s (cpu)"
-    }
-
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
-    }
 }
 
 fn group<'a, M: Measurement>(c: &'a mut Criterion<M>, name: &str) -> BenchmarkGroup<'a, M> {

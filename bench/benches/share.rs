@@ -13,9 +13,11 @@
 
 use std::sync::Arc;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::Measurement;
+use criterion::{Criterion, Throughput};
 use serde_json::json;
-use warppool_core::stratum::{Request, RequestId, parse_line, write_result_bool};
+use warppool_bench::ThreadCpuTime;
+use warppool_core::stratum::{Request, parse_line, write_result_bool};
 use warppool_core::{
     CoinbaseConfig, Extranonce1, Extranonce2, ExtranonceSize, Job, JobBook, JobId, Nonce, Ntime,
     ShareTarget, Submission, Template, Verdict, VersionMask,
@@ -102,7 +104,7 @@ fn template() -> Template {
     Template::from_json(t.to_string().as_bytes()).expect("benchmark template parses")
 }
 
-fn bench(c: &mut Criterion) {
+fn bench<M: Measurement>(c: &mut Criterion<M>) {
     let template = Arc::new(template());
     let payout: Vec<u8> = [0x00, 0x14].into_iter().chain([7u8; 20]).collect();
     let config = CoinbaseConfig::solo(b"/warppool/");
@@ -222,14 +224,23 @@ fn bench(c: &mut Criterion) {
         });
     });
     g.finish();
-    let _ = RequestId::NULL;
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
+fn configure<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
+    c.warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(4))
-        .sample_size(30);
-    targets = bench
+        .sample_size(30)
+        .configure_from_args()
 }
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("WARPPOOL_BENCH_WALL").is_some() {
+        let mut c = configure(Criterion::default());
+        bench(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = configure(Criterion::default().with_measurement(ThreadCpuTime));
+        bench(&mut c);
+        c.final_summary();
+    }
+}
