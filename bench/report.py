@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn criterion's estimates for the `hash` bench into a markdown table.
+"""Turn criterion's estimates for the `hash` and `share` benches into markdown tables.
 
 Reads target/criterion/<group>/<bench>/new/{estimates.json,benchmark.json} for the groups
 `headers` and `nodes`, prints ns/item (mean, with the 95% confidence interval) and the ratios
@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-GROUPS = ["headers", "nodes"]
+GROUPS = ["headers", "nodes", "share"]
 # (group, candidate prefix, baseline, target ratio, label)
 TARGETS = [
     ("headers", "best-", "sha2-naive", 1.35, "best header path vs sha2 naive"),
@@ -25,6 +25,8 @@ TARGETS = [
     ("headers", "kernel-avx512", "sha2soft-naive", 3.0, "AVX-512 headers vs sha2 force-soft"),
     ("nodes", "kernel-avx2", "sha2soft-naive", 3.0, "AVX2 nodes vs sha2 force-soft"),
     ("nodes", "kernel-avx512", "sha2soft-naive", 3.0, "AVX-512 nodes vs sha2 force-soft"),
+    # ratio = hashing_only / full: the share of a full validation that is hashing.
+    ("share", "full", "hashing_only", 0.8, "pure hashing / full share validation"),
 ]
 
 
@@ -85,6 +87,8 @@ def main():
                 f"{fmt_ratio(ratio(res, 'sha2-naive', name))} | "
                 f"{fmt_ratio(ratio(res, 'sha2soft-naive', name))} |"
             )
+        if group == "share" and "full" in res:
+            print(f"\nFull share validation: {1e9 / res['full'][0]:,.0f} shares/s on one core.")
         print()
     print("### Targets\n")
     print("| target | candidate | ratio | goal | met |")
