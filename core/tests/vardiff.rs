@@ -144,7 +144,11 @@ fn steady_state_stays_in_band_with_few_retargets() {
         let hashrate = 4.8e12;
         let target = ideal(hashrate);
         let mut rng = Rng(seed ^ 0xdead_beef);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a small positive count"
+        )]
         let start = whole(target as u64);
         let mut v = Vardiff::new(VardiffConfig::default(), Millis::new(0), Some(start));
         let run = simulate(&mut v, &mut rng, hashrate, 0, 2 * 3_600_000);

@@ -135,7 +135,10 @@ impl Kernel {
                 std::arch::is_aarch64_feature_detected!("neon")
                     && std::arch::is_aarch64_feature_detected!("sha2")
             }
-            #[allow(unreachable_patterns)]
+            #[allow(
+                unreachable_patterns,
+                reason = "the arms that exist depend on the target"
+            )]
             _ => false,
         }
     }

@@ -186,3 +186,35 @@ fn every_limit_is_documented() {
         "limits missing from docs/limits.md (run python3 tidy/gen-limits-doc.py): {missing:?}"
     );
 }
+
+#[test]
+fn every_allowed_lint_carries_its_reason() {
+    let mut hits = Vec::new();
+    for file in rust_files(&root()) {
+        if file.starts_with(root().join("tidy")) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        let mut rest = text.as_str();
+        let next = |s: &str| {
+            let outer = s.find("#[allow(");
+            let inner = s.find("#![allow(");
+            outer.into_iter().chain(inner).min()
+        };
+        while let Some(at) = next(rest) {
+            let attr = &rest[at..];
+            let end = attr.find(")]").map_or(attr.len(), |e| e + 2);
+            if !attr[..end].contains("reason") {
+                let line = text.len() - rest.len() + at;
+                let line = text[..line].lines().count();
+                hits.push(format!("{}:{line}", rel(&file)));
+            }
+            rest = &attr[end..];
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "#[allow] without `reason = \"...\"`:\n{}",
+        hits.join("\n")
+    );
+}

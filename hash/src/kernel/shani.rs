@@ -10,7 +10,10 @@
 
 // The interleaved loops index several per-stream arrays by the same stream number; iterator
 // zips of three arrays would hide that.
-#![allow(clippy::needless_range_loop)]
+#![allow(
+    clippy::needless_range_loop,
+    reason = "per-stream arrays are indexed by the same stream number"
+)]
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_blend_epi16, _mm_loadu_si128, _mm_set_epi64x,

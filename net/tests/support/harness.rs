@@ -1,7 +1,11 @@
 //! Shared test harness: a line-echo test protocol, blocking clients, and helpers that run a
 //! test body under both compio drivers with a deadline.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "a shared test module: each test binary uses a different part of it"
+)]
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
