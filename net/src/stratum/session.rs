@@ -92,7 +92,15 @@ pub struct Session {
     last_job_id: u64,
     /// Subscribed and authorized: set_difficulty was sent, notifies follow.
     working: bool,
+    /// Hashes of the last block candidates sent, so a resubmitted block is not sent again (the
+    /// job's duplicate set only holds shares that met the share target, and on a test network
+    /// a block can miss a high share target).
+    recent_blocks: [[u8; 32]; RECENT_BLOCKS],
+    next_recent_block: usize,
 }
+
+/// Block hashes a connection remembers (see [`Session`]).
+const RECENT_BLOCKS: usize = 4;
 
 impl Session {
     /// The connection's id in statistics.
@@ -484,9 +492,12 @@ impl Stratum {
                 accounting,
             } => {
                 // A duplicate block was sent once already; re-sending could fill the queue.
-                if accounting == Some(ShareReject::Duplicate) {
-                    (accounting, Some(hash), false)
+                let seen = conn.recent_blocks.contains(&hash);
+                if seen || accounting == Some(ShareReject::Duplicate) {
+                    (Some(ShareReject::Duplicate), Some(hash), false)
                 } else {
+                    conn.recent_blocks[conn.next_recent_block] = hash;
+                    conn.next_recent_block = (conn.next_recent_block + 1) % RECENT_BLOCKS;
                     // Before the reply is written (DESIGN §3); the miner found a block.
                     ctx.candidate(candidate);
                     (None, Some(hash), true)
@@ -639,6 +650,8 @@ impl Protocol for Stratum {
             next_job_slot: 0,
             last_job_id: 0,
             working: false,
+            recent_blocks: [[0; 32]; RECENT_BLOCKS],
+            next_recent_block: 0,
         }
     }
 
