@@ -428,7 +428,10 @@ fn process_lines<P: Protocol>(
     events.refill_spare();
     input.copy_within(start.., 0);
     input.truncate(input.len() - start);
-    if slot.closing.is_none() && input.len() > LINE_BYTES_MAX {
+    // Paused at the in-flight bound, the buffer still starts with complete lines (a pipelining
+    // client can have more than LINE_BYTES_MAX of them buffered): not an over-long line.
+    let paused = matches!(progress, Progress::Paused);
+    if slot.closing.is_none() && !paused && input.len() > LINE_BYTES_MAX {
         // No newline in more than LINE_BYTES_MAX bytes: memory stays bounded by dropping them.
         call(protocol, events, counters, slot, now, |p, c, ctx| {
             p.on_line_too_long(c, ctx);
@@ -444,7 +447,7 @@ fn process_lines<P: Protocol>(
         // Nothing waits to be written: every line handled so far is answered.
         slot.inflight = 0;
     }
-    debug_assert!(input.len() <= LINE_BYTES_MAX);
+    debug_assert!(paused || input.len() <= LINE_BYTES_MAX);
     progress
 }
 
