@@ -57,7 +57,7 @@ use warppool_core::{
 
 pub use session::{Session, Stratum};
 
-use crate::{DataPlaneOf, NetConfig, NetError, start};
+use crate::{DataPlaneOf, NetConfig, NetError, ShardId, start};
 
 /// What the control plane publishes to the Stratum shards: the current template and how to
 /// build coinbases for it. Each shard builds its jobs from it lazily, per payout script.
@@ -240,24 +240,34 @@ pub fn start_stratum(
     config: StratumConfig,
     jobs: JobSet,
 ) -> Result<StratumPlane, NetError> {
+    let jobs = Arc::new(ArcSwap::from_pointee(jobs));
+    let factory = stratum_factory(net.shard_count(), config, &jobs)?;
+    start(net, factory, jobs)
+}
+
+/// The protocol factory [`start_stratum`] passes to [`start`], for callers that wrap the
+/// protocol (tests that count allocations, for example): `shards` must be the
+/// `NetConfig::shard_count` of the plane and `jobs` the same `ArcSwap` given to [`start`].
+///
+/// # Errors
+/// [`NetError::Config`] for an invalid port policy.
+pub fn stratum_factory(
+    shards: usize,
+    config: StratumConfig,
+    jobs: &Arc<ArcSwap<JobSet>>,
+) -> Result<impl Fn(ShardId) -> Stratum + Send + Sync + 'static, NetError> {
     config.validate()?;
-    let shards = net.shard_count();
     let registry = Arc::new(sessions::Registry::new(shards));
     let config = Arc::new(config);
-    let jobs = Arc::new(ArcSwap::from_pointee(jobs));
-    let initial = Arc::clone(&jobs);
-    start(
-        net,
-        move |shard| {
-            Stratum::new(
-                shard,
-                Arc::clone(&config),
-                Arc::clone(&registry),
-                initial.load_full(),
-            )
-        },
-        jobs,
-    )
+    let jobs = Arc::clone(jobs);
+    Ok(move |shard: ShardId| {
+        Stratum::new(
+            shard,
+            Arc::clone(&config),
+            Arc::clone(&registry),
+            jobs.load_full(),
+        )
+    })
 }
 
 /// The block candidate type of the Stratum plane.
