@@ -560,7 +560,7 @@ fn retarget_judges_old_jobs_at_the_lower_difficulty() {
         let set = m
             .received
             .iter()
-            .rposition(|l| l.contains("set_difficulty"))
+            .rposition(|l| l.contains("\"method\":\"mining.set_difficulty"))
             .unwrap();
         let notify = m
             .received
@@ -642,6 +642,54 @@ fn bad_payout_address_refused_connection_kept() {
         assert_true(&m.request(3, &good));
         m.wait_jobs(1);
         assert_true(&m.mine_submit(4, None, &user()));
+        plane.stop();
+    });
+}
+
+#[test]
+fn fractional_difficulty_only_for_clients_that_ask() {
+    both_drivers(DEADLINE, |force_polling| {
+        let mut port = range_port(tiny(), tiny(), warppool_core::Difficulty::MAX);
+        port.fractional = warppool_net::stratum::Fractional::OnRequest;
+        let plane = start_pool(force_polling, port, template(BITS_DIFF1, 1, 3));
+        let addr = plane.local_addrs()[0];
+        // A client that did not ask: whole numbers, at least 1, as a JSON integer.
+        let mut whole = Miner::connect(addr);
+        whole.setup(&user());
+        let set = whole
+            .received
+            .iter()
+            .find(|l| l.contains("\"method\":\"mining.set_difficulty"))
+            .unwrap();
+        assert!(set.contains("\"params\":[1]"), "{set}");
+        // NerdMiner suggests 0.00015 before authorize: it gets a fraction (clamped).
+        let mut nerd = Miner::connect(addr);
+        let sub = nerd.request(
+            1,
+            r#"{"id":1,"method":"mining.subscribe","params":["NerdMinerV2"]}"#,
+        );
+        nerd.take_subscribe(&sub);
+        let suggest = r#"{"id":2,"method":"mining.suggest_difficulty","params":[0.00015]}"#;
+        assert_true(&nerd.request(2, suggest));
+        let auth = format!(r#"{{"id":3,"method":"mining.authorize","params":["{ADDRESS}","x"]}}"#);
+        assert_true(&nerd.request(3, &auth));
+        nerd.wait_jobs(1);
+        assert!(
+            (nerd.difficulty - 0.00015).abs() < 0.00001,
+            "{}",
+            nerd.difficulty
+        );
+        // `d=` in the password works the same way (here: below the port minimum, clamped).
+        let mut hinted = Miner::connect(addr);
+        let sub = hinted.request(1, r#"{"id":1,"method":"mining.subscribe","params":[]}"#);
+        hinted.take_subscribe(&sub);
+        let auth = format!(
+            r#"{{"id":2,"method":"mining.authorize","params":["{ADDRESS}","d=0.000001"]}}"#
+        );
+        assert_true(&hinted.request(2, &auth));
+        hinted.wait_jobs(1);
+        assert_eq!(hinted.difficulty, tiny().to_f64_lossy());
+        assert_true(&hinted.mine_submit(3, None, ADDRESS));
         plane.stop();
     });
 }

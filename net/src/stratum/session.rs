@@ -69,6 +69,10 @@ struct JobDifficulty {
 }
 
 /// One connection's state (the `Protocol::Conn` of [`Stratum`]).
+///
+/// Size: about 1 KiB inline (see the `session_size` test) plus, once authorized, its
+/// `JobBook` (`JOBS_RETAINED_MAX` × `CONNECTION_DUPLICATES_PER_JOB` × 24 bytes = 12 KiB), the
+/// username and payout script, and the user agent.
 #[derive(Debug)]
 pub struct Session {
     id: ConnectionId,
@@ -404,9 +408,7 @@ impl Stratum {
         let d = conn.difficulty();
         let fractional = conn.fractional;
         self.send(ctx, false, |buf| write_set_difficulty(buf, d, fractional));
-        if self.jobs.has_work() {
-            self.send_job(conn, true, false, ctx);
-        }
+        self.send_job(conn, true, false, ctx);
     }
 
     /// A new difficulty is in force: older jobs keep the lower of old and new, the client gets
@@ -419,9 +421,7 @@ impl Stratum {
         }
         let fractional = conn.fractional;
         self.send(ctx, false, |buf| write_set_difficulty(buf, d, fractional));
-        if self.jobs.has_work() {
-            self.send_job(conn, true, false, ctx);
-        }
+        self.send_job(conn, true, false, ctx);
     }
 
     /// Sends a job newer than any the connection has, installed in its book at the current
@@ -433,6 +433,9 @@ impl Stratum {
         droppable: bool,
         ctx: &mut StratumCtx<'_>,
     ) {
+        if !self.jobs.has_work() {
+            return; // No template yet, or gated: the miner keeps what it has.
+        }
         let (Some(user), Some(book)) = (conn.user.as_ref(), conn.book.as_mut()) else {
             return;
         };
@@ -700,5 +703,17 @@ impl Protocol for Stratum {
         if let Some(en1) = conn.extranonce1 {
             self.registry.release(u32::from_be_bytes(*en1.as_bytes()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_size() {
+        let size = std::mem::size_of::<Session>();
+        eprintln!("Session is {size} bytes");
+        assert!(size <= 1536, "Session is {size} bytes");
     }
 }
