@@ -7,11 +7,13 @@
 //! (accepted the first time, duplicates after) and low-difficulty shares (random nonces).
 //! Every verdict runs the full judging path (coinbase from the midstate, merkle branch,
 //! header sha256d, target, duplicate set) — a rejection costs the same as an acceptance; the
-//! verdict counts are printed. Each connection keeps `WINDOW` lines in flight (closed loop);
-//! latency is from the write of a window to the read of each reply, on the client's clock.
+//! verdict counts are printed. Each connection keeps a window of lines in flight (closed
+//! loop): 16 for throughput, then 1 for latency; latency is from the write of a window to the
+//! read of each reply, on the client's clock (so at 16 in flight it is mostly queueing: about
+//! connections × 16 / rate).
 //!
-//! Run: `cargo bench -p warppool-bench --bench stratum_loopback` (about 30 s; prints a
-//! markdown table). `STRATUM_BENCH_SECS` sets the seconds per configuration (default 3, at
+//! Run: `cargo bench -p warppool-bench --bench stratum_loopback` (about 60 s; prints two
+//! markdown tables). `STRATUM_BENCH_SECS` sets the seconds per configuration (default 3, at
 //! most 10), `STRATUM_BENCH_CONNECTIONS` the connections (default 128).
 
 use std::{
@@ -33,8 +35,9 @@ use warppool_net::{
 };
 
 const ADDRESS: &str = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
-/// Lines in flight per connection (the shard's in-flight bound is 32).
-const WINDOW: usize = 16;
+/// Lines in flight per connection in the throughput rows (the shard's in-flight bound is 32);
+/// the latency rows keep one in flight.
+const WINDOWS: [usize; 2] = [16, 1];
 /// Valid shares mined per connection at set-up.
 const VALID_PER_CONNECTION: usize = 2;
 /// Distinct lines each connection cycles through.
@@ -207,17 +210,17 @@ struct Outcome {
 }
 
 /// One client thread: closed loop over its connections until `until`.
-fn drive(conns: &mut [Conn], until: Instant) -> Outcome {
+fn drive(conns: &mut [Conn], window: usize, until: Instant) -> Outcome {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let mut verdicts = BTreeMap::new();
     let mut shares = 0;
-    let mut batch = Vec::with_capacity(WINDOW * 200);
+    let mut batch = Vec::with_capacity(window * 200);
     let mut line = Vec::with_capacity(256);
     while Instant::now() < until {
         let mut sent_at = Vec::with_capacity(conns.len());
         for conn in conns.iter_mut() {
             batch.clear();
-            for _ in 0..WINDOW {
+            for _ in 0..window {
                 batch.extend_from_slice(&conn.lines[conn.next % CYCLE]);
                 conn.next += 1;
             }
@@ -226,7 +229,7 @@ fn drive(conns: &mut [Conn], until: Instant) -> Outcome {
             sent_at.push(Instant::now());
         }
         for (conn, sent) in conns.iter_mut().zip(&sent_at) {
-            for _ in 0..WINDOW {
+            for _ in 0..window {
                 line.clear();
                 conn.reader.read_until(b'\n', &mut line).unwrap();
                 let micros = sent.elapsed().as_micros() as u64;
@@ -324,7 +327,14 @@ struct Row {
     verdicts: BTreeMap<String, u64>,
 }
 
-fn run(name: &str, force_polling: bool, tls: Option<&Setup>, conns: usize, secs: u64) -> Row {
+fn run(
+    name: &str,
+    force_polling: bool,
+    tls: Option<&Setup>,
+    conns: usize,
+    window: usize,
+    secs: u64,
+) -> Row {
     let plane = start(force_polling, tls);
     let client_config = tls.map(|s| {
         let mut roots = RootCertStore::empty();
@@ -351,7 +361,7 @@ fn run(name: &str, force_polling: bool, tls: Option<&Setup>, conns: usize, secs:
                     .collect();
                 barrier.wait();
                 let until = Instant::now() + Duration::from_secs(secs);
-                drive(&mut mine, until)
+                drive(&mut mine, window, until)
             })
         })
         .collect();
@@ -371,7 +381,7 @@ fn run(name: &str, force_polling: bool, tls: Option<&Setup>, conns: usize, secs:
         }
     }
     Row {
-        name: name.to_owned(),
+        name: format!("{name}, {window} in flight"),
         shares_per_sec: shares as f64 / elapsed,
         p50: histogram.value_at_quantile(0.5),
         p99: histogram.value_at_quantile(0.99),
@@ -394,22 +404,27 @@ fn main() {
         .unwrap_or(if benching { 128 } else { 8 })
         .clamp(CLIENT_THREADS, 1024);
     let tls = tls_setup();
-    let rows = [
-        run("io_uring, plain", false, None, conns, secs),
-        run("polling, plain", true, None, conns, secs),
-        run("io_uring, TLS", false, Some(&tls), conns, secs),
-        run("polling, TLS", true, Some(&tls), conns, secs),
-    ];
+    println!(
+        "\nStratum loopback: 1 shard, {conns} connections, {secs} s per configuration, \
+         {CLIENT_THREADS} client threads on the same machine; ratios against the first row \
+         of each block\n"
+    );
+    for window in WINDOWS {
+        let rows = [
+            run("io_uring, plain", false, None, conns, window, secs),
+            run("polling, plain", true, None, conns, window, secs),
+            run("io_uring, TLS", false, Some(&tls), conns, window, secs),
+            run("polling, TLS", true, Some(&tls), conns, window, secs),
+        ];
+        print_table(&rows);
+    }
+}
+
+fn print_table(rows: &[Row]) {
     let base = rows[0].shares_per_sec;
-    println!(
-        "\nStratum loopback: 1 shard, {conns} connections, {WINDOW} submits in flight each, \
-         {secs} s per configuration, {CLIENT_THREADS} client threads on the same machine\n"
-    );
-    println!(
-        "| configuration | shares/s | vs io_uring plain | p50 µs | p99 µs | p99.9 µs | verdicts |"
-    );
+    println!("| configuration | shares/s | ratio | p50 µs | p99 µs | p99.9 µs | verdicts |");
     println!("|---|---:|---:|---:|---:|---:|---|");
-    for r in &rows {
+    for r in rows {
         let verdicts: Vec<String> = r
             .verdicts
             .iter()
@@ -426,4 +441,5 @@ fn main() {
             verdicts.join(", ")
         );
     }
+    println!();
 }
