@@ -262,3 +262,42 @@ const _: () = assert!(BLOCK_CANDIDATES_PER_SHARD_MAX >= INFLIGHT_REQUESTS_PER_CO
 const _: () = assert!(SHARD_CONTROL_QUEUE_MAX >= 2); // one job wake-up plus the stop message
 const _: () = assert!(IP_TABLE_BUCKETS.is_power_of_two());
 const _: () = assert!(LISTENERS_MAX * SHARDS_MAX <= 65_536);
+
+// Data plane: the Stratum V1 session (`warppool-net`'s `stratum` module).
+
+/// Payout scripts whose coinbase one shard caches for the current template ("one coinbase per
+/// payout script per template, built once and shared by all its connections"). A farm of
+/// many addresses beyond this only costs a rebuild (one coinbase and one job, about 2 µs and
+/// 1 KB) when an evicted script needs a new job.
+pub const PAYOUT_SCRIPTS_PER_SHARD_MAX: usize = 4_096;
+
+/// Share hashes each connection remembers per retained job for duplicate detection (its own
+/// `JobBook` of `JOBS_RETAINED_MAX` jobs, allocated at authorize: 24 bytes per entry, so
+/// 8 × 64 × 24 = 12 KiB per authorized connection). Trade-off: a miner flooding more than this
+/// many shares on one job can resubmit an evicted duplicate and be credited again; in a solo
+/// pool shares only feed statistics and vardiff (never payouts), and vardiff keeps an honest
+/// miner near 18 shares a minute, so a job of 30 s sees about 9.
+pub const CONNECTION_DUPLICATES_PER_JOB: usize = 64;
+
+/// Bits of a 4-byte extranonce1 that hold the shard index; the rest count subscribes on that
+/// shard, so extranonce1 values are unique pool-wide without coordination.
+pub const EXTRANONCE1_SHARD_BITS: u32 = 8;
+
+/// Job variants (new job id and ntime bumped by a second) one shard builds for one payout
+/// script and one template; more would push ntime far ahead of the template's time. Beyond
+/// it a retarget sends `set_difficulty` with the newest variant the connection has not seen,
+/// or none.
+pub const JOB_VARIANTS_PER_TEMPLATE_MAX: u32 = 600;
+
+const _: () = assert!(CONNECTION_DUPLICATES_PER_JOB.is_power_of_two());
+const _: () = assert!(CONNECTION_DUPLICATES_PER_JOB <= DUPLICATES_PER_JOB_MAX);
+const _: () = assert!(1 << EXTRANONCE1_SHARD_BITS >= SHARDS_MAX);
+const _: () = assert!(EXTRANONCE1_SHARD_BITS < 8 * EXTRANONCE1_BYTES as u32);
+// Every connection a shard holds gets its own extranonce1 from the shard's counter range.
+const _: () = assert!(1 << (32 - EXTRANONCE1_SHARD_BITS) >= CONNECTIONS_PER_SHARD_MAX);
+// Variants bump ntime by a second each; they stay inside the accepted ntime window.
+const _: () = assert!(JOB_VARIANTS_PER_TEMPLATE_MAX < NTIME_AHEAD_SECS_MAX);
+const _: () = assert!(PAYOUT_SCRIPTS_PER_SHARD_MAX <= CONNECTIONS_PER_SHARD_MAX);
+// One `process_lines` call handles at most INFLIGHT lines, so it sends at most one statistics
+// batch and the shard's spare batch is always there inside `on_line` (no allocation there).
+const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX < SHARE_STATS_BATCH_MAX);

@@ -88,6 +88,7 @@ mod outbound;
 mod plane;
 mod protocol;
 mod shard;
+pub mod stratum;
 mod tls;
 
 pub use config::{ListenerConfig, NetConfig, TlsFiles};

@@ -110,6 +110,9 @@ pub(crate) enum ShardMsg {
 /// The shard's outgoing event queues (statistics batches and block candidates).
 pub(crate) struct Events<S, C> {
     batch: Vec<S>,
+    /// An empty batch allocated outside protocol callbacks ([`Events::refill_spare`]), so a
+    /// batch sent from inside a callback (it filled up) does not allocate there.
+    spare: Option<Vec<S>>,
     stats_tx: flume::Sender<Vec<S>>,
     candidates_tx: flume::Sender<C>,
     counters: Arc<ShardCounters>,
@@ -128,6 +131,7 @@ impl<S, C> Events<S, C> {
         );
         Self {
             batch: Vec::with_capacity(SHARE_STATS_BATCH_MAX),
+            spare: Some(Vec::with_capacity(SHARE_STATS_BATCH_MAX)),
             stats_tx,
             candidates_tx,
             counters,
@@ -149,7 +153,12 @@ impl<S, C> Events<S, C> {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(SHARE_STATS_BATCH_MAX));
+        let next = self
+            .spare
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(SHARE_STATS_BATCH_MAX));
+        debug_assert!(next.is_empty());
+        let batch = std::mem::replace(&mut self.batch, next);
         match self.stats_tx.try_send(batch) {
             Ok(()) => {}
             Err(
@@ -159,6 +168,13 @@ impl<S, C> Events<S, C> {
                 batch.clear();
                 self.batch = batch;
             }
+        }
+    }
+
+    /// Allocates the spare batch if the last send used it; called between protocol callbacks.
+    pub(crate) fn refill_spare(&mut self) {
+        if self.spare.is_none() {
+            self.spare = Some(Vec::with_capacity(SHARE_STATS_BATCH_MAX));
         }
     }
 
@@ -407,9 +423,15 @@ fn process_lines<P: Protocol>(
         });
     }
     bump(&counters.lines, lines);
+    // At most INFLIGHT_REQUESTS_PER_CONNECTION_MAX (< SHARE_STATS_BATCH_MAX) lines per call, so
+    // at most one batch is sent per call and the spare is always there inside `on_line`.
+    events.refill_spare();
     input.copy_within(start.., 0);
     input.truncate(input.len() - start);
-    if slot.closing.is_none() && input.len() > LINE_BYTES_MAX {
+    // Paused at the in-flight bound, the buffer still starts with complete lines (a pipelining
+    // client can have more than LINE_BYTES_MAX of them buffered): not an over-long line.
+    let paused = matches!(progress, Progress::Paused);
+    if slot.closing.is_none() && !paused && input.len() > LINE_BYTES_MAX {
         // No newline in more than LINE_BYTES_MAX bytes: memory stays bounded by dropping them.
         call(protocol, events, counters, slot, now, |p, c, ctx| {
             p.on_line_too_long(c, ctx);
@@ -425,7 +447,7 @@ fn process_lines<P: Protocol>(
         // Nothing waits to be written: every line handled so far is answered.
         slot.inflight = 0;
     }
-    debug_assert!(input.len() <= LINE_BYTES_MAX);
+    debug_assert!(paused || input.len() <= LINE_BYTES_MAX);
     progress
 }
 

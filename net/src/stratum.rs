@@ -1,0 +1,274 @@
+//! The Stratum V1 session: the [`Protocol`] the data plane runs for miners (plain and TLS).
+//!
+//! # Responsibilities
+//!
+//! - The per-connection state machine of MINERS.md §1: `mining.configure` answered on the very
+//!   next line with `requested & 1fffe000`; every `mining.subscribe` shape, with a unique
+//!   4-byte extranonce1 (shard index in the top bits) that a client can resume by session id;
+//!   `mining.authorize` with the payout address checked for the [`JobSet`]'s network (a bad
+//!   address is refused with error 24 and the connection kept), then the authorize reply,
+//!   `set_difficulty` and the first `notify` written together; suggest_difficulty /
+//!   suggest_target any time (clamped); `mining.extranonce.subscribe`; `mining.ping`;
+//!   `mining.multi_version` and unknown methods refused with an error reply, never a
+//!   disconnect; 5- and 6-param submits with version bits accepted inside `1fffe000` even
+//!   without configure.
+//! - Jobs: one coinbase per payout script per template, built lazily on each shard and shared
+//!   by all the shard's connections with that script ([`JobSet`]); each notify has a new job
+//!   id (a shard-wide counter, never reused) and a header that differs from every earlier one
+//!   the connection got for the same template (ntime bumped by a second, MINERS rule 9).
+//! - Shares: judged through the connection's own `JobBook` (its duplicate sets; see
+//!   `CONNECTION_DUPLICATES_PER_JOB`) at the difficulty of the job they name (the lowest
+//!   difficulty in force while that job was current), vardiff per connection, a retarget sent
+//!   as `set_difficulty` then a fresh `notify`. A block candidate goes to the control plane
+//!   before the reply is written.
+//!
+//! # Usage (the control plane)
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use warppool_core::CoinbaseConfig;
+//! # use warppool_net::{ListenerConfig, NetConfig, stratum::*};
+//! let listener = ListenerConfig { addr: "0.0.0.0:3333".parse().unwrap(), tls: None };
+//! let jobs = JobSet::waiting(bitcoin::Network::Bitcoin, CoinbaseConfig::solo(b"/warppool/"));
+//! let config = StratumConfig::new(PortConfig::default());
+//! let plane = start_stratum(NetConfig::new(vec![listener]), config, jobs).unwrap();
+//! // For every template: plane.publish(Arc::new(JobSet::new(...)));
+//! // Drain plane.candidates() (block candidates) and plane.stats_receivers() (ShareEvent).
+//! plane.stop();
+//! ```
+//!
+//! # Allocation
+//!
+//! None on the share path (parse, judge, reply into the outbound queue, statistics entry).
+//! Subscribe (the session registry), authorize (the connection's job book, 12 KiB) and job
+//! building (once per payout script per template per shard) allocate.
+
+mod jobs;
+mod session;
+mod sessions;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bitcoin::Network;
+use warppool_core::{
+    BlockCandidate, CoinbaseConfig, Difficulty, ShareReject, Template, vardiff::VardiffConfig,
+};
+
+pub use session::{Session, Stratum};
+
+use crate::{DataPlaneOf, NetConfig, NetError, ShardId, start};
+
+/// What the control plane publishes to the Stratum shards: the current template and how to
+/// build coinbases for it. Each shard builds its jobs from it lazily, per payout script.
+#[derive(Debug, Clone)]
+pub struct JobSet {
+    /// The current template; `None` before the first one (miners get no work yet).
+    pub template: Option<Arc<Template>>,
+    /// Increases with every publication. A new generation with the same template still sends
+    /// a fresh notify (new job id, ntime bumped) to every connection.
+    pub generation: u64,
+    /// Whether miners must drop older jobs (true on a new chain tip).
+    pub clean_jobs: bool,
+    /// The network payout addresses must belong to.
+    pub network: Network,
+    /// Coinbase tag, extranonce2 size and optional split outputs.
+    pub coinbase: CoinbaseConfig,
+    /// `Some(reason)` while the node is unhealthy: no new notify goes out (shares on jobs
+    /// already sent are still judged).
+    pub gate: Option<String>,
+}
+
+impl JobSet {
+    /// A job set for `template` (not gated).
+    #[must_use]
+    pub fn new(
+        template: Arc<Template>,
+        generation: u64,
+        clean_jobs: bool,
+        network: Network,
+        coinbase: CoinbaseConfig,
+    ) -> Self {
+        Self {
+            template: Some(template),
+            generation,
+            clean_jobs,
+            network,
+            coinbase,
+            gate: None,
+        }
+    }
+
+    /// The job set before the first template: miners can subscribe and authorize, and get
+    /// their first notify when a template is published.
+    #[must_use]
+    pub fn waiting(network: Network, coinbase: CoinbaseConfig) -> Self {
+        Self {
+            template: None,
+            generation: 0,
+            clean_jobs: true,
+            network,
+            coinbase,
+            gate: None,
+        }
+    }
+
+    /// Whether new work may be sent: there is a template and no gate.
+    #[must_use]
+    pub fn has_work(&self) -> bool {
+        self.template.is_some() && self.gate.is_none()
+    }
+}
+
+/// When a connection gets fractional (below 1) difficulties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fractional {
+    /// Never: difficulties are whole numbers ≥ 1.
+    Never,
+    /// Only for a client that asked for a difficulty below 1 (suggest, `d=`, `md=`).
+    #[default]
+    OnRequest,
+    /// Always (test and regtest ports; a client that parses a `uint32` reads 0 then).
+    Always,
+}
+
+/// The difficulty policy of one port (listener).
+#[derive(Debug, Clone, Copy)]
+pub struct PortConfig {
+    /// Start, min and max difficulty, shares-per-minute target and vardiff tuning. Its
+    /// `fractional` flag is set per connection from [`PortConfig::fractional`].
+    pub vardiff: VardiffConfig,
+    /// When this port sends fractional difficulties.
+    pub fractional: Fractional,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        Self {
+            vardiff: VardiffConfig::default(),
+            fractional: Fractional::OnRequest,
+        }
+    }
+}
+
+/// Configuration of the Stratum session.
+#[derive(Debug, Clone)]
+pub struct StratumConfig {
+    /// Per listener (index in `NetConfig::listeners`); listeners past the end use `default`.
+    pub ports: Vec<PortConfig>,
+    /// The policy of listeners without an entry in `ports`.
+    pub default: PortConfig,
+}
+
+impl StratumConfig {
+    /// Every port with the same policy.
+    #[must_use]
+    pub fn new(default: PortConfig) -> Self {
+        Self {
+            ports: Vec::new(),
+            default,
+        }
+    }
+
+    /// The policy of listener `index`.
+    #[must_use]
+    pub fn port(&self, index: usize) -> &PortConfig {
+        self.ports.get(index).unwrap_or(&self.default)
+    }
+
+    fn validate(&self) -> Result<(), NetError> {
+        for port in self.ports.iter().chain([&self.default]) {
+            let mut vardiff = port.vardiff;
+            vardiff.fractional = port.fractional != Fractional::Never;
+            if vardiff.validate().is_err() {
+                return Err(NetError::Config("invalid vardiff configuration of a port"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A connection's identity in statistics: the shard index in the top 16 bits, a shard-local
+/// counter below (never reused in one run).
+pub type ConnectionId = u64;
+
+/// A statistics entry sent to the control plane (in batches, see
+/// [`crate::DataPlane::stats_receivers`]).
+#[derive(Debug, Clone)]
+pub enum ShareEvent {
+    /// A connection authorized a user (allocates; not on the share path).
+    Authorized {
+        /// The connection.
+        connection: ConnectionId,
+        /// `address[.worker]` as sent.
+        username: String,
+        /// The subscribe user agent, if any.
+        user_agent: Option<String>,
+    },
+    /// One judged share.
+    Share(ShareStat),
+}
+
+/// One judged share (compact, no heap).
+#[derive(Debug, Clone, Copy)]
+pub struct ShareStat {
+    /// The connection (see [`ShareEvent::Authorized`] for its user).
+    pub connection: ConnectionId,
+    /// The difficulty the share was judged at (credited when accepted).
+    pub difficulty: Difficulty,
+    /// `None` when accepted, else why not.
+    pub reject: Option<ShareReject>,
+    /// The share's own difficulty (diff-1 target / hash), for best-share tracking; 0 when the
+    /// share was rejected before hashing.
+    pub hash_difficulty: f64,
+    /// The hash met the network target (a block candidate was sent).
+    pub block: bool,
+}
+
+/// The data plane handle of a Stratum pool.
+pub type StratumPlane = DataPlaneOf<Stratum>;
+
+/// Starts the Stratum data plane: `net` (listeners, shards, limits), the session `config`,
+/// and the first [`JobSet`] (usually [`JobSet::waiting`]). Publish later job sets with
+/// [`crate::DataPlane::publish`]; block candidates arrive on
+/// [`crate::DataPlane::candidates`].
+///
+/// # Errors
+/// [`NetError`] as [`start`], and [`NetError::Config`] for an invalid port policy.
+pub fn start_stratum(
+    net: NetConfig,
+    config: StratumConfig,
+    jobs: JobSet,
+) -> Result<StratumPlane, NetError> {
+    let jobs = Arc::new(ArcSwap::from_pointee(jobs));
+    let factory = stratum_factory(net.shard_count(), config, &jobs)?;
+    start(net, factory, jobs)
+}
+
+/// The protocol factory [`start_stratum`] passes to [`start`], for callers that wrap the
+/// protocol (tests that count allocations, for example): `shards` must be the
+/// `NetConfig::shard_count` of the plane and `jobs` the same `ArcSwap` given to [`start`].
+///
+/// # Errors
+/// [`NetError::Config`] for an invalid port policy.
+pub fn stratum_factory(
+    shards: usize,
+    config: StratumConfig,
+    jobs: &Arc<ArcSwap<JobSet>>,
+) -> Result<impl Fn(ShardId) -> Stratum + Send + Sync + 'static, NetError> {
+    config.validate()?;
+    let registry = Arc::new(sessions::Registry::new(shards));
+    let config = Arc::new(config);
+    let jobs = Arc::clone(jobs);
+    Ok(move |shard: ShardId| {
+        Stratum::new(
+            shard,
+            Arc::clone(&config),
+            Arc::clone(&registry),
+            jobs.load_full(),
+        )
+    })
+}
+
+/// The block candidate type of the Stratum plane.
+pub type Candidate = BlockCandidate;
