@@ -1,7 +1,11 @@
 //! Stratum test support: templates, a pool on loopback, and a miner client that really mines
 //! (at tiny share difficulty) with `warppool_hash`.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "a shared test module: each test binary uses a different part of it"
+)]
 
 use std::{
     collections::HashMap,
