@@ -226,6 +226,15 @@ pub const STATS_BATCHES_QUEUED_PER_SHARD_MAX: usize = 64;
 /// fill on any real network. A full queue is an assertion failure, not a drop.
 pub const BLOCK_CANDIDATES_PER_SHARD_MAX: usize = 1024;
 
+/// Block candidates one shard sends on one previous-block hash. Only one block per tip can
+/// extend the chain; on mainnet a second candidate on the same tip from one shard never
+/// happens, but on a network whose target is easier than the share target (regtest: nearly
+/// every share is a block) a miner could otherwise flood the candidate queue. Shares past the
+/// cap are credited as shares. With `BLOCK_CANDIDATES_PER_SHARD_MAX` at least 16 times this,
+/// the queue fills only if the control plane stops draining it across 16 new tips, which it
+/// publishes itself.
+pub const BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX: usize = 64;
+
 /// Listening addresses (ports) one pool may configure.
 pub const LISTENERS_MAX: usize = 16;
 
@@ -301,3 +310,5 @@ const _: () = assert!(PAYOUT_SCRIPTS_PER_SHARD_MAX <= CONNECTIONS_PER_SHARD_MAX)
 // One `process_lines` call handles at most INFLIGHT lines, so it sends at most one statistics
 // batch and the shard's spare batch is always there inside `on_line` (no allocation there).
 const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX < SHARE_STATS_BATCH_MAX);
+const _: () =
+    assert!(BLOCK_CANDIDATES_PER_SHARD_MAX >= 16 * BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX);

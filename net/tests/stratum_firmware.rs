@@ -618,6 +618,52 @@ fn block_candidate_before_reply_and_deserializes() {
 }
 
 #[test]
+fn regtest_block_flood_is_capped_per_tip_and_never_aborts() {
+    // On regtest nearly every share is a block; a miner sending many distinct block shares on
+    // one tip must not fill the candidate queue (which would abort the pool).
+    both_drivers(DEADLINE, |force_polling| {
+        let plane = start_pool(
+            force_polling,
+            pinned_port(tiny()),
+            template(BITS_REGTEST, 7, 10),
+        );
+        let mut m = Miner::connect(plane.local_addrs()[0]);
+        m.setup(&user());
+        let job = m.newest().clone();
+        let network = warppool_core::ShareTarget::from_compact(job.nbits).unwrap();
+        let share_target = warppool_core::Difficulty::from_f64_lossy(m.difficulty)
+            .unwrap()
+            .to_target();
+        // Blocks that are also valid shares, so that past the cap they are plain accepted shares.
+        let target = network.min(share_target);
+        let cap = warppool_core::limits::BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX;
+        let shares = cap + 16;
+        for i in 0..shares {
+            m.en2 += 1;
+            let share = job.search(&m.en1, m.en2, None, 0, |h| target.is_met_by(h));
+            assert_true(&m.submit(10 + i as u64, &share, &user()));
+        }
+        let mut received = 0;
+        while plane
+            .candidates()
+            .recv_timeout(Duration::from_millis(300))
+            .is_ok()
+        {
+            received += 1;
+        }
+        assert_eq!(
+            received, cap,
+            "one candidate per block share up to the per-tip cap"
+        );
+        // The pool is still up and judging shares.
+        m.en2 += 1;
+        let share = job.search(&m.en1, m.en2, None, 0, |h| target.is_met_by(h));
+        assert_true(&m.submit(9_999, &share, &user()));
+        plane.stop();
+    });
+}
+
+#[test]
 fn bad_payout_address_refused_connection_kept() {
     both_drivers(DEADLINE, |force_polling| {
         let plane = pool(force_polling);

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use warppool_core::limits::{
-    CONNECTION_DUPLICATES_PER_JOB, JOBS_RETAINED_MAX, MERKLE_DEPTH_MAX, SERVER_LINE_BYTES_MAX,
+    BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX, CONNECTION_DUPLICATES_PER_JOB, JOBS_RETAINED_MAX,
+    MERKLE_DEPTH_MAX, SERVER_LINE_BYTES_MAX,
 };
 use warppool_core::stratum::{
     Authorize, Configure, ErrorCode, Notify, Request, RequestId, Submit, Subscribe, WriteError,
@@ -38,6 +39,13 @@ pub struct Stratum {
     /// One outgoing line at a time is built here (`SERVER_LINE_BYTES_MAX`).
     scratch: Box<[u8]>,
     next_connection: u64,
+    /// The previous-block hash the candidates below were found on.
+    candidates_tip: [u8; 32],
+    /// Block candidates this shard sent on `candidates_tip`, capped at
+    /// `BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX` so that a network whose target is easier than
+    /// the share target (regtest, where nearly every share is a block) cannot fill the
+    /// candidate queue: only one block per tip can extend the chain.
+    candidates_on_tip: usize,
 }
 
 /// An authorized user of a connection.
@@ -208,6 +216,8 @@ impl Stratum {
             epoch: Instant::now(),
             scratch: vec![0; SERVER_LINE_BYTES_MAX].into_boxed_slice(),
             next_connection: 0,
+            candidates_tip: [0; 32],
+            candidates_on_tip: 0,
         }
     }
 
@@ -496,9 +506,19 @@ impl Stratum {
             } => {
                 // A duplicate block was sent once already; re-sending could fill the queue.
                 let seen = conn.recent_blocks.contains(&hash);
+                let tip: [u8; 32] = candidate.header()[4..36].try_into().unwrap_or([0; 32]);
+                if tip != self.candidates_tip {
+                    self.candidates_tip = tip;
+                    self.candidates_on_tip = 0;
+                }
                 if seen || accounting == Some(ShareReject::Duplicate) {
                     (Some(ShareReject::Duplicate), Some(hash), false)
+                } else if self.candidates_on_tip >= BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX {
+                    // Enough competing blocks on this tip are already on their way to the
+                    // node; the share is credited as a share.
+                    (accounting, Some(hash), false)
                 } else {
+                    self.candidates_on_tip += 1;
                     conn.recent_blocks[conn.next_recent_block] = hash;
                     conn.next_recent_block = (conn.next_recent_block + 1) % RECENT_BLOCKS;
                     // Before the reply is written (DESIGN §3); the miner found a block.
