@@ -303,6 +303,8 @@ impl Storage {
         assert!(!config.flush_interval.is_zero());
         let mut connection = Connection::open(&config.path)?;
         configure(&connection)?;
+        // Refuse a newer file before changing anything in it (even its journal mode).
+        schema::check_version(&connection)?;
         let mode: String =
             connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         assert!(mode.eq_ignore_ascii_case("wal"), "journal_mode is {mode}");

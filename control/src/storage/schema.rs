@@ -88,12 +88,11 @@ pub(super) fn version(connection: &Connection) -> Result<u32, StorageError> {
     Ok(version)
 }
 
-/// Brings the database up to [`SCHEMA_VERSION`], one step per transaction.
+/// Reads the version and refuses a file newer than this build.
 ///
 /// # Errors
-/// [`StorageError::SchemaTooNew`] if the file is newer than this build;
-/// [`StorageError::Sqlite`] if a step fails (that step is rolled back).
-pub(super) fn migrate(connection: &mut Connection) -> Result<u32, StorageError> {
+/// [`StorageError::SchemaTooNew`], or [`StorageError::Sqlite`] if the file cannot be read.
+pub(super) fn check_version(connection: &Connection) -> Result<u32, StorageError> {
     let found = version(connection)?;
     if found > SCHEMA_VERSION {
         return Err(StorageError::SchemaTooNew {
@@ -101,6 +100,16 @@ pub(super) fn migrate(connection: &mut Connection) -> Result<u32, StorageError> 
             known: SCHEMA_VERSION,
         });
     }
+    Ok(found)
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`], one step per transaction.
+///
+/// # Errors
+/// [`StorageError::SchemaTooNew`] if the file is newer than this build;
+/// [`StorageError::Sqlite`] if a step fails (that step is rolled back).
+pub(super) fn migrate(connection: &mut Connection) -> Result<u32, StorageError> {
+    let found = check_version(connection)?;
     for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let next = index as u32 + 1;
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
