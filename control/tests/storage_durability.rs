@@ -167,7 +167,7 @@ fn child_flood(storage: &Storage) -> ! {
             });
         }
         round += 1;
-        if round % 50 == 0 {
+        if round.is_multiple_of(50) {
             storage
                 .record_block(BlockRecord {
                     height: round as u32,
