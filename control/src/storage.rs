@@ -3,14 +3,15 @@
 //!
 //! # Responsibilities
 //! - One writer thread owns the only write connection. It is fed by a bounded channel
-//!   ([`STORAGE_CHANNEL_CAPACITY`]) and commits in batches: it drains up to
+//!   ([`STORAGE_CHANNEL_MESSAGES_MAX`]) and commits in batches: it drains up to
 //!   [`STORAGE_BATCH_MESSAGES_MAX`] messages or waits at most the flush interval
 //!   ([`STORAGE_FLUSH_INTERVAL_MS`]), then writes everything pending in one transaction.
 //! - Shares never travel one by one: [`Storage::record_share`] folds them into one bucket per
 //!   worker-minute in memory (at most [`SHARE_BUCKETS_MAX`] buckets), and the writer takes all
 //!   buckets at each flush. A full channel therefore never delays or drops a share.
 //! - Readers ([`StorageReader`]) open their own read-only connections; WAL lets them read while
-//!   the writer writes.
+//!   the writer writes. Their queries block: call them from a blocking thread
+//!   (`tokio::task::spawn_blocking`), never directly on the control plane's runtime.
 //! - Schema migrations run at [`Storage::open`] (see [`schema`]).
 //! - Retention runs on the writer every [`STORAGE_RETENTION_INTERVAL_SECS`].
 //!
@@ -77,7 +78,7 @@ use writer::{Message, Writer};
 
 /// Messages the writer's channel holds. Shares do not use it (they are aggregated first), so
 /// this bounds worker updates, events and block records waiting for the writer.
-pub const STORAGE_CHANNEL_CAPACITY: usize = 4096;
+pub const STORAGE_CHANNEL_MESSAGES_MAX: usize = 4096;
 
 /// Most messages committed in one transaction; a fuller batch is committed before the interval.
 pub const STORAGE_BATCH_MESSAGES_MAX: usize = 1024;
@@ -108,7 +109,7 @@ pub const STORAGE_BUSY_TIMEOUT_MS: u64 = 5000;
 /// Most events one [`StorageReader::latest_events`] call returns.
 pub const EVENTS_QUERY_MAX: usize = 1000;
 
-const _: () = assert!(STORAGE_BATCH_MESSAGES_MAX <= STORAGE_CHANNEL_CAPACITY);
+const _: () = assert!(STORAGE_BATCH_MESSAGES_MAX <= STORAGE_CHANNEL_MESSAGES_MAX);
 const _: () = assert!(STORAGE_BATCH_MESSAGES_MAX > 0);
 const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS > 0);
 const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_BLOCK_SEND_TIMEOUT_MS);
@@ -148,7 +149,7 @@ impl StorageConfig {
             path: path.into(),
             flush_interval: Duration::from_millis(STORAGE_FLUSH_INTERVAL_MS),
             batch_messages_max: STORAGE_BATCH_MESSAGES_MAX,
-            channel_capacity: STORAGE_CHANNEL_CAPACITY,
+            channel_capacity: STORAGE_CHANNEL_MESSAGES_MAX,
             share_buckets_max: SHARE_BUCKETS_MAX,
             block_send_timeout: Duration::from_millis(STORAGE_BLOCK_SEND_TIMEOUT_MS),
             share_minutes_retention: Duration::from_secs(
@@ -250,10 +251,12 @@ struct Shared {
 
 impl Shared {
     fn take_buckets(&self) -> Vec<MinuteBucket> {
-        self.aggregator
+        let taken = self
+            .aggregator
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take()
+            .take();
+        aggregate::into_buckets(taken)
     }
 
     fn batch_committed(&self) {
@@ -379,6 +382,9 @@ impl Storage {
     ///
     /// # Errors
     /// [`StorageError::ChannelFull`] (dropped) or [`StorageError::WriterStopped`].
+    ///
+    /// # Panics
+    /// If `difficulty` is not finite and positive (vardiff never produces such a value).
     pub fn set_last_difficulty(
         &self,
         worker: &str,
@@ -417,8 +423,11 @@ impl Storage {
         )
     }
 
-    /// Records a found block and resets its worker's best share of the round. Committed at
-    /// once with `synchronous=FULL`; recording the same hash twice keeps the first record.
+    /// Records a found block and starts a new round: every worker's best share since the last
+    /// block goes back to 0. Committed at once with `synchronous=FULL`; recording the same hash
+    /// twice keeps the first record and does not start another round.
+    ///
+    /// Shares recorded before this call count in the old round (the block's own share too).
     ///
     /// # Errors
     /// [`StorageError::Timeout`] if the channel stayed full, [`StorageError::WriterStopped`].

@@ -96,19 +96,33 @@ impl Aggregator {
         true
     }
 
-    /// Takes every bucket out, leaving the aggregator empty.
-    pub(super) fn take(&mut self) -> Vec<MinuteBucket> {
-        let mut out = Vec::with_capacity(self.buckets_count);
-        for (_, minutes) in self.workers.drain() {
-            out.extend(minutes.into_values());
-        }
-        assert_eq!(out.len(), self.buckets_count);
-        self.buckets_count = 0;
-        out
+    /// Takes every bucket out, leaving the aggregator empty. O(1): the caller flattens the
+    /// result with [`into_buckets`] after releasing the lock, so shares are not held up.
+    pub(super) fn take(&mut self) -> TakenBuckets {
+        let workers = std::mem::take(&mut self.workers);
+        let count = std::mem::replace(&mut self.buckets_count, 0);
+        TakenBuckets { workers, count }
     }
 
     /// Shares dropped so far because the bucket limit was reached.
     pub(super) fn dropped_shares(&self) -> u64 {
         self.dropped_shares
     }
+}
+
+/// Buckets taken out of the aggregator, not yet flattened.
+#[derive(Debug)]
+pub(super) struct TakenBuckets {
+    workers: HashMap<String, HashMap<i64, MinuteBucket>>,
+    count: usize,
+}
+
+/// Flattens taken buckets into one list.
+pub(super) fn into_buckets(taken: TakenBuckets) -> Vec<MinuteBucket> {
+    let mut out = Vec::with_capacity(taken.count);
+    for (_, minutes) in taken.workers {
+        out.extend(minutes.into_values());
+    }
+    assert_eq!(out.len(), taken.count);
+    out
 }

@@ -53,7 +53,7 @@ pub struct WorkerRow {
 pub struct BestShare {
     /// Best ever (0 if no share yet).
     pub all_time: f64,
-    /// Best since this worker's last found block (0 right after one).
+    /// Best since the pool's last found block (0 right after one).
     pub since_block: f64,
 }
 
@@ -246,7 +246,7 @@ impl StorageReader {
         Ok(hashrate)
     }
 
-    /// The worker's best accepted share, all time and since its last block.
+    /// The worker's best accepted share, all time and since the pool's last block.
     ///
     /// # Errors
     /// [`StorageError::Sqlite`].

@@ -108,7 +108,7 @@ impl Writer {
         loop {
             let now = Instant::now();
             if now >= retention_due {
-                let _ = self.retention(now_unix_s());
+                self.retention_logged(now_unix_s());
                 retention_due = now + self.config.retention_interval;
             }
             if now >= deadline {
@@ -173,21 +173,20 @@ impl Writer {
             // The commit that carries a block waits for the WAL to reach the disk.
             self.connection.pragma_update(None, "synchronous", "FULL")?;
         }
-        let transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for bucket in buckets {
-            apply_bucket(&transaction, bucket)?;
-        }
-        for message in &self.batch {
-            apply_message(&transaction, message)?;
-        }
-        let committed = transaction.commit();
+        let committed = commit_batch(&mut self.connection, buckets, &self.batch);
         if has_block {
+            // Back to NORMAL whether the commit worked or not.
             self.connection
                 .pragma_update(None, "synchronous", "NORMAL")?;
         }
         committed
+    }
+
+    /// Runs retention and records a failure like a failed batch.
+    fn retention_logged(&mut self, now_unix_s: i64) {
+        if let Err(error) = self.retention(now_unix_s) {
+            self.shared.write_failed(error.to_string());
+        }
     }
 
     /// Deletes per-minute rows and events older than their retention.
@@ -206,6 +205,22 @@ impl Writer {
         transaction.commit()?;
         Ok(())
     }
+}
+
+/// Buckets first, then messages in arrival order, in one transaction.
+fn commit_batch(
+    connection: &mut Connection,
+    buckets: &[MinuteBucket],
+    batch: &[Message],
+) -> rusqlite::Result<()> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for bucket in buckets {
+        apply_bucket(&transaction, bucket)?;
+    }
+    for message in batch {
+        apply_message(&transaction, message)?;
+    }
+    transaction.commit()
 }
 
 fn secs_i64(duration: Duration) -> i64 {
@@ -334,7 +349,7 @@ fn apply_message(connection: &Connection, message: &Message) -> rusqlite::Result
     Ok(())
 }
 
-/// Records a found block (idempotent on its hash) and starts the worker's new round.
+/// Records a found block (idempotent on its hash) and starts a new round for every worker.
 fn apply_block(connection: &Connection, block: &BlockRecord) -> rusqlite::Result<()> {
     let worker = worker_id(connection, &block.worker, block.found_unix_s)?;
     let inserted = connection
@@ -354,8 +369,8 @@ fn apply_block(connection: &Connection, block: &BlockRecord) -> rusqlite::Result
         ])?;
     if inserted == 1 {
         connection
-            .prepare_cached("UPDATE workers SET best_difficulty_since_block = 0 WHERE id = ?1")?
-            .execute([worker])?;
+            .prepare_cached("UPDATE workers SET best_difficulty_since_block = 0")?
+            .execute([])?;
     }
     Ok(())
 }
