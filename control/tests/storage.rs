@@ -673,3 +673,11 @@ fn readers_read_while_the_writer_writes() {
     reader_thread.join().unwrap();
     storage.shutdown().unwrap();
 }
+
+#[test]
+fn the_handle_can_be_shared_between_threads_and_readers_moved() {
+    fn shared<T: Send + Sync>() {}
+    fn moved<T: Send>() {}
+    shared::<Storage>();
+    moved::<StorageReader>();
+}

@@ -253,7 +253,8 @@ fn apply_bucket(connection: &Connection, bucket: &MinuteBucket) -> rusqlite::Res
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (worker_id, minute_start_unix_s) DO UPDATE SET
                  accepted_count = accepted_count + excluded.accepted_count,
-                 accepted_difficulty_sum = accepted_difficulty_sum + excluded.accepted_difficulty_sum,
+                 accepted_difficulty_sum =
+                     accepted_difficulty_sum + excluded.accepted_difficulty_sum,
                  rejected_count = rejected_count + excluded.rejected_count,
                  best_difficulty = max(best_difficulty, excluded.best_difficulty)",
         )?
