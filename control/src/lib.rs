@@ -1,0 +1,3 @@
+//! WarpPool's control plane.
+
+pub mod storage;

@@ -1,0 +1,127 @@
+//! Schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to version `i + 1`. Each step runs in its
+//! own transaction together with the `user_version` bump, so a crash leaves the file at one
+//! version or the next, and opening the file again resumes where it stopped. Steps are never
+//! edited once released: a change is a new step appended at the end.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StorageError;
+
+/// Version 1: workers, per-minute share statistics, blocks and their submissions.
+const V1: &str = "
+CREATE TABLE IF NOT EXISTS workers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    first_seen_unix_s INTEGER NOT NULL,
+    last_seen_unix_s INTEGER NOT NULL,
+    user_agent TEXT,
+    last_difficulty REAL,
+    best_difficulty REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS share_minutes (
+    worker_id INTEGER NOT NULL REFERENCES workers(id) ON DELETE CASCADE,
+    minute_start_unix_s INTEGER NOT NULL,
+    accepted_count INTEGER NOT NULL,
+    accepted_difficulty_sum REAL NOT NULL,
+    rejected_count INTEGER NOT NULL,
+    best_difficulty REAL NOT NULL,
+    PRIMARY KEY (worker_id, minute_start_unix_s)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS share_minute_rejects (
+    worker_id INTEGER NOT NULL,
+    minute_start_unix_s INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    rejected_count INTEGER NOT NULL,
+    PRIMARY KEY (worker_id, minute_start_unix_s, reason),
+    FOREIGN KEY (worker_id, minute_start_unix_s)
+        REFERENCES share_minutes(worker_id, minute_start_unix_s) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (
+    id INTEGER PRIMARY KEY,
+    height INTEGER NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    worker_id INTEGER NOT NULL REFERENCES workers(id),
+    payout_address TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN
+        ('candidate', 'submitted', 'accepted', 'rejected', 'confirmed', 'orphaned')),
+    found_unix_s INTEGER NOT NULL,
+    updated_unix_s INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS block_submissions (
+    id INTEGER PRIMARY KEY,
+    block_id INTEGER NOT NULL REFERENCES blocks(id) ON DELETE CASCADE,
+    node TEXT NOT NULL,
+    submitted_unix_s INTEGER NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS block_submissions_block ON block_submissions(block_id);
+";
+
+/// Version 2: the event log, the per-round best share, and the index that pool-wide hashrate
+/// and retention scan.
+const V2: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    time_unix_s INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL CHECK (json_valid(message))
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(time_unix_s);
+CREATE INDEX IF NOT EXISTS share_minutes_minute ON share_minutes(minute_start_unix_s);
+ALTER TABLE workers ADD COLUMN best_difficulty_since_block REAL NOT NULL DEFAULT 0;
+UPDATE workers SET best_difficulty_since_block = best_difficulty;
+";
+
+/// The ordered migration steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The schema version this build writes: the number of migration steps.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+const _: () = assert!(SCHEMA_VERSION >= 1);
+
+/// Reads `PRAGMA user_version`.
+pub(super) fn version(connection: &Connection) -> Result<u32, StorageError> {
+    let version: u32 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    Ok(version)
+}
+
+/// Reads the version and refuses a file newer than this build.
+///
+/// # Errors
+/// [`StorageError::SchemaTooNew`], or [`StorageError::Sqlite`] if the file cannot be read.
+pub(super) fn check_version(connection: &Connection) -> Result<u32, StorageError> {
+    let found = version(connection)?;
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`], one step per transaction.
+///
+/// # Errors
+/// [`StorageError::SchemaTooNew`] if the file is newer than this build;
+/// [`StorageError::Sqlite`] if a step fails (that step is rolled back).
+pub(super) fn migrate(connection: &mut Connection) -> Result<u32, StorageError> {
+    let found = check_version(connection)?;
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let next = index as u32 + 1;
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Re-read inside the write transaction: another process may have migrated meanwhile.
+        if version(&transaction)? >= next {
+            continue;
+        }
+        transaction.execute_batch(step)?;
+        transaction.pragma_update(None, "user_version", next)?;
+        transaction.commit()?;
+    }
+    let after = version(connection)?;
+    assert_eq!(after, SCHEMA_VERSION);
+    Ok(after)
+}
