@@ -112,6 +112,12 @@ impl Default for ChainSimConfig {
     }
 }
 
+/// The HTTP `Authorization` header value for basic auth: `Basic <base64(user:password)>`.
+#[must_use]
+pub fn basic_auth_header(user: &str, password: &str) -> String {
+    rpc::basic_auth(user, password)
+}
+
 /// State shared by the handle and the tasks.
 #[derive(Debug)]
 pub(crate) struct Shared {

@@ -97,7 +97,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-fn basic_auth(user: &str, password: &str) -> String {
+/// `Basic <base64(user:password)>`, the `Authorization` header value.
+pub(crate) fn basic_auth(user: &str, password: &str) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let input = format!("{user}:{password}");
     let mut out = String::from("Basic ");
