@@ -43,6 +43,10 @@ pub use state::{SubmittedBlock, block_subsidy};
 /// Regtest's `nBits`: a target so easy that almost every hash is a block.
 pub const REGTEST_BITS: u32 = 0x207f_ffff;
 
+/// The hardest difficulty at which the simulator grinds its own blocks (about 2^20 hashes
+/// expected); harder `bits` need [`ChainSimConfig::skip_own_pow`].
+pub const OWN_POW_DIFFICULTY_MAX: f64 = 1.0 / 4096.0;
+
 /// How RPC clients authenticate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RpcAuthConfig {
@@ -72,7 +76,8 @@ pub struct ChainSimConfig {
     /// Mine a network block this often; `None` only on demand.
     pub block_interval: Option<Duration>,
     /// Do not grind a nonce for the simulator's OWN blocks (they are accepted without proof
-    /// of work). Needed with hard `bits`; blocks submitted by miners are always checked.
+    /// of work). Required when `bits` is harder than [`OWN_POW_DIFFICULTY_MAX`] (`start`
+    /// refuses otherwise); blocks submitted by miners are always checked.
     pub skip_own_pow: bool,
     /// Mempool size kept by the refill (capped at 2000 transactions).
     pub mempool_target: usize,
@@ -126,6 +131,7 @@ pub(crate) struct Shared {
     changes: watch::Sender<u64>,
     ibd: AtomicBool,
     rpc_failing: AtomicBool,
+    rpc_dropping: AtomicBool,
     skip_own_pow: bool,
     zmq: zmq::Publisher,
     zmq_seq: AtomicU32,
@@ -187,6 +193,18 @@ impl ChainSim {
         };
         let st = state::ChainState::new(config.bits, config.mempool_target, seed)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        if !config.skip_own_pow
+            && state::ChainState::difficulty(config.bits) > OWN_POW_DIFFICULTY_MAX
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "bits {:08x} are too hard for the simulator to mine its own blocks; \
+                     set skip_own_pow",
+                    config.bits
+                ),
+            ));
+        }
         let (user, password, cookie) = match &config.auth {
             RpcAuthConfig::UserPassword { user, password } => {
                 (user.clone(), password.clone(), None)
@@ -209,6 +227,7 @@ impl ChainSim {
             changes,
             ibd: AtomicBool::new(config.initial_block_download),
             rpc_failing: AtomicBool::new(false),
+            rpc_dropping: AtomicBool::new(false),
             skip_own_pow: config.skip_own_pow,
             zmq,
             zmq_seq: AtomicU32::new(0),
@@ -342,6 +361,12 @@ impl ChainSimHandle {
     /// While set, every RPC request gets HTTP 500 with a non-JSON body (an outage).
     pub fn set_rpc_failing(&self, failing: bool) {
         self.shared.rpc_failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// While set, RPC connections are closed without a response (new ones right after
+    /// accept, open ones at their next request): a crashed or unreachable node.
+    pub fn set_rpc_dropping(&self, dropping: bool) {
+        self.shared.rpc_dropping.store(dropping, Ordering::Relaxed);
     }
 
     /// Stops every task and waits for them; removes the cookie file.

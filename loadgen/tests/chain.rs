@@ -566,3 +566,63 @@ fn regtest_halving_schedule() {
     assert_eq!(block_subsidy(300), 1_250_000_000);
     assert_eq!(block_subsidy(150 * 64), 0);
 }
+
+#[tokio::test]
+async fn proposal_mode_checks_without_storing() {
+    let sim = start().await;
+    let (_, t) = gbt(&sim).await;
+    let good = pool_block(t, false); // proposals skip proof of work
+    let hex = |b: &Block| warppool_core::hex::encode(&bitcoin::consensus::serialize(b));
+    let propose = |b: &Block| json!([{"mode": "proposal", "data": hex(b), "rules": ["segwit"]}]);
+    assert_eq!(
+        result(&sim, "getblocktemplate", propose(&good)).await,
+        Value::Null
+    );
+    assert_eq!(sim.height(), 0, "a proposal is not stored");
+    let mut bad = good.clone();
+    bad.txdata[0].output[0].value += Amount::from_sat(1);
+    bad.header.merkle_root = bad.compute_merkle_root().expect("root");
+    assert_eq!(
+        result(&sim, "getblocktemplate", propose(&bad)).await,
+        json!("bad-cb-amount")
+    );
+    sim.mine_network_block();
+    assert_eq!(
+        result(&sim, "getblocktemplate", propose(&good)).await,
+        json!("inconclusive-not-best-prevblk")
+    );
+}
+
+#[tokio::test]
+async fn dropped_connections_and_hard_bits_without_skip_are_refused() {
+    let sim = start().await;
+    sim.set_rpc_dropping(true);
+    let stream = tokio::net::TcpStream::connect(sim.rpc_addr()).await;
+    if let Ok(stream) = stream {
+        // Accepted, then closed without a response.
+        let res = async {
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let req = hyper::Request::builder()
+                .method("POST")
+                .uri("/")
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .expect("request");
+            sender.send_request(req).await
+        }
+        .await;
+        assert!(res.is_err(), "no response while dropping");
+    }
+    sim.set_rpc_dropping(false);
+    assert_eq!(result(&sim, "getblockcount", json!([])).await, 0);
+
+    let err = ChainSim::start(ChainSimConfig {
+        bits: 0x1d00_ffff,
+        skip_own_pow: false,
+        ..ChainSimConfig::default()
+    })
+    .await
+    .expect_err("hard bits need skip_own_pow");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}

@@ -30,6 +30,8 @@ use super::state::{ChainState, SubmitError, display_hex};
 
 /// The largest request body: a 4 MWU block in hex, with room to spare.
 const REQUEST_BYTES_MAX: usize = 32 << 20;
+/// Requests in one batch.
+const BATCH_MAX: usize = 1_000;
 /// Connections served at once; more are closed on accept.
 const CONNECTIONS_MAX: usize = 256;
 
@@ -80,7 +82,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                if conns.len() >= CONNECTIONS_MAX {
+                if conns.len() >= CONNECTIONS_MAX || shared.rpc_dropping.load(Ordering::Relaxed) {
                     continue; // dropped: closed
                 }
                 let _ = stream.set_nodelay(true);
@@ -137,7 +139,11 @@ fn reply(shared: &Shared, status: StatusCode, body: Vec<u8>, content_type: &'sta
     r
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, std::io::Error> {
+    if shared.rpc_dropping.load(Ordering::Relaxed) {
+        // An error from the service makes hyper close the connection without a response.
+        return Err(std::io::Error::other("simulated connection drop"));
+    }
     if shared.rpc_failing.load(Ordering::Relaxed) {
         return Ok(reply(
             &shared,
@@ -186,6 +192,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, In
         return Ok(json_reply(&shared, StatusCode::INTERNAL_SERVER_ERROR, &v));
     };
     let (status, value) = match request {
+        Value::Array(batch) if batch.len() > BATCH_MAX => {
+            let v = error_object(false, &Value::Null, RPC_INVALID_REQUEST, "Batch too large");
+            (StatusCode::BAD_REQUEST, v)
+        }
         Value::Array(batch) => {
             let mut out = Vec::with_capacity(batch.len());
             for r in &batch {
@@ -308,10 +318,16 @@ async fn getblocktemplate(shared: &Shared, params: &Value) -> Result<Value, RpcE
     match request.get("mode").and_then(Value::as_str) {
         None | Some("template") => {}
         Some("proposal") => {
-            return Err((
-                RPC_INVALID_PARAMETER,
-                "Block proposals are not supported by the simulator".into(),
-            ));
+            let data = request.get("data").and_then(Value::as_str).ok_or((
+                RPC_TYPE_ERROR,
+                "Missing data String key for proposal".to_owned(),
+            ))?;
+            let block = decode_block(data)?;
+            return match shared.lock().propose(&block) {
+                Ok(()) => Ok(Value::Null),
+                Err(SubmitError::Reject(reason)) => Ok(json!(reason)),
+                Err(SubmitError::Deserialize(m)) => Err((RPC_DESERIALIZATION_ERROR, m.into())),
+            };
         }
         Some(_) => return Err((RPC_INVALID_PARAMETER, "Invalid mode".into())),
     }
@@ -353,12 +369,16 @@ async fn getblocktemplate(shared: &Shared, params: &Value) -> Result<Value, RpcE
     Ok(shared.lock().template_json())
 }
 
-fn submitblock(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
-    let hexdata = str_param(params, 0, "hexdata")?;
-    let block: Block = warppool_core::hex::decode(hexdata)
+fn decode_block(hexdata: &str) -> Result<Block, RpcError> {
+    warppool_core::hex::decode(hexdata)
         .ok()
         .and_then(|b| bitcoin::consensus::deserialize(&b).ok())
-        .ok_or((RPC_DESERIALIZATION_ERROR, "Block decode failed".to_owned()))?;
+        .ok_or((RPC_DESERIALIZATION_ERROR, "Block decode failed".to_owned()))
+}
+
+fn submitblock(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
+    let hexdata = str_param(params, 0, "hexdata")?;
+    let block = decode_block(hexdata)?;
     let outcome = {
         let mut s = shared.lock();
         s.submit(&block, false, true).map(|_| s.updates())

@@ -478,15 +478,70 @@ impl ChainState {
     }
 
     /// Full validation of a submitted block, in Bitcoin Core's order, and connection to the
-    /// tip when it extends it. `Ok(true)` when the block became the tip, `Ok(false)` when it
-    /// was stored on a side branch (Core's `inconclusive`). `skip_pow` applies to the
-    /// simulator's own blocks only.
+    /// tip. `Ok(())` when the block became the tip; a block on an older block is stored on a
+    /// side branch and answered `inconclusive`, as Core does (no reorgs here). `skip_pow`
+    /// applies to the simulator's own blocks only.
     pub(crate) fn submit(
         &mut self,
         block: &Block,
         skip_pow: bool,
         from_miner: bool,
-    ) -> Result<bool, SubmitError> {
+    ) -> Result<(), SubmitError> {
+        let checked = self.check(block, skip_pow)?;
+        if !checked.extends_tip {
+            self.known.insert(checked.entry.hash, checked.entry);
+            return Err(SubmitError::Reject("inconclusive"));
+        }
+        let Checked {
+            entry,
+            spent,
+            coinbase_value_sats,
+            ..
+        } = checked;
+        let cb = &block.txdata[0];
+        self.mempool.retain(|m| !spent.contains(&m.txid));
+        if from_miner {
+            self.submitted.push(SubmittedBlock {
+                hash: entry.hash,
+                height: entry.height,
+                payouts: cb
+                    .output
+                    .iter()
+                    .filter(|o| !o.script_pubkey.is_op_return())
+                    .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
+                    .collect(),
+                coinbase_value_sats,
+                tx_count: block.txdata.len(),
+            });
+        }
+        self.known.insert(entry.hash, entry.clone());
+        self.chain.push(entry);
+        self.updates += 1;
+        self.refill_mempool(self.mempool_target);
+        Ok(())
+    }
+
+    /// `getblocktemplate` in `proposal` mode (BIP23): every check of `submitblock` except
+    /// proof of work, nothing stored. `Ok(())` is Core's `null`.
+    pub(crate) fn propose(&self, block: &Block) -> Result<(), SubmitError> {
+        if block.txdata.first().is_none_or(|c| !c.is_coinbase()) {
+            return Err(SubmitError::Deserialize(
+                "Block does not start with a coinbase",
+            ));
+        }
+        if self.known.contains_key(&block.block_hash()) {
+            return Err(SubmitError::Reject("duplicate"));
+        }
+        if block.header.prev_blockhash != self.tip().hash {
+            return Err(SubmitError::Reject("inconclusive-not-best-prevblk"));
+        }
+        self.check(block, true).map(|_| ())
+    }
+
+    /// Every check, in Core's order (`CheckBlock`, `AcceptBlockHeader`,
+    /// `ContextualCheckBlockHeader`, `ContextualCheckBlock`, then `ConnectBlock`'s input and
+    /// coinbase-amount checks when the block extends the tip). Changes nothing.
+    fn check(&self, block: &Block, skip_pow: bool) -> Result<Checked, SubmitError> {
         let hash = block.block_hash();
         if block.txdata.first().is_none_or(|c| !c.is_coinbase()) {
             return Err(SubmitError::Deserialize(
@@ -558,46 +613,46 @@ impl ChainState {
             chainwork: parent.chainwork + block.header.work(),
         };
         if parent.hash != self.tip().hash {
-            // A valid header on a side branch: stored, not connected (no reorgs here).
-            self.known.insert(hash, entry);
-            return Err(SubmitError::Reject("inconclusive"));
+            return Ok(Checked {
+                entry,
+                extends_tip: false,
+                spent: Vec::new(),
+                coinbase_value_sats: 0,
+            });
         }
         // ConnectBlock: inputs and the coinbase amount.
         let mut fees = 0u64;
         let mut spent = Vec::with_capacity(block.txdata.len());
         for tx in &block.txdata[1..] {
             let txid = tx.compute_txid();
-            let Some(i) = self.mempool.iter().position(|m| m.txid == txid) else {
+            let Some(m) = self.mempool.iter().find(|m| m.txid == txid) else {
                 return Err(SubmitError::Reject("bad-txns-inputs-missingorspent"));
             };
-            fees += self.mempool[i].fee_sats;
+            fees += m.fee_sats;
             spent.push(txid);
         }
-        let cb_value: u64 = cb.output.iter().map(|o| o.value.to_sat()).sum();
-        if cb_value > block_subsidy(height) + fees {
+        let coinbase_value_sats: u64 = cb.output.iter().map(|o| o.value.to_sat()).sum();
+        if coinbase_value_sats > block_subsidy(height) + fees {
             return Err(SubmitError::Reject("bad-cb-amount"));
         }
-        self.mempool.retain(|m| !spent.contains(&m.txid));
-        self.known.insert(hash, entry.clone());
-        self.chain.push(entry);
-        self.updates += 1;
-        if from_miner {
-            self.submitted.push(SubmittedBlock {
-                hash,
-                height,
-                payouts: cb
-                    .output
-                    .iter()
-                    .filter(|o| !o.script_pubkey.is_op_return())
-                    .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
-                    .collect(),
-                coinbase_value_sats: cb_value,
-                tx_count: block.txdata.len(),
-            });
-        }
-        self.refill_mempool(self.mempool_target);
-        Ok(true)
+        Ok(Checked {
+            entry,
+            extends_tip: true,
+            spent,
+            coinbase_value_sats,
+        })
     }
+}
+
+/// What [`ChainState::check`] found about a valid block.
+#[derive(Debug)]
+struct Checked {
+    entry: BlockEntry,
+    extends_tip: bool,
+    /// The block's non-coinbase txids (all from the mempool); empty off the tip.
+    spent: Vec<Txid>,
+    /// The sum of the coinbase outputs; 0 off the tip.
+    coinbase_value_sats: u64,
 }
 
 /// BIP141 checks as Core's `ContextualCheckBlock` does them.
