@@ -354,31 +354,42 @@ async fn hashblock_arrives_over_zmq_for_a_network_block() {
     let mut sub = zeromq::SubSocket::new();
     sub.connect(&sim.zmq_endpoint()).await.expect("connect");
     sub.subscribe("hashblock").await.expect("subscribe");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut seen = Vec::new();
-    for expected_seq in 0u32..2 {
-        let hash = sim.mine_network_block();
-        let msg = tokio::time::timeout(Duration::from_secs(10), sub.recv())
-            .await
-            .expect("hashblock in time")
-            .expect("recv");
+    // A SUB socket joins a little after connect: mine until the first notification arrives
+    // (Core's sequence counts every notification, heard or not).
+    let check = |msg: zeromq::ZmqMessage, hash: BlockHash| -> u32 {
         let frames = msg.into_vec();
         assert_eq!(frames.len(), 3);
         assert_eq!(&frames[0][..], b"hashblock");
         let mut display = hash.to_byte_array();
         display.reverse();
         assert_eq!(&frames[1][..], &display[..]);
-        assert_eq!(&frames[2][..], &expected_seq.to_le_bytes()[..]);
-        seen.push(hash);
+        u32::from_le_bytes(frames[2][..].try_into().expect("4-byte sequence"))
+    };
+    let mut first = None;
+    for attempt in 0..50 {
+        let hash = sim.mine_network_block();
+        if let Ok(msg) = tokio::time::timeout(Duration::from_millis(200), sub.recv()).await {
+            first = Some((check(msg.expect("recv"), hash), hash, attempt));
+            break;
+        }
     }
-    assert_eq!(sim.height(), 2);
+    let (seq, first_hash, attempts) = first.expect("a hashblock within 50 blocks");
+    assert_eq!(seq, attempts, "one sequence number per block, from 0");
+    let hash = sim.mine_network_block();
+    let msg = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+        .await
+        .expect("hashblock in time")
+        .expect("recv");
+    assert_eq!(check(msg, hash), seq + 1);
+    let seen = [first_hash, hash];
+    let base = sim.height() - 2;
     // getblockheader / getblockhash agree with the chain.
     let hdr = result(&sim, "getblockheader", json!([seen[0].to_string()])).await;
-    assert_eq!(hdr["height"], 1);
+    assert_eq!(hdr["height"], base + 1);
     assert_eq!(hdr["confirmations"], 2);
     assert_eq!(hdr["nextblockhash"], json!(seen[1].to_string()));
     assert_eq!(
-        result(&sim, "getblockhash", json!([2])).await,
+        result(&sim, "getblockhash", json!([base + 2])).await,
         json!(seen[1].to_string())
     );
     let raw = result(&sim, "getblockheader", json!([seen[1].to_string(), false])).await;
@@ -392,7 +403,7 @@ async fn hashblock_arrives_over_zmq_for_a_network_block() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(v["error"]["code"], -5);
     assert_eq!(v["error"]["message"], "Block not found");
-    let (_, v) = rpc(&sim, "getblockhash", json!([99])).await;
+    let (_, v) = rpc(&sim, "getblockhash", json!([base + 3])).await;
     assert_eq!(v["error"]["code"], -8);
 }
 
@@ -625,4 +636,34 @@ async fn dropped_connections_and_hard_bits_without_skip_are_refused() {
     .await
     .expect_err("hard bits need skip_own_pow");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn witness_and_header_context_rejects() {
+    let sim = start().await;
+    let (_, t) = gbt(&sim).await;
+    let good = pool_block(t, true);
+
+    let mut b = good.clone();
+    b.txdata[0].input[0].witness = bitcoin::Witness::new();
+    assert_eq!(submit(&sim, &b).await, json!("bad-witness-nonce-size"));
+
+    let mut b = good.clone();
+    b.txdata[0].output.pop(); // the commitment
+    b.txdata[0].input[0].witness = bitcoin::Witness::new();
+    b.header.merkle_root = b.compute_merkle_root().expect("root");
+    grind(&mut b);
+    assert_eq!(submit(&sim, &b).await, json!("unexpected-witness"));
+
+    let mut b = good.clone();
+    b.header.bits = bitcoin::CompactTarget::from_consensus(0x1f7f_ffff);
+    grind(&mut b);
+    assert_eq!(submit(&sim, &b).await, json!("bad-diffbits"));
+
+    let mut b = good.clone();
+    b.header.time = 1_000;
+    grind(&mut b);
+    assert_eq!(submit(&sim, &b).await, json!("time-too-old"));
+
+    assert_eq!(submit(&sim, &good).await, Value::Null);
 }
