@@ -489,11 +489,6 @@ fn getblockheader(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
         "mediantime": if main { s.median_time_past(entry.height) } else { entry.header.time },
         "nonce": entry.header.nonce,
         "bits": format!("{bits:08x}"),
-        "target": display_hex(
-            &warppool_core::difficulty::ShareTarget::from_compact(bits)
-                .map(|t| t.to_le_bytes())
-                .unwrap_or_default(),
-        ),
         "difficulty": ChainState::difficulty(bits),
         "chainwork": chainwork_hex(entry.chainwork),
         "nTx": entry.tx_count,
