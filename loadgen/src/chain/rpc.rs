@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use super::Shared;
-use super::state::{ChainState, SubmitError, display_hex};
+use super::state::{ChainState, SubmitError};
 
 /// The largest request body: a 4 MWU block in hex, with room to spare.
 const REQUEST_BYTES_MAX: usize = 32 << 20;
