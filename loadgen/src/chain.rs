@@ -6,6 +6,30 @@
 //! Core's reject strings, and the read-only chain queries a pool uses. "The network" mines a
 //! block on the tip every [`ChainSimConfig::block_interval`] and on demand.
 //!
+//! `submitblock` checks, in Core's order, with Core's BIP22 result strings (the reply is JSON
+//! `null` on success, the string otherwise):
+//!
+//! | check | result |
+//! |---|---|
+//! | hash already known (main or side branch) | `duplicate` |
+//! | header hash above the target of its own `nBits` | `high-hash` |
+//! | merkle root | `bad-txnmrklroot` |
+//! | the same txid twice / a second coinbase / scriptSig length / weight | `bad-txns-duplicate` / `bad-cb-multiple` / `bad-cb-length` / `bad-blk-weight` |
+//! | parent unknown | `prev-blk-not-found` |
+//! | `nBits` not the chain's | `bad-diffbits` |
+//! | time at or below the median of the last 11, or over 2 h ahead | `time-too-old` / `time-too-new` |
+//! | BIP34 height push at the start of the coinbase scriptSig | `bad-cb-height` |
+//! | witness reserved value not one 32-byte item / commitment mismatch / witness without commitment | `bad-witness-nonce-size` / `bad-witness-merkle-match` / `unexpected-witness` |
+//! | a non-coinbase transaction not in the simulator's mempool | `bad-txns-inputs-missingorspent` |
+//! | coinbase outputs above subsidy + fees of the included transactions | `bad-cb-amount` |
+//! | valid, but its parent is not the tip (stored on a side branch, no reorg) | `inconclusive` |
+//!
+//! Core answers `bad-prevblk` only for a block whose parent is known to be invalid; the
+//! simulator does not keep invalid blocks, so it never sends it. A block that does not
+//! deserialize, or does not start with a coinbase, is JSON-RPC error `-22`. Scripts and
+//! signatures are not checked: mempool transactions are synthetic (valid serialization, txid,
+//! wtxid, weight and fee; random signatures).
+//!
 //! Runtime: [`ChainSim::start`] is `async` and spawns its tasks (HTTP server, ZMQ publisher,
 //! timers) on the caller's Tokio runtime, which must have the `net` and `time` drivers enabled
 //! (any `#[tokio::main]` or `#[tokio::test]` runtime does). Every [`ChainSimHandle`] method
@@ -124,7 +148,6 @@ pub fn basic_auth_header(user: &str, password: &str) -> String {
 }
 
 /// State shared by the handle and the tasks.
-#[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<state::ChainState>,
     /// The update counter, for long-poll waiters.
@@ -139,6 +162,18 @@ pub(crate) struct Shared {
     password: String,
     chunked: bool,
     longpoll_timeout: Duration,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password stays out of logs.
+        f.debug_struct("Shared")
+            .field("user", &self.user)
+            .field("ibd", &self.ibd)
+            .field("rpc_failing", &self.rpc_failing)
+            .field("rpc_dropping", &self.rpc_dropping)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -347,10 +382,11 @@ impl ChainSimHandle {
         self.shared.lock().mempool_len()
     }
 
-    /// Blocks submitted through `submitblock` that became the tip, oldest first.
+    /// Blocks submitted through `submitblock` that became the tip, oldest first (the newest
+    /// 100 000).
     #[must_use]
     pub fn submitted_blocks(&self) -> Vec<SubmittedBlock> {
-        self.shared.lock().submitted().to_vec()
+        self.shared.lock().submitted()
     }
 
     /// Puts the node in or out of initial block download.

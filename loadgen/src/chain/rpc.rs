@@ -401,7 +401,6 @@ fn getblockchaininfo(shared: &Shared) -> Value {
     let ibd = shared.ibd.load(Ordering::Relaxed);
     let s = shared.lock();
     let tip = s.tip();
-    let size: usize = s.main_chain().iter().map(|e| e.size).sum();
     json!({
         "chain": "regtest",
         "blocks": tip.height,
@@ -413,7 +412,7 @@ fn getblockchaininfo(shared: &Shared) -> Value {
         "verificationprogress": if ibd { 0.5 } else { 1.0 },
         "initialblockdownload": ibd,
         "chainwork": chainwork_hex(tip.chainwork),
-        "size_on_disk": size,
+        "size_on_disk": s.chain_bytes(),
         "pruned": false,
         "warnings": "",
     })

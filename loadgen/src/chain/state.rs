@@ -3,7 +3,7 @@
 //! Sans-IO: everything here is called under the simulator's mutex, from RPC handlers, timers
 //! and the handle. Hashes are kept in internal byte order (`[u8; 32]`) or as `bitcoin` types.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::absolute::LockTime;
@@ -32,6 +32,10 @@ const MAX_FUTURE_BLOCK_TIME: u32 = 2 * 60 * 60;
 pub(crate) const BLOCK_VERSION: i32 = 0x2000_0000;
 /// The BIP141 commitment output prefix: `OP_RETURN`, push 36, `aa21a9ed`.
 const WITNESS_HEADER: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+/// Miner blocks remembered for [`ChainState::submitted`]: at regtest difficulty every share is
+/// a block, so a long demo finds many; the oldest are forgotten. (The chain itself keeps every
+/// block, about 300 bytes each, as a node would.)
+pub(crate) const SUBMITTED_MAX: usize = 100_000;
 /// The largest mempool the simulator keeps, whatever the configuration says.
 pub(crate) const MEMPOOL_MAX: usize = 2_000;
 
@@ -120,7 +124,10 @@ pub(crate) struct ChainState {
     mempool_target: usize,
     /// Core's `nTransactionsUpdated`: bumped on every mempool or tip change.
     updates: u64,
-    submitted: Vec<SubmittedBlock>,
+    /// The newest [`SUBMITTED_MAX`] blocks from miners.
+    submitted: VecDeque<SubmittedBlock>,
+    /// Bytes of every main-chain block (`size_on_disk`).
+    chain_bytes: u64,
     rng: u64,
     network_payout: ScriptBuf,
 }
@@ -142,6 +149,7 @@ impl ChainState {
         };
         let mut known = HashMap::new();
         known.insert(entry.hash, entry.clone());
+        let genesis_bytes = entry.size as u64;
         let mut s = Self {
             bits,
             target,
@@ -150,7 +158,8 @@ impl ChainState {
             mempool: Vec::new(),
             mempool_target: mempool_target.min(MEMPOOL_MAX),
             updates: 1,
-            submitted: Vec::new(),
+            submitted: VecDeque::new(),
+            chain_bytes: genesis_bytes,
             rng: seed | 1,
             network_payout: network_payout_script(),
         };
@@ -178,8 +187,12 @@ impl ChainState {
         self.mempool.len()
     }
 
-    pub(crate) fn submitted(&self) -> &[SubmittedBlock] {
-        &self.submitted
+    pub(crate) fn submitted(&self) -> Vec<SubmittedBlock> {
+        self.submitted.iter().cloned().collect()
+    }
+
+    pub(crate) const fn chain_bytes(&self) -> u64 {
+        self.chain_bytes
     }
 
     pub(crate) fn main_chain(&self) -> &[BlockEntry] {
@@ -501,7 +514,10 @@ impl ChainState {
         let cb = &block.txdata[0];
         self.mempool.retain(|m| !spent.contains(&m.txid));
         if from_miner {
-            self.submitted.push(SubmittedBlock {
+            if self.submitted.len() == SUBMITTED_MAX {
+                self.submitted.pop_front();
+            }
+            self.submitted.push_back(SubmittedBlock {
                 hash: entry.hash,
                 height: entry.height,
                 payouts: cb
@@ -514,6 +530,7 @@ impl ChainState {
                 tx_count: block.txdata.len(),
             });
         }
+        self.chain_bytes += entry.size as u64;
         self.known.insert(entry.hash, entry.clone());
         self.chain.push(entry);
         self.updates += 1;
