@@ -34,7 +34,9 @@
 //! timers) on the caller's Tokio runtime, which must have the `net` and `time` drivers enabled
 //! (any `#[tokio::main]` or `#[tokio::test]` runtime does). Every [`ChainSimHandle`] method
 //! except [`ChainSimHandle::stop`] is synchronous and can be called from any thread. Dropping
-//! the handle stops the simulator too.
+//! the handle stops the simulator too. Callers without a Tokio runtime use
+//! [`ChainSim::start_in_own_runtime`], which runs the same tasks on a private one-thread
+//! runtime.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -310,6 +312,62 @@ impl ChainSim {
             cookie,
             tasks,
         })
+    }
+}
+
+impl ChainSim {
+    /// Starts the simulator on a Tokio runtime of its own (one worker thread), for callers
+    /// that have none (a synchronous test, a compio program). The runtime lives as long as the
+    /// returned value; dropping it stops everything. May be called and dropped anywhere,
+    /// including inside another runtime's task.
+    ///
+    /// # Errors
+    /// As [`ChainSim::start`], or the runtime cannot be built.
+    pub fn start_in_own_runtime(config: ChainSimConfig) -> std::io::Result<ChainSimRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("chainsim")
+            .enable_all()
+            .build()?;
+        // `block_on` may not run inside another runtime's context: start from a plain thread.
+        let (runtime, handle) = std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let handle = runtime.block_on(ChainSim::start(config));
+                    (runtime, handle)
+                })
+                .join()
+                .map_err(|_| std::io::Error::other("chain simulator start-up panicked"))
+        })?;
+        Ok(ChainSimRuntime {
+            handle: Some(handle?),
+            runtime: Some(runtime),
+        })
+    }
+}
+
+/// A simulator with its own runtime, from [`ChainSim::start_in_own_runtime`]. Dereferences to
+/// its [`ChainSimHandle`].
+#[derive(Debug)]
+pub struct ChainSimRuntime {
+    handle: Option<ChainSimHandle>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::ops::Deref for ChainSimRuntime {
+    type Target = ChainSimHandle;
+
+    fn deref(&self) -> &ChainSimHandle {
+        self.handle.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for ChainSimRuntime {
+    fn drop(&mut self) {
+        drop(self.handle.take()); // aborts the tasks
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

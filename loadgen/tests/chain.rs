@@ -667,3 +667,30 @@ async fn witness_and_header_context_rejects() {
 
     assert_eq!(submit(&sim, &good).await, Value::Null);
 }
+
+#[test]
+fn own_runtime_serves_without_a_caller_runtime() {
+    use std::io::{Read, Write};
+    let sim = ChainSim::start_in_own_runtime(ChainSimConfig {
+        seed: 13,
+        ..ChainSimConfig::default()
+    })
+    .expect("start");
+    let hash = sim.mine_network_block();
+    assert_eq!(sim.tip(), hash);
+    let (u, p) = sim.rpc_auth();
+    let body = r#"{"method":"getblockcount","params":[],"id":1}"#;
+    let mut s = std::net::TcpStream::connect(sim.rpc_addr()).expect("connect");
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        basic_auth_header(&u, &p),
+        body.len()
+    )
+    .expect("write");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains(r#""result":1"#), "{reply}");
+}
