@@ -14,12 +14,18 @@
 //! | hash already known (main or side branch) | `duplicate` |
 //! | header hash above the target of its own `nBits` | `high-hash` |
 //! | merkle root | `bad-txnmrklroot` |
-//! | the same txid twice / a second coinbase / scriptSig length / weight | `bad-txns-duplicate` / `bad-cb-multiple` / `bad-cb-length` / `bad-blk-weight` |
+//! | the same txid twice | `bad-txns-duplicate` |
+//! | a second coinbase | `bad-cb-multiple` |
+//! | coinbase scriptSig not 2 to 100 bytes | `bad-cb-length` |
+//! | weight over 4 000 000 | `bad-blk-weight` |
 //! | parent unknown | `prev-blk-not-found` |
 //! | `nBits` not the chain's | `bad-diffbits` |
-//! | time at or below the median of the last 11, or over 2 h ahead | `time-too-old` / `time-too-new` |
+//! | time at or below the median of the last 11 blocks | `time-too-old` |
+//! | time over 2 h ahead of the clock | `time-too-new` |
 //! | BIP34 height push at the start of the coinbase scriptSig | `bad-cb-height` |
-//! | witness reserved value not one 32-byte item / commitment mismatch / witness without commitment | `bad-witness-nonce-size` / `bad-witness-merkle-match` / `unexpected-witness` |
+//! | witness reserved value not one 32-byte item | `bad-witness-nonce-size` |
+//! | witness commitment mismatch | `bad-witness-merkle-match` |
+//! | witness data without a commitment | `unexpected-witness` |
 //! | a non-coinbase transaction not in the simulator's mempool | `bad-txns-inputs-missingorspent` |
 //! | coinbase outputs above subsidy + fees of the included transactions | `bad-cb-amount` |
 //! | valid, but its parent is not the tip (stored on a side branch, no reorg) | `inconclusive` |

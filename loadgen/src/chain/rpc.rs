@@ -362,8 +362,11 @@ async fn getblocktemplate(shared: &Shared, params: &Value) -> Result<Value, RpcE
     if !segwit {
         return Err((
             RPC_INVALID_PARAMETER,
-            "getblocktemplate must be called with the segwit rule set (call with {\"rules\": [\"segwit\"]})"
-                .into(),
+            concat!(
+                "getblocktemplate must be called with the segwit rule set ",
+                "(call with {\"rules\": [\"segwit\"]})"
+            )
+            .into(),
         ));
     }
     Ok(shared.lock().template_json())
