@@ -24,7 +24,7 @@ use crate::coinbase::{
 };
 use crate::difficulty::ShareTarget;
 use crate::hex;
-use crate::limits::{COINBASE_BYTES_MAX, EXTRANONCE1_BYTES};
+use crate::limits::COINBASE_BYTES_MAX;
 use crate::merkle::MerkleBranch;
 use crate::template::Template;
 use crate::types::{Extranonce1, Extranonce2, ExtranonceSize, JobId, Nonce, Ntime, VersionMask};
@@ -66,11 +66,8 @@ pub struct Job {
     template: Arc<Template>,
     version: u32,
     ntime: Ntime,
-    coinb1: Vec<u8>,
-    coinb2: Vec<u8>,
+    coinbase: CoinbaseParts,
     coinb1_midstate: Midstate,
-    extranonce2_size: ExtranonceSize,
-    witness_reserved: [u8; 32],
     notify: NotifyFields,
 }
 
@@ -137,11 +134,8 @@ impl Job {
             id,
             version,
             ntime,
-            coinb1: parts.coinb1().to_vec(),
-            coinb2: parts.coinb2().to_vec(),
+            coinbase: parts.clone(),
             coinb1_midstate,
-            extranonce2_size: parts.extranonce2_size(),
-            witness_reserved: *parts.witness_reserved(),
             notify,
             template,
         };
@@ -207,25 +201,25 @@ impl Job {
     /// The bytes before the extranonce.
     #[must_use]
     pub fn coinb1(&self) -> &[u8] {
-        &self.coinb1
+        self.coinbase.coinb1()
     }
 
     /// The bytes after the extranonce.
     #[must_use]
     pub fn coinb2(&self) -> &[u8] {
-        &self.coinb2
+        self.coinbase.coinb2()
     }
 
     /// The extranonce2 size miners must use.
     #[must_use]
     pub const fn extranonce2_size(&self) -> ExtranonceSize {
-        self.extranonce2_size
+        self.coinbase.extranonce2_size()
     }
 
     /// The coinbase witness reserved value (segwit templates).
     #[must_use]
     pub const fn witness_reserved(&self) -> &[u8; 32] {
-        &self.witness_reserved
+        self.coinbase.witness_reserved()
     }
 
     /// The coinbase merkle branch.
@@ -237,7 +231,7 @@ impl Job {
     /// The coinbase length in bytes (non-witness serialization).
     #[must_use]
     pub fn coinbase_len(&self) -> usize {
-        self.coinb1.len() + EXTRANONCE1_BYTES + self.extranonce2_size.bytes() + self.coinb2.len()
+        self.coinbase.len()
     }
 
     /// The coinbase txid for an extranonce. Hot path: hashes only coinb1's tail after the
@@ -245,13 +239,13 @@ impl Job {
     #[inline]
     #[must_use]
     pub fn coinbase_txid(&self, en1: &Extranonce1, en2: &Extranonce2) -> [u8; 32] {
-        debug_assert_eq!(en2.size(), self.extranonce2_size);
+        debug_assert_eq!(en2.size(), self.extranonce2_size());
         let done = self.coinb1_midstate.bytes() as usize;
         let mut h = Sha256::from_midstate(self.coinb1_midstate);
-        h.update(&self.coinb1[done..]);
+        h.update(&self.coinb1()[done..]);
         h.update(en1.as_bytes());
         h.update(en2.as_bytes());
-        h.update(&self.coinb2);
+        h.update(self.coinb2());
         sha256(&h.finalize())
     }
 
@@ -263,7 +257,7 @@ impl Job {
         en2: &Extranonce2,
         out: &mut [u8; COINBASE_BYTES_MAX],
     ) -> usize {
-        let parts: [&[u8]; 4] = [&self.coinb1, en1.as_bytes(), en2.as_bytes(), &self.coinb2];
+        let parts: [&[u8]; 4] = [self.coinb1(), en1.as_bytes(), en2.as_bytes(), self.coinb2()];
         let mut at = 0;
         for p in parts {
             out[at..at + p.len()].copy_from_slice(p);

@@ -7,11 +7,12 @@
 //! read) must cost far less than one allocation per line, and a request/reply round trip
 //! (one read and one write) must stay within a small constant.
 
+#[path = "support/counting.rs"]
+mod counting;
 #[path = "support/harness.rs"]
 mod harness;
 
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
     cell::Cell,
     io::{BufRead, Write},
     sync::{Arc, atomic::AtomicU64, atomic::Ordering},
@@ -19,9 +20,8 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use counting::Counting;
 use harness::*;
-
-struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -29,35 +29,16 @@ thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
 
+/// The allocator hook: touches only an atomic and a const thread-local without destructor,
+/// neither of which allocates.
 fn count() {
     if COUNTING.try_with(Cell::get).unwrap_or(false) {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-// SAFETY: every method forwards to `System` unchanged; counting touches only an atomic and a
-// const thread-local without destructor, neither of which allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: Counting = Counting(count);
 
 const ROUND_TRIPS: u64 = 2_000;
 const BATCHES: u64 = 50;

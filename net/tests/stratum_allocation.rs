@@ -4,13 +4,14 @@
 //! flags its delegation to the real one. The total on the shard thread over the same run
 //! (compio's per-operation bookkeeping, statistics batches) is reported alongside.
 
+#[path = "support/counting.rs"]
+mod counting;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/stratum.rs"]
 mod stratum;
 
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
     cell::Cell,
     io::{BufRead, BufReader, Write},
     sync::{
@@ -21,6 +22,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use counting::Counting;
 use harness::both_drivers;
 use serde_json::Value;
 use stratum::*;
@@ -29,8 +31,6 @@ use warppool_net::{
     CloseReason, ConnInfo, Ctx, Flow, Protocol,
     stratum::{JobSet, Session, ShareEvent, Stratum, StratumConfig, stratum_factory},
 };
-
-struct Counting;
 
 /// Allocations inside the real protocol's `on_line` for submit lines.
 static ON_LINE: AtomicU64 = AtomicU64::new(0);
@@ -43,6 +43,8 @@ thread_local! {
     static ON_SHARD: Cell<bool> = const { Cell::new(false) };
 }
 
+/// The allocator hook: touches only atomics and const thread-locals without destructors,
+/// none of which allocates.
 fn count() {
     if IN_SUBMIT.try_with(Cell::get).unwrap_or(false) {
         ON_LINE.fetch_add(1, Ordering::Relaxed);
@@ -52,29 +54,8 @@ fn count() {
     }
 }
 
-// SAFETY: every method forwards to `System` unchanged; counting touches only atomics and
-// const thread-locals without destructors, none of which allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: Counting = Counting(count);
 
 /// Delegates to the real protocol, flagging `on_line` calls for submit lines.
 struct Counted(Stratum);

@@ -7,85 +7,26 @@
 mod harness;
 #[path = "support/stratum.rs"]
 mod stratum;
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::{
     net::{SocketAddr, TcpStream},
-    path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
 
-use harness::{both_drivers, wait_until};
-use rustls::{
-    ClientConfig, ClientConnection, RootCertStore, StreamOwned, pki_types::CertificateDer,
-};
+use harness::{both_drivers, check_drivers, wait_until};
+use rustls::{ClientConfig, ClientConnection, StreamOwned, pki_types::CertificateDer};
 use serde_json::Value;
 use stratum::*;
+use tls::{client_config, install, self_signed, temp_dir};
 use warppool_net::{ListenerConfig, TlsFiles, stratum::StratumPlane};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 type TlsMiner = Miner<TlsStream>;
-
-struct Cert {
-    der: CertificateDer<'static>,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn self_signed() -> Cert {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    Cert {
-        der: certified.cert.der().clone(),
-        cert_pem: certified.cert.pem(),
-        key_pem: certified.signing_key.serialize_pem(),
-    }
-}
-
-/// A fresh directory under the temporary directory, distinct per process and thread.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "warppool-net-stratum-tls-{name}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Writes the cert and key atomically (write then rename), key first.
-fn install(dir: &Path, cert: &Cert) -> TlsFiles {
-    let files = TlsFiles {
-        cert_path: dir.join("cert.pem"),
-        key_path: dir.join("key.pem"),
-    };
-    for (path, text) in [
-        (&files.key_path, &cert.key_pem),
-        (&files.cert_path, &cert.cert_pem),
-    ] {
-        let temp = path.with_extension("tmp");
-        std::fs::write(&temp, text).unwrap();
-        std::fs::rename(&temp, path).unwrap();
-    }
-    files
-}
-
-fn client_config(trusted: &[&Cert]) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for cert in trusted {
-        roots.add(cert.der.clone()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
 
 /// A miner over TLS (the handshake runs on the first read or write).
 fn connect_tls(addr: SocketAddr, config: &Arc<ClientConfig>) -> TlsMiner {
@@ -168,10 +109,10 @@ fn bitaxe_setup<S: std::io::Read + std::io::Write>(m: &mut Miner<S>) {
 fn tls_bitaxe_share_verdicts() {
     both_drivers(DEADLINE, |force_polling| {
         let cert = self_signed();
-        let dir = temp_dir("verdicts");
+        let dir = temp_dir("stratum-tls-verdicts");
         let files = install(&dir, &cert);
         let plane = pool(force_polling, vec![tls_listener(files)]);
-        harness_drivers(&plane, force_polling);
+        check_drivers(&plane, force_polling);
         let config = client_config(&[&cert]);
         let mut m = connect_tls(plane.local_addrs()[0], &config);
         bitaxe_setup(&mut m);
@@ -211,10 +152,10 @@ fn tls_certificate_reload_under_mining() {
     both_drivers(DEADLINE, |force_polling| {
         let old = self_signed();
         let new = self_signed();
-        let dir = temp_dir("reload");
+        let dir = temp_dir("stratum-tls-reload");
         let files = install(&dir, &old);
         let plane = pool(force_polling, vec![tls_listener(files)]);
-        harness_drivers(&plane, force_polling);
+        check_drivers(&plane, force_polling);
         let addr = plane.local_addrs()[0];
         let config = client_config(&[&old, &new]);
         let mut kept = connect_tls(addr, &config);
@@ -275,10 +216,10 @@ fn tls_certificate_reload_under_mining() {
 fn plain_and_tls_miners_on_one_pool() {
     both_drivers(DEADLINE, |force_polling| {
         let cert = self_signed();
-        let dir = temp_dir("mixed");
+        let dir = temp_dir("stratum-tls-mixed");
         let files = install(&dir, &cert);
         let plane = pool(force_polling, vec![plain_listener(), tls_listener(files)]);
-        harness_drivers(&plane, force_polling);
+        check_drivers(&plane, force_polling);
         let addrs = plane.local_addrs();
         assert_eq!(addrs.len(), 2);
         assert_ne!(addrs[0].port(), addrs[1].port());
@@ -309,19 +250,4 @@ fn plain_and_tls_miners_on_one_pool() {
         plane.stop();
         let _ = std::fs::remove_dir_all(dir);
     });
-}
-
-/// The drivers the shards report match the requested mode.
-fn harness_drivers(plane: &StratumPlane, force_polling: bool) {
-    for driver in plane.drivers() {
-        if force_polling {
-            assert_eq!(driver, warppool_net::Driver::Poll);
-        } else if std::env::var_os("WARPPOOL_NO_IO_URING").is_none() {
-            assert_eq!(
-                driver,
-                warppool_net::Driver::IoUring,
-                "io_uring expected (set WARPPOOL_NO_IO_URING if unavailable)"
-            );
-        }
-    }
 }

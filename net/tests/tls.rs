@@ -3,81 +3,22 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::{
     io::{BufRead, BufReader, Write},
     net::{SocketAddr, TcpStream},
-    path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
 
 use harness::*;
-use rustls::{
-    ClientConfig, ClientConnection, RootCertStore, StreamOwned, pki_types::CertificateDer,
-};
-use warppool_net::{CloseReason, ListenerConfig, TlsFiles};
+use rustls::{ClientConfig, ClientConnection, StreamOwned, pki_types::CertificateDer};
+use tls::{client_config, install, self_signed, temp_dir};
+use warppool_net::{CloseReason, ListenerConfig};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Cert {
-    der: CertificateDer<'static>,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn self_signed() -> Cert {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    Cert {
-        der: certified.cert.der().clone(),
-        cert_pem: certified.cert.pem(),
-        key_pem: certified.signing_key.serialize_pem(),
-    }
-}
-
-/// A fresh directory under the target's temporary directory.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "warppool-net-{name}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Writes the cert and key atomically (write then rename), key first.
-fn install(dir: &Path, cert: &Cert) -> TlsFiles {
-    let files = TlsFiles {
-        cert_path: dir.join("cert.pem"),
-        key_path: dir.join("key.pem"),
-    };
-    for (path, text) in [
-        (&files.key_path, &cert.key_pem),
-        (&files.cert_path, &cert.cert_pem),
-    ] {
-        let temp = path.with_extension("tmp");
-        std::fs::write(&temp, text).unwrap();
-        std::fs::rename(&temp, path).unwrap();
-    }
-    files
-}
-
-fn client_config(trusted: &[&Cert]) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for cert in trusted {
-        roots.add(cert.der.clone()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
 
 struct TlsClient {
     stream: BufReader<StreamOwned<ClientConnection, TcpStream>>,

@@ -16,6 +16,7 @@ use crate::limits::{
 };
 use crate::stratum::error::{ParseError, ParseErrorKind};
 use crate::stratum::scan::{self, Envelope, Kind, Span};
+use crate::stratum::writer::{U64_DECIMAL_DIGITS_MAX, u64_decimal};
 
 /// A request id exactly as the client wrote it (JSON number, string or `null`), kept so the
 /// reply echoes it with the same type. Fixed size: copying it never allocates.
@@ -71,22 +72,10 @@ impl RequestId {
     #[must_use]
     pub fn from_u64(v: u64) -> Self {
         let mut bytes = [0u8; REQUEST_ID_BYTES_MAX];
-        let mut digits = [0u8; 20];
-        let mut n = v;
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            #[allow(clippy::cast_possible_truncation, reason = "a decimal digit")]
-            {
-                digits[i] = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let len = digits.len() - i;
-        bytes[..len].copy_from_slice(&digits[i..]);
+        let mut digits = [0u8; U64_DECIMAL_DIGITS_MAX];
+        let decimal = u64_decimal(v, &mut digits);
+        let len = decimal.len();
+        bytes[..len].copy_from_slice(decimal);
         #[allow(clippy::cast_possible_truncation, reason = "at most 20 digits")]
         Self {
             len: len as u8,

@@ -11,6 +11,28 @@ use crate::stratum::RequestId;
 use crate::stratum::error::WriteError;
 use crate::types::{Extranonce1, ExtranonceSize, JobId, VersionMask};
 
+/// Decimal digits of `u64::MAX`.
+pub(crate) const U64_DECIMAL_DIGITS_MAX: usize = 20;
+
+/// Writes `v` in decimal at the end of `digits` and returns the digits written (no
+/// allocation).
+pub(crate) fn u64_decimal(v: u64, digits: &mut [u8; U64_DECIMAL_DIGITS_MAX]) -> &[u8] {
+    let mut i = digits.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        #[allow(clippy::cast_possible_truncation, reason = "a decimal digit")]
+        {
+            digits[i] = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &digits[i..]
+}
+
 /// Stratum error codes (DESIGN §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -121,21 +143,8 @@ impl<'b> LineWriter<'b> {
     /// # Errors
     /// [`WriteError::BufferTooSmall`].
     pub fn push_u64(&mut self, v: u64) -> Result<(), WriteError> {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = v;
-        loop {
-            i -= 1;
-            #[allow(clippy::cast_possible_truncation, reason = "a decimal digit")]
-            {
-                digits[i] = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push(&digits[i..])
+        let mut digits = [0u8; U64_DECIMAL_DIGITS_MAX];
+        self.push(u64_decimal(v, &mut digits))
     }
 
     /// Appends the hex of a `u32`, zero-padded to 8 digits.

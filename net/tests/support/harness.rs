@@ -170,8 +170,9 @@ pub fn start_test(config: NetConfig, options: Options) -> (Plane, Arc<Log>) {
     (plane, log)
 }
 
-/// Checks the driver the shards report for the requested mode.
-pub fn check_drivers(plane: &Plane, force_polling: bool) {
+/// Checks the driver the shards of any plane (test protocol or Stratum) report for the
+/// requested mode.
+pub fn check_drivers<J, S, C>(plane: &DataPlane<J, S, C>, force_polling: bool) {
     for driver in plane.drivers() {
         if force_polling {
             assert_eq!(driver, Driver::Poll);
