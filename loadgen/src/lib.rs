@@ -2,7 +2,9 @@
 //!
 //! - [`chain`]: a fake `bitcoind` (JSON-RPC, ZMQ `hashblock`, Bitcoin Core's
 //!   `getblocktemplate` format, full `submitblock` validation) for `warppool demo` and tests.
+//! - [`miner`]: a simulated Stratum V1 CPU miner that really mines (demo, end-to-end tests).
 //!
 //! The binary `warppool-loadgen` runs it standalone: `warppool-loadgen node --help`.
 
 pub mod chain;
+pub mod miner;
