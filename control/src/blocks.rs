@@ -254,13 +254,13 @@ impl BlockPath {
                     tracing::error!(node = self.nodes.clients()[i].name(), hash = %block.hash, %reason, "block rejected by node");
                 }
             }
-            if any_accepted || attempt > 1 {
-                if let Some(by) = self.confirm(&block.hash).await {
-                    tracing::info!(height = block.height, hash = %block.hash, node = by, "block confirmed");
-                    self.set_status(block, BlockStatus::Confirmed, Some(detail))
-                        .await;
-                    return BlockStatus::Confirmed;
-                }
+            if (any_accepted || attempt > 1)
+                && let Some(by) = self.confirm(&block.hash).await
+            {
+                tracing::info!(height = block.height, hash = %block.hash, node = by, "block confirmed");
+                self.set_status(block, BlockStatus::Confirmed, Some(detail))
+                    .await;
+                return BlockStatus::Confirmed;
             }
             if any_accepted && !accepted_journaled {
                 accepted_journaled = true;

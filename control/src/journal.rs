@@ -111,6 +111,19 @@ pub enum JournalError {
     TooManyBlocks(PathBuf),
 }
 
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// The open journal file.
 #[derive(Debug)]
 pub struct Journal {
@@ -138,11 +151,16 @@ impl Journal {
             source,
         };
         let existed = path.exists();
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(io)?;
+        if existed && !ends_with_newline(path).map_err(io)? {
+            // A crash tore the last line: end it so the next entry starts on its own line.
+            file.write_all(b"\n").map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
         if !existed {
             file.sync_all().map_err(io)?;
             let dir = match path.parent() {
