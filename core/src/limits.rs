@@ -412,5 +412,6 @@ const _: () = assert!(BEST_BLOCK_POLL_MS_DEFAULT < TEMPLATE_AGE_SECS_MAX_DEFAULT
 const _: () = assert!(TEMPLATE_REFRESH_SECS_DEFAULT < TEMPLATE_AGE_SECS_MAX_DEFAULT);
 const _: () = assert!(JOURNAL_LINE_BYTES_MAX > 2 * BLOCK_BYTES_MAX);
 const _: () = assert!(CONTROL_WORKER_THREADS >= 1);
-// Every candidate the shards can queue fits in the event queue of one burst.
 const _: () = assert!(BLOCK_EVENTS_QUEUE_MAX >= 1);
+const _: () = assert!(CONTROL_BLOCKING_THREADS_MAX >= 1);
+const _: () = assert!(COOKIE_FILE_BYTES_MAX >= 64);
