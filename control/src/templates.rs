@@ -391,7 +391,16 @@ pub async fn longpoll_task(lp: Arc<TemplateLoop>, mut shutdown: watch::Receiver<
         );
         tokio::select! {
             result = call => match result {
-                Ok(_) => lp.trigger(),
+                Ok(_) => {
+                    lp.trigger();
+                    // Wait for the refresh to bring a new long-poll id (a node that answers at
+                    // once with the same id must not make this a busy loop).
+                    tokio::select! {
+                        r = ids.changed() => if r.is_err() { return; },
+                        () = tokio::time::sleep(lp.settings.refresh) => {}
+                        _ = shutdown.changed() => if *shutdown.borrow() { return; },
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(node = client.name(), error = %e, "long-poll failed");
                     tokio::time::sleep(Duration::from_millis(CONTROL_RETRY_MS)).await;

@@ -208,3 +208,86 @@ async fn a_stale_template_gates_work() {
     lp.refresh().await;
     assert!(sink.last().gate.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zmq_hashblock_triggers_an_immediate_refresh() {
+    use zeromq::{Socket, SocketSend};
+    let node = FakeNode::start().await;
+    node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    node.reply("getblocktemplate", Reply::Result(template(0x11, 102)));
+    let mut publisher = zeromq::PubSocket::new();
+    let endpoint = publisher
+        .bind("tcp://127.0.0.1:0")
+        .await
+        .unwrap()
+        .to_string();
+    // No watchdog and a long refresh: only ZMQ can bring the new template quickly.
+    let (lp, sink) = make_loop(&node, settings());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(Arc::clone(&lp).run(shutdown.clone()));
+    let zmq = tokio::spawn(warppool_control::templates::zmq_task(
+        Arc::clone(&lp),
+        endpoint,
+        shutdown,
+    ));
+    wait_for("first template", || !sink.all().is_empty()).await;
+    node.reply("getblocktemplate", Reply::Result(template(0x22, 103)));
+    let mut published = false;
+    for sequence in 0u32..100 {
+        // Bitcoin Core's three frames: topic, hash (32 bytes), sequence (4 bytes LE).
+        let frames: Vec<bytes::Bytes> = vec![
+            bytes::Bytes::from_static(b"hashblock"),
+            bytes::Bytes::from(vec![0x22; 32]),
+            bytes::Bytes::from(sequence.to_le_bytes().to_vec()),
+        ];
+        publisher
+            .send(zeromq::ZmqMessage::try_from(frames).unwrap())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if sink.last().template.as_ref().unwrap().height() == 103 {
+            published = true;
+            break;
+        }
+    }
+    assert!(published, "hashblock led to the new template");
+    assert!(sink.last().clean_jobs);
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    zmq.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_answer_triggers_a_refresh() {
+    let node = FakeNode::start().await;
+    node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    let next = Arc::new(Mutex::new(template(0x11, 102)));
+    {
+        let next = Arc::clone(&next);
+        node.on("getblocktemplate", move |params| {
+            let t = next.lock().unwrap().clone();
+            if params[0].get("longpollid").is_some() {
+                // The node holds the long-poll until its template changes.
+                Reply::Delayed(300, template(0x33, 104))
+            } else {
+                Reply::Result(t)
+            }
+        });
+    }
+    let (lp, sink) = make_loop(&node, settings());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(Arc::clone(&lp).run(shutdown.clone()));
+    wait_for("first template", || !sink.all().is_empty()).await;
+    *next.lock().unwrap() = template(0x33, 104);
+    let poll = tokio::spawn(warppool_control::templates::longpoll_task(
+        Arc::clone(&lp),
+        shutdown,
+    ));
+    wait_for("template at 104", || {
+        sink.last().template.as_ref().unwrap().height() == 104
+    })
+    .await;
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    poll.await.unwrap();
+}

@@ -35,6 +35,8 @@ pub enum Reply {
     Status(u16),
     /// Never answers (timeout tests).
     Hang,
+    /// `Result` after a pause (long-poll).
+    Delayed(u64, Value),
 }
 
 pub type Handler = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
@@ -187,6 +189,13 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
         Some(h) => h(&params),
         None => Reply::Error(-32601, "Method not found".to_owned()),
     };
+    let reply = match reply {
+        Reply::Delayed(ms, v) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Reply::Result(v)
+        }
+        other => other,
+    };
     let (status, body) = match reply {
         Reply::Result(v) => (
             200,
@@ -201,6 +210,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
             )
         }
         Reply::Status(s) => (s, "error".to_owned()),
+        Reply::Delayed(..) => unreachable!("resolved above"),
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return Ok(());
