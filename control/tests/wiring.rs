@@ -178,3 +178,193 @@ fn the_binary_check_command_validates() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.toml"));
 }
+
+/// Builds the 80-byte header of a share from `mining.notify` params, as a miner does.
+fn header_from_notify(
+    params: &serde_json::Value,
+    extranonce1: &str,
+    extranonce2: &str,
+    nonce: u32,
+) -> [u8; 80] {
+    use bitcoin::hashes::{Hash, sha256d};
+    let hex = |s: &serde_json::Value| warppool_core::hex::decode(s.as_str().unwrap()).unwrap();
+    let mut coinbase = hex(&params[2]);
+    coinbase.extend(warppool_core::hex::decode(extranonce1).unwrap());
+    coinbase.extend(warppool_core::hex::decode(extranonce2).unwrap());
+    coinbase.extend(hex(&params[3]));
+    let mut root = sha256d::Hash::hash(&coinbase).to_byte_array();
+    for branch in params[4].as_array().unwrap() {
+        let mut pair = root.to_vec();
+        pair.extend(hex(branch));
+        root = sha256d::Hash::hash(&pair).to_byte_array();
+    }
+    // Stratum's previous block hash: internal order with every 4-byte word byte-swapped.
+    let mut prev = hex(&params[1]);
+    for word in prev.chunks_mut(4) {
+        word.reverse();
+    }
+    let word = |v: &serde_json::Value| u32::from_str_radix(v.as_str().unwrap(), 16).unwrap();
+    let mut header = [0u8; 80];
+    header[..4].copy_from_slice(&word(&params[5]).to_le_bytes());
+    header[4..36].copy_from_slice(&prev);
+    header[36..68].copy_from_slice(&root);
+    header[68..72].copy_from_slice(&word(&params[7]).to_le_bytes());
+    header[72..76].copy_from_slice(&word(&params[6]).to_le_bytes());
+    header[76..].copy_from_slice(&nonce.to_le_bytes());
+    header
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_found_by_a_miner_is_journaled_submitted_and_confirmed() {
+    use bitcoin::hashes::{Hash, sha256d};
+    let node = fake_node().await;
+    let submitted: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    {
+        let submitted = Arc::clone(&submitted);
+        node.on("submitblock", move |params| {
+            // Decode the block as the node would and remember its hash.
+            let bytes = warppool_core::hex::decode(params[0].as_str().unwrap()).unwrap();
+            let block: bitcoin::Block = bitcoin::consensus::deserialize(&bytes).unwrap();
+            assert!(
+                block.check_merkle_root(),
+                "merkle root matches the transactions"
+            );
+            *submitted.lock().unwrap() = Some(block.block_hash().to_string());
+            Reply::Result(serde_json::Value::Null)
+        });
+    }
+    {
+        let submitted = Arc::clone(&submitted);
+        node.on("getblockheader", move |params| {
+            let known = submitted.lock().unwrap().clone();
+            if known.as_deref() == params[0].as_str() {
+                Reply::Result(serde_json::json!({"hash": known, "confirmations": 1, "height": 102}))
+            } else {
+                Reply::Error(-5, "Block not found".to_owned())
+            }
+        });
+    }
+    let dir = temp_dir("block");
+    let port = free_port();
+    // The lowest share difficulty (2^-16) on a regtest target: every share is a block.
+    let text = config_text(&node, &dir, port).replace(
+        "difficulty_start = 1",
+        "difficulty_start = 0.0000152587890625\ndifficulty_min = 0.0000152587890625\nfractional = \"always\"",
+    );
+    let config = Config::from_toml(&text, Vec::new()).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pool = tokio::spawn(warppool_control::run::run_async(
+        config,
+        Arc::new(MemoryStats::default()),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let mut stream = None;
+    for _ in 0..100 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            stream = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (read, mut write) = stream.expect("stratum port open").into_split();
+    let mut lines = BufReader::new(read).lines();
+    write
+        .write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+        .await
+        .unwrap();
+    write
+        .write_all(b"{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080\",\"x\"]}\n")
+        .await
+        .unwrap();
+    let mut extranonce1 = String::new();
+    let mut extranonce2_size = 0usize;
+    let notify = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == 1 {
+                extranonce1 = v["result"][1].as_str().unwrap().to_owned();
+                extranonce2_size = v["result"][2].as_u64().unwrap() as usize;
+            }
+            if v["method"] == "mining.notify" {
+                return v["params"].clone();
+            }
+        }
+        panic!("closed");
+    })
+    .await
+    .expect("notify");
+    let extranonce2 = "00".repeat(extranonce2_size);
+    // Grind a nonce meeting difficulty 2^-16: its target is about 0xffff << 224, so a hash below
+    // 2^239 (top 17 bits zero) meets it.
+    let (nonce, hash) = (0u32..)
+        .find_map(|n| {
+            let h =
+                sha256d::Hash::hash(&header_from_notify(&notify, &extranonce1, &extranonce2, n))
+                    .to_byte_array();
+            (h[31] == 0 && h[30] == 0 && h[29] < 0x80).then_some((n, h))
+        })
+        .unwrap();
+    let mut display = hash;
+    display.reverse();
+    let hash_hex = warppool_core::hex::encode(&display);
+    let submit = serde_json::json!({"id": 3, "method": "mining.submit", "params": [
+        "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", notify[0], extranonce2, notify[7],
+        format!("{nonce:08x}")]});
+    write
+        .write_all(format!("{submit}\n").as_bytes())
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == 3 {
+                return v;
+            }
+        }
+        panic!("closed");
+    })
+    .await
+    .expect("submit reply");
+    assert_eq!(reply["result"], true, "{reply}");
+
+    // The block path journals, submits and confirms it.
+    let journal = dir.join("blocks.journal");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .contains("\"confirmed\"")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        submitted.lock().unwrap().as_deref(),
+        Some(hash_hex.as_str())
+    );
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let entries: Vec<warppool_control::journal::JournalEntry> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "{text}");
+    assert_eq!(
+        entries[0].status,
+        warppool_control::journal::BlockStatus::Found
+    );
+    assert_eq!(entries[0].hash, hash_hex);
+    assert_eq!(entries[0].height, 102);
+    assert_eq!(
+        entries[1].status,
+        warppool_control::journal::BlockStatus::Confirmed
+    );
+
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), pool)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
