@@ -341,10 +341,18 @@ impl BlockPath {
     pub async fn run(self: Arc<Self>, candidates: flume::Receiver<BlockCandidate>) {
         let mut tasks = tokio::task::JoinSet::new();
         while let Ok(candidate) = candidates.recv_async().await {
-            let block = FoundBlock::from_candidate(&candidate);
             let this = Arc::clone(&self);
             tasks.spawn(async move {
-                let _ = this.submit_found(block).await;
+                // Serializing a 4 MB block takes milliseconds: off the workers.
+                let block =
+                    tokio::task::spawn_blocking(move || FoundBlock::from_candidate(&candidate))
+                        .await;
+                match block {
+                    Ok(block) => {
+                        let _ = this.submit_found(block).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "block serialization panicked"),
+                }
             });
             // Reap finished ones so the set stays small.
             while tasks.try_join_next().is_some() {}

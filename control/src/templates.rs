@@ -202,7 +202,16 @@ impl TemplateLoop {
                     continue;
                 }
             };
-            match Template::from_json(raw.0.get().as_bytes()) {
+            // A full mempool's template takes milliseconds to check: off the workers
+            // (STYLE rule 11).
+            let parsed =
+                tokio::task::spawn_blocking(move || Template::from_json(raw.0.get().as_bytes()))
+                    .await;
+            let Ok(parsed) = parsed else {
+                errors.push(format!("{}: template parse panicked", client.name()));
+                continue;
+            };
+            match parsed {
                 Ok(t) => {
                     self.publish(i, Arc::new(t));
                     return;
