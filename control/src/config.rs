@@ -30,6 +30,8 @@ use std::{
 };
 
 use bitcoin::Network;
+
+pub use crate::error::ConfigError;
 use serde::Deserialize;
 use warppool_core::{
     CoinbaseConfig, Difficulty, ExtranonceSize, SplitOutput,
@@ -51,49 +53,6 @@ pub const CONFIG_VERSION: u32 = 1;
 
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "WARPPOOL__";
-
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is larger than `CONFIG_FILE_BYTES_MAX`.
-    #[error("config file {path} is {bytes} bytes; at most {CONFIG_FILE_BYTES_MAX} allowed")]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        bytes: u64,
-    },
-    /// Not TOML, an unknown key or a value of the wrong type.
-    #[error("config is not valid: {0}")]
-    Syntax(String),
-    /// An environment override could not be applied.
-    #[error("environment override {var}: {problem}")]
-    Env {
-        /// The variable.
-        var: String,
-        /// What is wrong.
-        problem: String,
-    },
-    /// A value is out of range or inconsistent.
-    #[error("config key `{key}`: {problem}; allowed: {allowed}")]
-    Invalid {
-        /// The key, as a TOML path (`node[1].rpc_url`).
-        key: String,
-        /// What is wrong.
-        problem: String,
-        /// What is allowed.
-        allowed: String,
-    },
-}
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>, allowed: &str) -> ConfigError {
     ConfigError::Invalid {

@@ -24,6 +24,8 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::error::JournalError;
 use warppool_core::limits::{JOURNAL_BLOCKS_REPLAY_MAX, JOURNAL_LINE_BYTES_MAX};
 
 /// The state of a found block.
@@ -92,23 +94,6 @@ impl FoundBlock {
             block_hex: candidate.to_block_hex(),
         }
     }
-}
-
-/// Why the journal failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum JournalError {
-    /// Opening, writing or syncing failed.
-    #[error("block journal {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// More unfinished blocks than `JOURNAL_BLOCKS_REPLAY_MAX`.
-    #[error("block journal {0} holds more than JOURNAL_BLOCKS_REPLAY_MAX unfinished blocks")]
-    TooManyBlocks(PathBuf),
 }
 
 fn ends_with_newline(path: &Path) -> std::io::Result<bool> {

@@ -10,6 +10,7 @@
 
 pub mod blocks;
 pub mod config;
+pub mod error;
 pub mod journal;
 pub mod rpc;
 pub mod run;

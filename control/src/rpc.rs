@@ -36,49 +36,7 @@ use warppool_core::limits::{
 };
 
 use crate::config::{NodeConfig, RpcAuth};
-
-/// Why an RPC call failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RpcError {
-    /// Connection refused, reset, or another transport failure.
-    #[error("transport: {0}")]
-    Transport(String),
-    /// No reply within the request's timeout.
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    /// An HTTP error status without a JSON-RPC error body (401, 403, 503…).
-    #[error("http status {0}")]
-    HttpStatus(u16),
-    /// The node answered with a JSON-RPC error object.
-    #[error("rpc error {code}: {message}")]
-    Rpc {
-        /// The JSON-RPC error code (Core's `RPCErrorCode`, e.g. -10 in initial block download).
-        code: i64,
-        /// The message.
-        message: String,
-    },
-    /// The reply was not the expected JSON.
-    #[error("decode: {0}")]
-    Decode(String),
-    /// The reply was larger than `RPC_RESPONSE_BYTES_MAX`.
-    #[error("reply larger than {RPC_RESPONSE_BYTES_MAX} bytes")]
-    TooLarge,
-    /// The cookie file could not be read.
-    #[error("cookie file: {0}")]
-    Cookie(String),
-    /// Every node is backing off after failures.
-    #[error("no node available (all backing off after failures)")]
-    NoNodeAvailable,
-}
-
-impl RpcError {
-    /// Whether the node itself is unreachable or broken (as opposed to answering an error).
-    #[must_use]
-    pub fn is_node_failure(&self) -> bool {
-        !matches!(self, Self::Rpc { .. })
-    }
-}
+pub use crate::error::RpcError;
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
