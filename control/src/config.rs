@@ -505,7 +505,7 @@ fn validate_nodes(raw: Vec<RawNode>) -> Result<Vec<NodeConfig>, ConfigError> {
                 "http://host:port (plain HTTP to a local or trusted node)",
             )
         })?;
-        if rest.is_empty() || rest.starts_with('/') {
+        if rest.is_empty() || rest.starts_with('/') || reqwest::Url::parse(&n.rpc_url).is_err() {
             return Err(invalid(key("rpc_url"), "no host", "http://host:port"));
         }
         let auth = match (n.rpc_user, n.rpc_password, n.rpc_cookie) {

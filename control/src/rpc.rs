@@ -114,6 +114,8 @@ impl RpcClient {
     pub fn new(node: &NodeConfig) -> Result<Self, RpcError> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(4)
+            // The node is local or trusted: never route RPC through an HTTP(S)_PROXY setting.
+            .no_proxy()
             .build()
             .map_err(|e| RpcError::Transport(e.to_string()))?;
         Ok(Self {

@@ -90,6 +90,11 @@ fn every_validation_error_names_the_key_and_what_is_allowed() {
             &["`node[0].rpc_url`", "no host"],
         ),
         (
+            "http://127.0.0.1:18443",
+            "http://[::1",
+            &["`node[0].rpc_url`", "no host"],
+        ),
+        (
             "rpc_password = \"p\"",
             "",
             &["`node[0].rpc_user`", "rpc_cookie"],
