@@ -157,9 +157,15 @@ async fn a_refused_connection_is_a_transport_error() {
 
 #[tokio::test]
 async fn failover_skips_a_failing_node_with_backoff_and_retries_it_later() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // A "dead" node that accepts and hangs up at once (a freed port could be reused by a
+    // parallel test).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead = listener.local_addr().unwrap();
-    drop(listener);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
     let good = FakeNode::start().await;
     good.reply("getbestblockhash", Reply::Result(json!("cc".repeat(32))));
     let nodes = Nodes::new(&[
