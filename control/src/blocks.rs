@@ -238,8 +238,27 @@ impl BlockPath {
         Ok(count)
     }
 
-    /// Submits `block` to every node and confirms it, retrying within the bounds.
+    /// Submits `block` to every node and confirms it, retrying within the bounds (rounds and
+    /// total time, slow RPC calls included).
     pub async fn process(&self, block: &FoundBlock) -> BlockStatus {
+        match tokio::time::timeout(self.retry.total_max, self.process_rounds(block)).await {
+            Ok(status) => status,
+            Err(_) => self.give_up(block).await,
+        }
+    }
+
+    async fn give_up(&self, block: &FoundBlock) -> BlockStatus {
+        tracing::error!(hash = %block.hash, "block not confirmed within the retry budget; it stays pending in the journal and is replayed at the next start");
+        self.set_status(
+            block,
+            BlockStatus::Pending,
+            Some("retry budget exhausted".to_owned()),
+        )
+        .await;
+        BlockStatus::Pending
+    }
+
+    async fn process_rounds(&self, block: &FoundBlock) -> BlockStatus {
         let started = Instant::now();
         let mut backoff = self.retry.backoff_min;
         let mut accepted_journaled = false;
@@ -284,14 +303,7 @@ impl BlockPath {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.retry.backoff_max);
         }
-        tracing::error!(hash = %block.hash, "block not confirmed within the retry budget; it stays pending in the journal and is replayed at the next start");
-        self.set_status(
-            block,
-            BlockStatus::Pending,
-            Some("retry budget exhausted".to_owned()),
-        )
-        .await;
-        BlockStatus::Pending
+        self.give_up(block).await
     }
 
     async fn submit_everywhere(&self, block: &FoundBlock) -> Vec<SubmitOutcome> {

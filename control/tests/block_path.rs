@@ -238,3 +238,25 @@ async fn a_pending_block_is_replayed_at_start_up() {
         "confirmed after replay"
     );
 }
+
+#[tokio::test]
+async fn a_hanging_node_cannot_stretch_the_retry_budget() {
+    let path = temp_journal("hang");
+    let node = FakeNode::start().await;
+    node.reply("submitblock", Reply::Hang);
+    let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
+    let (bp, _events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
+    let policy = RetryPolicy {
+        total_max: Duration::from_millis(300),
+        ..quick()
+    };
+    let started = std::time::Instant::now();
+    let status = bp.with_retry(policy).submit_found(block(8)).await.unwrap();
+    assert_eq!(status, BlockStatus::Pending);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(statuses(&path), [BlockStatus::Found, BlockStatus::Pending]);
+}
