@@ -158,7 +158,9 @@ impl TemplateLoop {
             tokio::select! {
                 _ = self.trigger.notified() => self.refresh().await,
                 _ = refresh.tick() => self.refresh().await,
-                _ = age.tick() => self.check_age(),
+                // While gated, health is checked at the watchdog pace so work resumes within
+                // a poll interval of the node becoming healthy.
+                _ = age.tick() => if self.is_gated() { self.refresh().await } else { self.check_age() },
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() { break; }
                 }
@@ -314,6 +316,14 @@ impl TemplateLoop {
         drop(state);
         self.sink.publish(Arc::new(jobs));
         self.status.send_replace(status);
+    }
+
+    fn is_gated(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .gate
+            .is_some()
     }
 
     /// Gates work when the template has not been refreshed for longer than the maximum age.

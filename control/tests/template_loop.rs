@@ -291,3 +291,22 @@ async fn a_long_poll_answer_triggers_a_refresh() {
     run.await.unwrap();
     poll.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_ungates_by_itself_within_a_poll_interval() {
+    let node = FakeNode::start().await;
+    node.reply("getblockchaininfo", Reply::Result(blockchain_info(true)));
+    node.reply("getblocktemplate", Reply::Result(template(0x11, 102)));
+    // A 30 s refresh and no watchdog task: only the loop's own health check can ungate.
+    let (lp, sink) = make_loop(&node, settings());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(Arc::clone(&lp).run(shutdown));
+    wait_for("gated", || {
+        sink.all().last().is_some_and(|j| j.gate.is_some())
+    })
+    .await;
+    node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    wait_for("ungated", || sink.last().has_work()).await;
+    stop.send(true).unwrap();
+    run.await.unwrap();
+}
