@@ -1,4 +1,5 @@
-//! `warppool run` end to end against the in-test node: the data plane starts, a miner that
+//! `warppool run` end to end against the in-test node (`run::Pool` on port 0): the data plane
+//! starts, a miner that
 //! subscribes and authorizes gets a `mining.notify` built from the node's template, and the
 //! pool shuts down cleanly (journal synced). The binary exits 0 on SIGTERM.
 
@@ -44,14 +45,6 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn fake_node() -> FakeNode {
     let node = FakeNode::start().await;
     node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
@@ -67,26 +60,16 @@ async fn fake_node() -> FakeNode {
 async fn a_miner_gets_work_from_the_node_template_and_shutdown_is_clean() {
     let node = fake_node().await;
     let dir = temp_dir("miner");
-    let port = free_port();
-    let config = Config::from_toml(&config_text(&node, &dir, port), Vec::new()).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = Config::from_toml(&config_text(&node, &dir, 0), Vec::new()).unwrap();
     let stats = Arc::new(MemoryStats::default());
-    let pool = tokio::spawn(warppool_control::run::run_async(
-        config,
-        stats.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-
-    let mut stream = None;
-    for _ in 0..100 {
-        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            stream = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pool = warppool_control::run::Pool::start(config, stats.clone())
+        .await
+        .unwrap();
+    let stream = Some(
+        tokio::net::TcpStream::connect(pool.local_addrs()[0])
+            .await
+            .unwrap(),
+    );
     let stream = stream.expect("stratum port open");
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
@@ -112,11 +95,9 @@ async fn a_miner_gets_work_from_the_node_template_and_shutdown_is_clean() {
     // The previous block hash of the node's template, in Stratum's word-swapped form.
     assert_eq!(v["params"][1].as_str().unwrap(), "11".repeat(32));
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), pool)
+    tokio::time::timeout(Duration::from_secs(20), pool.shutdown())
         .await
         .expect("shutdown within 20 s")
-        .unwrap()
         .unwrap();
     assert!(dir.join("blocks.journal").exists());
     assert_eq!(stats.snapshot().authorized, 1);
@@ -127,7 +108,7 @@ async fn the_binary_exits_0_on_sigterm() {
     let node = fake_node().await;
     let dir = temp_dir("sigterm");
     let path = dir.join("warppool.toml");
-    std::fs::write(&path, config_text(&node, &dir, free_port())).unwrap();
+    std::fs::write(&path, config_text(&node, &dir, 0)).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warppool"))
         .args(["run", "--config"])
         .arg(&path)
@@ -245,29 +226,20 @@ async fn a_block_found_by_a_miner_is_journaled_submitted_and_confirmed() {
         });
     }
     let dir = temp_dir("block");
-    let port = free_port();
     // The lowest share difficulty (2^-16) on a regtest target: every share is a block.
-    let text = config_text(&node, &dir, port).replace(
+    let text = config_text(&node, &dir, 0).replace(
         "difficulty_start = 1",
         "difficulty_start = 0.0000152587890625\ndifficulty_min = 0.0000152587890625\nfractional = \"always\"",
     );
     let config = Config::from_toml(&text, Vec::new()).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pool = tokio::spawn(warppool_control::run::run_async(
-        config,
-        Arc::new(MemoryStats::default()),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let mut stream = None;
-    for _ in 0..100 {
-        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            stream = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pool = warppool_control::run::Pool::start(config, Arc::new(MemoryStats::default()))
+        .await
+        .unwrap();
+    let stream = Some(
+        tokio::net::TcpStream::connect(pool.local_addrs()[0])
+            .await
+            .unwrap(),
+    );
     let (read, mut write) = stream.expect("stratum port open").into_split();
     let mut lines = BufReader::new(read).lines();
     write
@@ -361,10 +333,8 @@ async fn a_block_found_by_a_miner_is_journaled_submitted_and_confirmed() {
         warppool_control::journal::BlockStatus::Confirmed
     );
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), pool)
+    tokio::time::timeout(Duration::from_secs(20), pool.shutdown())
         .await
-        .unwrap()
-        .unwrap()
+        .expect("shutdown within 20 s")
         .unwrap();
 }
