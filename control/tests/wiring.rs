@@ -1,6 +1,5 @@
 //! `warppool run` end to end against the in-test node (`run::Pool` on port 0): the data plane
-//! starts, a miner that
-//! subscribes and authorizes gets a `mining.notify` built from the node's template, and the
+//! starts, a miner that subscribes and authorizes gets a `mining.notify` built from the node's template, and the
 //! pool shuts down cleanly (journal synced). The binary exits 0 on SIGTERM.
 
 #[path = "support/fake_node.rs"]
@@ -65,12 +64,9 @@ async fn a_miner_gets_work_from_the_node_template_and_shutdown_is_clean() {
     let pool = warppool_control::run::Pool::start(config, stats.clone())
         .await
         .unwrap();
-    let stream = Some(
-        tokio::net::TcpStream::connect(pool.local_addrs()[0])
-            .await
-            .unwrap(),
-    );
-    let stream = stream.expect("stratum port open");
+    let stream = tokio::net::TcpStream::connect(pool.local_addrs()[0])
+        .await
+        .unwrap();
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     write
@@ -235,12 +231,10 @@ async fn a_block_found_by_a_miner_is_journaled_submitted_and_confirmed() {
     let pool = warppool_control::run::Pool::start(config, Arc::new(MemoryStats::default()))
         .await
         .unwrap();
-    let stream = Some(
-        tokio::net::TcpStream::connect(pool.local_addrs()[0])
-            .await
-            .unwrap(),
-    );
-    let (read, mut write) = stream.expect("stratum port open").into_split();
+    let stream = tokio::net::TcpStream::connect(pool.local_addrs()[0])
+        .await
+        .unwrap();
+    let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     write
         .write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
