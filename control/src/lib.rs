@@ -1,3 +1,19 @@
-//! WarpPool's control plane.
+//! WarpPool's control plane: configuration, bitcoind RPC and ZMQ, the template loop, the
+//! block path and the wiring of the `warppool` binary. It runs on Tokio; the data plane
+//! (`warppool-net`) runs on its own compio shard threads and is reached through
+//! `Arc<JobSet>` publications and bounded channels (DESIGN.md §2).
+//!
+//! Modules: [`config`] (file + environment), [`rpc`] (client, failover), [`templates`]
+//! (template loop, gating, ZMQ, long-poll, watchdog), [`journal`] and [`blocks`] (a found
+//! block is never lost), [`stats`] (share statistics and the storage seam), [`run`] (the
+//! runtime and the wiring), [`storage`] (SQLite on one writer thread).
 
+pub mod blocks;
+pub mod config;
+pub mod error;
+pub mod journal;
+pub mod rpc;
+pub mod run;
+pub mod stats;
 pub mod storage;
+pub mod templates;

@@ -312,3 +312,106 @@ const _: () = assert!(PAYOUT_SCRIPTS_PER_SHARD_MAX <= CONNECTIONS_PER_SHARD_MAX)
 const _: () = assert!(INFLIGHT_REQUESTS_PER_CONNECTION_MAX < SHARE_STATS_BATCH_MAX);
 const _: () =
     assert!(BLOCK_CANDIDATES_PER_SHARD_MAX >= 16 * BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX);
+
+// ---------------------------------------------------------------------------------------------
+// Control plane (`warppool-control`): configuration, bitcoind RPC and ZMQ, templates, block
+// submission. Keep these contiguous: the control plane owns this section.
+// ---------------------------------------------------------------------------------------------
+
+/// Largest configuration file read, in bytes (a farm config with every node and port is a few
+/// KiB).
+pub const CONFIG_FILE_BYTES_MAX: usize = 1024 * 1024;
+
+/// Most bitcoind nodes configured (failover order; every one gets each block).
+pub const NODES_MAX: usize = 8;
+
+/// Largest JSON-RPC reply body accepted, in bytes: the largest template plus envelope.
+pub const RPC_RESPONSE_BYTES_MAX: usize = TEMPLATE_JSON_BYTES_MAX + 64 * 1024;
+
+/// Default per-request RPC timeout, in milliseconds (`getblocktemplate` of a full mempool takes
+/// well under a second on a local node).
+pub const RPC_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+
+/// Largest RPC timeout accepted in the configuration, in milliseconds.
+pub const RPC_TIMEOUT_MS_MAX: u64 = 120_000;
+
+/// Timeout of a `getblocktemplate` long-poll request, in milliseconds (Core answers when the
+/// template changes, at the latest after about a minute on mainnet).
+pub const RPC_LONGPOLL_TIMEOUT_MS: u64 = 300_000;
+
+/// First back-off of a node that failed, in milliseconds; doubled per consecutive failure.
+pub const NODE_BACKOFF_MS_MIN: u64 = 500;
+
+/// Longest back-off of a failing node, in milliseconds.
+pub const NODE_BACKOFF_MS_MAX: u64 = 30_000;
+
+/// Highest latency a per-method RPC histogram records, in microseconds (larger values are
+/// clamped to it).
+pub const RPC_LATENCY_US_MAX: u64 = RPC_LONGPOLL_TIMEOUT_MS * 1_000;
+
+/// Largest cookie file read, in bytes (`__cookie__:` and 64 hex characters).
+pub const COOKIE_FILE_BYTES_MAX: usize = 1024;
+
+/// Default periodic template refresh, in seconds (DESIGN.md §5: "every ~30 s").
+pub const TEMPLATE_REFRESH_SECS_DEFAULT: u64 = 30;
+
+/// Default `getbestblockhash` watchdog interval, in milliseconds.
+pub const BEST_BLOCK_POLL_MS_DEFAULT: u64 = 1_000;
+
+/// Default age after which a template that could not be refreshed gates work, in seconds.
+pub const TEMPLATE_AGE_SECS_MAX_DEFAULT: u64 = 120;
+
+/// Pause after a failed long-poll or ZMQ connect before trying again, in milliseconds.
+pub const CONTROL_RETRY_MS: u64 = 1_000;
+
+/// `submitblock` rounds for one block while no node accepted it.
+pub const BLOCK_SUBMIT_ATTEMPTS_MAX: u32 = 12;
+
+/// Total time spent resubmitting one block, in milliseconds; after it the block stays pending
+/// in the journal and is replayed at the next start.
+pub const BLOCK_SUBMIT_TOTAL_MS_MAX: u64 = 300_000;
+
+/// First pause between `submitblock` rounds, in milliseconds; doubled per round.
+pub const BLOCK_SUBMIT_BACKOFF_MS_MIN: u64 = 250;
+
+/// Longest pause between `submitblock` rounds, in milliseconds.
+pub const BLOCK_SUBMIT_BACKOFF_MS_MAX: u64 = 30_000;
+
+/// Block events queued for storage and the UI; a full queue drops the event (the journal keeps
+/// the truth).
+pub const BLOCK_EVENTS_QUEUE_MAX: usize = 256;
+
+/// Blocks replayed from the journal at start-up (a solo pool finds a handful in its life).
+pub const JOURNAL_BLOCKS_REPLAY_MAX: usize = 4_096;
+
+/// Longest journal line read back, in bytes: the block hex plus the other fields.
+pub const JOURNAL_LINE_BYTES_MAX: usize = 2 * BLOCK_BYTES_MAX + 4 * 1024;
+
+/// Worker threads of the control plane's Tokio runtime (it waits on a local node, never on the
+/// share path; the shards own the cores).
+pub const CONTROL_WORKER_THREADS: usize = 2;
+
+/// Blocking-pool threads of the control plane's runtime (journal fsync, file reads).
+pub const CONTROL_BLOCKING_THREADS_MAX: usize = 8;
+
+/// Milliseconds shutdown waits for the control tasks to finish before giving up on them.
+pub const CONTROL_SHUTDOWN_MS_MAX: u64 = 10_000;
+
+const _: () = assert!(NODES_MAX >= 1);
+const _: () = assert!(RPC_RESPONSE_BYTES_MAX > TEMPLATE_JSON_BYTES_MAX);
+const _: () = assert!(RPC_TIMEOUT_MS_DEFAULT <= RPC_TIMEOUT_MS_MAX);
+const _: () = assert!(RPC_TIMEOUT_MS_MAX <= RPC_LONGPOLL_TIMEOUT_MS);
+const _: () = assert!(NODE_BACKOFF_MS_MIN > 0);
+const _: () = assert!(NODE_BACKOFF_MS_MIN <= NODE_BACKOFF_MS_MAX);
+const _: () = assert!(BLOCK_SUBMIT_BACKOFF_MS_MIN > 0);
+const _: () = assert!(BLOCK_SUBMIT_BACKOFF_MS_MIN <= BLOCK_SUBMIT_BACKOFF_MS_MAX);
+const _: () = assert!(BLOCK_SUBMIT_ATTEMPTS_MAX >= 2);
+const _: () = assert!(BLOCK_SUBMIT_BACKOFF_MS_MAX <= BLOCK_SUBMIT_TOTAL_MS_MAX);
+// The watchdog must notice a new tip long before a template is considered stale.
+const _: () = assert!(BEST_BLOCK_POLL_MS_DEFAULT < TEMPLATE_AGE_SECS_MAX_DEFAULT * 1_000);
+const _: () = assert!(TEMPLATE_REFRESH_SECS_DEFAULT < TEMPLATE_AGE_SECS_MAX_DEFAULT);
+const _: () = assert!(JOURNAL_LINE_BYTES_MAX > 2 * BLOCK_BYTES_MAX);
+const _: () = assert!(CONTROL_WORKER_THREADS >= 1);
+const _: () = assert!(BLOCK_EVENTS_QUEUE_MAX >= 1);
+const _: () = assert!(CONTROL_BLOCKING_THREADS_MAX >= 1);
+const _: () = assert!(COOKIE_FILE_BYTES_MAX >= 64);

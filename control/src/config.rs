@@ -1,0 +1,754 @@
+//! The configuration file: TOML, environment overrides, validated once into typed settings.
+//!
+//! # Responsibilities
+//!
+//! - Read the file (at most `CONFIG_FILE_BYTES_MAX`), apply `WARPPOOL__…` environment
+//!   overrides onto the TOML tree, deserialize with unknown keys refused, then validate every
+//!   value into [`Config`]. An error names the key, what is wrong and what is allowed.
+//!
+//! # Environment overrides
+//!
+//! `WARPPOOL__<SECTION>__<KEY>=<value>` sets `<section>.<key>` (names are lower-cased; a
+//! numeric segment indexes an array of tables, `WARPPOOL__NODE__0__RPC_PASSWORD=…` sets
+//! `rpc_password` of the first `[[node]]`). The value is read as a TOML value when it parses
+//! as one (`30`, `true`, `"text"`, `[1, 2]`), otherwise as a plain string. Overrides are
+//! applied before deserializing, so they are validated exactly like the file.
+//!
+//! # Usage
+//!
+//! ```no_run
+//! let config = warppool_control::config::Config::load(
+//!     std::path::Path::new("warppool.toml"),
+//!     std::env::vars(),
+//! ).unwrap();
+//! ```
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use bitcoin::Network;
+
+pub use crate::error::ConfigError;
+use serde::Deserialize;
+use warppool_core::{
+    CoinbaseConfig, Difficulty, ExtranonceSize, SplitOutput,
+    limits::{
+        BEST_BLOCK_POLL_MS_DEFAULT, CONFIG_FILE_BYTES_MAX, LISTENERS_MAX, NODES_MAX,
+        RPC_TIMEOUT_MS_DEFAULT, RPC_TIMEOUT_MS_MAX, SHARDS_MAX, TEMPLATE_AGE_SECS_MAX_DEFAULT,
+        TEMPLATE_REFRESH_SECS_DEFAULT,
+    },
+    payout_script,
+    vardiff::VardiffConfig,
+};
+use warppool_net::{
+    ListenerConfig, NetConfig, TlsFiles,
+    stratum::{Fractional, PortConfig, StratumConfig},
+};
+
+/// The configuration format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "WARPPOOL__";
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>, allowed: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+        allowed: allowed.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file format (serde), refused on unknown keys.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: u32,
+    network: String,
+    #[serde(default)]
+    pool: RawPool,
+    #[serde(default)]
+    template: RawTemplate,
+    storage: RawStorage,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    node: Vec<RawNode>,
+    #[serde(default)]
+    port: Vec<RawPort>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    coinbase_tag: Option<String>,
+    shards: Option<usize>,
+    #[serde(default)]
+    force_polling: bool,
+    #[serde(default)]
+    split: Vec<RawSplit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSplit {
+    address: String,
+    value_sats: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    refresh_secs: Option<u64>,
+    best_block_poll_ms: Option<u64>,
+    age_secs_max: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    block_journal: PathBuf,
+    database: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    rpc_url: String,
+    rpc_user: Option<String>,
+    rpc_password: Option<String>,
+    rpc_cookie: Option<PathBuf>,
+    zmq_hashblock: Option<String>,
+    rpc_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    addr: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    difficulty_start: Option<f64>,
+    difficulty_min: Option<f64>,
+    difficulty_max: Option<f64>,
+    shares_per_min_target: Option<u32>,
+    fractional: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated configuration.
+// ---------------------------------------------------------------------------------------------
+
+/// How the pool authenticates to a node's RPC.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RpcAuth {
+    /// `rpcuser`/`rpcpassword` (or an `rpcauth` entry).
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// The node's `.cookie` file, re-read when the node answers 401 (it rewrites the file on
+    /// every start).
+    Cookie(PathBuf),
+}
+
+impl std::fmt::Debug for RpcAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UserPassword { user, .. } => write!(f, "UserPassword({user}, <hidden>)"),
+            Self::Cookie(path) => write!(f, "Cookie({})", path.display()),
+        }
+    }
+}
+
+/// One bitcoind node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// A short name for logs.
+    pub name: String,
+    /// `http://host:port` of its JSON-RPC server.
+    pub rpc_url: String,
+    /// How to authenticate.
+    pub auth: RpcAuth,
+    /// Its `-zmqpubhashblock` endpoint (`tcp://host:port`), if any.
+    pub zmq_hashblock: Option<String>,
+    /// Per-request timeout.
+    pub rpc_timeout: Duration,
+}
+
+/// One Stratum listening port and its difficulty policy.
+#[derive(Debug, Clone)]
+pub struct PortSettings {
+    /// Address and TLS files.
+    pub listener: ListenerConfig,
+    /// Difficulty policy.
+    pub policy: PortConfig,
+}
+
+/// Template refresh and gating.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateSettings {
+    /// Periodic refresh.
+    pub refresh: Duration,
+    /// `getbestblockhash` watchdog interval.
+    pub best_block_poll: Duration,
+    /// A template older than this (no successful refresh) gates work.
+    pub age_max: Duration,
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        Self {
+            refresh: Duration::from_secs(TEMPLATE_REFRESH_SECS_DEFAULT),
+            best_block_poll: Duration::from_millis(BEST_BLOCK_POLL_MS_DEFAULT),
+            age_max: Duration::from_secs(TEMPLATE_AGE_SECS_MAX_DEFAULT),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The chain.
+    pub network: Network,
+    /// Nodes in failover order (at least one).
+    pub nodes: Vec<NodeConfig>,
+    /// Stratum ports (at least one).
+    pub ports: Vec<PortSettings>,
+    /// Shard count; `None` means one per core.
+    pub shards: Option<usize>,
+    /// Use epoll instead of io_uring.
+    pub force_polling: bool,
+    /// Coinbase tag and split outputs.
+    pub coinbase: CoinbaseConfig,
+    /// Template refresh and gating.
+    pub template: TemplateSettings,
+    /// The block journal file.
+    pub block_journal: PathBuf,
+    /// The database file (used by the storage module).
+    pub database: PathBuf,
+    /// The HTTP API address (reserved for the API; validated and kept).
+    pub http_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Reads `path`, applies the `WARPPOOL__…` variables among `env`, and validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first problem.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let read_err = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = std::fs::metadata(path).map_err(read_err)?.len();
+        if bytes > CONFIG_FILE_BYTES_MAX as u64 {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                bytes,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        Self::from_toml(&text, env)
+    }
+
+    /// Parses `text`, applies the `WARPPOOL__…` variables among `env`, and validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first problem.
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        if text.len() > CONFIG_FILE_BYTES_MAX {
+            return Err(ConfigError::Syntax(format!(
+                "config text is {} bytes; at most {CONFIG_FILE_BYTES_MAX} allowed",
+                text.len()
+            )));
+        }
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        overrides.sort();
+        for (var, value) in &overrides {
+            apply_override(&mut table, var, value)?;
+        }
+        let raw: RawConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+        validate(raw)
+    }
+
+    /// The data plane configuration.
+    #[must_use]
+    pub fn net_config(&self) -> NetConfig {
+        let mut net = NetConfig::new(self.ports.iter().map(|p| p.listener.clone()).collect());
+        net.shards = self.shards;
+        net.force_polling = self.force_polling;
+        net
+    }
+
+    /// The Stratum session configuration (one policy per port, in order).
+    #[must_use]
+    pub fn stratum_config(&self) -> StratumConfig {
+        let mut config = StratumConfig::new(PortConfig::default());
+        config.ports = self.ports.iter().map(|p| p.policy).collect();
+        config
+    }
+}
+
+/// Sets one override `WARPPOOL__A__B__C=value` in `table`.
+fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let env_err = |problem: &str| ConfigError::Env {
+        var: var.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(env_err("empty key segment (use WARPPOOL__SECTION__KEY)"));
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let mut cursor = table;
+    let mut i = 0;
+    while i + 1 < path.len() {
+        let segment = &path[i];
+        if segment.parse::<usize>().is_ok() {
+            return Err(env_err(&format!(
+                "index `{segment}` must follow an array name"
+            )));
+        }
+        let index = path[i + 1].parse::<usize>().ok();
+        let entry = cursor
+            .entry(segment.clone())
+            .or_insert_with(|| match index {
+                Some(_) => toml::Value::Array(Vec::new()),
+                None => toml::Value::Table(toml::Table::new()),
+            });
+        cursor = match (entry, index) {
+            (toml::Value::Table(t), None) => t,
+            (toml::Value::Array(items), Some(index)) => {
+                if index > items.len() {
+                    return Err(env_err(&format!(
+                        "index {index} is past the end of `{segment}` ({} entries)",
+                        items.len()
+                    )));
+                }
+                if index == items.len() {
+                    items.push(toml::Value::Table(toml::Table::new()));
+                }
+                i += 1;
+                match &mut items[index] {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(env_err(&format!("`{segment}[{index}]` is not a table"))),
+                }
+            }
+            (toml::Value::Array(_), None) => {
+                return Err(env_err(&format!("`{segment}` is an array: give an index")));
+            }
+            _ => return Err(env_err(&format!("`{segment}` is not a table"))),
+        };
+        i += 1;
+    }
+    let last = &path[path.len() - 1];
+    if i != path.len() - 1 || last.parse::<usize>().is_ok() {
+        return Err(env_err("the last segment must be a key, not an index"));
+    }
+    cursor.insert(last.clone(), parsed);
+    Ok(())
+}
+
+fn parse_network(s: &str) -> Result<Network, ConfigError> {
+    match s {
+        "mainnet" | "bitcoin" => Ok(Network::Bitcoin),
+        "testnet" => Ok(Network::Testnet),
+        "testnet4" => Ok(Network::Testnet4),
+        "signet" => Ok(Network::Signet),
+        "regtest" => Ok(Network::Regtest),
+        other => Err(invalid(
+            "network",
+            format!("unknown network {other:?}"),
+            "\"mainnet\", \"testnet\", \"testnet4\", \"signet\", \"regtest\"",
+        )),
+    }
+}
+
+fn positive_ms(key: &str, value: Option<u64>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(invalid(key, "must not be 0", "a positive integer")),
+        Some(v) => Ok(Duration::from_millis(v)),
+    }
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    if raw.version != CONFIG_VERSION {
+        return Err(invalid(
+            "version",
+            format!("version {} is not supported", raw.version),
+            &CONFIG_VERSION.to_string(),
+        ));
+    }
+    let network = parse_network(&raw.network)?;
+    let nodes = validate_nodes(raw.node)?;
+    let ports = validate_ports(raw.port)?;
+    if let Some(shards) = raw.pool.shards
+        && (shards == 0 || shards > SHARDS_MAX)
+    {
+        return Err(invalid(
+            "pool.shards",
+            format!("{shards} shards"),
+            &format!("1..={SHARDS_MAX}, or leave it out for one per core"),
+        ));
+    }
+    let coinbase = validate_coinbase(&raw.pool, network)?;
+    let template = validate_template(&raw.template)?;
+    if raw.storage.block_journal.as_os_str().is_empty() {
+        return Err(invalid(
+            "storage.block_journal",
+            "empty path",
+            "a file path",
+        ));
+    }
+    if raw.storage.database.as_os_str().is_empty() {
+        return Err(invalid("storage.database", "empty path", "a file path"));
+    }
+    if raw.storage.database == raw.storage.block_journal {
+        return Err(invalid(
+            "storage.database",
+            "same file as storage.block_journal",
+            "two different files",
+        ));
+    }
+    let http_listen = match raw.http.listen {
+        None => None,
+        Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "http.listen",
+                format!("{s:?} is not an address"),
+                "ip:port, e.g. \"127.0.0.1:8080\"",
+            )
+        })?),
+    };
+    Ok(Config {
+        network,
+        nodes,
+        ports,
+        shards: raw.pool.shards,
+        force_polling: raw.pool.force_polling,
+        coinbase,
+        template,
+        block_journal: raw.storage.block_journal,
+        database: raw.storage.database,
+        http_listen,
+    })
+}
+
+fn validate_nodes(raw: Vec<RawNode>) -> Result<Vec<NodeConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(invalid(
+            "node",
+            "no [[node]] configured",
+            "1 to NODES_MAX [[node]] tables",
+        ));
+    }
+    if raw.len() > NODES_MAX {
+        return Err(invalid(
+            "node",
+            format!("{} nodes", raw.len()),
+            &format!("at most {NODES_MAX}"),
+        ));
+    }
+    let mut nodes: Vec<NodeConfig> = Vec::with_capacity(raw.len());
+    for (i, n) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("node[{i}].{k}");
+        if n.name.is_empty() {
+            return Err(invalid(key("name"), "empty", "a short name"));
+        }
+        if nodes.iter().any(|o| o.name == n.name) {
+            return Err(invalid(
+                key("name"),
+                format!("{:?} is used twice", n.name),
+                "a unique name per node",
+            ));
+        }
+        let rest = n.rpc_url.strip_prefix("http://").ok_or_else(|| {
+            invalid(
+                key("rpc_url"),
+                format!("{:?} is not an http:// URL", n.rpc_url),
+                "http://host:port (plain HTTP to a local or trusted node)",
+            )
+        })?;
+        if rest.is_empty() || rest.starts_with('/') || reqwest::Url::parse(&n.rpc_url).is_err() {
+            return Err(invalid(key("rpc_url"), "no host", "http://host:port"));
+        }
+        let auth = match (n.rpc_user, n.rpc_password, n.rpc_cookie) {
+            (Some(user), Some(password), None) => RpcAuth::UserPassword { user, password },
+            (None, None, Some(path)) => RpcAuth::Cookie(path),
+            _ => {
+                return Err(invalid(
+                    key("rpc_user"),
+                    "incomplete or conflicting credentials",
+                    "either rpc_user and rpc_password, or rpc_cookie (the node's .cookie file)",
+                ));
+            }
+        };
+        if let Some(z) = &n.zmq_hashblock
+            && !z.starts_with("tcp://")
+        {
+            return Err(invalid(
+                key("zmq_hashblock"),
+                format!("{z:?} is not a tcp:// endpoint"),
+                "tcp://host:port as given to -zmqpubhashblock",
+            ));
+        }
+        let rpc_timeout = match n.rpc_timeout_ms {
+            None => Duration::from_millis(RPC_TIMEOUT_MS_DEFAULT),
+            Some(ms) if ms == 0 || ms > RPC_TIMEOUT_MS_MAX => {
+                return Err(invalid(
+                    key("rpc_timeout_ms"),
+                    format!("{ms} ms"),
+                    &format!("1..={RPC_TIMEOUT_MS_MAX}"),
+                ));
+            }
+            Some(ms) => Duration::from_millis(ms),
+        };
+        nodes.push(NodeConfig {
+            name: n.name,
+            rpc_url: n.rpc_url,
+            auth,
+            zmq_hashblock: n.zmq_hashblock,
+            rpc_timeout,
+        });
+    }
+    Ok(nodes)
+}
+
+fn difficulty(
+    key: String,
+    value: Option<f64>,
+    default: Difficulty,
+) -> Result<Difficulty, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(d) => Difficulty::from_f64_lossy(d).map_err(|e| {
+            invalid(
+                key,
+                format!("{d}: {e}"),
+                "a positive difficulty, e.g. 1024 or 0.001",
+            )
+        }),
+    }
+}
+
+fn validate_ports(raw: Vec<RawPort>) -> Result<Vec<PortSettings>, ConfigError> {
+    if raw.is_empty() {
+        return Err(invalid(
+            "port",
+            "no [[port]] configured",
+            "1 to LISTENERS_MAX [[port]] tables",
+        ));
+    }
+    if raw.len() > LISTENERS_MAX {
+        return Err(invalid(
+            "port",
+            format!("{} ports", raw.len()),
+            &format!("at most {LISTENERS_MAX}"),
+        ));
+    }
+    let mut ports: Vec<PortSettings> = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("port[{i}].{k}");
+        let addr: SocketAddr = p.addr.parse().map_err(|_| {
+            invalid(
+                key("addr"),
+                format!("{:?} is not an address", p.addr),
+                "ip:port, e.g. \"0.0.0.0:3333\"",
+            )
+        })?;
+        if ports
+            .iter()
+            .any(|o| o.listener.addr == addr && addr.port() != 0)
+        {
+            return Err(invalid(
+                key("addr"),
+                format!("{addr} is used twice"),
+                "a distinct address per port",
+            ));
+        }
+        let tls = match (p.tls_cert, p.tls_key) {
+            (None, None) => None,
+            (Some(cert_path), Some(key_path)) => Some(TlsFiles {
+                cert_path,
+                key_path,
+            }),
+            _ => {
+                return Err(invalid(
+                    key("tls_cert"),
+                    "only one of tls_cert and tls_key given",
+                    "both (a TLS port) or neither (plain text)",
+                ));
+            }
+        };
+        let defaults = VardiffConfig::default();
+        let fractional = match p.fractional.as_deref() {
+            None | Some("on_request") => Fractional::OnRequest,
+            Some("never") => Fractional::Never,
+            Some("always") => Fractional::Always,
+            Some(other) => {
+                return Err(invalid(
+                    key("fractional"),
+                    format!("{other:?}"),
+                    "\"never\", \"on_request\", \"always\"",
+                ));
+            }
+        };
+        let mut vardiff = VardiffConfig {
+            difficulty_start: difficulty(
+                key("difficulty_start"),
+                p.difficulty_start,
+                defaults.difficulty_start,
+            )?,
+            difficulty_min: difficulty(
+                key("difficulty_min"),
+                p.difficulty_min,
+                defaults.difficulty_min,
+            )?,
+            difficulty_max: difficulty(
+                key("difficulty_max"),
+                p.difficulty_max,
+                defaults.difficulty_max,
+            )?,
+            shares_per_min_target: p
+                .shares_per_min_target
+                .unwrap_or(defaults.shares_per_min_target),
+            ..defaults
+        };
+        vardiff.fractional = fractional != Fractional::Never;
+        if vardiff.difficulty_min > vardiff.difficulty_max {
+            return Err(invalid(
+                key("difficulty_min"),
+                "above difficulty_max",
+                "difficulty_min ≤ difficulty_start ≤ difficulty_max",
+            ));
+        }
+        if vardiff.difficulty_start < vardiff.difficulty_min
+            || vardiff.difficulty_start > vardiff.difficulty_max
+        {
+            return Err(invalid(
+                key("difficulty_start"),
+                "outside difficulty_min..=difficulty_max",
+                "difficulty_min ≤ difficulty_start ≤ difficulty_max",
+            ));
+        }
+        if let Err(e) = vardiff.validate() {
+            return Err(invalid(
+                key("shares_per_min_target"),
+                format!("vardiff settings refused: {e}"),
+                "a target of 1..=600 shares a minute and difficulties ≥ 1 unless fractional",
+            ));
+        }
+        ports.push(PortSettings {
+            listener: ListenerConfig { addr, tls },
+            policy: PortConfig {
+                vardiff,
+                fractional,
+            },
+        });
+    }
+    Ok(ports)
+}
+
+fn validate_coinbase(pool: &RawPool, network: Network) -> Result<CoinbaseConfig, ConfigError> {
+    let tag = pool.coinbase_tag.as_deref().unwrap_or("/warppool/");
+    let mut splits = Vec::with_capacity(pool.split.len());
+    for (i, s) in pool.split.iter().enumerate() {
+        let script = payout_script(&s.address, network).map_err(|e| {
+            invalid(
+                format!("pool.split[{i}].address"),
+                format!("{:?}: {e}", s.address),
+                "an address of the configured network",
+            )
+        })?;
+        if s.value_sats == 0 {
+            return Err(invalid(
+                format!("pool.split[{i}].value_sats"),
+                "0",
+                "a positive amount in satoshis",
+            ));
+        }
+        splits.push(SplitOutput {
+            script: script.into_bytes(),
+            value_sats: s.value_sats,
+        });
+    }
+    CoinbaseConfig::new(tag.as_bytes(), ExtranonceSize::DEFAULT, splits).map_err(|e| {
+        invalid("pool.coinbase_tag", e.to_string(), "a tag of at most COINBASE_TAG_BYTES_MAX bytes and at most COINBASE_OUTPUTS_MAX - 2 splits")
+    })
+}
+
+fn validate_template(raw: &RawTemplate) -> Result<TemplateSettings, ConfigError> {
+    let defaults = TemplateSettings::default();
+    let refresh = match raw.refresh_secs {
+        None => defaults.refresh,
+        Some(0) => {
+            return Err(invalid(
+                "template.refresh_secs",
+                "must not be 0",
+                "a positive number of seconds",
+            ));
+        }
+        Some(s) => Duration::from_secs(s),
+    };
+    let best_block_poll = positive_ms(
+        "template.best_block_poll_ms",
+        raw.best_block_poll_ms,
+        defaults.best_block_poll,
+    )?;
+    let age_max = match raw.age_secs_max {
+        None => defaults.age_max,
+        Some(s) => Duration::from_secs(s),
+    };
+    if age_max <= refresh {
+        return Err(invalid(
+            "template.age_secs_max",
+            format!(
+                "{} s is not above template.refresh_secs ({} s)",
+                age_max.as_secs(),
+                refresh.as_secs()
+            ),
+            "more than refresh_secs (a few refreshes may fail before work is gated)",
+        ));
+    }
+    Ok(TemplateSettings {
+        refresh,
+        best_block_poll,
+        age_max,
+    })
+}

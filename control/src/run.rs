@@ -1,0 +1,295 @@
+//! The wiring of `warppool run`: the Tokio runtime, the data plane, the control tasks and
+//! graceful shutdown. `anyhow` is used here only (STYLE rule 9).
+//!
+//! # Runtime
+//!
+//! A multi-thread Tokio runtime with `CONTROL_WORKER_THREADS` named workers
+//! (`warppool-ctl-N`) and at most `CONTROL_BLOCKING_THREADS_MAX` blocking threads
+//! (journal `fsync`). Two workers rather than a current-thread runtime: a large
+//! `getblocktemplate` parse (tens of ms for a full mempool) must not delay the `hashblock`
+//! path or the block path, and the shards own the remaining cores.
+//!
+//! # Shutdown (SIGINT or SIGTERM)
+//!
+//! 1. The shutdown signal stops the template tasks.
+//! 2. The data plane stops: listeners close, connections close, shard threads join; its
+//!    candidate and statistics queues close after their last item.
+//! 3. The block path drains the remaining candidates (each journaled and synced) and waits for
+//!    in-flight submissions (bounded by `CONTROL_SHUTDOWN_MS_MAX`; unfinished ones are pending
+//!    in the journal and replayed at the next start).
+//! 4. The recorder is flushed, the journal synced, and the process exits 0.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::{
+    sync::watch,
+    task::{JoinHandle, JoinSet},
+};
+use warppool_core::limits::{
+    CONTROL_BLOCKING_THREADS_MAX, CONTROL_SHUTDOWN_MS_MAX, CONTROL_WORKER_THREADS,
+};
+use warppool_net::stratum::{JobSet, StratumPlane, start_stratum};
+
+use crate::{
+    blocks::BlockPath,
+    config::Config,
+    journal::Journal,
+    rpc::Nodes,
+    stats::{MemoryStats, Recorder, drain_block_events, drain_stats},
+    templates::{JobSink, TemplateLoop, longpoll_task, watchdog_task, zmq_task},
+};
+
+/// Builds the control plane's runtime (see the module docs).
+///
+/// # Errors
+/// If the runtime cannot be built.
+pub fn build_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(CONTROL_WORKER_THREADS)
+        .max_blocking_threads(CONTROL_BLOCKING_THREADS_MAX)
+        .thread_name_fn(|| {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("warppool-ctl-{n}")
+        })
+        .enable_all()
+        .build()
+        .context("cannot build the control plane runtime")
+}
+
+/// Runs the pool until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Start-up failures (journal, nodes, listeners).
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = build_runtime()?;
+    let recorder: Arc<dyn Recorder> = Arc::new(MemoryStats::default());
+    runtime.block_on(run_async(config, recorder, shutdown_signal()))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the pool");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// Runs the pool with `recorder` until `stop` resolves (tests pass their own future).
+///
+/// # Errors
+/// Start-up failures (journal, nodes, listeners) and shutdown failures (journal sync).
+pub async fn run_async(
+    config: Config,
+    recorder: Arc<dyn Recorder>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let pool = Pool::start(config, recorder).await?;
+    stop.await;
+    pool.shutdown().await
+}
+
+/// A running pool: data plane and control tasks (see [`Pool::start`], [`Pool::shutdown`]).
+pub struct Pool {
+    plane: Arc<StratumPlane>,
+    local_addrs: Vec<SocketAddr>,
+    recorder: Arc<dyn Recorder>,
+    block_path: Arc<BlockPath>,
+    template_loop: Arc<TemplateLoop>,
+    shutdown_tx: watch::Sender<bool>,
+    control: JoinSet<()>,
+    blocks_task: JoinHandle<()>,
+    events_task: JoinHandle<()>,
+    replay_task: JoinHandle<()>,
+    stats_tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("local_addrs", &self.local_addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// Opens the journal (and replays it in the background), starts the data plane, the
+    /// block path, statistics draining and the template tasks.
+    ///
+    /// # Errors
+    /// Start-up failures (journal, nodes, listeners).
+    pub async fn start(config: Config, recorder: Arc<dyn Recorder>) -> anyhow::Result<Self> {
+        let nodes = Arc::new(Nodes::new(&config.nodes).context("cannot build the RPC clients")?);
+        let journal =
+            Journal::open(&config.block_journal).context("cannot open the block journal")?;
+        let (block_path, block_events) = BlockPath::new(Arc::clone(&nodes), journal);
+        let block_path = Arc::new(block_path);
+        let events_task = tokio::spawn(drain_block_events(block_events, Arc::clone(&recorder)));
+
+        // Unfinished blocks of an earlier run go out first, in the background.
+        let replay_task = {
+            let block_path = Arc::clone(&block_path);
+            tokio::spawn(async move {
+                match block_path.replay().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(blocks = n, "journal replayed"),
+                    Err(e) => tracing::error!(error = %e, "cannot replay the block journal"),
+                }
+            })
+        };
+
+        let waiting = JobSet::waiting(config.network, config.coinbase.clone());
+        let net = config.net_config();
+        let stratum = config.stratum_config();
+        let plane = tokio::task::spawn_blocking(move || start_stratum(net, stratum, waiting))
+            .await
+            .context("data plane start panicked")?
+            .context("cannot start the data plane")?;
+        let local_addrs = plane.local_addrs().to_vec();
+        for (addr, port) in local_addrs.iter().zip(&config.ports) {
+            tracing::info!(%addr, tls = port.listener.tls.is_some(), "stratum listening");
+        }
+        let plane = Arc::new(plane);
+
+        let blocks_task = tokio::spawn(Arc::clone(&block_path).run(plane.candidates().clone()));
+        let stats_tasks: Vec<_> = plane
+            .stats_receivers()
+            .iter()
+            .map(|q| tokio::spawn(drain_stats(q.clone(), Arc::clone(&recorder))))
+            .collect();
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let sink: Arc<dyn JobSink> = Arc::clone(&plane) as Arc<dyn JobSink>;
+        let template_loop = Arc::new(TemplateLoop::new(
+            Arc::clone(&nodes),
+            sink,
+            config.template,
+            config.network,
+            config.coinbase.clone(),
+        ));
+        let mut control = JoinSet::new();
+        control.spawn(Arc::clone(&template_loop).run(shutdown_rx.clone()));
+        control.spawn(watchdog_task(
+            Arc::clone(&template_loop),
+            shutdown_rx.clone(),
+        ));
+        control.spawn(longpoll_task(
+            Arc::clone(&template_loop),
+            shutdown_rx.clone(),
+        ));
+        for node in &config.nodes {
+            if let Some(endpoint) = &node.zmq_hashblock {
+                control.spawn(zmq_task(
+                    Arc::clone(&template_loop),
+                    endpoint.clone(),
+                    shutdown_rx.clone(),
+                ));
+            }
+        }
+        template_loop.trigger();
+        Ok(Self {
+            plane,
+            local_addrs,
+            recorder,
+            block_path,
+            template_loop,
+            shutdown_tx,
+            control,
+            blocks_task,
+            events_task,
+            replay_task,
+            stats_tasks,
+        })
+    }
+
+    /// The bound address of each Stratum port, in configuration order.
+    #[must_use]
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The template loop (status, manual triggers).
+    #[must_use]
+    pub fn template_loop(&self) -> &Arc<TemplateLoop> {
+        &self.template_loop
+    }
+
+    /// Stops everything in order (see the module docs).
+    ///
+    /// # Errors
+    /// If the journal cannot be synced.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let Self {
+            plane,
+            local_addrs: _,
+            recorder,
+            block_path,
+            template_loop,
+            shutdown_tx,
+            mut control,
+            blocks_task,
+            events_task,
+            replay_task,
+            stats_tasks,
+        } = self;
+        // 1. Stop the template tasks (they hold the plane through the sink).
+        let _ = shutdown_tx.send(true);
+        let deadline = Duration::from_millis(CONTROL_SHUTDOWN_MS_MAX);
+        if tokio::time::timeout(deadline, async {
+            while control.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!("control tasks did not stop in time; aborting them");
+            control.abort_all();
+            while control.join_next().await.is_some() {}
+        }
+        drop(template_loop);
+
+        // 2. Stop the data plane: listeners and connections close, queues close after their
+        //    last item.
+        match Arc::try_unwrap(plane) {
+            Ok(plane) => {
+                tokio::task::spawn_blocking(move || plane.stop())
+                    .await
+                    .context("data plane stop panicked")?;
+            }
+            Err(_) => tracing::error!("data plane still shared at shutdown; dropping it"),
+        }
+
+        // 3. Drain the block path (every remaining candidate is journaled before submission).
+        if tokio::time::timeout(deadline, blocks_task).await.is_err() {
+            tracing::warn!(
+                "block submissions still running at shutdown; they stay pending in the journal"
+            );
+        }
+        replay_task.abort();
+        for task in stats_tasks {
+            let _ = task.await;
+        }
+
+        // 4. Sync the journal, flush storage.
+        let sync = Arc::clone(&block_path);
+        tokio::task::spawn_blocking(move || sync.sync_journal())
+            .await
+            .context("journal sync panicked")?
+            .context("cannot sync the block journal")?;
+        drop(block_path);
+        let _ = tokio::time::timeout(deadline, events_task).await;
+        tokio::task::spawn_blocking(move || recorder.flush())
+            .await
+            .context("flush panicked")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

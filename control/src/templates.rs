@@ -1,0 +1,481 @@
+//! The template loop: node health, `getblocktemplate`, and [`JobSet`] publication.
+//!
+//! # Responsibilities
+//!
+//! - One task ([`TemplateLoop::run`]) owns publication: on a trigger, or every refresh
+//!   interval, it asks the nodes in order (skipping those backing off or in initial block
+//!   download) for a template, parses it with `Template::from_json` and publishes a new
+//!   [`JobSet`] (generation + 1, `clean_jobs` iff the previous block hash changed).
+//! - Triggers coalesce (a `Notify` holds at most one permit): ZMQ `hashblock`
+//!   ([`zmq_task`], one `connect` per socket), long-poll ([`longpoll_task`]), and the
+//!   `getbestblockhash` watchdog ([`watchdog_task`]) so a dead ZMQ never stalls work.
+//! - Gating: while every node is in IBD or unreachable, or the current template is older than
+//!   the maximum age, a gated `JobSet` (`gate: Some(reason)`) is published once per reason;
+//!   the next good template is published ungated.
+//! - "hashblock received → JobSet published" latency is logged at debug.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bitcoin::Network;
+use tokio::sync::{Notify, watch};
+use warppool_core::{
+    CoinbaseConfig, Template,
+    limits::{CONTROL_RETRY_MS, RPC_LONGPOLL_TIMEOUT_MS},
+};
+use warppool_net::stratum::{JobSet, StratumPlane};
+
+use crate::{
+    config::TemplateSettings,
+    rpc::{BlockchainInfo, Nodes, RawJson, RpcError},
+};
+
+/// Where job sets go: the data plane, or a test recorder.
+pub trait JobSink: Send + Sync + 'static {
+    /// Publishes `jobs` to the miners.
+    fn publish(&self, jobs: Arc<JobSet>);
+}
+
+impl JobSink for StratumPlane {
+    fn publish(&self, jobs: Arc<JobSet>) {
+        warppool_net::DataPlane::publish(self, jobs);
+    }
+}
+
+/// What the loop publishes last, for tests and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateStatus {
+    /// Generation of the last published job set.
+    pub generation: u64,
+    /// Height of the current template.
+    pub height: Option<u32>,
+    /// The gate in force.
+    pub gate: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    generation: u64,
+    template: Option<Arc<Template>>,
+    fetched_at: Option<Instant>,
+    gate: Option<String>,
+    /// Node index and long-poll id of the current template.
+    longpoll: Option<(usize, String)>,
+}
+
+/// The template loop (see the module docs).
+pub struct TemplateLoop {
+    nodes: Arc<Nodes>,
+    sink: Arc<dyn JobSink>,
+    settings: TemplateSettings,
+    network: Network,
+    coinbase: CoinbaseConfig,
+    trigger: Notify,
+    /// When a `hashblock` arrived that no publication has answered yet.
+    hashblock_at: Mutex<Option<Instant>>,
+    state: Mutex<State>,
+    status: watch::Sender<TemplateStatus>,
+    longpoll: watch::Sender<Option<(usize, String)>>,
+}
+
+impl std::fmt::Debug for TemplateLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateLoop")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a refresh found no usable node.
+fn gate_reason(ibd: usize, errors: &[String]) -> String {
+    if errors.is_empty() && ibd > 0 {
+        return "every node is in initial block download".to_owned();
+    }
+    if ibd > 0 {
+        return format!(
+            "no usable node: {ibd} in initial block download, others failing ({})",
+            errors.join("; ")
+        );
+    }
+    format!("no node reachable ({})", errors.join("; "))
+}
+
+impl TemplateLoop {
+    /// A loop publishing to `sink`.
+    #[must_use]
+    pub fn new(
+        nodes: Arc<Nodes>,
+        sink: Arc<dyn JobSink>,
+        settings: TemplateSettings,
+        network: Network,
+        coinbase: CoinbaseConfig,
+    ) -> Self {
+        Self {
+            nodes,
+            sink,
+            settings,
+            network,
+            coinbase,
+            trigger: Notify::new(),
+            hashblock_at: Mutex::new(None),
+            state: Mutex::new(State::default()),
+            status: watch::Sender::new(TemplateStatus::default()),
+            longpoll: watch::Sender::new(None),
+        }
+    }
+
+    /// Asks for a refresh as soon as possible (coalesces with pending requests).
+    pub fn trigger(&self) {
+        self.trigger.notify_one();
+    }
+
+    /// Records a `hashblock` notification and triggers a refresh.
+    pub fn on_hashblock(&self) {
+        let mut at = self
+            .hashblock_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        at.get_or_insert_with(Instant::now);
+        drop(at);
+        self.trigger();
+    }
+
+    /// Follows what the loop publishes.
+    #[must_use]
+    pub fn status(&self) -> watch::Receiver<TemplateStatus> {
+        self.status.subscribe()
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut refresh = tokio::time::interval(self.settings.refresh);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut age = tokio::time::interval(self.settings.best_block_poll);
+        age.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.trigger.notified() => self.refresh().await,
+                _ = refresh.tick() => self.refresh().await,
+                // While gated, health is checked at the watchdog pace so work resumes within
+                // a poll interval of the node becoming healthy.
+                _ = age.tick() => if self.is_gated() { self.refresh().await } else { self.check_age() },
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { break; }
+                }
+            }
+        }
+    }
+
+    /// Fetches a template from the first usable node and publishes it, or gates.
+    pub async fn refresh(&self) {
+        let mut ibd = 0usize;
+        let mut errors = Vec::new();
+        for i in self.nodes.available() {
+            let client = &self.nodes.clients()[i];
+            let info = client
+                .call::<BlockchainInfo>("getblockchaininfo", serde_json::json!([]))
+                .await;
+            match info {
+                Ok(info) if info.initialblockdownload => {
+                    self.nodes.record(i, Ok(()));
+                    ibd += 1;
+                    continue;
+                }
+                Ok(_) => self.nodes.record(i, Ok(())),
+                Err(e) => {
+                    self.nodes.record(i, Err(&e));
+                    errors.push(format!("{}: {e}", client.name()));
+                    continue;
+                }
+            }
+            let raw = client
+                .call::<RawJson>(
+                    "getblocktemplate",
+                    serde_json::json!([{"rules": ["segwit"]}]),
+                )
+                .await;
+            let raw = match raw {
+                Ok(raw) => raw,
+                Err(e) => {
+                    self.nodes.record(i, Err(&e));
+                    errors.push(format!("{}: {e}", client.name()));
+                    continue;
+                }
+            };
+            // A full mempool's template takes milliseconds to check: off the workers
+            // (STYLE rule 11).
+            let parsed =
+                tokio::task::spawn_blocking(move || Template::from_json(raw.0.get().as_bytes()))
+                    .await;
+            let Ok(parsed) = parsed else {
+                errors.push(format!("{}: template parse panicked", client.name()));
+                continue;
+            };
+            match parsed {
+                Ok(t) => {
+                    self.publish(i, Arc::new(t));
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(node = client.name(), error = %e, "template refused");
+                    errors.push(format!("{}: template refused: {e}", client.name()));
+                }
+            }
+        }
+        if self.nodes.available().is_empty() && errors.is_empty() && ibd == 0 {
+            errors.push(RpcError::NoNodeAvailable.to_string());
+        }
+        self.gate(gate_reason(ibd, &errors));
+    }
+
+    fn publish(&self, node: usize, template: Arc<Template>) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let clean_jobs = state
+            .template
+            .as_ref()
+            .is_none_or(|t| t.prevhash() != template.prevhash());
+        let unchanged =
+            state.gate.is_none() && state.template.as_deref() == Some(template.as_ref());
+        state.fetched_at = Some(Instant::now());
+        let longpoll = template.longpollid().map(|id| (node, id.to_owned()));
+        if unchanged {
+            // Same template, nothing to tell the miners; it is fresh though.
+            drop(state);
+            self.longpoll
+                .send_if_modified(|v| replace_if_changed(v, longpoll));
+            return;
+        }
+        state.generation += 1;
+        let generation = state.generation;
+        let height = template.height();
+        if state.gate.take().is_some() {
+            tracing::info!(height, "node healthy again; work resumes");
+        }
+        state.template = Some(Arc::clone(&template));
+        state.longpoll.clone_from(&longpoll);
+        drop(state);
+        let jobs = JobSet::new(
+            template,
+            generation,
+            clean_jobs,
+            self.network,
+            self.coinbase.clone(),
+        );
+        self.sink.publish(Arc::new(jobs));
+        if let Some(at) = self
+            .hashblock_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            tracing::debug!(
+                latency_us = at.elapsed().as_micros() as u64,
+                height,
+                "hashblock → jobset published"
+            );
+        }
+        tracing::info!(generation, height, clean_jobs, "template published");
+        self.status.send_replace(TemplateStatus {
+            generation,
+            height: Some(height),
+            gate: None,
+        });
+        self.longpoll
+            .send_if_modified(|v| replace_if_changed(v, longpoll));
+    }
+
+    fn gate(&self, reason: String) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.gate.as_deref() == Some(reason.as_str()) {
+            return;
+        }
+        tracing::warn!(%reason, "work gated");
+        state.generation += 1;
+        state.gate = Some(reason.clone());
+        let jobs = JobSet {
+            template: state.template.clone(),
+            generation: state.generation,
+            clean_jobs: false,
+            network: self.network,
+            coinbase: self.coinbase.clone(),
+            gate: Some(reason.clone()),
+        };
+        let status = TemplateStatus {
+            generation: state.generation,
+            height: state.template.as_ref().map(|t| t.height()),
+            gate: Some(reason),
+        };
+        drop(state);
+        self.sink.publish(Arc::new(jobs));
+        self.status.send_replace(status);
+    }
+
+    fn is_gated(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .gate
+            .is_some()
+    }
+
+    /// Gates work when the template has not been refreshed for longer than the maximum age.
+    pub fn check_age(&self) {
+        let stale = {
+            let state = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            state.gate.is_none()
+                && state
+                    .fetched_at
+                    .is_some_and(|at| at.elapsed() > self.settings.age_max)
+        };
+        if stale {
+            self.gate(format!(
+                "template older than {} s (no successful refresh)",
+                self.settings.age_max.as_secs()
+            ));
+        }
+    }
+}
+
+fn replace_if_changed<T: PartialEq>(slot: &mut T, new: T) -> bool {
+    if *slot == new {
+        false
+    } else {
+        *slot = new;
+        true
+    }
+}
+
+/// Polls `getbestblockhash` every `best_block_poll` and triggers a refresh when the tip
+/// changed or no node answers (so gating notices).
+pub async fn watchdog_task(lp: Arc<TemplateLoop>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(lp.settings.best_block_poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut best: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => if *shutdown.borrow() { return; },
+        }
+        match lp
+            .nodes
+            .call::<String>("getbestblockhash", serde_json::json!([]))
+            .await
+        {
+            Ok((_, hash)) => {
+                if best.as_deref() != Some(hash.as_str()) {
+                    if best.is_some() {
+                        tracing::debug!(%hash, "watchdog: new tip");
+                    }
+                    best = Some(hash);
+                    lp.trigger();
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "watchdog: no node answers getbestblockhash");
+                best = None;
+                lp.trigger();
+            }
+        }
+    }
+}
+
+/// Long-polls the node of the current template and triggers a refresh when it answers.
+pub async fn longpoll_task(lp: Arc<TemplateLoop>, mut shutdown: watch::Receiver<bool>) {
+    let mut ids = lp.longpoll.subscribe();
+    loop {
+        let current = ids.borrow_and_update().clone();
+        let Some((node, id)) = current else {
+            tokio::select! {
+                r = ids.changed() => if r.is_err() { return; },
+                _ = shutdown.changed() => if *shutdown.borrow() { return; },
+            }
+            continue;
+        };
+        let client = Arc::clone(&lp.nodes.clients()[node]);
+        let call = client.call_with_timeout::<RawJson>(
+            "getblocktemplate",
+            serde_json::json!([{"rules": ["segwit"], "longpollid": id}]),
+            Duration::from_millis(RPC_LONGPOLL_TIMEOUT_MS),
+        );
+        tokio::select! {
+            result = call => match result {
+                Ok(_) => {
+                    lp.trigger();
+                    // Wait for the refresh to bring a new long-poll id (a node that answers at
+                    // once with the same id must not make this a busy loop).
+                    tokio::select! {
+                        r = ids.changed() => if r.is_err() { return; },
+                        () = tokio::time::sleep(lp.settings.refresh) => {}
+                        _ = shutdown.changed() => if *shutdown.borrow() { return; },
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(node = client.name(), error = %e, "long-poll failed");
+                    tokio::time::sleep(Duration::from_millis(CONTROL_RETRY_MS)).await;
+                }
+            },
+            // A new template (new id) restarts the long-poll.
+            r = ids.changed() => if r.is_err() { return; },
+            _ = shutdown.changed() => if *shutdown.borrow() { return; },
+        }
+    }
+}
+
+/// Subscribes to `hashblock` at `endpoint` (one socket, one `connect`; zeromq ≥ 0.6
+/// reconnects and re-subscribes by itself) and triggers a refresh per notification.
+pub async fn zmq_task(
+    lp: Arc<TemplateLoop>,
+    endpoint: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use zeromq::{Socket, SocketRecv};
+    loop {
+        let mut socket = zeromq::SubSocket::new();
+        let connected = tokio::select! {
+            r = socket.connect(&endpoint) => r,
+            _ = shutdown.changed() => if *shutdown.borrow() { return; } else { continue; },
+        };
+        if let Err(e) = connected {
+            // The socket never connected: a new socket is not a second connect.
+            tracing::warn!(%endpoint, error = %e, "zmq connect failed; retrying");
+            tokio::time::sleep(Duration::from_millis(CONTROL_RETRY_MS)).await;
+            continue;
+        }
+        if let Err(e) = socket.subscribe("hashblock").await {
+            tracing::warn!(%endpoint, error = %e, "zmq subscribe failed; retrying");
+            tokio::time::sleep(Duration::from_millis(CONTROL_RETRY_MS)).await;
+            continue;
+        }
+        tracing::info!(%endpoint, "zmq hashblock subscribed");
+        loop {
+            tokio::select! {
+                message = socket.recv() => match message {
+                    Ok(m) => {
+                        // Three frames: topic, 32-byte hash, 4-byte sequence.
+                        if m.get(0).is_some_and(|t| t.as_ref() == b"hashblock")
+                            && m.get(1).is_some_and(|h| h.len() == 32)
+                        {
+                            lp.on_hashblock();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%endpoint, error = %e, "zmq receive failed");
+                        tokio::time::sleep(Duration::from_millis(CONTROL_RETRY_MS)).await;
+                    }
+                },
+                _ = shutdown.changed() => if *shutdown.borrow() { return; },
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Configuration: both documented examples parse, every validation error names its key, and
+//! environment overrides apply before validation.
+
+use std::path::Path;
+
+use warppool_control::config::{Config, ConfigError, RpcAuth};
+
+const MINIMAL: &str = r#"
+version = 1
+network = "regtest"
+[storage]
+block_journal = "/tmp/j"
+database = "/tmp/db"
+[[node]]
+name = "a"
+rpc_url = "http://127.0.0.1:18443"
+rpc_user = "u"
+rpc_password = "p"
+[[port]]
+addr = "127.0.0.1:3333"
+"#;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config-examples")
+}
+
+#[test]
+fn home_example_parses() {
+    let c = Config::load(&examples().join("home.toml"), no_env()).unwrap();
+    assert_eq!(c.network, bitcoin::Network::Regtest);
+    assert_eq!(c.nodes.len(), 1);
+    assert!(matches!(c.nodes[0].auth, RpcAuth::Cookie(_)));
+    assert_eq!(c.ports.len(), 1);
+    assert_eq!(c.shards, Some(1));
+    assert_eq!(c.template.refresh.as_secs(), 30);
+}
+
+#[test]
+fn farm_example_parses() {
+    let c = Config::load(&examples().join("farm.toml"), no_env()).unwrap();
+    assert_eq!(c.network, bitcoin::Network::Bitcoin);
+    assert_eq!(c.nodes.len(), 3);
+    assert_eq!(c.ports.len(), 3);
+    assert!(c.ports[1].listener.tls.is_some());
+    assert_eq!(c.http_listen.unwrap().port(), 8080);
+    assert_eq!(c.net_config().listeners.len(), 3);
+    assert_eq!(c.stratum_config().ports.len(), 3);
+}
+
+#[test]
+fn minimal_config_takes_the_defaults() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.template.refresh.as_secs(), 30);
+    assert_eq!(c.template.best_block_poll.as_millis(), 1000);
+    assert!(c.http_listen.is_none());
+}
+
+/// Replaces `from` by `to` in MINIMAL and returns the error message.
+fn error_of(from: &str, to: &str) -> String {
+    // A new section goes at the end, where it cannot capture the top-level keys.
+    let text = match to.strip_prefix("version = 1\n[") {
+        Some(section) if from == "version = 1" => format!("{MINIMAL}\n[{section}\n"),
+        _ => MINIMAL.replace(from, to),
+    };
+    assert_ne!(text, MINIMAL, "{from:?} not in MINIMAL");
+    Config::from_toml(&text, no_env()).unwrap_err().to_string()
+}
+
+#[test]
+fn every_validation_error_names_the_key_and_what_is_allowed() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("version = 1", "version = 2", &["`version`", "allowed: 1"]),
+        (
+            "\"regtest\"",
+            "\"moon\"",
+            &["`network`", "\"moon\"", "regtest"],
+        ),
+        (
+            "http://127.0.0.1:18443",
+            "https://x:1",
+            &["`node[0].rpc_url`", "http://"],
+        ),
+        (
+            "http://127.0.0.1:18443",
+            "http://",
+            &["`node[0].rpc_url`", "no host"],
+        ),
+        (
+            "http://127.0.0.1:18443",
+            "http://[::1",
+            &["`node[0].rpc_url`", "no host"],
+        ),
+        (
+            "rpc_password = \"p\"",
+            "",
+            &["`node[0].rpc_user`", "rpc_cookie"],
+        ),
+        (
+            "rpc_password = \"p\"",
+            "rpc_password = \"p\"\nrpc_cookie = \"/c\"",
+            &["node[0].rpc_user", "either"],
+        ),
+        ("name = \"a\"", "name = \"\"", &["`node[0].name`", "empty"]),
+        (
+            "rpc_password = \"p\"",
+            "rpc_password = \"p\"\nzmq_hashblock = \"ipc:///x\"",
+            &["node[0].zmq_hashblock", "tcp://"],
+        ),
+        (
+            "rpc_password = \"p\"",
+            "rpc_password = \"p\"\nrpc_timeout_ms = 0",
+            &["node[0].rpc_timeout_ms", "1..="],
+        ),
+        (
+            "addr = \"127.0.0.1:3333\"",
+            "addr = \"nowhere\"",
+            &["`port[0].addr`", "ip:port"],
+        ),
+        (
+            "addr = \"127.0.0.1:3333\"",
+            "addr = \"127.0.0.1:3333\"\ntls_cert = \"/c\"",
+            &["port[0].tls_cert", "both"],
+        ),
+        (
+            "addr = \"127.0.0.1:3333\"",
+            "addr = \"127.0.0.1:3333\"\ndifficulty_min = 100\ndifficulty_max = 10",
+            &["port[0].difficulty_min", "difficulty_max"],
+        ),
+        (
+            "addr = \"127.0.0.1:3333\"",
+            "addr = \"127.0.0.1:3333\"\ndifficulty_start = -1",
+            &["port[0].difficulty_start", "positive"],
+        ),
+        (
+            "addr = \"127.0.0.1:3333\"",
+            "addr = \"127.0.0.1:3333\"\nfractional = \"sometimes\"",
+            &["port[0].fractional", "on_request"],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[pool]\nshards = 0",
+            &["`pool.shards`", "1..="],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[pool]\ncoinbase_tag = \"0123456789012345678901234567890123456789X\"",
+            &["pool.coinbase_tag"],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[[pool.split]]\naddress = \"nope\"\nvalue_sats = 1",
+            &["pool.split[0].address"],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[template]\nrefresh_secs = 0",
+            &["template.refresh_secs", "positive"],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[template]\nbest_block_poll_ms = 0",
+            &["template.best_block_poll_ms"],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[template]\nage_secs_max = 10",
+            &["template.age_secs_max", "refresh_secs"],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[http]\nlisten = \"localhost\"",
+            &["http.listen", "ip:port"],
+        ),
+        (
+            "database = \"/tmp/db\"",
+            "database = \"/tmp/j\"",
+            &["storage.database", "different"],
+        ),
+        (
+            "database = \"/tmp/db\"",
+            "database = \"\"",
+            &["storage.database", "empty"],
+        ),
+    ];
+    for (from, to, needles) in cases {
+        let message = error_of(from, to);
+        for needle in *needles {
+            assert!(
+                message.contains(needle),
+                "{to:?}: {message:?} lacks {needle:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_sections_and_unknown_keys_are_refused() {
+    let without_nodes: String = MINIMAL.split("[[node]]").next().unwrap().to_owned()
+        + "[[port]]\naddr = \"127.0.0.1:3333\"\n";
+    let message = Config::from_toml(&without_nodes, no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("`node`") && message.contains("no [[node]]"),
+        "{message}"
+    );
+
+    let unknown = MINIMAL.replace("version = 1", "version = 1\ncolour = \"blue\"");
+    let err = Config::from_toml(&unknown, no_env()).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax(_)));
+    assert!(err.to_string().contains("colour"), "{err}");
+
+    let typo = MINIMAL.replace("rpc_user", "rpc_usr");
+    assert!(
+        Config::from_toml(&typo, no_env())
+            .unwrap_err()
+            .to_string()
+            .contains("rpc_usr")
+    );
+
+    let missing = std::path::Path::new("/nonexistent/warppool.toml");
+    let err = Config::load(missing, no_env()).unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/warppool.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_overrides_apply_before_validation() {
+    let env = vec![
+        ("WARPPOOL__NETWORK".to_owned(), "signet".to_owned()),
+        (
+            "WARPPOOL__TEMPLATE__REFRESH_SECS".to_owned(),
+            "20".to_owned(),
+        ),
+        (
+            "WARPPOOL__NODE__0__RPC_PASSWORD".to_owned(),
+            "from-env".to_owned(),
+        ),
+        ("WARPPOOL__NODE__1__NAME".to_owned(), "b".to_owned()),
+        (
+            "WARPPOOL__NODE__1__RPC_URL".to_owned(),
+            "http://10.0.0.9:8332".to_owned(),
+        ),
+        (
+            "WARPPOOL__NODE__1__RPC_COOKIE".to_owned(),
+            "/b/.cookie".to_owned(),
+        ),
+        (
+            "WARPPOOL__HTTP__LISTEN".to_owned(),
+            "127.0.0.1:9090".to_owned(),
+        ),
+        ("UNRELATED".to_owned(), "x".to_owned()),
+    ];
+    let c = Config::from_toml(MINIMAL, env).unwrap();
+    assert_eq!(c.network, bitcoin::Network::Signet);
+    assert_eq!(c.template.refresh.as_secs(), 20);
+    assert!(
+        matches!(&c.nodes[0].auth, RpcAuth::UserPassword { password, .. } if password == "from-env")
+    );
+    assert_eq!(c.nodes.len(), 2);
+    assert_eq!(c.nodes[1].name, "b");
+    assert_eq!(c.http_listen.unwrap().port(), 9090);
+
+    // An override is validated like the file.
+    let bad = vec![(
+        "WARPPOOL__TEMPLATE__REFRESH_SECS".to_owned(),
+        "0".to_owned(),
+    )];
+    assert!(
+        Config::from_toml(MINIMAL, bad)
+            .unwrap_err()
+            .to_string()
+            .contains("template.refresh_secs")
+    );
+    let wrong_type = vec![(
+        "WARPPOOL__TEMPLATE__REFRESH_SECS".to_owned(),
+        "soon".to_owned(),
+    )];
+    assert!(matches!(
+        Config::from_toml(MINIMAL, wrong_type),
+        Err(ConfigError::Syntax(_))
+    ));
+    let gap = vec![("WARPPOOL__NODE__5__NAME".to_owned(), "x".to_owned())];
+    let err = Config::from_toml(MINIMAL, gap).unwrap_err();
+    assert!(matches!(err, ConfigError::Env { .. }), "{err}");
+    assert!(err.to_string().contains("WARPPOOL__NODE__5__NAME"), "{err}");
+}
