@@ -118,7 +118,10 @@ async fn segwit_blocks_found_by_miners_pass_full_validation_and_pay_the_finder()
     for (handle, script) in &miners {
         let paid = blocks.iter().filter(|b| &b.payouts[0].0 == script).count() as u64;
         let sent = handle.stats().blocks.load(Ordering::Relaxed);
-        assert!(paid <= sent, "paid {paid} blocks to a miner that sent {sent}");
+        assert!(
+            paid <= sent,
+            "paid {paid} blocks to a miner that sent {sent}"
+        );
     }
     for (handle, _) in miners {
         drop(handle);
@@ -135,9 +138,11 @@ async fn a_network_block_sends_clean_jobs_to_every_miner() {
     // Difficulty 1 at 1 kH/s: the miners never find a block themselves.
     let miners: Vec<_> = (0..5).map(|i| spawn_miner(addr, i, 1_000.0)).collect();
     assert!(
-        e2e::wait_until(Duration::from_secs(10), || miners
-            .iter()
-            .all(|(m, _)| m.stats().notifies.load(Ordering::Relaxed) >= 1))
+        e2e::wait_until(Duration::from_secs(10), || miners.iter().all(|(m, _)| m
+            .stats()
+            .notifies
+            .load(Ordering::Relaxed)
+            >= 1))
         .await,
         "every miner got a first job"
     );
@@ -154,7 +159,10 @@ async fn a_network_block_sends_clean_jobs_to_every_miner() {
                 .all(|((m, _), b)| m.stats().clean_notifies.load(Ordering::Relaxed) > *b)
         })
         .await;
-        assert!(all, "round {round}: every miner got clean_jobs=true within 10 s");
+        assert!(
+            all,
+            "round {round}: every miner got clean_jobs=true within 10 s"
+        );
     }
     for (m, _) in &miners {
         assert_eq!(m.stats().rejected.load(Ordering::Relaxed), 0);
@@ -210,7 +218,10 @@ async fn a_split_address_of_another_network_is_refused_at_start() {
         .expect_err("a mainnet split address on a regtest pool is refused");
     let message = err.to_string();
     assert!(message.contains("pool.split[0].address"), "{message}");
-    assert!(message.contains("regtest"), "names the configured network: {message}");
+    assert!(
+        message.contains("regtest"),
+        "names the configured network: {message}"
+    );
     assert!(
         message.contains("bitcoin") || message.contains("mainnet"),
         "names the address's network: {message}"
@@ -248,7 +259,10 @@ async fn a_node_of_another_network_is_refused_at_start() {
         }
         Err(e) => {
             let message = format!("{e:#}");
-            assert!(message.contains("regtest") && message.contains("testnet"), "{message}");
+            assert!(
+                message.contains("regtest") && message.contains("testnet"),
+                "{message}"
+            );
         }
     }
     sim.stop().await;
