@@ -73,12 +73,12 @@ async fn segwit_blocks_found_by_miners_pass_full_validation_and_pay_the_finder()
 
     // Share difficulty far above regtest's network difficulty: every share is a block.
     let options = PoolOptions {
-        difficulty: 0.000_01,
+        difficulty: 0.000_1,
         ..PoolOptions::default()
     };
     let (pool, _dir) = start_pool(&sim, "blocks", &options).await;
     let addr = pool.local_addrs()[0];
-    let miners: Vec<_> = (0..2).map(|i| spawn_miner(addr, i, 200_000.0)).collect();
+    let miners: Vec<_> = (0..2).map(|i| spawn_miner(addr, i, 1_000_000.0)).collect();
 
     let found = e2e::wait_until(Duration::from_secs(60), || {
         sim.submitted_blocks().len() >= 3

@@ -16,25 +16,25 @@ use warppool_control::{config::Config, run::Pool, stats::MemoryStats};
 use warppool_loadgen::chain::{ChainSim, ChainSimConfig, ChainSimHandle};
 
 /// A regtest payout address (P2WPKH).
-pub const REGTEST_ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+pub(crate) const REGTEST_ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 /// A mainnet payout address (P2WPKH).
-pub const MAINNET_ADDRESS: &str = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+pub(crate) const MAINNET_ADDRESS: &str = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
 
 /// Pool settings the tests vary.
 #[derive(Debug, Clone)]
-pub struct PoolOptions {
+pub(crate) struct PoolOptions {
     /// `network` of the pool configuration.
-    pub network: &'static str,
+    pub(crate) network: &'static str,
     /// Share difficulty (start and minimum; fractional difficulties are always allowed).
-    pub difficulty: f64,
+    pub(crate) difficulty: f64,
     /// `template.refresh_secs`.
-    pub refresh_secs: u64,
+    pub(crate) refresh_secs: u64,
     /// `template.best_block_poll_ms`.
-    pub best_block_poll_ms: u64,
+    pub(crate) best_block_poll_ms: u64,
     /// Extra TOML under `[pool]` (e.g. a `[[pool.split]]`), appended verbatim.
-    pub extra: String,
+    pub(crate) extra: String,
     /// Subscribe to the simulator's ZMQ `hashblock`.
-    pub zmq: bool,
+    pub(crate) zmq: bool,
 }
 
 impl Default for PoolOptions {
@@ -51,7 +51,7 @@ impl Default for PoolOptions {
 }
 
 /// A fresh directory for the journal and the database.
-pub fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("warppool-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -59,7 +59,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// The pool configuration text for `sim` as the only node.
-pub fn config_text(sim: &ChainSimHandle, dir: &std::path::Path, o: &PoolOptions) -> String {
+pub(crate) fn config_text(sim: &ChainSimHandle, dir: &std::path::Path, o: &PoolOptions) -> String {
     let (user, password) = sim.rpc_auth();
     let zmq = if o.zmq {
         format!("zmq_hashblock = \"{}\"", sim.zmq_endpoint())
@@ -77,7 +77,7 @@ coinbase_tag = "/warppool-e2e/"
 [template]
 refresh_secs = {refresh}
 best_block_poll_ms = {poll}
-age_secs_max = 120
+age_secs_max = {age}
 [storage]
 block_journal = "{journal}"
 database = "{db}"
@@ -97,6 +97,7 @@ fractional = "always"
         extra = o.extra,
         refresh = o.refresh_secs,
         poll = o.best_block_poll_ms,
+        age = (o.refresh_secs * 2).max(120),
         journal = dir.join("blocks.journal").display(),
         db = dir.join("db.sqlite").display(),
         url = sim.rpc_url(),
@@ -105,7 +106,7 @@ fractional = "always"
 }
 
 /// A chain simulator with a segwit mempool and no timers (blocks only on demand).
-pub async fn start_sim() -> ChainSimHandle {
+pub(crate) async fn start_sim() -> ChainSimHandle {
     ChainSim::start(ChainSimConfig {
         mempool_target: 40,
         mempool_refill_interval: None,
@@ -117,7 +118,11 @@ pub async fn start_sim() -> ChainSimHandle {
 }
 
 /// A pool on port 0 with `sim` as its node.
-pub async fn start_pool(sim: &ChainSimHandle, name: &str, o: &PoolOptions) -> (Pool, PathBuf) {
+pub(crate) async fn start_pool(
+    sim: &ChainSimHandle,
+    name: &str,
+    o: &PoolOptions,
+) -> (Pool, PathBuf) {
     let dir = temp_dir(name);
     let config = Config::from_toml(&config_text(sim, &dir, o), Vec::new()).expect("valid config");
     let pool = Pool::start(config, Arc::new(MemoryStats::default()))
@@ -127,7 +132,7 @@ pub async fn start_pool(sim: &ChainSimHandle, name: &str, o: &PoolOptions) -> (P
 }
 
 /// Polls `cond` every 20 ms until it holds or `bound` passes; returns whether it held.
-pub async fn wait_until(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) async fn wait_until(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + bound;
     loop {
         if cond() {
@@ -142,16 +147,16 @@ pub async fn wait_until(bound: Duration, mut cond: impl FnMut() -> bool) -> bool
 
 /// A raw Stratum V1 client (line-delimited JSON).
 #[derive(Debug)]
-pub struct RawClient {
+pub(crate) struct RawClient {
     /// Lines from the pool.
-    pub lines: Lines<BufReader<OwnedReadHalf>>,
+    pub(crate) lines: Lines<BufReader<OwnedReadHalf>>,
     /// To the pool.
-    pub write: OwnedWriteHalf,
+    pub(crate) write: OwnedWriteHalf,
 }
 
 impl RawClient {
     /// Connects to `addr`.
-    pub async fn connect(addr: SocketAddr) -> Self {
+    pub(crate) async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let (read, write) = stream.into_split();
@@ -162,7 +167,7 @@ impl RawClient {
     }
 
     /// Sends one request line.
-    pub async fn send(&mut self, id: u64, method: &str, params: serde_json::Value) {
+    pub(crate) async fn send(&mut self, id: u64, method: &str, params: serde_json::Value) {
         let line = serde_json::json!({"id": id, "method": method, "params": params}).to_string();
         self.write
             .write_all(format!("{line}\n").as_bytes())
@@ -171,7 +176,7 @@ impl RawClient {
     }
 
     /// Reads lines until the reply with `id` (bounded by 10 s).
-    pub async fn reply(&mut self, id: u64) -> serde_json::Value {
+    pub(crate) async fn reply(&mut self, id: u64) -> serde_json::Value {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 let line = self
