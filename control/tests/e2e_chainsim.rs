@@ -5,7 +5,7 @@
 #[path = "support/e2e.rs"]
 mod e2e;
 
-use std::{str::FromStr, sync::atomic::Ordering, time::Duration};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use bitcoin::{Address, ScriptBuf, WPubkeyHash, hashes::Hash};
 use e2e::{MAINNET_ADDRESS, PoolOptions, REGTEST_ADDRESS, RawClient, start_pool, start_sim};
