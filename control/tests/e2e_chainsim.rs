@@ -1,0 +1,322 @@
+//! End to end against the chain simulator (`warppool_loadgen::chain`) as the node: real
+//! sockets, a real pool (`run::Pool` on port 0), simulated CPU miners that really mine, and
+//! the simulator's full block validation. Every wait is bounded; no timing assertions.
+
+#[path = "support/e2e.rs"]
+mod e2e;
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use bitcoin::{Address, ScriptBuf, WPubkeyHash, hashes::Hash};
+use e2e::{MAINNET_ADDRESS, PoolOptions, REGTEST_ADDRESS, RawClient, start_pool, start_sim};
+use warppool_control::config::Config;
+use warppool_loadgen::miner::{self, MinerConfig, MinerHandle};
+
+/// A distinct regtest P2WPKH payout address per miner.
+fn miner_address(i: u8) -> (String, ScriptBuf) {
+    let script = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([i + 1; 20]));
+    let address = Address::from_script(&script, bitcoin::Network::Regtest).expect("address");
+    (address.to_string(), script)
+}
+
+fn spawn_miner(pool: std::net::SocketAddr, i: u8, hashrate_hps: f64) -> (MinerHandle, ScriptBuf) {
+    let (address, script) = miner_address(i);
+    let handle = miner::spawn(MinerConfig {
+        pool,
+        username: format!("{address}.w{i}"),
+        password: "x".into(),
+        user_agent: format!("e2e-miner/{i}"),
+        hashrate_hps,
+    })
+    .expect("miner connects");
+    (handle, script)
+}
+
+async fn shutdown(pool: warppool_control::run::Pool) {
+    tokio::time::timeout(Duration::from_secs(20), pool.shutdown())
+        .await
+        .expect("shutdown within 20 s")
+        .expect("clean shutdown");
+}
+
+/// `getblocktemplate` straight from the simulator, as the pool asks for it.
+async fn fetch_template(sim: &warppool_loadgen::chain::ChainSimHandle) -> serde_json::Value {
+    let (user, password) = sim.rpc_auth();
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(sim.rpc_url())
+        .basic_auth(user, Some(password))
+        .json(&serde_json::json!({
+            "jsonrpc": "1.0", "id": 1, "method": "getblocktemplate",
+            "params": [{"rules": ["segwit"]}],
+        }))
+        .send()
+        .await
+        .expect("RPC")
+        .json()
+        .await
+        .expect("JSON reply");
+    reply["result"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segwit_blocks_found_by_miners_pass_full_validation_and_pay_the_finder() {
+    let sim = start_sim().await;
+    let template = fetch_template(&sim).await;
+    let txs = template["transactions"].as_array().expect("transactions");
+    let witness_txs = txs.iter().filter(|t| t["txid"] != t["hash"]).count();
+    assert!(
+        witness_txs > 0,
+        "the simulator's template carries witness transactions"
+    );
+    assert!(template["default_witness_commitment"].is_string());
+    let height_before = sim.height();
+
+    // Share difficulty far above regtest's network difficulty: every share is a block.
+    let options = PoolOptions {
+        difficulty: 0.000_1,
+        ..PoolOptions::default()
+    };
+    let (pool, _dir) = start_pool(&sim, "blocks", &options).await;
+    let addr = pool.local_addrs()[0];
+    let miners: Vec<_> = (0..2).map(|i| spawn_miner(addr, i, 1_000_000.0)).collect();
+
+    let found = e2e::wait_until(Duration::from_secs(60), || {
+        sim.submitted_blocks().len() >= 3
+    })
+    .await;
+    let blocks = sim.submitted_blocks();
+    assert!(
+        found,
+        "at least 3 miner blocks accepted within 60 s, got {}",
+        blocks.len()
+    );
+    assert!(sim.height() >= height_before + 3, "the chain grew");
+    let subsidy = warppool_loadgen::chain::block_subsidy(blocks[0].height);
+    for block in &blocks {
+        // The whole coinbase goes to one miner's payout script (no split configured).
+        assert_eq!(block.payouts.len(), 1, "{block:?}");
+        let (script, value) = &block.payouts[0];
+        assert!(
+            miners.iter().any(|(_, s)| s == script),
+            "block {} pays a miner: {block:?}",
+            block.hash
+        );
+        assert_eq!(*value, block.coinbase_value_sats);
+        assert!(*value >= subsidy, "subsidy plus fees");
+    }
+    // The pool's templates included the mempool's (witness) transactions.
+    assert!(
+        blocks.iter().any(|b| b.tx_count > 1),
+        "blocks carry mempool transactions: {blocks:?}"
+    );
+    assert!(
+        blocks[0].tx_count > witness_txs,
+        "the first block carries the witness transactions of the template"
+    );
+    // Each accepted block pays the miner that sent it: never more blocks paid to a miner
+    // than block candidates it sent.
+    for (handle, script) in &miners {
+        let paid = blocks.iter().filter(|b| &b.payouts[0].0 == script).count() as u64;
+        let sent = handle.stats().blocks.load(Ordering::Relaxed);
+        assert!(
+            paid <= sent,
+            "paid {paid} blocks to a miner that sent {sent}"
+        );
+    }
+    for (handle, _) in miners {
+        drop(handle);
+    }
+    shutdown(pool).await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_block_sends_clean_jobs_to_every_miner() {
+    let sim = start_sim().await;
+    let (pool, _dir) = start_pool(&sim, "clean", &PoolOptions::default()).await;
+    let addr = pool.local_addrs()[0];
+    // Difficulty 1 at 1 kH/s: the miners never find a block themselves.
+    let miners: Vec<_> = (0..5).map(|i| spawn_miner(addr, i, 1_000.0)).collect();
+    assert!(
+        e2e::wait_until(Duration::from_secs(10), || miners.iter().all(|(m, _)| m
+            .stats()
+            .notifies
+            .load(Ordering::Relaxed)
+            >= 1))
+        .await,
+        "every miner got a first job"
+    );
+    for round in 0..3 {
+        let before: Vec<u64> = miners
+            .iter()
+            .map(|(m, _)| m.stats().clean_notifies.load(Ordering::Relaxed))
+            .collect();
+        sim.mine_network_block();
+        let all = e2e::wait_until(Duration::from_secs(10), || {
+            miners
+                .iter()
+                .zip(&before)
+                .all(|((m, _), b)| m.stats().clean_notifies.load(Ordering::Relaxed) > *b)
+        })
+        .await;
+        assert!(
+            all,
+            "round {round}: every miner got clean_jobs=true within 10 s"
+        );
+    }
+    for (m, _) in &miners {
+        assert_eq!(m.stats().rejected.load(Ordering::Relaxed), 0);
+    }
+    drop(miners);
+    shutdown(pool).await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payout_address_of_another_network_is_refused_at_authorize() {
+    let sim = start_sim().await;
+    let (pool, _dir) = start_pool(&sim, "authorize", &PoolOptions::default()).await;
+    let mut client = RawClient::connect(pool.local_addrs()[0]).await;
+    client
+        .send(1, "mining.subscribe", serde_json::json!(["e2e/1.0"]))
+        .await;
+    assert!(client.reply(1).await["error"].is_null());
+    client
+        .send(
+            2,
+            "mining.authorize",
+            serde_json::json!([format!("{MAINNET_ADDRESS}.w1"), "x"]),
+        )
+        .await;
+    let refused = client.reply(2).await;
+    assert_eq!(refused["error"][0], 24, "{refused}");
+    assert_ne!(refused["result"], true, "{refused}");
+    // The connection is kept: a regtest address is accepted on it.
+    client
+        .send(
+            3,
+            "mining.authorize",
+            serde_json::json!([format!("{REGTEST_ADDRESS}.w1"), "x"]),
+        )
+        .await;
+    let accepted = client.reply(3).await;
+    assert_eq!(accepted["result"], true, "{accepted}");
+    drop(client);
+    shutdown(pool).await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_address_of_another_network_is_refused_at_start() {
+    let sim = start_sim().await;
+    let dir = e2e::temp_dir("split");
+    let options = PoolOptions {
+        extra: format!("[[pool.split]]\naddress = \"{MAINNET_ADDRESS}\"\nvalue_sats = 1000\n"),
+        ..PoolOptions::default()
+    };
+    let err = Config::from_toml(&e2e::config_text(&sim, &dir, &options), Vec::new())
+        .expect_err("a mainnet split address on a regtest pool is refused");
+    let message = err.to_string();
+    assert!(message.contains("pool.split[0].address"), "{message}");
+    assert!(
+        message.contains("regtest"),
+        "names the configured network: {message}"
+    );
+    assert!(
+        message.contains("bitcoin") || message.contains("mainnet"),
+        "names the address's network: {message}"
+    );
+    // The same split with a regtest address is accepted.
+    let options = PoolOptions {
+        extra: format!("[[pool.split]]\naddress = \"{REGTEST_ADDRESS}\"\nvalue_sats = 1000\n"),
+        ..PoolOptions::default()
+    };
+    Config::from_toml(&e2e::config_text(&sim, &dir, &options), Vec::new())
+        .expect("a regtest split address is accepted");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "missing: Pool::start does not compare getblockchaininfo.chain with the configured network"]
+async fn a_node_of_another_network_is_refused_at_start() {
+    let sim = start_sim().await; // chain = "regtest"
+    let dir = e2e::temp_dir("node-network");
+    let options = PoolOptions {
+        network: "testnet",
+        ..PoolOptions::default()
+    };
+    let config = Config::from_toml(&e2e::config_text(&sim, &dir, &options), Vec::new())
+        .expect("valid config");
+    let started = warppool_control::run::Pool::start(
+        config,
+        std::sync::Arc::new(warppool_control::stats::MemoryStats::default()),
+    )
+    .await;
+    match started {
+        Ok(pool) => {
+            shutdown(pool).await;
+            panic!("a testnet pool started on a regtest node");
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            assert!(
+                message.contains("regtest") && message.contains("testnet"),
+                "{message}"
+            );
+        }
+    }
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gating_on_ibd_stops_new_work_and_work_resumes_by_itself() {
+    let sim = start_sim().await;
+    let (pool, _dir) = start_pool(&sim, "gating", &PoolOptions::default()).await;
+    let addr = pool.local_addrs()[0];
+    let miners: Vec<_> = (0..2).map(|i| spawn_miner(addr, i, 1_000.0)).collect();
+    let notifies = |miners: &[(MinerHandle, ScriptBuf)]| -> Vec<u64> {
+        miners
+            .iter()
+            .map(|(m, _)| m.stats().notifies.load(Ordering::Relaxed))
+            .collect()
+    };
+    assert!(
+        e2e::wait_until(Duration::from_secs(10), || notifies(&miners)
+            .iter()
+            .all(|n| *n >= 1))
+        .await,
+        "every miner got a first job"
+    );
+
+    // The node falls into initial block download; the next new tip gates the pool.
+    let status = pool.template_loop().status();
+    sim.set_ibd(true);
+    sim.mine_network_block();
+    assert!(
+        e2e::wait_until(Duration::from_secs(10), || status.borrow().gate.is_some()).await,
+        "the pool gates work while the node is in IBD"
+    );
+    let gated = notifies(&miners);
+    for _ in 0..3 {
+        sim.mine_network_block();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(notifies(&miners), gated, "no new work while gated");
+    assert!(status.borrow().gate.is_some());
+
+    // The node leaves IBD: work resumes without any new block or manual trigger.
+    sim.set_ibd(false);
+    assert!(
+        e2e::wait_until(Duration::from_secs(10), || notifies(&miners)
+            .iter()
+            .zip(&gated)
+            .all(|(n, g)| n > g))
+        .await,
+        "work resumed by itself within 10 s"
+    );
+    assert!(status.borrow().gate.is_none());
+    assert_eq!(status.borrow().height, Some(sim.height() + 1));
+    drop(miners);
+    shutdown(pool).await;
+    sim.stop().await;
+}
