@@ -141,7 +141,8 @@ zmq_hashblock = {zmq}
 [[port]]
 addr = "127.0.0.1:{stratum}"
 difficulty_start = 0.0002
-difficulty_min = 0.00001
+difficulty_min = 0.0001
+fractional = "always"
 shares_per_min_target = 12
 "#,
         journal = quote(&dir.join("blocks.journal").display().to_string()),
@@ -204,7 +205,11 @@ pub async fn run_async(
     let http = daemon.http_addr().context("no http api")?;
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "warppool demo: regtest chain simulator, pool and {} simulated miners", options.miners);
+        let _ = writeln!(
+            out,
+            "warppool demo: regtest chain simulator, pool and {} simulated miners",
+            options.miners
+        );
         let _ = writeln!(out, "stratum: stratum+tcp://{stratum}");
         let _ = writeln!(out, "http: http://{http}/api/v1/status");
         let _ = writeln!(out, "chain simulator rpc: {}", chain.rpc_url());
@@ -272,10 +277,7 @@ pub async fn run_async(
     Ok(())
 }
 
-async fn start_miners(
-    options: &DemoOptions,
-    pool: SocketAddr,
-) -> anyhow::Result<Vec<MinerHandle>> {
+async fn start_miners(options: &DemoOptions, pool: SocketAddr) -> anyhow::Result<Vec<MinerHandle>> {
     let mut miners = Vec::with_capacity(options.miners);
     for index in 0..options.miners {
         let name = WORKER_NAMES[index % WORKER_NAMES.len()];
@@ -291,7 +293,10 @@ async fn start_miners(
             .await
             .context("miner start panicked")?
             .with_context(|| format!("cannot start miner {username}"))?;
-        println!("miner {username} ({}) connected", USER_AGENTS[index % USER_AGENTS.len()]);
+        println!(
+            "miner {username} ({}) connected",
+            USER_AGENTS[index % USER_AGENTS.len()]
+        );
         miners.push(miner);
     }
     Ok(miners)

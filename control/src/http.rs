@@ -32,11 +32,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::{
-    stats::SqliteRecorder,
-    storage::HashrateWindow,
-    templates::TemplateStatus,
-};
+use crate::{stats::SqliteRecorder, storage::HashrateWindow, templates::TemplateStatus};
 
 /// Most HTTP connections served at once.
 pub const HTTP_CONNECTIONS_MAX: usize = 64;
@@ -125,8 +121,7 @@ async fn serve(listener: TcpListener, state: ApiState, mut stop: watch::Receiver
                 .header_read_timeout(Duration::from_secs(5))
                 .max_buf_size(HTTP_REQUEST_HEAD_BYTES_MAX)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ =
-                tokio::time::timeout(Duration::from_secs(HTTP_CONNECTION_SECS_MAX), conn).await;
+            let _ = tokio::time::timeout(Duration::from_secs(HTTP_CONNECTION_SECS_MAX), conn).await;
         });
     }
 }
@@ -159,7 +154,10 @@ async fn handle(
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
     if has_body {
-        return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, "no request body allowed"));
+        return Ok(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "no request body allowed",
+        ));
     }
     let path = req.uri().path().to_owned();
     let response = match path.as_str() {

@@ -34,9 +34,9 @@ use warppool_net::stratum::{JobSet, StratumPlane, start_stratum};
 use crate::{
     blocks::BlockPath,
     config::Config,
+    http::{ApiState, HttpServer},
     journal::Journal,
     rpc::Nodes,
-    http::{ApiState, HttpServer},
     stats::{Recorder, SqliteRecorder, drain_block_events, drain_stats},
     storage::{Storage, StorageConfig},
     templates::{JobSink, TemplateLoop, longpoll_task, watchdog_task, zmq_task},

@@ -186,9 +186,7 @@ impl SqliteRecorder {
     ///
     /// # Errors
     /// [`crate::storage::StorageError`] if the file cannot be opened.
-    pub fn reader(
-        &self,
-    ) -> Result<crate::storage::StorageReader, crate::storage::StorageError> {
+    pub fn reader(&self) -> Result<crate::storage::StorageReader, crate::storage::StorageError> {
         crate::storage::StorageReader::open(&self.path)
     }
 

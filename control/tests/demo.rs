@@ -119,7 +119,10 @@ fn the_demo_mines_blocks_serves_http_and_exits_0() {
     let accepted = field(&last, "accepted by the node=");
     assert!(accepted >= 1, "no miner block accepted: {last}");
     // 20 s with a network block every 30 s: at most one network block.
-    assert!(height > start + 1, "height did not rise beyond network blocks: {last}");
+    assert!(
+        height > start + 1,
+        "height did not rise beyond network blocks: {last}"
+    );
 }
 
 #[test]

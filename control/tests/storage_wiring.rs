@@ -36,7 +36,8 @@ zmq_hashblock = "{zmq}"
 [[port]]
 addr = "127.0.0.1:0"
 difficulty_start = 0.0002
-difficulty_min = 0.00001
+difficulty_min = 0.0001
+fractional = "always"
 "#,
         journal = dir.join("blocks.journal").display(),
         db = db.display(),
@@ -63,11 +64,19 @@ difficulty_min = 0.00001
         .unwrap()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while miner.stats().accepted.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+    while miner
+        .stats()
+        .accepted
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 3
+    {
         assert!(tokio::time::Instant::now() < deadline, "no accepted shares");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::task::spawn_blocking(move || miner.stop()).await.unwrap().ok();
+    tokio::task::spawn_blocking(move || miner.stop())
+        .await
+        .unwrap()
+        .ok();
     daemon.shutdown().await.unwrap(); // flushes storage
 
     let reader = StorageReader::open(&db).unwrap();
@@ -82,7 +91,11 @@ difficulty_min = 0.00001
     assert_eq!(row.user_agent.as_deref(), Some("cgminer/4.11.1"));
     // The current minute counts once it is complete.
     let rate = reader
-        .hashrate(None, warppool_control::storage::HashrateWindow::OneMinute, now + 60)
+        .hashrate(
+            None,
+            warppool_control::storage::HashrateWindow::OneMinute,
+            now + 60,
+        )
         .unwrap();
     assert!(rate > 0.0);
     assert!(reader.best_share(&worker).unwrap().is_some());
