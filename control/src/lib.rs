@@ -6,11 +6,14 @@
 //! Modules: [`config`] (file + environment), [`rpc`] (client, failover), [`templates`]
 //! (template loop, gating, ZMQ, long-poll, watchdog), [`journal`] and [`blocks`] (a found
 //! block is never lost), [`stats`] (share statistics and the storage seam), [`run`] (the
-//! runtime and the wiring), [`storage`] (SQLite on one writer thread).
+//! runtime and the wiring), [`storage`] (SQLite on one writer thread),
+//! [`http`] (the HTTP API), [`demo`] (`warppool demo`: simulator, pool and miners in one process).
 
 pub mod blocks;
 pub mod config;
+pub mod demo;
 pub mod error;
+pub mod http;
 pub mod journal;
 pub mod rpc;
 pub mod run;

@@ -23,6 +23,30 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Runs a self-contained demo: a regtest chain simulator, the pool and simulated miners.
+    Demo {
+        /// Number of simulated miners.
+        #[arg(long, default_value_t = warppool_control::demo::DEMO_MINERS)]
+        miners: usize,
+        /// Stratum port on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value_t = warppool_control::demo::DEMO_STRATUM_PORT)]
+        stratum_port: u16,
+        /// HTTP API port on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value_t = warppool_control::demo::DEMO_HTTP_PORT)]
+        http_port: u16,
+        /// Directory for the database and block journal (default: a temporary one, removed at exit).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Stop by itself after this many seconds.
+        #[arg(long)]
+        duration_secs: Option<u64>,
+        /// Seconds between the simulator's own ("network") blocks.
+        #[arg(long, default_value_t = warppool_control::demo::DEMO_BLOCK_INTERVAL_SECS)]
+        block_interval_secs: u64,
+        /// Hashrate of each simulated miner, hashes per second.
+        #[arg(long, default_value_t = warppool_control::demo::DEMO_MINER_HASHRATE_HPS)]
+        hashrate: f64,
+    },
     /// Loads and validates a configuration file, then exits.
     Check {
         /// The TOML configuration file.
@@ -44,6 +68,23 @@ fn main() -> anyhow::Result<()> {
             let config = warppool_control::config::Config::load(&config, std::env::vars())?;
             warppool_control::run::run(config)
         }
+        Command::Demo {
+            miners,
+            stratum_port,
+            http_port,
+            data_dir,
+            duration_secs,
+            block_interval_secs,
+            hashrate,
+        } => warppool_control::demo::run(warppool_control::demo::DemoOptions {
+            miners,
+            stratum_port,
+            http_port,
+            data_dir,
+            duration: duration_secs.map(std::time::Duration::from_secs),
+            block_interval: std::time::Duration::from_secs(block_interval_secs.max(1)),
+            hashrate_hps: hashrate,
+        }),
         Command::Check { config } => {
             let config = warppool_control::config::Config::load(&config, std::env::vars())?;
             println!(

@@ -34,9 +34,11 @@ use warppool_net::stratum::{JobSet, StratumPlane, start_stratum};
 use crate::{
     blocks::BlockPath,
     config::Config,
+    http::{ApiState, HttpServer},
     journal::Journal,
     rpc::Nodes,
-    stats::{MemoryStats, Recorder, drain_block_events, drain_stats},
+    stats::{Recorder, SqliteRecorder, drain_block_events, drain_stats},
+    storage::{Storage, StorageConfig},
     templates::{JobSink, TemplateLoop, longpoll_task, watchdog_task, zmq_task},
 };
 
@@ -64,12 +66,97 @@ pub fn build_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Start-up failures (journal, nodes, listeners).
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = build_runtime()?;
-    let recorder: Arc<dyn Recorder> = Arc::new(MemoryStats::default());
-    runtime.block_on(run_async(config, recorder, shutdown_signal()))
+    runtime.block_on(async {
+        let daemon = Daemon::start(config).await?;
+        shutdown_signal().await;
+        daemon.shutdown().await
+    })
+}
+
+/// The whole daemon: storage ([`SqliteRecorder`] on the configured database), the pool and the
+/// HTTP API (when `[http] listen` is set).
+#[derive(Debug)]
+pub struct Daemon {
+    pool: Pool,
+    recorder: Arc<SqliteRecorder>,
+    http: Option<HttpServer>,
+}
+
+impl Daemon {
+    /// Opens the database, starts the pool and the HTTP API.
+    ///
+    /// # Errors
+    /// Start-up failures (database, journal, nodes, listeners).
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let path = config.database.clone();
+        let storage = tokio::task::spawn_blocking(move || Storage::open(StorageConfig::new(path)))
+            .await
+            .context("storage open panicked")?
+            .with_context(|| format!("cannot open the database {}", config.database.display()))?;
+        let recorder = Arc::new(SqliteRecorder::new(storage));
+        let network = config.network;
+        let http_listen = config.http_listen;
+        let pool = Pool::start(config, Arc::clone(&recorder) as Arc<dyn Recorder>).await?;
+        let http = match http_listen {
+            Some(addr) => {
+                let state = ApiState {
+                    recorder: Arc::clone(&recorder),
+                    status: pool.template_loop().status(),
+                    network,
+                    template_seen: Arc::new(std::sync::Mutex::new((0, std::time::Instant::now()))),
+                };
+                let server = HttpServer::start(addr, state)
+                    .await
+                    .with_context(|| format!("cannot bind the HTTP API on {addr}"))?;
+                tracing::info!(addr = %server.local_addr(), "http api listening");
+                Some(server)
+            }
+            None => None,
+        };
+        Ok(Self {
+            pool,
+            recorder,
+            http,
+        })
+    }
+
+    /// The running pool.
+    #[must_use]
+    pub const fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Storage and counters.
+    #[must_use]
+    pub const fn recorder(&self) -> &Arc<SqliteRecorder> {
+        &self.recorder
+    }
+
+    /// The HTTP API's bound address, if it runs.
+    #[must_use]
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
+    }
+
+    /// Stops the HTTP API, the pool (which flushes storage), then the storage writer.
+    ///
+    /// # Errors
+    /// As [`Pool::shutdown`].
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(http) = self.http {
+            http.shutdown().await;
+        }
+        let result = self.pool.shutdown().await;
+        let recorder = self.recorder;
+        tokio::task::spawn_blocking(move || recorder.shutdown())
+            .await
+            .context("storage shutdown panicked")?;
+        result
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {

@@ -76,46 +76,11 @@ pub use reader::{
 use aggregate::{Aggregator, MinuteBucket};
 use writer::{Message, Writer};
 
-/// Messages the writer's channel holds. Shares do not use it (they are aggregated first), so
-/// this bounds worker updates, events and block records waiting for the writer.
-pub const STORAGE_CHANNEL_MESSAGES_MAX: usize = 4096;
-
-/// Most messages committed in one transaction; a fuller batch is committed before the interval.
-pub const STORAGE_BATCH_MESSAGES_MAX: usize = 1024;
-
-/// Longest time accepted data waits before it is committed, in milliseconds. This is also what
-/// a `kill -9` can lose.
-pub const STORAGE_FLUSH_INTERVAL_MS: u64 = 1000;
-
-/// Most worker-minute share buckets held in memory between two flushes. 64 Ki buckets is
-/// 64 Ki workers active within one flush interval, far above a solo pool's size.
-pub const SHARE_BUCKETS_MAX: usize = 65_536;
-
-/// How long a block record waits for room in a full channel, in milliseconds.
-pub const STORAGE_BLOCK_SEND_TIMEOUT_MS: u64 = 5000;
-
-/// Default retention of per-minute share statistics, in days.
-pub const SHARE_MINUTES_RETENTION_DAYS: u64 = 30;
-
-/// Default retention of events, in days.
-pub const EVENTS_RETENTION_DAYS: u64 = 90;
-
-/// How often the writer runs retention, in seconds (it also runs once at start).
-pub const STORAGE_RETENTION_INTERVAL_SECS: u64 = 3600;
-
-/// How long a reader waits on a lock (checkpoints, migrations), in milliseconds.
-pub const STORAGE_BUSY_TIMEOUT_MS: u64 = 5000;
-
-/// Most events one [`StorageReader::latest_events`] call returns.
-pub const EVENTS_QUERY_MAX: usize = 1000;
-
-const _: () = assert!(STORAGE_BATCH_MESSAGES_MAX <= STORAGE_CHANNEL_MESSAGES_MAX);
-const _: () = assert!(STORAGE_BATCH_MESSAGES_MAX > 0);
-const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS > 0);
-const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_BLOCK_SEND_TIMEOUT_MS);
-const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_RETENTION_INTERVAL_SECS * 1000);
-const _: () = assert!(SHARE_MINUTES_RETENTION_DAYS >= 1);
-const _: () = assert!(EVENTS_QUERY_MAX > 0);
+pub use warppool_core::limits::{
+    EVENTS_QUERY_MAX, EVENTS_RETENTION_DAYS, SHARE_BUCKETS_MAX, SHARE_MINUTES_RETENTION_DAYS,
+    STORAGE_BATCH_MESSAGES_MAX, STORAGE_BLOCK_SEND_TIMEOUT_MS, STORAGE_BUSY_TIMEOUT_MS,
+    STORAGE_CHANNEL_MESSAGES_MAX, STORAGE_FLUSH_INTERVAL_MS, STORAGE_RETENTION_INTERVAL_SECS,
+};
 
 const SECS_PER_DAY: u64 = 86_400;
 
