@@ -16,23 +16,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The node pair, from the `WARPPOOL_REGTEST_*` variables written by `scripts/regtest-node`.
 #[derive(Debug, Clone)]
-pub struct Regtest {
-    pub url: String,
-    pub url2: String,
-    pub user: String,
-    pub password: String,
-    pub zmq: String,
-    pub address: String,
-    pub dir: Option<String>,
+pub(crate) struct Regtest {
+    pub(crate) url: String,
+    pub(crate) url2: String,
+    pub(crate) user: String,
+    pub(crate) password: String,
+    pub(crate) zmq: String,
+    pub(crate) address: String,
+    pub(crate) dir: Option<String>,
 }
 
 /// Tests share one node pair: they run one at a time.
-pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Regtest {
     /// The node pair, or `None` (with a note) when the variables are missing on a dev machine.
     /// In CI (`CI` set) missing variables fail the test: no skipping there.
-    pub fn from_env(test: &str) -> Option<Self> {
+    pub(crate) fn from_env(test: &str) -> Option<Self> {
         let var = |k: &str| std::env::var(format!("WARPPOOL_REGTEST_{k}")).ok();
         let found = (|| {
             Some(Self {
@@ -60,7 +60,7 @@ impl Regtest {
     }
 
     /// A JSON-RPC call to `url`.
-    pub async fn rpc_at(
+    pub(crate) async fn rpc_at(
         &self,
         url: &str,
         method: &str,
@@ -90,7 +90,7 @@ impl Regtest {
     }
 
     /// A JSON-RPC call to node1.
-    pub async fn rpc(
+    pub(crate) async fn rpc(
         &self,
         method: &str,
         params: serde_json::Value,
@@ -99,7 +99,7 @@ impl Regtest {
     }
 
     /// node1's height.
-    pub async fn height(&self) -> u64 {
+    pub(crate) async fn height(&self) -> u64 {
         self.rpc("getblockcount", serde_json::json!([]))
             .await
             .expect("getblockcount")
@@ -108,7 +108,7 @@ impl Regtest {
     }
 
     /// Runs `scripts/regtest-node CMD DIR`.
-    pub fn script(&self, cmd: &str) {
+    pub(crate) fn script(&self, cmd: &str) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/regtest-node");
         let mut c = std::process::Command::new("bash");
         c.arg(script).arg(cmd);
@@ -121,7 +121,7 @@ impl Regtest {
 }
 
 /// A fresh temporary directory.
-pub fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("warppool-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -129,7 +129,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// One `[[node]]` entry.
-pub fn node_entry(name: &str, url: &str, rt: &Regtest, zmq: bool) -> String {
+pub(crate) fn node_entry(name: &str, url: &str, rt: &Regtest, zmq: bool) -> String {
     let zmq = if zmq {
         format!("zmq_hashblock = \"{}\"\n", rt.zmq)
     } else {
@@ -143,7 +143,7 @@ pub fn node_entry(name: &str, url: &str, rt: &Regtest, zmq: bool) -> String {
 
 /// A pool configuration: regtest, one shard, the lowest share difficulty (every share is a
 /// block on regtest), `template` settings and `nodes` entries as given.
-pub fn pool_config(dir: &Path, port: u16, template: &str, nodes: &str) -> String {
+pub(crate) fn pool_config(dir: &Path, port: u16, template: &str, nodes: &str) -> String {
     format!(
         r#"
 version = 1
@@ -170,7 +170,7 @@ fractional = "always"
 }
 
 /// The journal's lines.
-pub fn journal(dir: &Path) -> Vec<warppool_control::journal::JournalEntry> {
+pub(crate) fn journal(dir: &Path) -> Vec<warppool_control::journal::JournalEntry> {
     std::fs::read_to_string(dir.join("blocks.journal"))
         .unwrap_or_default()
         .lines()
@@ -179,7 +179,7 @@ pub fn journal(dir: &Path) -> Vec<warppool_control::journal::JournalEntry> {
 }
 
 /// Polls `f` every 100 ms until it is true or `within` passes.
-pub async fn wait_until<F, Fut>(within: Duration, mut f: F) -> bool
+pub(crate) async fn wait_until<F, Fut>(within: Duration, mut f: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -199,10 +199,10 @@ where
 /// An HTTP proxy in front of a node's RPC: forwards every call, except `submitblock` while
 /// `refuse_submit` is set, which gets HTTP 500 with a JSON-RPC error.
 #[derive(Debug)]
-pub struct Proxy {
-    pub addr: SocketAddr,
-    pub refuse_submit: Arc<AtomicBool>,
-    pub submits_refused: Arc<AtomicU64>,
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
+    pub(crate) refuse_submit: Arc<AtomicBool>,
+    pub(crate) submits_refused: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -213,7 +213,7 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    pub async fn start(target: String) -> Self {
+    pub(crate) async fn start(target: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let refuse_submit = Arc::new(AtomicBool::new(true));
@@ -244,7 +244,7 @@ impl Proxy {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
