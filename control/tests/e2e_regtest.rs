@@ -96,11 +96,15 @@ async fn shares_from_a_miner_become_blocks_the_node_accepts() {
         let pool = start_pool(&pool_config(&dir, 0, "refresh_secs = 5", &nodes)).await;
         let start = rt.height().await;
         let miner = spawn_miner(&rt, pool.local_addrs()[0], 100_000.0);
+        let stats = Arc::clone(miner.stats());
+        // The miner's counters too: the pool may confirm a block before its share reply lands.
         let mined = wait_until(Duration::from_secs(90), || async {
-            confirmed(&dir).is_some() && rt.height().await > start
+            confirmed(&dir).is_some()
+                && rt.height().await > start
+                && stats.accepted.load(Ordering::Relaxed) >= 1
+                && stats.blocks.load(Ordering::Relaxed) >= 1
         })
         .await;
-        let stats = miner.stats();
         let (accepted, blocks) = (
             stats.accepted.load(Ordering::Relaxed),
             stats.blocks.load(Ordering::Relaxed),
