@@ -216,6 +216,7 @@ impl Pool {
     /// Start-up failures (journal, nodes, listeners).
     pub async fn start(config: Config, recorder: Arc<dyn Recorder>) -> anyhow::Result<Self> {
         let nodes = Arc::new(Nodes::new(&config.nodes).context("cannot build the RPC clients")?);
+        check_node_networks(&nodes, config.network).await?;
         let journal =
             Journal::open(&config.block_journal).context("cannot open the block journal")?;
         let (block_path, block_events) = BlockPath::new(Arc::clone(&nodes), journal);
@@ -379,4 +380,33 @@ impl Pool {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Refuses to start when a reachable node runs another network than the configured one (every
+/// payout address is validated for the configured network, so such a pool could never pay
+/// anyone). An unreachable node is only warned about: the template loop gates work until it
+/// answers.
+async fn check_node_networks(nodes: &Nodes, network: bitcoin::Network) -> anyhow::Result<()> {
+    for client in nodes.clients() {
+        let info: Result<crate::rpc::BlockchainInfo, _> = client
+            .call("getblockchaininfo", serde_json::json!([]))
+            .await;
+        match info {
+            Ok(info) => {
+                let chain = bitcoin::Network::from_core_arg(&info.chain).ok();
+                if chain != Some(network) {
+                    anyhow::bail!(
+                        "node {} runs the {} chain, but the pool is configured for {network} \
+                         (`network` in the configuration)",
+                        client.name(),
+                        info.chain
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(node = client.name(), error = %e, "cannot check the node's chain");
+            }
+        }
+    }
+    Ok(())
 }

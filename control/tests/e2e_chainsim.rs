@@ -237,7 +237,6 @@ async fn a_split_address_of_another_network_is_refused_at_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "missing: Pool::start does not compare getblockchaininfo.chain with the configured network"]
 async fn a_node_of_another_network_is_refused_at_start() {
     let sim = start_sim().await; // chain = "regtest"
     let dir = e2e::temp_dir("node-network");
