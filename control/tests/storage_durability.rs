@@ -90,6 +90,8 @@ fn child_kill_after_flush(storage: &Storage) -> ! {
             hash: "00".repeat(32),
             worker: "durable.rig".to_owned(),
             payout_address: "bcrt1qpayout".to_owned(),
+            extranonce1: None,
+            user_agent: None,
             status: BlockStatus::Candidate,
             found_unix_s: minute,
         })
@@ -151,6 +153,8 @@ fn child_flood(storage: &Storage) -> ! {
                     hash: format!("{round:064x}"),
                     worker: workers[round as usize % 200].clone(),
                     payout_address: "bcrt1qpayout".to_owned(),
+                    extranonce1: None,
+                    user_agent: None,
                     status: BlockStatus::Candidate,
                     found_unix_s: minute + round as i64,
                 })
