@@ -42,6 +42,8 @@ use crate::{
     templates::{JobSink, TemplateLoop, longpoll_task, watchdog_task, zmq_task},
 };
 
+const SECS_PER_DAY: u64 = 86_400;
+
 /// Builds the control plane's runtime (see the module docs).
 ///
 /// # Errors
@@ -88,10 +90,14 @@ impl Daemon {
     /// # Errors
     /// Start-up failures (database, journal, nodes, listeners).
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        let path = config.database.clone();
+        let mut storage_config = StorageConfig::new(config.database.clone());
+        storage_config.share_minutes_retention =
+            Duration::from_secs(config.share_minutes_retention_days * SECS_PER_DAY);
+        storage_config.events_retention =
+            Duration::from_secs(config.events_retention_days * SECS_PER_DAY);
         // Opening reads the stored worker difficulties too: off the runtime's workers.
         let recorder = tokio::task::spawn_blocking(move || {
-            Storage::open(StorageConfig::new(path)).map(SqliteRecorder::new)
+            Storage::open(storage_config).map(SqliteRecorder::new)
         })
         .await
         .context("storage open panicked")?

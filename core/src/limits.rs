@@ -442,6 +442,11 @@ pub const SHARE_MINUTES_RETENTION_DAYS: u64 = 30;
 /// Default retention of events, in days.
 pub const EVENTS_RETENTION_DAYS: u64 = 90;
 
+/// Longest retention `storage.share_minutes_retention_days` and
+/// `storage.events_retention_days` accept, in days (ten years: keeps the age arithmetic far
+/// from overflow and catches a typo such as a value in seconds).
+pub const RETENTION_DAYS_MAX: u64 = 3650;
+
 /// How often the writer runs retention, in seconds (it also runs once at start).
 pub const STORAGE_RETENTION_INTERVAL_SECS: u64 = 3600;
 
@@ -468,6 +473,9 @@ const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS > 0);
 const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_BLOCK_SEND_TIMEOUT_MS);
 const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_RETENTION_INTERVAL_SECS * 1000);
 const _: () = assert!(SHARE_MINUTES_RETENTION_DAYS >= 1);
+const _: () = assert!(SHARE_MINUTES_RETENTION_DAYS <= RETENTION_DAYS_MAX);
+const _: () = assert!(EVENTS_RETENTION_DAYS >= 1);
+const _: () = assert!(EVENTS_RETENTION_DAYS <= RETENTION_DAYS_MAX);
 const _: () = assert!(EVENTS_QUERY_MAX > 0);
 const _: () = assert!(WORKER_DIFFICULTIES_MAX > 0);
 const _: () = assert!(WORKER_DIFFICULTIES_MAX <= SHARE_BUCKETS_MAX);
