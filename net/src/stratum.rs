@@ -1,4 +1,5 @@
-//! The Stratum V1 session: the [`Protocol`] the data plane runs for miners (plain and TLS).
+//! The Stratum V1 session: the [`Protocol`](crate::Protocol) the data plane runs for miners
+//! (plain and TLS).
 //!
 //! # Responsibilities
 //!
@@ -20,7 +21,12 @@
 //!   `CONNECTION_DUPLICATES_PER_JOB`) at the difficulty of the job they name (the lowest
 //!   difficulty in force while that job was current), vardiff per connection, a retarget sent
 //!   as `set_difficulty` then a fresh `notify`. A block candidate goes to the control plane
-//!   before the reply is written.
+//!   before the reply is written, with its exact finder ([`Candidate`]: worker, extranonce1,
+//!   user agent).
+//! - Vardiff persistence: each difficulty change of an authorized connection is reported
+//!   ([`ShareEvent::Difficulty`]); at the authorize before the first work the session starts a
+//!   worker at its stored difficulty ([`WorkerDifficulties`], published by the control plane)
+//!   unless the miner asked for one (precedence in [`Session`]'s docs).
 //!
 //! # Usage (the control plane)
 //!
@@ -39,9 +45,10 @@
 //!
 //! # Allocation
 //!
-//! None on the share path (parse, judge, reply into the outbound queue, statistics entry).
-//! Subscribe (the session registry), authorize (the connection's job book, 12 KiB) and job
-//! building (once per payout script per template per shard) allocate.
+//! None on the share path (parse, judge, reply into the outbound queue, statistics entry; a
+//! difficulty change's event is a plain value too). Subscribe (the session registry),
+//! authorize (the connection's job book, 12 KiB), job building (once per payout script per
+//! template per shard) and a block candidate (its finder's strings) allocate.
 
 mod jobs;
 mod session;
