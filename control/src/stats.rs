@@ -239,7 +239,10 @@ impl SqliteRecorder {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "stored worker difficulties not loaded; workers start at the port's start difficulty");
+                tracing::warn!(
+                    error = %e,
+                    "stored worker difficulties not loaded; workers start at their port's start"
+                );
             }
         }
         let difficulties = WorkerDifficulties::new();

@@ -348,6 +348,14 @@ async fn blocks_record_their_exact_finder_in_sqlite_and_the_http_api() {
     })
     .await;
     assert!(found, "at least 3 miner blocks accepted within 60 s");
+    // Stop mining first, so the API's newest-first list (at most 100) still holds these.
+    let scripts: Vec<(ScriptBuf, String)> = miners
+        .into_iter()
+        .map(|(handle, script, address)| {
+            drop(handle);
+            (script, address)
+        })
+        .collect();
     let accepted = sim.submitted_blocks();
 
     // The API lists every accepted block with the worker whose coinbase it pays.
@@ -386,10 +394,10 @@ async fn blocks_record_their_exact_finder_in_sqlite_and_the_http_api() {
             .iter()
             .find(|b| b["hash"] == block.hash.to_string())
             .expect("listed");
-        let (i, (_, _, address)) = miners
+        let (i, (_, address)) = scripts
             .iter()
             .enumerate()
-            .find(|(_, (_, script, _))| *script == block.payouts[0].0)
+            .find(|(_, (script, _))| *script == block.payouts[0].0)
             .expect("the block pays one of the miners");
         assert_eq!(row["worker"], format!("{address}.w{i}"), "{row}");
         assert_eq!(row["payout_address"], address.as_str(), "{row}");
@@ -405,9 +413,6 @@ async fn blocks_record_their_exact_finder_in_sqlite_and_the_http_api() {
     }
     if extranonce1_by_worker.len() == 2 {
         assert_ne!(extranonce1_by_worker[&0], extranonce1_by_worker[&1]);
-    }
-    for (handle, _, _) in miners {
-        drop(handle);
     }
     tokio::time::timeout(Duration::from_secs(20), daemon.shutdown())
         .await
