@@ -271,7 +271,9 @@ pub enum ShareEvent {
     Share(ShareStat),
     /// The difficulty of an authorized connection changed (vardiff retarget or a client's
     /// suggestion), sent once per change, never per share. The control plane stores it per
-    /// worker so that a reconnecting worker starts there ([`WorkerDifficulties`]).
+    /// worker so that a reconnecting worker starts there ([`WorkerDifficulties`]). Like every
+    /// statistics entry it is dropped (and counted) when the shard's statistics queue is full;
+    /// the stored value then stays at the previous change until the next one.
     Difficulty {
         /// The connection (see [`ShareEvent::Authorized`] for its user).
         connection: ConnectionId,
