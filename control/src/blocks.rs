@@ -16,7 +16,7 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # async fn f(nodes: Arc<warppool_control::rpc::Nodes>,
-//! #            candidates: flume::Receiver<warppool_core::BlockCandidate>) {
+//! #            candidates: flume::Receiver<warppool_net::stratum::Candidate>) {
 //! use warppool_control::{blocks::BlockPath, journal::Journal};
 //! let journal = Journal::open(std::path::Path::new("blocks.journal")).unwrap();
 //! let (path, events) = BlockPath::new(nodes, journal);
@@ -32,16 +32,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use warppool_core::{
-    BlockCandidate,
-    limits::{
-        BLOCK_EVENTS_QUEUE_MAX, BLOCK_SUBMIT_ATTEMPTS_MAX, BLOCK_SUBMIT_BACKOFF_MS_MAX,
-        BLOCK_SUBMIT_BACKOFF_MS_MIN, BLOCK_SUBMIT_TOTAL_MS_MAX,
-    },
+use warppool_core::limits::{
+    BLOCK_EVENTS_QUEUE_MAX, BLOCK_SUBMIT_ATTEMPTS_MAX, BLOCK_SUBMIT_BACKOFF_MS_MAX,
+    BLOCK_SUBMIT_BACKOFF_MS_MIN, BLOCK_SUBMIT_TOTAL_MS_MAX,
 };
+use warppool_net::stratum::Candidate;
 
 use crate::{
-    journal::{BlockStatus, FoundBlock, Journal, JournalEntry, JournalError, unix_now},
+    journal::{BlockStatus, Finder, FoundBlock, Journal, JournalEntry, JournalError, unix_now},
     rpc::{BlockHeaderInfo, Nodes, RpcError},
 };
 
@@ -56,6 +54,10 @@ pub struct BlockEvent {
     pub status: BlockStatus,
     /// Node answers or reasons.
     pub detail: Option<String>,
+    /// Who found it: set on [`BlockStatus::Found`] events (also when a journaled block is
+    /// replayed at start-up), `None` on later status changes and for blocks journaled by
+    /// versions before the exact finder.
+    pub finder: Option<Finder>,
 }
 
 /// Retry bounds of one block (the defaults come from `limits`; tests shorten them).
@@ -168,6 +170,7 @@ impl BlockPath {
             status,
             block_hex: None,
             detail: detail.clone(),
+            finder: None,
         };
         if let Err(e) = self.append(entry).await {
             tracing::error!(hash = %block.hash, error = %e, "cannot journal block status");
@@ -177,6 +180,7 @@ impl BlockPath {
             hash: block.hash.clone(),
             status,
             detail,
+            finder: None,
         });
     }
 
@@ -200,6 +204,7 @@ impl BlockPath {
                 status: BlockStatus::Found,
                 block_hex: Some(block.block_hex.clone()),
                 detail: None,
+                finder: block.finder.clone(),
             })
             .await;
         if let Err(e) = &journaled {
@@ -211,6 +216,7 @@ impl BlockPath {
             hash: block.hash.clone(),
             status: BlockStatus::Found,
             detail: None,
+            finder: block.finder.clone(),
         });
         let status = self.process(&block).await;
         journaled.map(|()| status)
@@ -233,6 +239,15 @@ impl BlockPath {
         let count = blocks.len();
         for (block, status) in blocks {
             tracing::warn!(height = block.height, hash = %block.hash, ?status, "replaying unfinished block from the journal");
+            // Announced as found again, with its finder: storage records it if the crash came
+            // before the first record was committed (recording a hash twice keeps the first).
+            self.emit(BlockEvent {
+                height: block.height,
+                hash: block.hash.clone(),
+                status: BlockStatus::Found,
+                detail: Some("replayed from the journal".to_owned()),
+                finder: block.finder.clone(),
+            });
             self.process(&block).await;
         }
         Ok(count)
@@ -350,7 +365,7 @@ impl BlockPath {
 
     /// Drains `candidates` until the data plane closes it; each block is handled in its own
     /// task so a slow node never delays journaling the next one. Waits for all of them.
-    pub async fn run(self: Arc<Self>, candidates: flume::Receiver<BlockCandidate>) {
+    pub async fn run(self: Arc<Self>, candidates: flume::Receiver<Candidate>) {
         let mut tasks = tokio::task::JoinSet::new();
         while let Ok(candidate) = candidates.recv_async().await {
             let this = Arc::clone(&self);

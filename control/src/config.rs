@@ -36,9 +36,9 @@ use serde::Deserialize;
 use warppool_core::{
     CoinbaseConfig, Difficulty, ExtranonceSize, SplitOutput,
     limits::{
-        BEST_BLOCK_POLL_MS_DEFAULT, CONFIG_FILE_BYTES_MAX, LISTENERS_MAX, NODES_MAX,
-        RPC_TIMEOUT_MS_DEFAULT, RPC_TIMEOUT_MS_MAX, SHARDS_MAX, TEMPLATE_AGE_SECS_MAX_DEFAULT,
-        TEMPLATE_REFRESH_SECS_DEFAULT,
+        BEST_BLOCK_POLL_MS_DEFAULT, CONFIG_FILE_BYTES_MAX, EVENTS_RETENTION_DAYS, LISTENERS_MAX,
+        NODES_MAX, RETENTION_DAYS_MAX, RPC_TIMEOUT_MS_DEFAULT, RPC_TIMEOUT_MS_MAX, SHARDS_MAX,
+        SHARE_MINUTES_RETENTION_DAYS, TEMPLATE_AGE_SECS_MAX_DEFAULT, TEMPLATE_REFRESH_SECS_DEFAULT,
     },
     payout_script,
     vardiff::VardiffConfig,
@@ -115,6 +115,8 @@ struct RawTemplate {
 struct RawStorage {
     block_journal: PathBuf,
     database: PathBuf,
+    share_minutes_retention_days: Option<u64>,
+    events_retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +244,10 @@ pub struct Config {
     pub block_journal: PathBuf,
     /// The database file (used by the storage module).
     pub database: PathBuf,
+    /// Per-minute share statistics older than this many days are deleted.
+    pub share_minutes_retention_days: u64,
+    /// Events older than this many days are deleted.
+    pub events_retention_days: u64,
     /// The HTTP API address (reserved for the API; validated and kept).
     pub http_listen: Option<SocketAddr>,
 }
@@ -446,6 +452,25 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "two different files",
         ));
     }
+    let retention = |key: &str, value: Option<u64>, default: u64| match value {
+        None => Ok(default),
+        Some(days) if (1..=RETENTION_DAYS_MAX).contains(&days) => Ok(days),
+        Some(days) => Err(invalid(
+            key,
+            format!("{days} days"),
+            &format!("1..={RETENTION_DAYS_MAX} days"),
+        )),
+    };
+    let share_minutes_retention_days = retention(
+        "storage.share_minutes_retention_days",
+        raw.storage.share_minutes_retention_days,
+        SHARE_MINUTES_RETENTION_DAYS,
+    )?;
+    let events_retention_days = retention(
+        "storage.events_retention_days",
+        raw.storage.events_retention_days,
+        EVENTS_RETENTION_DAYS,
+    )?;
     let http_listen = match raw.http.listen {
         None => None,
         Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
@@ -466,6 +491,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         template,
         block_journal: raw.storage.block_journal,
         database: raw.storage.database,
+        share_minutes_retention_days,
+        events_retention_days,
         http_listen,
     })
 }

@@ -5,7 +5,9 @@
 //! - `GET /health`: 200 `{"status":"ok"|"gated","reason":...}`.
 //! - `GET /api/v1/status`: network, height, template age, gate, miners, share counters, blocks,
 //!   pool hashrate (1m/5m/1h, from storage).
-//! - `GET /api/v1/blocks`: the latest blocks (from storage).
+//! - `GET /api/v1/blocks`: the latest blocks (from storage), each with its exact finder:
+//!   `worker` (`address.worker`), `payout_address`, `extranonce1` and `user_agent` of the
+//!   connection whose share it was (`null` for blocks recorded before the finder was kept).
 //! - `GET /api/v1/workers`: name, last seen, hashrate 5m, best share.
 //!
 //! # Bounds
@@ -240,6 +242,8 @@ fn blocks_json(state: &ApiState) -> Result<serde_json::Value, crate::storage::St
                 "hash": b.hash,
                 "worker": b.worker,
                 "payout_address": b.payout_address,
+                "extranonce1": b.extranonce1,
+                "user_agent": b.user_agent,
                 "status": b.status.as_str(),
                 "found_unix_s": b.found_unix_s,
                 "updated_unix_s": b.updated_unix_s,

@@ -13,7 +13,8 @@
 //! # Format
 //!
 //! ```text
-//! {"height":102,"hash":"3c6b…","time":1764380000,"status":"found","block_hex":"0000…"}
+//! {"height":102,"hash":"3c6b…","time":1764380000,"status":"found","block_hex":"0000…",
+//!  "finder":{"worker":"bcrt1q….rig1","extranonce1":"01000002","user_agent":"cgminer/4.11.1"}}
 //! {"height":102,"hash":"3c6b…","time":1764380001,"status":"confirmed","detail":"node a"}
 //! ```
 
@@ -69,6 +70,39 @@ pub struct JournalEntry {
     /// Node answers, reasons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Who found it (only on the `found` line; absent in journals of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finder: Option<Finder>,
+}
+
+/// The exact finder of a block: the connection whose share met the network target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finder {
+    /// `address[.worker]` as the connection authorized it.
+    pub worker: String,
+    /// The connection's extranonce1, hex.
+    pub extranonce1: String,
+    /// The connection's subscribe user agent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+impl Finder {
+    /// From the data plane's block finder.
+    #[must_use]
+    pub fn from_data_plane(finder: &warppool_net::stratum::BlockFinder) -> Self {
+        Self {
+            worker: finder.worker.clone(),
+            extranonce1: finder.extranonce1.to_string(),
+            user_agent: finder.user_agent.clone(),
+        }
+    }
+
+    /// The payout address part of the worker name (before the first `.`).
+    #[must_use]
+    pub fn payout_address(&self) -> &str {
+        self.worker.split('.').next().unwrap_or_default()
+    }
 }
 
 /// A block to submit: what the journal and `submitblock` need.
@@ -80,18 +114,22 @@ pub struct FoundBlock {
     pub hash: String,
     /// The serialized block, hex.
     pub block_hex: String,
+    /// Who found it (`None` only for blocks journaled by earlier versions).
+    pub finder: Option<Finder>,
 }
 
 impl FoundBlock {
-    /// From a data plane block candidate.
+    /// From a data plane block candidate (the block and its exact finder).
     #[must_use]
-    pub fn from_candidate(candidate: &warppool_core::BlockCandidate) -> Self {
-        let mut hash = candidate.hash();
+    pub fn from_candidate(candidate: &warppool_net::stratum::Candidate) -> Self {
+        let block = &candidate.block;
+        let mut hash = block.hash();
         hash.reverse();
         Self {
-            height: candidate.job().height(),
+            height: block.job().height(),
             hash: warppool_core::hex::encode(&hash),
-            block_hex: candidate.to_block_hex(),
+            block_hex: block.to_block_hex(),
+            finder: Some(Finder::from_data_plane(&candidate.finder)),
         }
     }
 }
@@ -254,6 +292,7 @@ impl Journal {
                     height: entry.height,
                     hash: entry.hash,
                     block_hex: hex,
+                    finder: entry.finder,
                 });
             }
         }

@@ -37,10 +37,12 @@ use crate::{
     http::{ApiState, HttpServer},
     journal::Journal,
     rpc::Nodes,
-    stats::{Recorder, SqliteRecorder, drain_block_events, drain_stats},
+    stats::{Recorder, SqliteRecorder, drain_block_events, drain_stats, publish_difficulties_task},
     storage::{Storage, StorageConfig},
     templates::{JobSink, TemplateLoop, longpoll_task, watchdog_task, zmq_task},
 };
+
+const SECS_PER_DAY: u64 = 86_400;
 
 /// Builds the control plane's runtime (see the module docs).
 ///
@@ -88,12 +90,19 @@ impl Daemon {
     /// # Errors
     /// Start-up failures (database, journal, nodes, listeners).
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        let path = config.database.clone();
-        let storage = tokio::task::spawn_blocking(move || Storage::open(StorageConfig::new(path)))
-            .await
-            .context("storage open panicked")?
-            .with_context(|| format!("cannot open the database {}", config.database.display()))?;
-        let recorder = Arc::new(SqliteRecorder::new(storage));
+        let mut storage_config = StorageConfig::new(config.database.clone());
+        storage_config.share_minutes_retention =
+            Duration::from_secs(config.share_minutes_retention_days * SECS_PER_DAY);
+        storage_config.events_retention =
+            Duration::from_secs(config.events_retention_days * SECS_PER_DAY);
+        // Opening reads the stored worker difficulties too: off the runtime's workers.
+        let recorder = tokio::task::spawn_blocking(move || {
+            Storage::open(storage_config).map(SqliteRecorder::new)
+        })
+        .await
+        .context("storage open panicked")?
+        .with_context(|| format!("cannot open the database {}", config.database.display()))?;
+        let recorder = Arc::new(recorder);
         let network = config.network;
         let http_listen = config.http_listen;
         let pool = Pool::start(config, Arc::clone(&recorder) as Arc<dyn Recorder>).await?;
@@ -237,7 +246,12 @@ impl Pool {
 
         let waiting = JobSet::waiting(config.network, config.coinbase.clone());
         let net = config.net_config();
-        let stratum = config.stratum_config();
+        let mut stratum = config.stratum_config();
+        let stored_difficulties = recorder.worker_difficulties();
+        if let Some(stored) = &stored_difficulties {
+            // Vardiff persistence: the shards consult the recorder's lookup at authorize.
+            stratum.stored_difficulties = stored.clone();
+        }
         let plane = tokio::task::spawn_blocking(move || start_stratum(net, stratum, waiting))
             .await
             .context("data plane start panicked")?
@@ -282,6 +296,12 @@ impl Pool {
                     shutdown_rx.clone(),
                 ));
             }
+        }
+        if stored_difficulties.is_some() {
+            control.spawn(publish_difficulties_task(
+                Arc::clone(&recorder),
+                shutdown_rx.clone(),
+            ));
         }
         template_loop.trigger();
         Ok(Self {

@@ -6,13 +6,22 @@
 //!   flush at shutdown). Small on purpose: the storage module implements it at merge.
 //! - [`MemoryStats`]: the in-memory counters used until then (and kept for metrics).
 //! - [`drain_stats`]: one task per shard queue, feeding a recorder until the queue closes.
+//! - Vardiff persistence (DESIGN §4): [`SqliteRecorder`] keeps each worker's last difficulty
+//!   (from [`ShareEvent::Difficulty`]), loads the stored ones at start, and every
+//!   `WORKER_DIFFICULTY_PUBLISH_MS` ([`publish_difficulties_task`]) writes the changed ones to
+//!   storage and republishes the data plane's lock-free lookup ([`WorkerDifficulties`]), at most
+//!   `WORKER_DIFFICULTIES_MAX` workers.
 
+use std::collections::HashMap;
 use std::sync::{
     Arc,
     atomic::{AtomicU64, Ordering},
 };
+use std::time::Duration;
 
-use warppool_net::stratum::ShareEvent;
+use warppool_core::Difficulty;
+use warppool_core::limits::{WORKER_DIFFICULTIES_MAX, WORKER_DIFFICULTY_PUBLISH_MS};
+use warppool_net::stratum::{ShareEvent, WorkerDifficulties};
 
 use crate::blocks::BlockEvent;
 
@@ -25,6 +34,15 @@ pub trait Recorder: Send + Sync + 'static {
     fn on_block(&self, event: &BlockEvent);
     /// Writes out everything queued (shutdown).
     fn flush(&self);
+    /// The stored worker difficulties this recorder maintains for the data plane (vardiff
+    /// persistence); `None` (the default) when it keeps none.
+    fn worker_difficulties(&self) -> Option<WorkerDifficulties> {
+        None
+    }
+    /// Writes the worker difficulties changed since the last call to storage and republishes
+    /// the lookup. Called every `WORKER_DIFFICULTY_PUBLISH_MS` on a blocking thread (may take a
+    /// few milliseconds for a full map). The default does nothing.
+    fn publish_difficulties(&self) {}
 }
 
 /// Simple counters.
@@ -78,6 +96,7 @@ impl Recorder for MemoryStats {
                 ShareEvent::Authorized { .. } => {
                     self.authorized.fetch_add(1, Ordering::Relaxed);
                 }
+                ShareEvent::Difficulty { .. } => {}
                 ShareEvent::Share(s) => {
                     if s.reject.is_none() {
                         self.shares_accepted.fetch_add(1, Ordering::Relaxed);
@@ -114,6 +133,33 @@ pub async fn drain_stats(queue: flume::Receiver<Vec<ShareEvent>>, recorder: Arc<
     }
 }
 
+/// Calls [`Recorder::publish_difficulties`] every `WORKER_DIFFICULTY_PUBLISH_MS` (on a
+/// blocking thread) until `shutdown` turns true or its sender is gone. The final publication is
+/// the recorder's [`Recorder::flush`] at shutdown.
+pub async fn publish_difficulties_task(
+    recorder: Arc<dyn Recorder>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let period = Duration::from_millis(WORKER_DIFFICULTY_PUBLISH_MS);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let recorder = Arc::clone(&recorder);
+        if let Err(e) = tokio::task::spawn_blocking(move || recorder.publish_difficulties()).await {
+            tracing::error!(error = %e, "worker difficulty publication panicked");
+        }
+    }
+}
+
 /// Feeds block events to `recorder` until the block path closes the queue.
 pub async fn drain_block_events(queue: flume::Receiver<BlockEvent>, recorder: Arc<dyn Recorder>) {
     while let Ok(event) = queue.recv_async().await {
@@ -136,10 +182,31 @@ fn unix_now_s() -> i64 {
 
 #[derive(Debug, Default)]
 struct Names {
-    by_connection: std::collections::HashMap<warppool_net::stratum::ConnectionId, String>,
+    by_connection: HashMap<warppool_net::stratum::ConnectionId, String>,
     workers: std::collections::BTreeSet<String>,
-    /// The worker of the last share that met the network target (for the block record).
-    last_block_worker: Option<String>,
+    /// Every known worker's last difficulty (at most `WORKER_DIFFICULTIES_MAX`): what the data
+    /// plane's lookup is rebuilt from.
+    difficulties: HashMap<String, Difficulty>,
+    /// The entries of `difficulties` changed since the last publication (a subset of its keys,
+    /// so bounded by the same limit).
+    difficulties_changed: HashMap<String, Difficulty>,
+}
+
+impl Names {
+    /// Records `worker`'s new difficulty; a new worker in a full map replaces an arbitrary one.
+    fn set_difficulty(&mut self, worker: String, difficulty: Difficulty) {
+        if self.difficulties.len() >= WORKER_DIFFICULTIES_MAX
+            && !self.difficulties.contains_key(&worker)
+            && let Some(victim) = self.difficulties.keys().next().cloned()
+        {
+            self.difficulties.remove(&victim);
+            self.difficulties_changed.remove(&victim);
+        }
+        self.difficulties.insert(worker.clone(), difficulty);
+        self.difficulties_changed.insert(worker, difficulty);
+        debug_assert!(self.difficulties.len() <= WORKER_DIFFICULTIES_MAX);
+        debug_assert!(self.difficulties_changed.len() <= self.difficulties.len());
+    }
 }
 
 /// The [`Recorder`] backed by SQLite [`Storage`](crate::storage::Storage), with the in-memory
@@ -150,17 +217,46 @@ pub struct SqliteRecorder {
     path: std::path::PathBuf,
     counters: MemoryStats,
     names: std::sync::Mutex<Names>,
+    difficulties: WorkerDifficulties,
 }
 
 impl SqliteRecorder {
-    /// Wraps an open storage.
+    /// Wraps an open storage and loads the stored worker difficulties (at most
+    /// `WORKER_DIFFICULTIES_MAX`, most recently seen first) into the data plane's lookup.
+    /// Blocks on a read of the database: call it from a blocking thread.
     #[must_use]
     pub fn new(storage: crate::storage::Storage) -> Self {
+        let mut names = Names::default();
+        match storage
+            .reader()
+            .and_then(|r| r.last_difficulties(WORKER_DIFFICULTIES_MAX))
+        {
+            Ok(rows) => {
+                for (worker, difficulty) in rows {
+                    if let Ok(d) = Difficulty::from_f64_lossy(difficulty) {
+                        names.difficulties.insert(worker, d);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "stored worker difficulties not loaded; workers start at their port's start"
+                );
+            }
+        }
+        let difficulties = WorkerDifficulties::new();
+        difficulties.publish(snapshot(&names.difficulties));
+        tracing::info!(
+            workers = difficulties.len(),
+            "stored worker difficulties loaded"
+        );
         Self {
             path: storage.path().to_path_buf(),
             storage: std::sync::Mutex::new(Some(storage)),
             counters: MemoryStats::default(),
-            names: std::sync::Mutex::new(Names::default()),
+            names: std::sync::Mutex::new(names),
+            difficulties,
         }
     }
 
@@ -254,20 +350,25 @@ impl Recorder for SqliteRecorder {
                         tracing::warn!(error = %e, "worker not recorded");
                     }
                 }
+                ShareEvent::Difficulty {
+                    connection,
+                    difficulty,
+                } => {
+                    if let Some(worker) = names.by_connection.get(connection).cloned() {
+                        names.set_difficulty(worker, *difficulty);
+                    }
+                }
                 ShareEvent::Share(s) => {
-                    let Some(worker) = names.by_connection.get(&s.connection).cloned() else {
+                    let Some(worker) = names.by_connection.get(&s.connection) else {
                         continue;
                     };
                     storage.record_share(&crate::storage::ShareRecord {
-                        worker: &worker,
+                        worker,
                         time_unix_s: now,
                         difficulty: s.difficulty.to_f64_lossy(),
                         hash_difficulty: s.hash_difficulty,
                         reject: s.reject.map(warppool_core::ShareReject::metrics_label),
                     });
-                    if s.block {
-                        names.last_block_worker = Some(worker);
-                    }
                 }
             }
         }
@@ -277,17 +378,21 @@ impl Recorder for SqliteRecorder {
         use crate::{journal::BlockStatus as J, storage::BlockStatus as S};
         self.counters.on_block(event);
         let now = unix_now_s();
-        let worker = self.lock_names().last_block_worker.clone();
         self.with_storage(|storage| {
             let result = match event.status {
                 J::Found => {
-                    let worker = worker.unwrap_or_default();
-                    let payout_address = worker.split('.').next().unwrap_or_default().to_owned();
+                    // The exact finder comes with the candidate; a block journaled by an
+                    // earlier version has none and is recorded under the empty worker name.
+                    let finder = event.finder.as_ref();
                     storage.record_block(crate::storage::BlockRecord {
                         height: event.height,
                         hash: event.hash.clone(),
-                        worker,
-                        payout_address,
+                        worker: finder.map(|f| f.worker.clone()).unwrap_or_default(),
+                        payout_address: finder
+                            .map(|f| f.payout_address().to_owned())
+                            .unwrap_or_default(),
+                        extranonce1: finder.map(|f| f.extranonce1.clone()),
+                        user_agent: finder.and_then(|f| f.user_agent.clone()),
                         status: S::Candidate,
                         found_unix_s: now,
                     })
@@ -319,6 +424,7 @@ impl Recorder for SqliteRecorder {
                 "hash": event.hash,
                 "status": format!("{:?}", event.status),
                 "detail": event.detail,
+                "worker": event.finder.as_ref().map(|f| f.worker.as_str()),
             });
             if let Err(e) = storage.record_event(now, "block", &message) {
                 tracing::warn!(error = %e, "block event not recorded");
@@ -328,10 +434,63 @@ impl Recorder for SqliteRecorder {
 
     fn flush(&self) {
         self.counters.flush();
+        self.publish_difficulties();
         self.with_storage(|storage| {
             if let Err(e) = storage.flush() {
                 tracing::error!(error = %e, "storage flush failed");
             }
         });
     }
+
+    fn worker_difficulties(&self) -> Option<WorkerDifficulties> {
+        Some(self.difficulties.clone())
+    }
+
+    fn publish_difficulties(&self) {
+        let (changed, map) = {
+            let mut names = self.lock_names();
+            if names.difficulties_changed.is_empty() {
+                return;
+            }
+            let changed: Vec<(String, Difficulty)> = names.difficulties_changed.drain().collect();
+            (changed, snapshot(&names.difficulties))
+        };
+        self.difficulties.publish(map);
+        let now = unix_now_s();
+        let mut unsent = Vec::new();
+        self.with_storage(|storage| {
+            for (worker, difficulty) in changed {
+                if let Err(e) = storage.set_last_difficulty(&worker, difficulty.to_f64_lossy(), now)
+                {
+                    tracing::debug!(error = %e, %worker, "worker difficulty not stored yet");
+                    unsent.push((worker, difficulty));
+                }
+            }
+        });
+        if !unsent.is_empty() {
+            // A full storage channel: retried at the next publication, unless changed again.
+            tracing::warn!(
+                workers = unsent.len(),
+                "worker difficulties not stored; retrying"
+            );
+            let mut names = self.lock_names();
+            for (worker, difficulty) in unsent {
+                if names.difficulties.contains_key(&worker) {
+                    names
+                        .difficulties_changed
+                        .entry(worker)
+                        .or_insert(difficulty);
+                }
+            }
+        }
+    }
+}
+
+/// The data plane's lookup built from the recorder's map.
+fn snapshot(difficulties: &HashMap<String, Difficulty>) -> HashMap<Box<str>, Difficulty> {
+    debug_assert!(difficulties.len() <= WORKER_DIFFICULTIES_MAX);
+    difficulties
+        .iter()
+        .map(|(worker, d)| (Box::from(worker.as_str()), *d))
+        .collect()
 }

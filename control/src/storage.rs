@@ -197,6 +197,10 @@ pub struct BlockRecord {
     pub worker: String,
     /// Where the coinbase pays.
     pub payout_address: String,
+    /// The finding connection's extranonce1, hex (`None` if unknown).
+    pub extranonce1: Option<String>,
+    /// The finding connection's user agent, if it sent one.
+    pub user_agent: Option<String>,
     /// Initial status, usually [`BlockStatus::Candidate`].
     pub status: BlockStatus,
     /// When it was found, Unix seconds.

@@ -17,7 +17,7 @@ use fake_node::{FakeNode, Reply, node_config};
 use serde_json::json;
 use warppool_control::{
     blocks::{BlockPath, RetryPolicy},
-    journal::{BlockStatus, FoundBlock, Journal, JournalEntry},
+    journal::{BlockStatus, Finder, FoundBlock, Journal, JournalEntry},
     rpc::Nodes,
 };
 
@@ -33,6 +33,11 @@ fn block(n: u8) -> FoundBlock {
         height: 102,
         hash: format!("{n:02x}").repeat(32),
         block_hex: format!("00{n:02x}ff"),
+        finder: Some(Finder {
+            worker: format!("bcrt1qfinder.rig{n}"),
+            extranonce1: format!("0000{n:02x}01"),
+            user_agent: Some("cgminer/4.11.1".to_owned()),
+        }),
     }
 }
 
@@ -208,6 +213,7 @@ async fn a_pending_block_is_replayed_at_start_up() {
                     status,
                     block_hex: hex.then(|| blk.block_hex.clone()),
                     detail: None,
+                    finder: hex.then(|| blk.finder.clone()).flatten(),
                 })
                 .unwrap();
         }

@@ -57,6 +57,27 @@ fn minimal_config_takes_the_defaults() {
     assert_eq!(c.template.refresh.as_secs(), 30);
     assert_eq!(c.template.best_block_poll.as_millis(), 1000);
     assert!(c.http_listen.is_none());
+    assert_eq!(c.share_minutes_retention_days, 30);
+    assert_eq!(c.events_retention_days, 90);
+}
+
+#[test]
+fn retention_is_configurable() {
+    let text = MINIMAL.replace(
+        "database = \"/tmp/db\"",
+        "database = \"/tmp/db\"\nshare_minutes_retention_days = 7\nevents_retention_days = 365",
+    );
+    let c = Config::from_toml(&text, no_env()).unwrap();
+    assert_eq!(c.share_minutes_retention_days, 7);
+    assert_eq!(c.events_retention_days, 365);
+    let env = vec![(
+        "WARPPOOL__STORAGE__EVENTS_RETENTION_DAYS".to_owned(),
+        "14".to_owned(),
+    )];
+    assert_eq!(
+        Config::from_toml(&text, env).unwrap().events_retention_days,
+        14
+    );
 }
 
 /// Replaces `from` by `to` in MINIMAL and returns the error message.
@@ -184,6 +205,16 @@ fn every_validation_error_names_the_key_and_what_is_allowed() {
             "database = \"/tmp/db\"",
             "database = \"\"",
             &["storage.database", "empty"],
+        ),
+        (
+            "database = \"/tmp/db\"",
+            "database = \"/tmp/db\"\nevents_retention_days = 0",
+            &["storage.events_retention_days", "1..=3650"],
+        ),
+        (
+            "database = \"/tmp/db\"",
+            "database = \"/tmp/db\"\nshare_minutes_retention_days = 86400",
+            &["storage.share_minutes_retention_days", "86400 days"],
         ),
     ];
     for (from, to, needles) in cases {

@@ -319,3 +319,126 @@ async fn gating_on_ibd_stops_new_work_and_work_resumes_by_itself() {
     shutdown(pool).await;
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_record_their_exact_finder_in_sqlite_and_the_http_api() {
+    let sim = start_sim().await;
+    // Every share is a block; the daemon records blocks in SQLite and serves the HTTP API.
+    let options = PoolOptions {
+        difficulty: 0.000_1,
+        extra: "[http]\nlisten = \"127.0.0.1:0\"".to_owned(),
+        ..PoolOptions::default()
+    };
+    let dir = e2e::temp_dir("finder");
+    let text = e2e::config_text(&sim, &dir, &options);
+    let daemon =
+        warppool_control::run::Daemon::start(Config::from_toml(&text, Vec::new()).unwrap())
+            .await
+            .expect("daemon starts");
+    let addr = daemon.pool().local_addrs()[0];
+    let http = daemon.http_addr().expect("http api");
+    let miners: Vec<_> = (0..2)
+        .map(|i| {
+            let (handle, script) = spawn_miner(addr, i, 1_000_000.0);
+            (handle, script, miner_address(i).0)
+        })
+        .collect();
+    let found = e2e::wait_until(Duration::from_secs(60), || {
+        sim.submitted_blocks().len() >= 3
+    })
+    .await;
+    assert!(found, "at least 3 miner blocks accepted within 60 s");
+    // Stop mining first, so the API's newest-first list (at most 100) still holds these.
+    let scripts: Vec<(ScriptBuf, String)> = miners
+        .into_iter()
+        .map(|(handle, script, address)| {
+            drop(handle);
+            (script, address)
+        })
+        .collect();
+    let accepted = sim.submitted_blocks();
+
+    // The API lists every accepted block with the worker whose coinbase it pays.
+    let url = format!("http://{http}/api/v1/blocks");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let reply: serde_json::Value = reqwest::get(&url)
+            .await
+            .expect("GET /api/v1/blocks")
+            .json()
+            .await
+            .expect("JSON");
+        let hashes: Vec<String> = reply["blocks"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .map(|b| b["hash"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        if accepted
+            .iter()
+            .all(|b| hashes.contains(&b.hash.to_string()))
+        {
+            break reply;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "accepted blocks missing from the API: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut extranonce1_by_worker = std::collections::HashMap::new();
+    for block in &accepted {
+        let row = listed["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["hash"] == block.hash.to_string())
+            .expect("listed");
+        let (i, (_, address)) = scripts
+            .iter()
+            .enumerate()
+            .find(|(_, (script, _))| *script == block.payouts[0].0)
+            .expect("the block pays one of the miners");
+        assert_eq!(row["worker"], format!("{address}.w{i}"), "{row}");
+        assert_eq!(row["payout_address"], address.as_str(), "{row}");
+        assert_eq!(row["user_agent"], format!("e2e-miner/{i}"), "{row}");
+        let extranonce1 = row["extranonce1"].as_str().expect("extranonce1").to_owned();
+        assert_eq!(extranonce1.len(), 8, "{row}");
+        assert!(extranonce1.bytes().all(|b| b.is_ascii_hexdigit()), "{row}");
+        // One connection per miner: one extranonce1 per worker.
+        let first = extranonce1_by_worker
+            .entry(i)
+            .or_insert_with(|| extranonce1.clone());
+        assert_eq!(*first, extranonce1, "{row}");
+    }
+    if extranonce1_by_worker.len() == 2 {
+        assert_ne!(extranonce1_by_worker[&0], extranonce1_by_worker[&1]);
+    }
+    tokio::time::timeout(Duration::from_secs(20), daemon.shutdown())
+        .await
+        .expect("shutdown within 20 s")
+        .expect("clean shutdown");
+
+    // The same in the database, read after the daemon stopped.
+    let reader = warppool_control::storage::StorageReader::open(&dir.join("db.sqlite")).unwrap();
+    for block in &accepted {
+        let row = reader
+            .block(&block.hash.to_string())
+            .unwrap()
+            .expect("recorded");
+        let address = &miners_address_of(&block.payouts[0].0);
+        assert_eq!(row.payout_address, *address);
+        assert!(row.worker.starts_with(&format!("{address}.w")), "{row:?}");
+        assert!(row.extranonce1.is_some(), "{row:?}");
+        assert!(row.user_agent.is_some(), "{row:?}");
+    }
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The regtest address of a payout script.
+fn miners_address_of(script: &ScriptBuf) -> String {
+    Address::from_script(script, bitcoin::Network::Regtest)
+        .expect("address")
+        .to_string()
+}

@@ -35,6 +35,8 @@ fn block(hash: &str, worker: &str, height: u32, found_unix_s: i64) -> BlockRecor
         hash: hash.to_owned(),
         worker: worker.to_owned(),
         payout_address: "bcrt1qpayout".to_owned(),
+        extranonce1: Some("01000002".to_owned()),
+        user_agent: Some("bitaxe/BM1370/v2.9.0".to_owned()),
         status: BlockStatus::Candidate,
         found_unix_s,
     }
@@ -107,7 +109,7 @@ fn migrates_a_version_1_database_and_keeps_its_rows() {
     assert!(!table_names(&dir.db()).iter().any(|t| t == "events"));
     let storage = Storage::open(StorageConfig::new(dir.db())).unwrap();
     let reader = storage.reader().unwrap();
-    assert_eq!(reader.schema_version().unwrap(), 2);
+    assert_eq!(reader.schema_version().unwrap(), schema::SCHEMA_VERSION);
     assert_eq!(reader.last_difficulty("old.rig").unwrap(), Some(2048.0));
     let best = reader.best_share("old.rig").unwrap().unwrap();
     assert_eq!(best.all_time, 42.0);
@@ -399,6 +401,8 @@ fn blocks_and_their_submission_history() {
     assert_eq!(row.height, 800_000);
     assert_eq!(row.worker, "finder");
     assert_eq!(row.payout_address, "bcrt1qpayout");
+    assert_eq!(row.extranonce1.as_deref(), Some("01000002"));
+    assert_eq!(row.user_agent.as_deref(), Some("bitaxe/BM1370/v2.9.0"));
     assert_eq!(row.status, BlockStatus::Accepted);
     assert_eq!((row.found_unix_s, row.updated_unix_s), (1_000, 1_003));
     let submissions = reader.block_submissions("00bb").unwrap();
@@ -531,6 +535,19 @@ fn vardiff_difficulty_survives_a_restart() {
     let reader = storage.reader().unwrap();
     assert_eq!(reader.last_difficulty("bc1q.rig").unwrap(), Some(8192.0));
     assert_eq!(reader.last_difficulty("unknown").unwrap(), None);
+    // The start-up load: every stored difficulty, most recently seen first, bounded.
+    storage
+        .set_last_difficulty("bc1q.other", 64.0, 1_003)
+        .unwrap();
+    storage.flush().unwrap();
+    assert_eq!(
+        reader.last_difficulties(10).unwrap(),
+        [
+            ("bc1q.other".to_owned(), 64.0),
+            ("bc1q.rig".to_owned(), 8192.0)
+        ]
+    );
+    assert_eq!(reader.last_difficulties(1).unwrap().len(), 1);
     let worker = reader.worker("bc1q.rig").unwrap().unwrap();
     assert_eq!(worker.first_seen_unix_s, 1_000);
     assert_eq!(worker.last_seen_unix_s, 1_003);

@@ -90,6 +90,8 @@ fn child_kill_after_flush(storage: &Storage) -> ! {
             hash: "00".repeat(32),
             worker: "durable.rig".to_owned(),
             payout_address: "bcrt1qpayout".to_owned(),
+            extranonce1: None,
+            user_agent: None,
             status: BlockStatus::Candidate,
             found_unix_s: minute,
         })
@@ -151,6 +153,8 @@ fn child_flood(storage: &Storage) -> ! {
                     hash: format!("{round:064x}"),
                     worker: workers[round as usize % 200].clone(),
                     payout_address: "bcrt1qpayout".to_owned(),
+                    extranonce1: None,
+                    user_agent: None,
                     status: BlockStatus::Candidate,
                     found_unix_s: minute + round as i64,
                 })
@@ -251,13 +255,40 @@ fn kill_9_loses_nothing_accepted_before_the_last_flush() {
     storage.shutdown().unwrap();
 }
 
+/// The number of events committed so far (read-only, while a child writes).
+fn committed_events(path: &Path) -> i64 {
+    let Ok(connection) =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return 0;
+    };
+    connection
+        .query_row("SELECT coalesce(max(id), 0) FROM events", [], |row| {
+            row.get(0)
+        })
+        .unwrap_or(0)
+}
+
 #[test]
 fn kill_9_mid_batch_leaves_a_consistent_database() {
     let dir = TempDir::new("midbatch");
     let mut previous_events = 0;
-    for delay_ms in [150, 230, 370, 90] {
+    // Fixed delays land the kill anywhere in a batch; the last round (`None`) waits until the
+    // child committed something new (bounded), so that a loaded machine, where a child may not
+    // commit within a few hundred milliseconds, still checks a non-empty prefix.
+    for delay_ms in [Some(150), Some(230), Some(370), Some(90), None] {
         let child = spawn_child(&dir.db(), "flood");
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        match delay_ms {
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            None => {
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while committed_events(&dir.db()) <= previous_events
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
         kill_9(child);
         assert_consistent(&dir.db());
         let storage = Storage::open(config(dir.db())).unwrap();

@@ -442,6 +442,11 @@ pub const SHARE_MINUTES_RETENTION_DAYS: u64 = 30;
 /// Default retention of events, in days.
 pub const EVENTS_RETENTION_DAYS: u64 = 90;
 
+/// Longest retention `storage.share_minutes_retention_days` and
+/// `storage.events_retention_days` accept, in days (ten years: keeps the age arithmetic far
+/// from overflow and catches a typo such as a value in seconds).
+pub const RETENTION_DAYS_MAX: u64 = 3650;
+
 /// How often the writer runs retention, in seconds (it also runs once at start).
 pub const STORAGE_RETENTION_INTERVAL_SECS: u64 = 3600;
 
@@ -451,10 +456,27 @@ pub const STORAGE_BUSY_TIMEOUT_MS: u64 = 5000;
 /// Most events one `StorageReader::latest_events` call returns.
 pub const EVENTS_QUERY_MAX: usize = 1000;
 
+/// Most workers whose last difficulty the control plane keeps for the data plane (vardiff
+/// persistence: a reconnecting worker starts at its stored difficulty). Loaded at start, most
+/// recently seen first; past it a new worker replaces an arbitrary one (it then starts at the
+/// port's start difficulty, which vardiff corrects within its ramp-up).
+pub const WORKER_DIFFICULTIES_MAX: usize = 65_536;
+
+/// How often the control plane writes changed worker difficulties to storage and republishes
+/// the data plane's lookup, in milliseconds. Bounds the write rate to at most
+/// `WORKER_DIFFICULTIES_MAX` rows per interval, whatever the retarget rate.
+pub const WORKER_DIFFICULTY_PUBLISH_MS: u64 = 2_000;
+
 const _: () = assert!(STORAGE_BATCH_MESSAGES_MAX <= STORAGE_CHANNEL_MESSAGES_MAX);
 const _: () = assert!(STORAGE_BATCH_MESSAGES_MAX > 0);
 const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS > 0);
 const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_BLOCK_SEND_TIMEOUT_MS);
 const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_RETENTION_INTERVAL_SECS * 1000);
 const _: () = assert!(SHARE_MINUTES_RETENTION_DAYS >= 1);
+const _: () = assert!(SHARE_MINUTES_RETENTION_DAYS <= RETENTION_DAYS_MAX);
+const _: () = assert!(EVENTS_RETENTION_DAYS >= 1);
+const _: () = assert!(EVENTS_RETENTION_DAYS <= RETENTION_DAYS_MAX);
 const _: () = assert!(EVENTS_QUERY_MAX > 0);
+const _: () = assert!(WORKER_DIFFICULTIES_MAX > 0);
+const _: () = assert!(WORKER_DIFFICULTIES_MAX <= SHARE_BUCKETS_MAX);
+const _: () = assert!(WORKER_DIFFICULTY_PUBLISH_MS >= STORAGE_FLUSH_INTERVAL_MS);

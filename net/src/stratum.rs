@@ -1,4 +1,5 @@
-//! The Stratum V1 session: the [`Protocol`] the data plane runs for miners (plain and TLS).
+//! The Stratum V1 session: the [`Protocol`](crate::Protocol) the data plane runs for miners
+//! (plain and TLS).
 //!
 //! # Responsibilities
 //!
@@ -20,7 +21,12 @@
 //!   `CONNECTION_DUPLICATES_PER_JOB`) at the difficulty of the job they name (the lowest
 //!   difficulty in force while that job was current), vardiff per connection, a retarget sent
 //!   as `set_difficulty` then a fresh `notify`. A block candidate goes to the control plane
-//!   before the reply is written.
+//!   before the reply is written, with its exact finder ([`Candidate`]: worker, extranonce1,
+//!   user agent).
+//! - Vardiff persistence: each difficulty change of an authorized connection is reported
+//!   ([`ShareEvent::Difficulty`]); at the authorize before the first work the session starts a
+//!   worker at its stored difficulty ([`WorkerDifficulties`], published by the control plane)
+//!   unless the miner asked for one (precedence in [`Session`]'s docs).
 //!
 //! # Usage (the control plane)
 //!
@@ -39,20 +45,24 @@
 //!
 //! # Allocation
 //!
-//! None on the share path (parse, judge, reply into the outbound queue, statistics entry).
-//! Subscribe (the session registry), authorize (the connection's job book, 12 KiB) and job
-//! building (once per payout script per template per shard) allocate.
+//! None on the share path (parse, judge, reply into the outbound queue, statistics entry; a
+//! difficulty change's event is a plain value too). Subscribe (the session registry),
+//! authorize (the connection's job book, 12 KiB), job building (once per payout script per
+//! template per shard) and a block candidate (its finder's strings) allocate.
 
 mod jobs;
 mod session;
 mod sessions;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bitcoin::Network;
+use warppool_core::limits::WORKER_DIFFICULTIES_MAX;
 use warppool_core::{
-    BlockCandidate, CoinbaseConfig, Difficulty, ShareReject, Template, vardiff::VardiffConfig,
+    BlockCandidate, CoinbaseConfig, Difficulty, Extranonce1, ShareReject, Template,
+    vardiff::VardiffConfig,
 };
 
 pub use session::{Session, Stratum};
@@ -151,6 +161,54 @@ impl Default for PortConfig {
     }
 }
 
+/// The stored difficulty of each known worker (vardiff persistence, DESIGN §4), published by
+/// the control plane and read by the shards at `mining.authorize`.
+///
+/// Reading is lock-free ([`ArcSwap::load`], then a hash lookup) and allocation-free; it happens
+/// only at authorize, never on the share path. The control plane replaces the whole map (at
+/// most [`WORKER_DIFFICULTIES_MAX`] entries) at a bounded rate
+/// (`WORKER_DIFFICULTY_PUBLISH_MS`). Keys are full usernames (`address[.worker]`), as in
+/// [`ShareEvent::Authorized`]. Clones share the same map.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerDifficulties {
+    map: Arc<ArcSwap<HashMap<Box<str>, Difficulty>>>,
+}
+
+impl WorkerDifficulties {
+    /// An empty lookup (every worker starts at its port's start difficulty).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the whole map.
+    ///
+    /// # Panics
+    /// If `map` holds more than [`WORKER_DIFFICULTIES_MAX`] entries.
+    pub fn publish(&self, map: HashMap<Box<str>, Difficulty>) {
+        assert!(map.len() <= WORKER_DIFFICULTIES_MAX);
+        self.map.store(Arc::new(map));
+    }
+
+    /// The stored difficulty of `worker` (the full username), if any.
+    #[must_use]
+    pub fn get(&self, worker: &str) -> Option<Difficulty> {
+        self.map.load().get(worker).copied()
+    }
+
+    /// How many workers have a stored difficulty.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.map.load().len()
+    }
+
+    /// Whether no worker has a stored difficulty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Configuration of the Stratum session.
 #[derive(Debug, Clone)]
 pub struct StratumConfig {
@@ -158,6 +216,9 @@ pub struct StratumConfig {
     pub ports: Vec<PortConfig>,
     /// The policy of listeners without an entry in `ports`.
     pub default: PortConfig,
+    /// Stored worker difficulties consulted at authorize (empty: every worker starts at its
+    /// port's start difficulty). See [`Session`] for the precedence of start difficulties.
+    pub stored_difficulties: WorkerDifficulties,
 }
 
 impl StratumConfig {
@@ -167,6 +228,7 @@ impl StratumConfig {
         Self {
             ports: Vec::new(),
             default,
+            stored_difficulties: WorkerDifficulties::new(),
         }
     }
 
@@ -207,6 +269,17 @@ pub enum ShareEvent {
     },
     /// One judged share.
     Share(ShareStat),
+    /// The difficulty of an authorized connection changed (vardiff retarget or a client's
+    /// suggestion), sent once per change, never per share. The control plane stores it per
+    /// worker so that a reconnecting worker starts there ([`WorkerDifficulties`]). Like every
+    /// statistics entry it is dropped (and counted) when the shard's statistics queue is full;
+    /// the stored value then stays at the previous change until the next one.
+    Difficulty {
+        /// The connection (see [`ShareEvent::Authorized`] for its user).
+        connection: ConnectionId,
+        /// The new difficulty, as sent in `mining.set_difficulty`.
+        difficulty: Difficulty,
+    },
 }
 
 /// One judged share (compact, no heap).
@@ -270,5 +343,25 @@ pub fn stratum_factory(
     })
 }
 
-/// The block candidate type of the Stratum plane.
-pub type Candidate = BlockCandidate;
+/// Who found a block: the connection's authorized user at the time of the share (allocates;
+/// built only for a block candidate, never on the share path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockFinder {
+    /// The connection.
+    pub connection: ConnectionId,
+    /// `address[.worker]` as authorized (the user the share was credited to).
+    pub worker: String,
+    /// The connection's extranonce1.
+    pub extranonce1: Extranonce1,
+    /// The subscribe user agent, if any.
+    pub user_agent: Option<String>,
+}
+
+/// A block candidate of the Stratum plane: the block and its exact finder.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The block.
+    pub block: BlockCandidate,
+    /// The connection and user whose share it is.
+    pub finder: BlockFinder,
+}

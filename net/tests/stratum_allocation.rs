@@ -26,10 +26,9 @@ use counting::Counting;
 use harness::both_drivers;
 use serde_json::Value;
 use stratum::*;
-use warppool_core::BlockCandidate;
 use warppool_net::{
     CloseReason, ConnInfo, Ctx, Flow, Protocol,
-    stratum::{JobSet, Session, ShareEvent, Stratum, StratumConfig, stratum_factory},
+    stratum::{Candidate, JobSet, Session, ShareEvent, Stratum, StratumConfig, stratum_factory},
 };
 
 /// Allocations inside the real protocol's `on_line` for submit lines.
@@ -60,13 +59,13 @@ static GLOBAL: Counting = Counting(count);
 /// Delegates to the real protocol, flagging `on_line` calls for submit lines.
 struct Counted(Stratum);
 
-type C<'a> = Ctx<'a, ShareEvent, BlockCandidate>;
+type C<'a> = Ctx<'a, ShareEvent, Candidate>;
 
 impl Protocol for Counted {
     type Conn = Session;
     type Jobs = JobSet;
     type Stat = ShareEvent;
-    type Candidate = BlockCandidate;
+    type Candidate = Candidate;
 
     fn on_connect(&mut self, ctx: &mut C<'_>) -> Session {
         self.0.on_connect(ctx)

@@ -596,7 +596,13 @@ fn block_candidate_before_reply_and_deserializes() {
             .candidates()
             .recv_timeout(Duration::from_secs(5))
             .expect("candidate");
-        let bytes = warppool_core::hex::decode(&candidate.to_block_hex()).unwrap();
+        // The exact finder: this connection's user, extranonce1 and user agent.
+        assert_eq!(candidate.finder.worker, user());
+        assert_eq!(
+            candidate.finder.extranonce1.as_bytes().as_slice(),
+            m.en1.as_slice()
+        );
+        let bytes = warppool_core::hex::decode(&candidate.block.to_block_hex()).unwrap();
         let block: bitcoin::Block = bitcoin::consensus::deserialize(&bytes).expect("a block");
         let hash = block.block_hash();
         use bitcoin::hashes::Hash;

@@ -91,6 +91,10 @@ pub struct BlockRow {
     pub found_unix_s: i64,
     /// When the status last changed, Unix seconds.
     pub updated_unix_s: i64,
+    /// The finding connection's extranonce1, hex (`None` for blocks recorded without it).
+    pub extranonce1: Option<String>,
+    /// The finding connection's user agent, if known.
+    pub user_agent: Option<String>,
 }
 
 /// One submission attempt of a block.
@@ -144,11 +148,14 @@ fn block_row(row: &Row<'_>) -> rusqlite::Result<BlockRow> {
         status,
         found_unix_s: row.get(5)?,
         updated_unix_s: row.get(6)?,
+        extranonce1: row.get(7)?,
+        user_agent: row.get(8)?,
     })
 }
 
 const BLOCK_COLUMNS: &str = "SELECT b.height, b.hash, w.name, b.payout_address, b.status,
-    b.found_unix_s, b.updated_unix_s FROM blocks b JOIN workers w ON w.id = b.worker_id";
+    b.found_unix_s, b.updated_unix_s, b.finder_extranonce1, b.finder_user_agent
+    FROM blocks b JOIN workers w ON w.id = b.worker_id";
 
 impl StorageReader {
     /// Opens `path` read-only. The file must exist and have been opened by [`super::Storage`]
@@ -182,6 +189,24 @@ impl StorageReader {
             .query_row([worker], |row| row.get::<_, Option<f64>>(0))
             .optional()?;
         Ok(difficulty.flatten())
+    }
+
+    /// Every worker's last stored difficulty, most recently seen first, at most `limit` rows
+    /// (vardiff persistence: loaded once at start for the data plane's lookup).
+    ///
+    /// # Errors
+    /// [`StorageError::Sqlite`].
+    pub fn last_difficulties(&self, limit: usize) -> Result<Vec<(String, f64)>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .connection
+            .prepare_cached(
+                "SELECT name, last_difficulty FROM workers WHERE last_difficulty > 0
+                 ORDER BY last_seen_unix_s DESC, id DESC LIMIT ?1",
+            )?
+            .query_map([limit], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
     }
 
     /// One worker, if known.

@@ -74,8 +74,15 @@ ALTER TABLE workers ADD COLUMN best_difficulty_since_block REAL NOT NULL DEFAULT
 UPDATE workers SET best_difficulty_since_block = best_difficulty;
 ";
 
+/// Version 3: the exact finder of a block (the finding connection's extranonce1 and user
+/// agent; its worker is `blocks.worker_id`). `NULL` for blocks recorded before.
+const V3: &str = "
+ALTER TABLE blocks ADD COLUMN finder_extranonce1 TEXT;
+ALTER TABLE blocks ADD COLUMN finder_user_agent TEXT;
+";
+
 /// The ordered migration steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes: the number of migration steps.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

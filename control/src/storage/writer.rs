@@ -356,8 +356,8 @@ fn apply_block(connection: &Connection, block: &BlockRecord) -> rusqlite::Result
     let inserted = connection
         .prepare_cached(
             "INSERT INTO blocks (height, hash, worker_id, payout_address, status, found_unix_s,
-                 updated_unix_s)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 updated_unix_s, finder_extranonce1, finder_user_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)
              ON CONFLICT (hash) DO NOTHING",
         )?
         .execute(params![
@@ -367,6 +367,8 @@ fn apply_block(connection: &Connection, block: &BlockRecord) -> rusqlite::Result
             block.payout_address,
             block.status.as_str(),
             block.found_unix_s,
+            block.extranonce1,
+            block.user_agent,
         ])?;
     if inserted == 1 {
         connection

@@ -14,16 +14,19 @@ use warppool_core::stratum::{
 };
 use warppool_core::vardiff::{Millis, Vardiff, VardiffConfig};
 use warppool_core::{
-    BlockCandidate, Difficulty, Extranonce1, Extranonce2, Job, JobBook, JobId, Nonce, Ntime,
-    ShareReject, ShareTarget, Submission, Verdict, VersionMask, hex, parse_username,
+    Difficulty, Extranonce1, Extranonce2, Job, JobBook, JobId, Nonce, Ntime, ShareReject,
+    ShareTarget, Submission, Verdict, VersionMask, hex, parse_username,
 };
 
 use super::jobs::JobCache;
 use super::sessions::Registry;
-use super::{ConnectionId, Fractional, JobSet, PortConfig, ShareEvent, ShareStat, StratumConfig};
+use super::{
+    BlockFinder, Candidate, ConnectionId, Fractional, JobSet, PortConfig, ShareEvent, ShareStat,
+    StratumConfig,
+};
 use crate::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId};
 
-type StratumCtx<'a> = Ctx<'a, ShareEvent, BlockCandidate>;
+type StratumCtx<'a> = Ctx<'a, ShareEvent, Candidate>;
 
 /// The Stratum V1 protocol of one shard: configuration, the session registry, the current
 /// [`JobSet`], the shard's job cache and a scratch buffer for outgoing lines.
@@ -78,6 +81,21 @@ struct JobDifficulty {
 
 /// One connection's state (the `Protocol::Conn` of [`Stratum`]).
 ///
+/// # Start difficulty
+///
+/// The difficulty of the first `mining.set_difficulty`, highest precedence first:
+///
+/// 1. What the miner asked for before its first work: `d=` in the authorize password,
+///    `mining.suggest_difficulty` or `mining.suggest_target` (clamped to the port's range).
+/// 2. Else the worker's stored difficulty (vardiff persistence: the last difficulty the
+///    control plane stored for this exact username, [`super::WorkerDifficulties`]), clamped to
+///    the port's range. Consulted once, at the authorize that precedes the first work.
+/// 3. Else the port's `difficulty_start`.
+///
+/// The client's own minimum (`md=` in the password, BIP310 `minimum-difficulty` in
+/// `mining.configure`) is a floor under all three, and vardiff moves on from the start
+/// difficulty as usual.
+///
 /// Size: about 1 KiB inline (see the `session_size` test) plus, once authorized, its
 /// `JobBook` (`JOBS_RETAINED_MAX` × `CONNECTION_DUPLICATES_PER_JOB` × 24 bytes = 12 KiB), the
 /// username and payout script, and the user agent.
@@ -93,6 +111,8 @@ pub struct Session {
     /// Difficulties below 1 are sent to this client.
     fractional: bool,
     client_min: Option<Difficulty>,
+    /// The miner asked for a start difficulty (`d=`, suggest): no stored difficulty applies.
+    difficulty_requested: bool,
     user: Option<User>,
     vardiff: Vardiff,
     /// Allocated at the first successful authorize.
@@ -315,6 +335,13 @@ impl Stratum {
         if let Some(start) = authorize.hint.difficulty_start {
             self.hint(conn, start, now);
         }
+        if !conn.working && !conn.difficulty_requested {
+            // Vardiff persistence (precedence 2 in the `Session` docs): lock-free lookup; a
+            // miner that already sent valid shares keeps its estimate (`suggest` ignores it).
+            if let Some(stored) = self.config.stored_difficulties.get(&authorize.username) {
+                let _ = conn.vardiff.suggest(now, stored);
+            }
+        }
         if conn.book.is_none() {
             conn.book = Some(Box::new(JobBook::new(CONNECTION_DUPLICATES_PER_JOB)));
         }
@@ -365,6 +392,7 @@ impl Stratum {
 
     /// A suggested starting difficulty (suggest_difficulty, suggest_target, `d=`).
     fn hint(&mut self, conn: &mut Session, d: Difficulty, now: Millis) -> bool {
+        conn.difficulty_requested = true;
         self.allow_fractional(conn, d, now);
         conn.vardiff.suggest(now, d).is_some()
     }
@@ -426,6 +454,14 @@ impl Stratum {
     fn retarget(&mut self, conn: &mut Session, ctx: &mut StratumCtx<'_>) {
         let d = conn.difficulty();
         conn.lower_retained_jobs(d);
+        if conn.user.is_some() {
+            // For vardiff persistence; a retarget is rare (at most one per retarget interval
+            // after ramp-up), and the event is a plain value (no heap).
+            ctx.stat(ShareEvent::Difficulty {
+                connection: conn.id,
+                difficulty: d,
+            });
+        }
         if !conn.working {
             return; // Sent with the first notify.
         }
@@ -521,8 +557,19 @@ impl Stratum {
                     self.candidates_on_tip += 1;
                     conn.recent_blocks[conn.next_recent_block] = hash;
                     conn.next_recent_block = (conn.next_recent_block + 1) % RECENT_BLOCKS;
-                    // Before the reply is written (DESIGN §3); the miner found a block.
-                    ctx.candidate(candidate);
+                    // Before the reply is written (DESIGN §3); the miner found a block. The
+                    // finder is exact: this connection's user (allocates; blocks are rare
+                    // and capped per tip).
+                    let finder = BlockFinder {
+                        connection: conn.id,
+                        worker: user.username.clone(),
+                        extranonce1: en1,
+                        user_agent: conn.user_agent.clone(),
+                    };
+                    ctx.candidate(Candidate {
+                        block: candidate,
+                        finder,
+                    });
                     (None, Some(hash), true)
                 }
             }
@@ -639,7 +686,7 @@ impl Protocol for Stratum {
     type Conn = Session;
     type Jobs = JobSet;
     type Stat = ShareEvent;
-    type Candidate = BlockCandidate;
+    type Candidate = Candidate;
 
     fn on_connect(&mut self, ctx: &mut StratumCtx<'_>) -> Session {
         let port = *self.config.port(ctx.info().listener);
@@ -666,6 +713,7 @@ impl Protocol for Stratum {
             extranonce_subscribed: false,
             fractional,
             client_min: None,
+            difficulty_requested: false,
             user: None,
             vardiff,
             book: None,
