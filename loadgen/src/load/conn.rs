@@ -12,8 +12,8 @@ use warppool_core::hex;
 use warppool_core::limits::{
     LOADGEN_CONNECT_TIMEOUT_MS, LOADGEN_FLOOD_BURST, LOADGEN_GRIND_NONCES_MAX,
     LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED, LOADGEN_LINE_BYTES_MAX,
-    LOADGEN_NONCES_PER_SLICE, LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX,
-    LOADGEN_READ_BYTES, NTIME_AHEAD_SECS_MAX,
+    LOADGEN_MESSAGES_PRINTED_MAX, LOADGEN_NONCES_PER_SLICE, LOADGEN_OVERSIZED_LINE_BYTES,
+    LOADGEN_POOL_ERROR_DETAILS_MAX, LOADGEN_READ_BYTES, NTIME_AHEAD_SECS_MAX,
 };
 
 use super::personality::{Method, Personality, Step, VersionBits, Wait};
@@ -196,7 +196,7 @@ async fn session(sh: &Shared, idx: usize, p: Personality, round: u32) -> End {
             } else {
                 sh.stats.reconnect_failed.inc();
             }
-            if sh.stats.err_connect.get() <= 3 {
+            if sh.stats.printed.fetch_inc() < LOADGEN_MESSAGES_PRINTED_MAX {
                 eprintln!("warppool-loadgen: miner {idx}: {e}");
             }
             return End::Io;
@@ -209,6 +209,10 @@ async fn session(sh: &Shared, idx: usize, p: Personality, round: u32) -> End {
     let mut s = Session::new(sh, idx, p, t, first_round, connect_started);
     let end = s.run(round).await;
     sh.stats.open.add(u64::MAX); // wrapping decrement
+    if first_round && !s.subscribed && matches!(end, End::Closed | End::Io | End::Protocol) {
+        // Connected, but dropped before the subscribe reply: a failed connection too.
+        sh.stats.failed.inc();
+    }
     match end {
         End::Closed => sh.stats.disconnected_by_pool.inc(),
         End::Io => sh.stats.err_io.inc(),
@@ -362,13 +366,13 @@ impl<'a> Session<'a> {
     }
 
     fn note_io(&self, e: &std::io::Error) {
-        if self.sh.stats.err_io.get() < 3 {
+        if self.sh.stats.printed.fetch_inc() < LOADGEN_MESSAGES_PRINTED_MAX {
             eprintln!("warppool-loadgen: miner {} ({}): {e}", self.idx, self.p);
         }
     }
 
     fn protocol_error(&self, what: &str) -> End {
-        if self.sh.stats.err_protocol.get() < 5 {
+        if self.sh.stats.printed.fetch_inc() < LOADGEN_MESSAGES_PRINTED_MAX {
             eprintln!(
                 "warppool-loadgen: miner {} ({}): protocol: {what}",
                 self.idx, self.p
@@ -780,28 +784,26 @@ impl<'a> Session<'a> {
         if roll < dup
             && let Some(prev) = self.jobs.front().and_then(|j| j.last_share.clone())
         {
-            {
-                self.sh.stats.injected_duplicates.inc();
-                let id = self.next_id;
-                self.next_id += 1;
-                let line = self.p.request_line(id, "mining.submit", &prev.params);
-                let share = SentShare {
-                    line: line.clone(),
-                    params: prev.params.clone(),
-                    expect: expect_duplicate(prev.expect),
-                    epoch: self.epoch,
-                    injected: Injected::Duplicate,
-                };
-                self.pending.insert(
-                    id,
-                    Pending {
-                        sent: Instant::now(),
-                        kind: PendingKind::Submit(Box::new(share)),
-                    },
-                );
-                self.sh.stats.submitted.inc();
-                return self.write(&line).await;
-            }
+            self.sh.stats.injected_duplicates.inc();
+            let id = self.next_id;
+            self.next_id += 1;
+            let line = self.p.request_line(id, "mining.submit", &prev.params);
+            let share = SentShare {
+                line: line.clone(),
+                params: prev.params.clone(),
+                expect: expect_duplicate(prev.expect),
+                epoch: self.epoch,
+                injected: Injected::Duplicate,
+            };
+            self.pending.insert(
+                id,
+                Pending {
+                    sent: Instant::now(),
+                    kind: PendingKind::Submit(Box::new(share)),
+                },
+            );
+            self.sh.stats.submitted.inc();
+            return self.write(&line).await;
         }
         let stale_pick = roll >= dup && roll < dup + stale;
         let entry_idx = if stale_pick {
@@ -978,16 +980,14 @@ impl<'a> Session<'a> {
                 if let Some(at) = self.next_submit
                     && at <= now
                 {
-                    {
-                        self.rate_share().await?;
-                        // Keep the schedule; after a long stall, do not burst to catch up.
-                        let next = at + self.interval;
-                        self.next_submit = Some(if next < now {
-                            now + self.interval
-                        } else {
-                            next
-                        });
-                    }
+                    self.rate_share().await?;
+                    // Keep the schedule; after a long stall, do not burst to catch up.
+                    let next = at + self.interval;
+                    self.next_submit = Some(if next < now {
+                        now + self.interval
+                    } else {
+                        next
+                    });
                 }
             }
             Mode::Real => {
