@@ -664,7 +664,7 @@ impl<'a> Session<'a> {
                 j.stale = true;
             }
         }
-        if job.clean && (new_tip || self.jobs.is_empty()) {
+        if job.clean && new_tip {
             let (tip_gen, t0) = self.sh.tip_clock();
             if tip_gen > self.last_tip_gen {
                 self.last_tip_gen = tip_gen;
