@@ -615,7 +615,10 @@ impl<'a> Session<'a> {
                 }
             }
             (Expect::Reject(want), false) => {
-                if code != Some(want) {
+                if code == Some(21) && want != 21 && share.epoch != self.epoch {
+                    // Judged stale first: a new tip reached the pool while it was in flight.
+                    st.stale_races.inc();
+                } else if code != Some(want) {
                     st.reason_mismatch.inc();
                 }
                 None
