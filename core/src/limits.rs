@@ -497,6 +497,10 @@ pub const LOADGEN_MESSAGES_PRINTED_MAX: u64 = 5;
 /// run); longer values are recorded as this.
 pub const LOADGEN_LATENCY_US_MAX: u64 = 3_600_000_000;
 
+/// Seconds without sending after which a simulated NerdMiner re-sends
+/// `mining.suggest_difficulty` (the firmware's `KEEPALIVE_TIME_ms`, MINERS.md §2.1).
+pub const LOADGEN_NERDMINER_KEEPALIVE_SECS: u64 = 30;
+
 /// Pool errors printed with full details (the rest are only counted).
 pub const LOADGEN_POOL_ERROR_DETAILS_MAX: usize = 10;
 

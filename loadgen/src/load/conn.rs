@@ -12,8 +12,9 @@ use warppool_core::hex;
 use warppool_core::limits::{
     LOADGEN_CONNECT_TIMEOUT_MS, LOADGEN_FLOOD_BURST, LOADGEN_GRIND_NONCES_MAX,
     LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED, LOADGEN_LINE_BYTES_MAX,
-    LOADGEN_MESSAGES_PRINTED_MAX, LOADGEN_NONCES_PER_SLICE, LOADGEN_OVERSIZED_LINE_BYTES,
-    LOADGEN_POOL_ERROR_DETAILS_MAX, LOADGEN_READ_BYTES, NTIME_AHEAD_SECS_MAX,
+    LOADGEN_MESSAGES_PRINTED_MAX, LOADGEN_NERDMINER_KEEPALIVE_SECS, LOADGEN_NONCES_PER_SLICE,
+    LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX, LOADGEN_READ_BYTES,
+    NTIME_AHEAD_SECS_MAX,
 };
 
 use super::personality::{Method, Personality, Step, VersionBits, Wait};
@@ -250,6 +251,8 @@ struct Session<'a> {
     next_submit: Option<Instant>,
     interval: Duration,
     search: Search,
+    last_write: Instant,
+    last_notify: Instant,
 }
 
 impl<'a> Session<'a> {
@@ -302,6 +305,8 @@ impl<'a> Session<'a> {
             next_submit: (interval > Duration::ZERO).then(|| Instant::now() + phase),
             interval,
             search: Search::default(),
+            last_write: Instant::now(),
+            last_notify: Instant::now(),
         }
     }
 
@@ -321,6 +326,9 @@ impl<'a> Session<'a> {
             let mut wake = now + Duration::from_secs(3600);
             if let Some((_, p)) = self.pending.first_key_value() {
                 wake = wake.min(p.sent + reply_timeout);
+            }
+            if let Some(at) = self.keepalive_at() {
+                wake = wake.min(at);
             }
             let room = self.pending.len() < self.inflight_max();
             if self.mining() && room {
@@ -386,7 +394,38 @@ impl<'a> Session<'a> {
             self.note_io(&e);
             return Err(End::Io);
         }
+        self.last_write = Instant::now();
         Ok(())
+    }
+
+    /// NerdMiner (and NerdNOS) re-send `mining.suggest_difficulty` after 30 s without sending
+    /// anything (`KEEPALIVE_TIME_ms`, MINERS.md §2.1).
+    fn keepalive_at(&self) -> Option<Instant> {
+        let keepalive = Duration::from_secs(LOADGEN_NERDMINER_KEEPALIVE_SECS);
+        matches!(self.p, Personality::NerdMiner | Personality::NerdNos)
+            .then(|| self.last_write.max(self.last_notify) + keepalive)
+    }
+
+    async fn keepalive(&mut self) -> Result<(), End> {
+        let Some(step) = self
+            .steps
+            .iter()
+            .find(|s| s.method == Method::SuggestDifficulty)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                sent: Instant::now(),
+                kind: PendingKind::Setup(step.method),
+            },
+        );
+        let line = self.p.request_line(id, step.method.name(), &step.params);
+        self.write(&line).await
     }
 
     /// Sends handshake steps until one must wait.
@@ -647,6 +686,7 @@ impl<'a> Session<'a> {
             return Err(self.protocol_error(&format!("malformed mining.notify {params}")));
         };
         let now = Instant::now();
+        self.last_notify = now;
         let st = &self.sh.stats;
         st.notifies.inc();
         if !self.got_notify {
@@ -961,6 +1001,9 @@ impl<'a> Session<'a> {
 
     async fn on_timer(&mut self) -> Result<(), End> {
         let now = Instant::now();
+        if self.keepalive_at().is_some_and(|at| at <= now) && self.subscribed {
+            self.keepalive().await?;
+        }
         let reply_timeout = self.sh.cfg.reply_timeout;
         while let Some(entry) = self.pending.first_entry() {
             if entry.get().sent + reply_timeout > now {
