@@ -501,6 +501,9 @@ pub const LOADGEN_LATENCY_US_MAX: u64 = 3_600_000_000;
 /// `mining.suggest_difficulty` (the firmware's `KEEPALIVE_TIME_ms`, MINERS.md §2.1).
 pub const LOADGEN_NERDMINER_KEEPALIVE_SECS: u64 = 30;
 
+/// Most runtime worker threads of one load generator (`--threads`).
+pub const LOADGEN_THREADS_MAX: usize = 64;
+
 /// Pool errors printed with full details (the rest are only counted).
 pub const LOADGEN_POOL_ERROR_DETAILS_MAX: usize = 10;
 
