@@ -36,9 +36,13 @@ use serde::Deserialize;
 use warppool_core::{
     CoinbaseConfig, Difficulty, ExtranonceSize, SplitOutput,
     limits::{
-        BEST_BLOCK_POLL_MS_DEFAULT, CONFIG_FILE_BYTES_MAX, EVENTS_RETENTION_DAYS, LISTENERS_MAX,
-        NODES_MAX, RETENTION_DAYS_MAX, RPC_TIMEOUT_MS_DEFAULT, RPC_TIMEOUT_MS_MAX, SHARDS_MAX,
-        SHARE_MINUTES_RETENTION_DAYS, TEMPLATE_AGE_SECS_MAX_DEFAULT, TEMPLATE_REFRESH_SECS_DEFAULT,
+        ACCEPT_BURST_DEFAULT, ACCEPT_RATE_PER_SEC_DEFAULT, ACCEPT_RATE_PER_SEC_MAX,
+        BEST_BLOCK_POLL_MS_DEFAULT, CONFIG_FILE_BYTES_MAX, CONNECTION_TIMEOUT_SECS_MAX,
+        CONNECTIONS_PER_IP_DEFAULT, CONNECTIONS_PER_SHARD_MAX, EVENTS_RETENTION_DAYS,
+        IDLE_TIMEOUT_SECS_DEFAULT, LISTENERS_MAX, NODES_MAX, RETENTION_DAYS_MAX,
+        RPC_TIMEOUT_MS_DEFAULT, RPC_TIMEOUT_MS_MAX, SHARDS_MAX, SHARE_MINUTES_RETENTION_DAYS,
+        SUBSCRIBE_TIMEOUT_SECS_DEFAULT, TEMPLATE_AGE_SECS_MAX_DEFAULT,
+        TEMPLATE_REFRESH_SECS_DEFAULT,
     },
     payout_script,
     vardiff::VardiffConfig,
@@ -91,6 +95,12 @@ struct RawPool {
     shards: Option<usize>,
     #[serde(default)]
     force_polling: bool,
+    accept_rate_per_sec: Option<u64>,
+    accept_burst: Option<u64>,
+    connections_per_ip_max: Option<u64>,
+    connections_per_shard_max: Option<u64>,
+    subscribe_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
     #[serde(default)]
     split: Vec<RawSplit>,
 }
@@ -236,6 +246,8 @@ pub struct Config {
     pub shards: Option<usize>,
     /// Use epoll instead of io_uring.
     pub force_polling: bool,
+    /// Admission control and connection timeouts of the data plane.
+    pub admission: Admission,
     /// Coinbase tag and split outputs.
     pub coinbase: CoinbaseConfig,
     /// Template refresh and gating.
@@ -250,6 +262,23 @@ pub struct Config {
     pub events_retention_days: u64,
     /// The HTTP API address (reserved for the API; validated and kept).
     pub http_listen: Option<SocketAddr>,
+}
+
+/// Admission control and connection timeouts (`pool.*` keys; defaults in `core::limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Connections accepted per second per shard.
+    pub accept_rate_per_sec: u32,
+    /// Connections a shard accepts in a burst.
+    pub accept_burst: u32,
+    /// Connections one client address (IPv6: one /64) may hold across the pool.
+    pub connections_per_ip_max: u32,
+    /// Connections one shard holds.
+    pub connections_per_shard_max: usize,
+    /// Time to subscribe after connecting.
+    pub subscribe_timeout: Duration,
+    /// Silence allowed on a subscribed connection.
+    pub idle_timeout: Duration,
 }
 
 impl Config {
@@ -312,6 +341,12 @@ impl Config {
         let mut net = NetConfig::new(self.ports.iter().map(|p| p.listener.clone()).collect());
         net.shards = self.shards;
         net.force_polling = self.force_polling;
+        net.accept_rate_per_sec = self.admission.accept_rate_per_sec;
+        net.accept_burst = self.admission.accept_burst;
+        net.connections_per_ip_max = self.admission.connections_per_ip_max;
+        net.connections_per_shard_max = self.admission.connections_per_shard_max;
+        net.subscribe_timeout = self.admission.subscribe_timeout;
+        net.idle_timeout = self.admission.idle_timeout;
         net
     }
 
@@ -413,6 +448,70 @@ fn positive_ms(key: &str, value: Option<u64>, default: Duration) -> Result<Durat
     }
 }
 
+/// An optional integer key within `1..=max`, or its default.
+fn bounded(key: &str, value: Option<u64>, default: u64, max: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if (1..=max).contains(&v) => Ok(v),
+        Some(v) => Err(invalid(
+            key,
+            format!("{v} is out of range"),
+            &format!("1..={max}"),
+        )),
+    }
+}
+
+fn validate_admission(raw: &RawPool) -> Result<Admission, ConfigError> {
+    let rate_max = u64::from(ACCEPT_RATE_PER_SEC_MAX);
+    let per_shard_max = CONNECTIONS_PER_SHARD_MAX as u64;
+    let accept_rate_per_sec = bounded(
+        "pool.accept_rate_per_sec",
+        raw.accept_rate_per_sec,
+        u64::from(ACCEPT_RATE_PER_SEC_DEFAULT),
+        rate_max,
+    )?;
+    let accept_burst = bounded(
+        "pool.accept_burst",
+        raw.accept_burst,
+        u64::from(ACCEPT_BURST_DEFAULT),
+        rate_max,
+    )?;
+    let connections_per_ip_max = bounded(
+        "pool.connections_per_ip_max",
+        raw.connections_per_ip_max,
+        u64::from(CONNECTIONS_PER_IP_DEFAULT),
+        per_shard_max * SHARDS_MAX as u64,
+    )?;
+    let connections_per_shard_max = bounded(
+        "pool.connections_per_shard_max",
+        raw.connections_per_shard_max,
+        per_shard_max,
+        per_shard_max,
+    )?;
+    let subscribe_timeout_secs = bounded(
+        "pool.subscribe_timeout_secs",
+        raw.subscribe_timeout_secs,
+        SUBSCRIBE_TIMEOUT_SECS_DEFAULT,
+        CONNECTION_TIMEOUT_SECS_MAX,
+    )?;
+    let idle_timeout_secs = bounded(
+        "pool.idle_timeout_secs",
+        raw.idle_timeout_secs,
+        IDLE_TIMEOUT_SECS_DEFAULT,
+        CONNECTION_TIMEOUT_SECS_MAX,
+    )?;
+    let narrow = |v: u64| u32::try_from(v).expect("bounded to a u32 range above");
+    Ok(Admission {
+        accept_rate_per_sec: narrow(accept_rate_per_sec),
+        accept_burst: narrow(accept_burst),
+        connections_per_ip_max: narrow(connections_per_ip_max),
+        connections_per_shard_max: usize::try_from(connections_per_shard_max)
+            .expect("bounded by CONNECTIONS_PER_SHARD_MAX"),
+        subscribe_timeout: Duration::from_secs(subscribe_timeout_secs),
+        idle_timeout: Duration::from_secs(idle_timeout_secs),
+    })
+}
+
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.version != CONFIG_VERSION {
         return Err(invalid(
@@ -433,6 +532,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             &format!("1..={SHARDS_MAX}, or leave it out for one per core"),
         ));
     }
+    let admission = validate_admission(&raw.pool)?;
     let coinbase = validate_coinbase(&raw.pool, network)?;
     let template = validate_template(&raw.template)?;
     if raw.storage.block_journal.as_os_str().is_empty() {
@@ -487,6 +587,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ports,
         shards: raw.pool.shards,
         force_polling: raw.pool.force_polling,
+        admission,
         coinbase,
         template,
         block_journal: raw.storage.block_journal,

@@ -49,6 +49,7 @@ fn farm_example_parses() {
     assert_eq!(c.http_listen.unwrap().port(), 8080);
     assert_eq!(c.net_config().listeners.len(), 3);
     assert_eq!(c.stratum_config().ports.len(), 3);
+    assert_eq!(c.net_config().connections_per_ip_max, 4096);
 }
 
 #[test]
@@ -59,6 +60,41 @@ fn minimal_config_takes_the_defaults() {
     assert!(c.http_listen.is_none());
     assert_eq!(c.share_minutes_retention_days, 30);
     assert_eq!(c.events_retention_days, 90);
+}
+
+#[test]
+fn admission_defaults_and_overrides_reach_the_data_plane() {
+    let defaults = Config::from_toml(MINIMAL, no_env()).unwrap().net_config();
+    let production = warppool_net::NetConfig::new(Vec::new());
+    assert_eq!(defaults.accept_rate_per_sec, production.accept_rate_per_sec);
+    assert_eq!(defaults.accept_burst, production.accept_burst);
+    assert_eq!(
+        defaults.connections_per_ip_max,
+        production.connections_per_ip_max
+    );
+    assert_eq!(
+        defaults.connections_per_shard_max,
+        production.connections_per_shard_max
+    );
+    assert_eq!(defaults.subscribe_timeout, production.subscribe_timeout);
+    assert_eq!(defaults.idle_timeout, production.idle_timeout);
+
+    let text = format!(
+        "{MINIMAL}\n[pool]\naccept_rate_per_sec = 20000\naccept_burst = 20000\n\
+         connections_per_ip_max = 50000\nconnections_per_shard_max = 30000\n\
+         subscribe_timeout_secs = 5\nidle_timeout_secs = 120\n"
+    );
+    let env = vec![(
+        "WARPPOOL__POOL__CONNECTIONS_PER_IP_MAX".to_owned(),
+        "40000".to_owned(),
+    )];
+    let net = Config::from_toml(&text, env).unwrap().net_config();
+    assert_eq!(net.accept_rate_per_sec, 20_000);
+    assert_eq!(net.accept_burst, 20_000);
+    assert_eq!(net.connections_per_ip_max, 40_000);
+    assert_eq!(net.connections_per_shard_max, 30_000);
+    assert_eq!(net.subscribe_timeout.as_secs(), 5);
+    assert_eq!(net.idle_timeout.as_secs(), 120);
 }
 
 #[test]
@@ -165,6 +201,21 @@ fn every_validation_error_names_the_key_and_what_is_allowed() {
             "version = 1",
             "version = 1\n[pool]\nshards = 0",
             &["`pool.shards`", "1..="],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[pool]\naccept_rate_per_sec = 0",
+            &["`pool.accept_rate_per_sec`", "1..=1000000"],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[pool]\nconnections_per_shard_max = 70000",
+            &["`pool.connections_per_shard_max`", "1..=65536"],
+        ),
+        (
+            "version = 1",
+            "version = 1\n[pool]\nidle_timeout_secs = 100000",
+            &["`pool.idle_timeout_secs`", "1..=86400"],
         ),
         (
             "version = 1",

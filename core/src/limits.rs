@@ -100,6 +100,29 @@ pub const CONNECTIONS_PER_SHARD_MAX: usize = 65_536;
 /// Shards (data-plane threads) one pool may run.
 pub const SHARDS_MAX: usize = 256;
 
+/// Default connections accepted per second per shard (the accept token bucket's refill rate;
+/// `pool.accept_rate_per_sec`).
+pub const ACCEPT_RATE_PER_SEC_DEFAULT: u32 = 1_000;
+
+/// Default accept burst per shard (the token bucket's size; `pool.accept_burst`).
+pub const ACCEPT_BURST_DEFAULT: u32 = 2_000;
+
+/// Largest configurable accept rate or burst per shard.
+pub const ACCEPT_RATE_PER_SEC_MAX: u32 = 1_000_000;
+
+/// Default connections one client address (IPv6: one /64) may hold across the pool
+/// (`pool.connections_per_ip_max`). A farm behind one NAT address raises it.
+pub const CONNECTIONS_PER_IP_DEFAULT: u32 = 1_024;
+
+/// Default time a connection has to subscribe before it is closed, in seconds.
+pub const SUBSCRIBE_TIMEOUT_SECS_DEFAULT: u64 = 30;
+
+/// Default time a subscribed connection may stay silent before it is closed, in seconds.
+pub const IDLE_TIMEOUT_SECS_DEFAULT: u64 = 600;
+
+/// Longest configurable subscribe or idle timeout, in seconds (one day).
+pub const CONNECTION_TIMEOUT_SECS_MAX: u64 = 86_400;
+
 /// Requests a connection may have in flight (read but not yet answered).
 pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: usize = 32;
 
@@ -271,6 +294,11 @@ const _: () = assert!(BLOCK_CANDIDATES_PER_SHARD_MAX >= INFLIGHT_REQUESTS_PER_CO
 const _: () = assert!(SHARD_CONTROL_QUEUE_MAX >= 2); // one job wake-up plus the stop message
 const _: () = assert!(IP_TABLE_BUCKETS.is_power_of_two());
 const _: () = assert!(LISTENERS_MAX * SHARDS_MAX <= 65_536);
+const _: () = assert!(ACCEPT_RATE_PER_SEC_DEFAULT <= ACCEPT_RATE_PER_SEC_MAX);
+const _: () = assert!(ACCEPT_BURST_DEFAULT <= ACCEPT_RATE_PER_SEC_MAX);
+const _: () = assert!(CONNECTIONS_PER_IP_DEFAULT as usize <= CONNECTIONS_PER_SHARD_MAX);
+const _: () = assert!(SUBSCRIBE_TIMEOUT_SECS_DEFAULT <= CONNECTION_TIMEOUT_SECS_MAX);
+const _: () = assert!(IDLE_TIMEOUT_SECS_DEFAULT <= CONNECTION_TIMEOUT_SECS_MAX);
 
 // Data plane: the Stratum V1 session (`warppool-net`'s `stratum` module).
 

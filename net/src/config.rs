@@ -2,7 +2,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use warppool_core::limits::{CONNECTIONS_PER_SHARD_MAX, LISTENERS_MAX, SHARDS_MAX};
+use warppool_core::limits::{
+    ACCEPT_BURST_DEFAULT, ACCEPT_RATE_PER_SEC_DEFAULT, CONNECTIONS_PER_IP_DEFAULT,
+    CONNECTIONS_PER_SHARD_MAX, IDLE_TIMEOUT_SECS_DEFAULT, LISTENERS_MAX, SHARDS_MAX,
+    SUBSCRIBE_TIMEOUT_SECS_DEFAULT,
+};
 
 use crate::error::NetError;
 
@@ -67,12 +71,12 @@ impl NetConfig {
             shards: None,
             pin_shards: true,
             force_polling: false,
-            accept_rate_per_sec: 1_000,
-            accept_burst: 2_000,
-            connections_per_ip_max: 1_024,
+            accept_rate_per_sec: ACCEPT_RATE_PER_SEC_DEFAULT,
+            accept_burst: ACCEPT_BURST_DEFAULT,
+            connections_per_ip_max: CONNECTIONS_PER_IP_DEFAULT,
             connections_per_shard_max: CONNECTIONS_PER_SHARD_MAX,
-            subscribe_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(600),
+            subscribe_timeout: Duration::from_secs(SUBSCRIBE_TIMEOUT_SECS_DEFAULT),
+            idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS_DEFAULT),
             tick_interval: Duration::from_secs(1),
             tls_reload_interval: Duration::from_secs(5),
             socket_send_buffer_bytes: None,
