@@ -16,7 +16,7 @@ use crate::{
     counters::{CountersSnapshot, ShardCounters},
     error::NetError,
     protocol::{Protocol, ShardId},
-    shard::{Events, ShardListener, ShardMsg, ShardSetup, block_on_fatal, shard_main},
+    shard::{Events, ShardListener, ShardMsg, ShardSetup, StatsBatch, run},
     tls::{Reloadable, reload_loop},
 };
 
@@ -41,7 +41,7 @@ pub struct DataPlane<J, S, C> {
     shards: Vec<ShardHandle>,
     local_addrs: Vec<SocketAddr>,
     jobs: Arc<ArcSwap<J>>,
-    stats: Vec<flume::Receiver<Vec<S>>>,
+    stats: Vec<flume::Receiver<StatsBatch<S>>>,
     candidates: flume::Receiver<C>,
     tls_stop: Option<flume::Sender<()>>,
     tls_thread: Option<JoinHandle<()>>,
@@ -85,7 +85,8 @@ impl<J, S, C> DataPlane<J, S, C> {
     }
 
     /// The per-shard statistics queues (bounded; batches of at most `SHARE_STATS_BATCH_MAX`).
-    pub fn stats_receivers(&self) -> &[flume::Receiver<Vec<S>>] {
+    /// Drop each batch when done with it: its buffer goes back to the shard.
+    pub fn stats_receivers(&self) -> &[flume::Receiver<StatsBatch<S>>] {
         &self.stats
     }
 
@@ -329,6 +330,6 @@ fn run_shard<P: Protocol>(
         _ => Driver::Poll,
     };
     let protocol = factory(setup.id);
-    // `shard_main` reports readiness once its listeners are registered with the runtime.
-    block_on_fatal(&runtime, shard_main(setup, protocol, ready, driver));
+    // `run` reports readiness once its listeners are registered.
+    run(&runtime, setup, protocol, &ready, driver);
 }
