@@ -200,7 +200,10 @@ impl Outbound {
 
     fn append(&mut self, message: &[u8]) {
         let capacity = self.bytes.capacity();
-        assert!(capacity >= OUTBOUND_QUEUE_BYTES_MAX, "no outbound buffer installed");
+        assert!(
+            capacity >= OUTBOUND_QUEUE_BYTES_MAX,
+            "no outbound buffer installed"
+        );
         assert!(self.bytes.len() + message.len() <= OUTBOUND_QUEUE_BYTES_MAX);
         self.bytes.extend_from_slice(message);
         debug_assert_eq!(

@@ -45,7 +45,8 @@ impl Epoll {
     pub(crate) fn add(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
         let mut event = libc::epoll_event { events, u64: token };
         // SAFETY: `event` is a valid epoll_event for the duration of the call.
-        let rc = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+        let rc =
+            unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -57,7 +58,8 @@ impl Epoll {
     pub(crate) fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
         let max = i32::try_from(events.len()).expect("event array fits i32");
         // SAFETY: `events` is valid for `max` entries for the duration of the call.
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) };
+        let n =
+            unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) };
         if n < 0 {
             let error = io::Error::last_os_error();
             // EINTR: a signal or io_uring task work interrupted the wait; the caller loops.
@@ -73,10 +75,8 @@ impl Epoll {
 }
 
 /// Events a plain connection is registered for: edge-triggered input, output and hang-ups.
-pub(crate) const CONN_EVENTS: u32 = (libc::EPOLLIN
-    | libc::EPOLLOUT
-    | libc::EPOLLRDHUP
-    | libc::EPOLLET) as u32;
+pub(crate) const CONN_EVENTS: u32 =
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 
 /// Events a plain listener is registered for (edge-triggered: accept until `EAGAIN`).
 pub(crate) const LISTENER_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;

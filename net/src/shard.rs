@@ -562,16 +562,30 @@ fn process_lines<P: Protocol>(
         slot.last_line_at = now;
         slot.inflight += 1;
         if line.len() > LINE_BYTES_MAX {
-            call(protocol, events, counters, outbound_pool, slot, now, |p, c, ctx| {
-                p.on_line_too_long(c, ctx);
-                Flow::Continue
-            });
+            call(
+                protocol,
+                events,
+                counters,
+                outbound_pool,
+                slot,
+                now,
+                |p, c, ctx| {
+                    p.on_line_too_long(c, ctx);
+                    Flow::Continue
+                },
+            );
             slot.close(CloseReason::LineTooLong, false);
             break;
         }
-        call(protocol, events, counters, outbound_pool, slot, now, |p, c, ctx| {
-            p.on_line(c, line, ctx)
-        });
+        call(
+            protocol,
+            events,
+            counters,
+            outbound_pool,
+            slot,
+            now,
+            |p, c, ctx| p.on_line(c, line, ctx),
+        );
     }
     bump(&counters.lines, lines);
     input.copy_within(start.., 0);
@@ -581,10 +595,18 @@ fn process_lines<P: Protocol>(
     let paused = matches!(progress, Progress::Paused);
     if slot.closing.is_none() && !paused && input.len() > LINE_BYTES_MAX {
         // No newline in more than LINE_BYTES_MAX bytes: memory stays bounded by dropping them.
-        call(protocol, events, counters, outbound_pool, slot, now, |p, c, ctx| {
-            p.on_line_too_long(c, ctx);
-            Flow::Continue
-        });
+        call(
+            protocol,
+            events,
+            counters,
+            outbound_pool,
+            slot,
+            now,
+            |p, c, ctx| {
+                p.on_line_too_long(c, ctx);
+                Flow::Continue
+            },
+        );
         slot.close(CloseReason::LineTooLong, false);
         input.clear();
     }
@@ -1451,9 +1473,15 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
             bump(&counters.timeout_closes, 1);
             slot.close(reason, true);
         } else {
-            call(protocol, events, counters, outbound_pool, slot, now, |p, c, ctx| {
-                p.on_tick(c, ctx)
-            });
+            call(
+                protocol,
+                events,
+                counters,
+                outbound_pool,
+                slot,
+                now,
+                |p, c, ctx| p.on_tick(c, ctx),
+            );
         }
         if slot.is_plain() {
             plain_flush(st, index);
@@ -1488,9 +1516,15 @@ fn fan_out<P: Protocol>(st: &mut ShardState<P>, jobs: &Arc<P::Jobs>) {
         if slot.closing.is_some() {
             continue;
         }
-        call(protocol, events, counters, outbound_pool, slot, now, |p, c, ctx| {
-            p.on_jobs(c, jobs, ctx)
-        });
+        call(
+            protocol,
+            events,
+            counters,
+            outbound_pool,
+            slot,
+            now,
+            |p, c, ctx| p.on_jobs(c, jobs, ctx),
+        );
         if slot.is_plain() {
             plain_flush(st, index);
             plain_settle(st, index);
@@ -1513,7 +1547,7 @@ pub(crate) struct ShardSetup<P: Protocol> {
 /// Milliseconds until `deadline`, rounded up, for `epoll_wait`.
 fn timeout_ms(now: Instant, deadline: Instant) -> i32 {
     let wait = deadline.saturating_duration_since(now);
-    let ms = wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 != 0);
+    let ms = wait.as_millis() + u128::from(!wait.subsec_nanos().is_multiple_of(1_000_000));
     i32::try_from(ms).unwrap_or(i32::MAX)
 }
 

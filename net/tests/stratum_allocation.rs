@@ -201,12 +201,15 @@ fn measure(force_polling: bool) {
     // Warm-up (not measured): enough statistics entries to fill the shard's bounded queue
     // once, so flume has grown its internal buffer to the bound; from then on neither a full
     // queue (batches dropped) nor a drained one (the buffer keeps its capacity) allocates.
-    let warm_up: Vec<String> = (0..20_000)
-        .map(|i| match i % 2 {
-            0 => low[i % low.len()].line(1_000_000 + i as u64, ADDRESS),
-            _ => valid_a[i % VALID_PER_JOB].line(1_000_000 + i as u64, ADDRESS),
-        })
-        .collect();
+    // One accepted share on job B first: a connection's duplicate set for a job slot is
+    // allocated at the first share that reaches the duplicate check in that slot (once per
+    // slot and connection, kept when the slot is reused; see `JobBook::new_lazy`).
+    let first_b = m.mine(Some(0x2000));
+    let mut warm_up = vec![first_b.line(999_999, ADDRESS)];
+    warm_up.extend((0..20_000).map(|i| match i % 2 {
+        0 => low[i % low.len()].line(1_000_000 + i as u64, ADDRESS),
+        _ => valid_a[i % VALID_PER_JOB].line(1_000_000 + i as u64, ADDRESS),
+    }));
     let stream = m.reader.into_inner();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let warm = exchange(&mut reader, stream.try_clone().unwrap(), warm_up);
