@@ -251,6 +251,11 @@ pub const SHARD_SPARE_CARRY_BUFFERS: usize = 8;
 /// array); more ready connections are returned by the next wait.
 pub const SHARD_EPOLL_EVENTS_MAX: usize = 256;
 
+/// Reads of one plain connection per readiness event before the shard moves on to other
+/// connections (the connection is re-armed in the epoll set and served again on the next
+/// wait), so a client that sends without pause cannot starve the rest of its shard.
+pub const SHARD_READS_PER_EVENT_MAX: usize = 16;
+
 /// Milliseconds a shard's accept waits before retrying after the process ran out of file
 /// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
 pub const ACCEPT_RETRY_MS: u64 = 10;

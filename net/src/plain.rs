@@ -53,6 +53,19 @@ impl Epoll {
         Ok(())
     }
 
+    /// Re-arms an edge-triggered registration: if `fd` is ready now, an event is reported by
+    /// the next wait although no new edge happened.
+    pub(crate) fn rearm(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
+        // SAFETY: `event` is a valid epoll_event for the duration of the call.
+        let rc =
+            unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut event) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Waits up to `timeout_ms` (-1: forever) and fills `events`; returns how many. An
     /// interrupted wait returns 0.
     pub(crate) fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {

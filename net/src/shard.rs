@@ -57,9 +57,9 @@ use rustls::{ServerConfig, ServerConnection};
 use warppool_core::limits::{
     ACCEPT_RETRY_MS, BLOCK_CANDIDATES_PER_SHARD_MAX, CLOSE_DRAIN_BYTES_MAX, CLOSE_FLUSH_MS_MAX,
     INFLIGHT_REQUESTS_PER_CONNECTION_MAX, LINE_BYTES_MAX, OUTBOUND_QUEUE_BYTES_MAX, READ_BYTES_MIN,
-    SHARD_EPOLL_EVENTS_MAX, SHARD_SPARE_CARRY_BUFFERS, SHARD_SPARE_OUTBOUND_BUFFERS,
-    SHARE_STATS_BATCH_MAX, SHUTDOWN_DRAIN_MS_MAX, STATS_BATCHES_QUEUED_PER_SHARD_MAX,
-    TLS_READ_BYTES,
+    SHARD_EPOLL_EVENTS_MAX, SHARD_READS_PER_EVENT_MAX, SHARD_SPARE_CARRY_BUFFERS,
+    SHARD_SPARE_OUTBOUND_BUFFERS, SHARE_STATS_BATCH_MAX, SHUTDOWN_DRAIN_MS_MAX,
+    STATS_BATCHES_QUEUED_PER_SHARD_MAX, TLS_READ_BYTES,
 };
 
 use crate::{
@@ -1263,10 +1263,11 @@ fn plain_flush<P: Protocol>(st: &mut ShardState<P>, index: usize) {
     }
 }
 
-/// Reads a plain connection until the socket would block, handing complete lines to the
-/// protocol and writing the replies through (see the module docs).
+/// Reads a plain connection until the socket would block (or `SHARD_READS_PER_EVENT_MAX`
+/// reads, then it is re-armed), handing complete lines to the protocol and writing the replies
+/// through (see the module docs).
 fn plain_input<P: Protocol>(st: &mut ShardState<P>, index: usize) {
-    loop {
+    for _ in 0..SHARD_READS_PER_EVENT_MAX {
         let slot = st.slots[index].as_deref_mut().expect("live slot");
         if slot.closing.is_some() {
             return;
@@ -1357,6 +1358,19 @@ fn plain_input<P: Protocol>(st: &mut ShardState<P>, index: usize) {
             plain.paused = true;
             return;
         }
+    }
+    // Budget used up with input perhaps still waiting: ask for another event.
+    let slot = st.slots[index].as_deref_mut().expect("live slot");
+    let SlotIo::Plain(plain) = &slot.io else {
+        unreachable!("plain slot");
+    };
+    let token = conn_token(index, plain.generation);
+    if st
+        .epoll
+        .rearm(plain.stream.as_raw_fd(), CONN_EVENTS, token)
+        .is_err()
+    {
+        slot.close(CloseReason::SocketError, true);
     }
 }
 
