@@ -1181,7 +1181,16 @@ fn accept_plain<P: Protocol>(st: &mut ShardState<P>, which: usize) {
                 st.accept_retry_at = Some(Instant::now() + Duration::from_millis(ACCEPT_RETRY_MS));
                 return;
             }
-            Err(_) => continue,
+            // About the one connection that was aborted: accept the next one.
+            Err(e)
+                if e.raw_os_error().is_some_and(|n| {
+                    n == libc::ECONNABORTED || n == libc::EPROTO || n == libc::EPERM
+                }) =>
+            {
+                continue;
+            }
+            // Anything else would repeat: wait for the next edge.
+            Err(_) => return,
         };
         let ip_bucket = match admit(st, peer) {
             Admission::Admit(ip_bucket) => ip_bucket,
