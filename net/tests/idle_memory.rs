@@ -81,20 +81,16 @@ fn raise_descriptor_limit(needed: u64) {
         rlim_max: 0,
     };
     // SAFETY: `limit` is a valid rlimit for the call to fill.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(rc, 0);
     if limit.rlim_cur < needed {
         limit.rlim_cur = limit.rlim_max.min(needed);
-        // SAFETY: as above; failure leaves the limit as it was (checked by the assertion).
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+        // SAFETY: as above; a failure leaves the limit as it was (checked below).
+        let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
     }
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(rc, 0);
     assert!(
         limit.rlim_cur >= needed,
         "need {needed} descriptors, limit is {}",
