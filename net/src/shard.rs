@@ -1707,6 +1707,12 @@ fn run_inner<P: Protocol>(
             timeout_ms(now, deadline)
         };
         let n = state.borrow().epoll.wait(&mut events, wait_ms);
+        if n == 0 {
+            // A timeout (perhaps a compio timer's), or an interruption: io_uring runs the task
+            // work that posts completions by interrupting the wait, so look at compio now
+            // rather than after one more wait.
+            compio_due = true;
+        }
         let mut st = state.borrow_mut();
         for event in &events[..n] {
             let token = event.u64;
