@@ -87,6 +87,38 @@ impl Epoll {
     }
 }
 
+/// A non-blocking eventfd (compio's io_uring signals it on every completion it posts).
+#[derive(Debug)]
+pub(crate) struct Eventfd(OwnedFd);
+
+impl Eventfd {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall without pointers.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Resets the counter (a no-op if it is zero).
+    pub(crate) fn clear(&self) {
+        let mut value = [0u8; 8];
+        // SAFETY: `value` is valid for 8 bytes of writes; EAGAIN (zero counter) is fine.
+        let _ = unsafe { libc::read(self.0.as_raw_fd(), value.as_mut_ptr().cast(), 8) };
+    }
+}
+
+impl AsRawFd for Eventfd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// `user_data` of the eventfd compio's io_uring signals.
+pub(crate) const TOKEN_COMPLETIONS: u64 = u64::MAX - 1;
+
 /// Events a plain connection is registered for: edge-triggered input, output and hang-ups.
 pub(crate) const CONN_EVENTS: u32 =
     (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;

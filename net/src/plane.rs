@@ -1,7 +1,7 @@
 //! The launch API: [`start`] builds the listeners and shard threads and returns a
 //! [`DataPlane`] handle.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Arc, thread::JoinHandle};
+use std::{collections::HashSet, net::SocketAddr, os::fd::AsRawFd, sync::Arc, thread::JoinHandle};
 
 use arc_swap::ArcSwap;
 use compio::driver::{DriverType, ProactorBuilder};
@@ -15,6 +15,7 @@ use crate::{
     config::NetConfig,
     counters::{CountersSnapshot, ShardCounters},
     error::NetError,
+    plain::Eventfd,
     protocol::{Protocol, ShardId},
     shard::{Events, ShardListener, ShardMsg, ShardSetup, StatsBatch, run},
     tls::{Reloadable, reload_loop},
@@ -309,7 +310,17 @@ fn run_shard<P: Protocol>(
     force_polling: bool,
     ready: flume::Sender<std::io::Result<Driver>>,
 ) {
+    // Signalled by compio's io_uring on every completion it posts; the shard loop waits on
+    // it (see `shard::run`). The polling driver ignores it.
+    let completions = match Eventfd::new() {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
     let mut proactor = ProactorBuilder::new();
+    proactor.register_eventfd(completions.as_raw_fd());
     if force_polling {
         proactor.driver_type(DriverType::Poll);
     }
@@ -331,5 +342,5 @@ fn run_shard<P: Protocol>(
     };
     let protocol = factory(setup.id);
     // `run` reports readiness once its listeners are registered.
-    run(&runtime, setup, protocol, &ready, driver);
+    run(&runtime, &completions, setup, protocol, &ready, driver);
 }

@@ -68,8 +68,8 @@ use crate::{
     counters::{ShardCounters, bump},
     outbound::Outbound,
     plain::{
-        BufferPool, COMPIO_EVENTS, CONN_EVENTS, Epoll, IoResult, LISTENER_EVENTS, TOKEN_COMPIO,
-        TOKEN_LISTENER, conn_token, recv_append, send,
+        BufferPool, COMPIO_EVENTS, CONN_EVENTS, Epoll, Eventfd, IoResult, LISTENER_EVENTS,
+        TOKEN_COMPIO, TOKEN_COMPLETIONS, TOKEN_LISTENER, conn_token, recv_append, send,
     },
     plane::Driver,
     protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId},
@@ -1579,18 +1579,20 @@ fn timeout_ms(now: Instant, deadline: Instant) -> i32 {
 /// process (see [`Fatal`]).
 pub(crate) fn run<P: Protocol>(
     runtime: &compio::runtime::Runtime,
+    completions: &Eventfd,
     setup: ShardSetup<P>,
     protocol: P,
     ready: &flume::Sender<std::io::Result<Driver>>,
     driver: Driver,
 ) {
     let guard = AbortOnUnwind;
-    runtime.enter(|| run_inner(runtime, setup, protocol, ready, driver));
+    runtime.enter(|| run_inner(runtime, completions, setup, protocol, ready, driver));
     std::mem::forget(guard);
 }
 
 fn run_inner<P: Protocol>(
     runtime: &compio::runtime::Runtime,
+    completions: &Eventfd,
     setup: ShardSetup<P>,
     protocol: P,
     ready: &flume::Sender<std::io::Result<Driver>>,
@@ -1613,7 +1615,13 @@ fn run_inner<P: Protocol>(
         Ok(epoll) => epoll,
         Err(e) => return fail(e),
     };
+    // compio's driver descriptor (the polling driver's epoll; io_uring's ring), and the
+    // eventfd io_uring signals on every completion it posts, which also covers completions
+    // posted while the ring's own poll wake-ups do not reach a nested wait.
     if let Err(e) = epoll.add(runtime.as_raw_fd(), COMPIO_EVENTS, TOKEN_COMPIO) {
+        return fail(e);
+    }
+    if let Err(e) = epoll.add(completions.as_raw_fd(), COMPIO_EVENTS, TOKEN_COMPLETIONS) {
         return fail(e);
     }
     let mut plain_listeners = Vec::new();
@@ -1717,6 +1725,9 @@ fn run_inner<P: Protocol>(
         for event in &events[..n] {
             let token = event.u64;
             if token == TOKEN_COMPIO {
+                compio_due = true;
+            } else if token == TOKEN_COMPLETIONS {
+                completions.clear();
                 compio_due = true;
             } else if token & TOKEN_LISTENER != 0 {
                 let which = usize::try_from(token & !TOKEN_LISTENER).expect("listener index");
