@@ -2,8 +2,9 @@
 //! and protocol.
 //!
 //! The shard thread waits in one place: its own epoll instance ([`crate::plain`]), which
-//! holds the plain listeners, every plain connection (edge-triggered) and compio's driver
-//! descriptor (its io_uring or its epoll). `run` is that loop: it handles plain I/O
+//! holds the plain listeners, every plain connection (edge-triggered), compio's driver
+//! descriptor (its io_uring or its epoll) and an eventfd that compio's io_uring signals on every
+//! completion. `run` is that loop: it handles plain I/O
 //! itself, and ticks the compio runtime only when compio's descriptor is ready, a compio
 //! timer is due or a compio task was woken. compio runs what is not on the plain share path:
 //! the control loop (job fan-out, stop), TLS accepts and TLS connections.
