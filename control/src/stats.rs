@@ -127,7 +127,10 @@ impl Recorder for MemoryStats {
 }
 
 /// Feeds every batch of `queue` to `recorder` until the data plane closes the queue.
-pub async fn drain_stats(queue: flume::Receiver<Vec<ShareEvent>>, recorder: Arc<dyn Recorder>) {
+pub async fn drain_stats(
+    queue: flume::Receiver<warppool_net::StatsBatch<ShareEvent>>,
+    recorder: Arc<dyn Recorder>,
+) {
     while let Ok(batch) = queue.recv_async().await {
         recorder.on_shares(&batch);
     }

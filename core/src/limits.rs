@@ -258,6 +258,31 @@ pub const BLOCK_CANDIDATES_PER_SHARD_MAX: usize = 1024;
 /// publishes itself.
 pub const BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX: usize = 64;
 
+/// Empty outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` bytes each) a shard keeps for reuse.
+/// A plain connection holds one only while a reply is being built or while the kernel has not
+/// taken all of it (its write-through backlog); the shard allocates this many at start and
+/// frees a returned buffer only when this many are already spare.
+pub const SHARD_SPARE_OUTBOUND_BUFFERS: usize = 8;
+
+/// Empty line-carry buffers (`LINE_BYTES_MAX + READ_BYTES_MIN` bytes each) a shard keeps for
+/// reuse. A plain connection holds one only while an unfinished line (or input paused at the
+/// in-flight bound) waits for more bytes; allocated at start and kept like
+/// `SHARD_SPARE_OUTBOUND_BUFFERS`.
+pub const SHARD_SPARE_CARRY_BUFFERS: usize = 8;
+
+/// Readiness events one `epoll_wait(2)` of a shard's own event loop returns at most (a stack
+/// array); more ready connections are returned by the next wait.
+pub const SHARD_EPOLL_EVENTS_MAX: usize = 256;
+
+/// Reads of one plain connection per readiness event before the shard moves on to other
+/// connections (the connection is re-armed in the epoll set and served again on the next
+/// wait), so a client that sends without pause cannot starve the rest of its shard.
+pub const SHARD_READS_PER_EVENT_MAX: usize = 16;
+
+/// Milliseconds a shard's accept waits before retrying after the process ran out of file
+/// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
+pub const ACCEPT_RETRY_MS: u64 = 10;
+
 /// Listening addresses (ports) one pool may configure.
 pub const LISTENERS_MAX: usize = 16;
 

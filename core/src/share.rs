@@ -7,7 +7,9 @@
 //! stale, share target and duplicate checks.
 //!
 //! Usage (the data plane's hot path, zero allocation per share):
-//! 1. at shard start, [`JobBook::new`] allocates every duplicate set once;
+//! 1. at shard start, [`JobBook::new`] allocates every duplicate set once (or
+//!    [`JobBook::new_lazy`]: each job slot's set at the first share it records, kept when the
+//!    slot is reused, so a connection that never submits holds none);
 //! 2. on a new job, [`JobBook::install`] (reuses the oldest slot; a new prevhash marks every
 //!    older job stale);
 //! 3. per share, [`JobBook::submit`] with the parsed [`Submission`], the connection's
@@ -149,9 +151,16 @@ pub enum Verdict {
 /// header hash: two different shares colliding only makes the second one rejected as a
 /// duplicate, which harms only the miner who would have to grind for it. All memory is
 /// allocated by [`DuplicateSet::new`]; [`DuplicateSet::insert`] and [`DuplicateSet::clear`]
-/// never allocate.
+/// never allocate. A set made by [`DuplicateSet::new_lazy`] allocates the same memory at its
+/// first insert instead, once.
+///
+/// The chance that a valid share is rejected because its fingerprint equals that of a
+/// different share already in the set is at most `capacity / 2^64` per share (for the 64 hashes
+/// a connection's job remembers: below 4e-18).
 #[derive(Clone)]
 pub struct DuplicateSet {
+    capacity: usize,
+    /// Empty until the first insert for a lazy set.
     table: Box<[u64]>,
     ring: Box<[u64]>,
     ring_head: usize,
@@ -161,7 +170,7 @@ pub struct DuplicateSet {
 impl core::fmt::Debug for DuplicateSet {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DuplicateSet")
-            .field("capacity", &self.ring.len())
+            .field("capacity", &self.capacity)
             .field("len", &self.ring_len)
             .finish()
     }
@@ -177,18 +186,38 @@ impl DuplicateSet {
     pub fn new(capacity: usize) -> Self {
         assert!(capacity.is_power_of_two());
         assert!(capacity <= DUPLICATES_PER_JOB_MAX);
+        let mut set = Self::new_lazy(capacity);
+        set.allocate();
+        set
+    }
+
+    /// A set remembering up to `capacity` hashes whose memory (24 bytes per hash) is allocated
+    /// at the first insert.
+    ///
+    /// # Panics
+    /// As [`DuplicateSet::new`].
+    #[must_use]
+    pub fn new_lazy(capacity: usize) -> Self {
+        assert!(capacity.is_power_of_two());
+        assert!(capacity <= DUPLICATES_PER_JOB_MAX);
         Self {
-            table: vec![0; 2 * capacity].into_boxed_slice(),
-            ring: vec![0; capacity].into_boxed_slice(),
+            capacity,
+            table: Box::new([]),
+            ring: Box::new([]),
             ring_head: 0,
             ring_len: 0,
         }
     }
 
+    fn allocate(&mut self) {
+        self.table = vec![0; 2 * self.capacity].into_boxed_slice();
+        self.ring = vec![0; self.capacity].into_boxed_slice();
+    }
+
     /// How many hashes the set remembers at most.
     #[must_use]
     pub fn capacity(&self) -> usize {
-        self.ring.len()
+        self.capacity
     }
 
     /// How many hashes it remembers now.
@@ -228,6 +257,9 @@ impl DuplicateSet {
     /// Whether `hash` is in the set.
     #[must_use]
     pub fn contains(&self, hash: &[u8; 32]) -> bool {
+        if self.table.is_empty() {
+            return false;
+        }
         let fp = Self::fingerprint(hash);
         let mut i = self.home(fp);
         // At most half the slots are full, so an empty slot ends every probe.
@@ -247,8 +279,11 @@ impl DuplicateSet {
         if self.contains(hash) {
             return false;
         }
+        if self.table.is_empty() {
+            self.allocate();
+        }
         let fp = Self::fingerprint(hash);
-        let capacity = self.ring.len();
+        let capacity = self.capacity;
         if self.ring_len == capacity {
             let oldest = self.ring[self.ring_head];
             self.remove(oldest);
@@ -384,11 +419,26 @@ impl JobBook {
     /// As [`DuplicateSet::new`].
     #[must_use]
     pub fn new(duplicates_per_job: usize) -> Self {
+        Self::with_sets(|| DuplicateSet::new(duplicates_per_job))
+    }
+
+    /// A book whose duplicate sets are allocated at their first share (see
+    /// [`DuplicateSet::new_lazy`]): a connection that never submits a share that reaches the
+    /// duplicate check holds no duplicate memory.
+    ///
+    /// # Panics
+    /// As [`DuplicateSet::new`].
+    #[must_use]
+    pub fn new_lazy(duplicates_per_job: usize) -> Self {
+        Self::with_sets(|| DuplicateSet::new_lazy(duplicates_per_job))
+    }
+
+    fn with_sets(mut set: impl FnMut() -> DuplicateSet) -> Self {
         let slots = (0..JOBS_RETAINED_MAX)
             .map(|_| JobSlot {
                 job: None,
                 stale: false,
-                duplicates: DuplicateSet::new(duplicates_per_job),
+                duplicates: set(),
             })
             .collect();
         Self {

@@ -256,10 +256,17 @@ proptest! {
     #[test]
     fn duplicate_set_matches_model(
         capacity_log2 in 0u32..6,
+        lazy in any::<bool>(),
         ops in prop::collection::vec(0u8..40, 0..400),
     ) {
         let capacity = 1usize << capacity_log2;
-        let mut set = DuplicateSet::new(capacity);
+        // A lazy set behaves exactly like an eager one; it only allocates later.
+        let mut set = if lazy {
+            DuplicateSet::new_lazy(capacity)
+        } else {
+            DuplicateSet::new(capacity)
+        };
+        prop_assert_eq!(set.capacity(), capacity);
         let mut model: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
         for op in ops {
             let mut hash = [0u8; 32];

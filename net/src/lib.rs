@@ -2,13 +2,16 @@
 //!
 //! # The shard model
 //!
-//! The data plane runs one **shard** per core: a thread pinned to its core with its own
+//! The data plane runs one **shard** per core: a thread pinned to its core that waits in its
+//! own epoll instance, which holds the plain listeners and connections and the descriptor of a
 //! [compio](https://docs.rs/compio) runtime (the "fusion" driver: io_uring where the kernel
 //! allows it, epoll otherwise, or epoll when [`NetConfig::force_polling`] is set; see
-//! [`DataPlane::drivers`]). Each shard opens its own `SO_REUSEPORT` socket on every configured
-//! address, so the kernel spreads incoming connections over the shards, and a connection
-//! lives on the shard that accepted it for its whole life. Shard state (connection slab,
-//! buffers, the protocol's shard-wide state) is thread-local and `!Send`: no locks on the
+//! [`DataPlane::drivers`]). Plain connections are served by the shard loop itself (non-blocking
+//! `recv`/`send`, no task per connection); compio runs the control task, TLS accepts and TLS
+//! connections (decision 0006). Each shard opens its own `SO_REUSEPORT` socket on every
+//! configured address, so the kernel spreads incoming connections over the shards, and a
+//! connection lives on the shard that accepted it for its whole life. Shard state (connection
+//! slab, buffers, the protocol's shard-wide state) is thread-local and `!Send`: no locks on the
 //! per-connection path.
 //!
 //! The only cross-thread traffic is by message or at admission:
@@ -16,8 +19,9 @@
 //!   wake-up over each shard's bounded control queue (flume; its async receive runs on compio,
 //!   and compio already depends on it). The shard reads the jobs through a per-thread
 //!   `arc_swap::Cache` and calls [`Protocol::on_jobs`] for each connection;
-//! - shards → control: statistics in batches on per-shard bounded queues (full: counted and
-//!   dropped), block candidates on their own bounded queue (full: assertion failure; see
+//! - shards → control: statistics in batches ([`StatsBatch`], whose buffer returns to the
+//!   shard when dropped) on per-shard bounded queues (full: counted and dropped), block
+//!   candidates on their own bounded queue (full: assertion failure; see
 //!   `BLOCK_CANDIDATES_PER_SHARD_MAX`);
 //! - admission: the pool-wide per-IP cap is a table of atomic counters touched only at accept
 //!   and close (see the `admission` module docs for why and its trade-off).
@@ -33,13 +37,21 @@
 //!
 //! # Allocation
 //!
-//! Per connection, at accept: the slot, the input buffer (`LINE_BYTES_MAX + READ_BYTES_MIN`),
-//! two outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` each: the queue and the one being
-//! written, swapped without copying), for TLS a ciphertext read buffer and write buffer and the
-//! rustls session, and the reader and writer tasks. Per line: nothing in this crate. What
-//! remains after set-up: compio's per-operation bookkeeping inside the driver, rustls's
-//! internal record buffers on TLS connections, one `Vec` per statistics batch sent, and a
-//! waker clone when a task parks on a new waker.
+//! At shard start: the slab, the shard-wide input buffer, spare outbound and carry buffers
+//! (`SHARD_SPARE_OUTBOUND_BUFFERS`, `SHARD_SPARE_CARRY_BUFFERS`) and the statistics buffers.
+//! Per plain connection, at accept: the slot and the protocol's connection state (about 3.7 KiB
+//! of RSS per idle Stratum connection, measured by `tests/idle_memory.rs`); its outbound buffer
+//! is lent from the shard only while a callback runs or replies wait for the socket, its carry
+//! buffer only while an unfinished line waits. Per TLS connection, at accept: the input buffer
+//! (`LINE_BYTES_MAX + READ_BYTES_MIN`), two outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` each),
+//! ciphertext read and write buffers, the rustls session, and the reader and writer tasks.
+//! Per line and per I/O operation on a plain connection: nothing — `tests/stratum_allocation.rs`
+//! asserts zero allocations on the whole shard thread across 100,000 accepted and rejected
+//! shares under both drivers. What can still allocate after start: more spare buffers when
+//! more connections than the spare count hold one at once, a replacement statistics buffer
+//! when the consumer keeps batches, a connection's duplicate set per job slot at its first
+//! share there (see `JobBook::new_lazy`), and on TLS connections compio's per-operation
+//! bookkeeping and rustls's record buffers.
 //!
 //! # Failure model
 //!
@@ -52,8 +64,12 @@
 //!
 //! - A graceful close (`Flow::Close`, an over-long line) flushes the queued replies, sends
 //!   FIN and drains input for at most `CLOSE_FLUSH_MS_MAX` / `CLOSE_DRAIN_BYTES_MAX`; a peer
-//!   that keeps sending past that gets a reset.
-//! - Accept is single-shot `accept(2)`/`IORING_OP_ACCEPT` in a loop, not multishot.
+//!   that keeps sending past that gets a reset. On plain connections the deadline is checked
+//!   at each tick, so it can run up to one `tick_interval` late.
+//! - Accept is single-shot `accept(2)` (plain listeners: edge-triggered, until `EAGAIN`;
+//!   TLS listeners: compio's accept), not multishot.
+//! - Plain connections use epoll under both compio drivers; an io_uring data path (multishot
+//!   recv with a provided-buffer ring) is not built (decision 0006).
 //!
 //! # Usage
 //!
@@ -85,6 +101,7 @@ mod config;
 mod counters;
 mod error;
 mod outbound;
+mod plain;
 mod plane;
 mod protocol;
 mod shard;
@@ -97,3 +114,4 @@ pub use error::NetError;
 pub use outbound::{MessageWriter, Outbound, Overflow};
 pub use plane::{DataPlane, DataPlaneOf, Driver, start};
 pub use protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId};
+pub use shard::StatsBatch;

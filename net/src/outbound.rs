@@ -1,10 +1,14 @@
 //! The bounded per-connection outbound queue.
 //!
-//! The protocol writes whole messages (each ending in `\n`) into an [`Outbound`]. The writer
-//! task of the connection takes everything queued in one swap and sends it in one write, so
-//! replies go out in order and several replies share one syscall (or one io_uring submission).
-//! The queue never grows: it is `OUTBOUND_QUEUE_BYTES_MAX` bytes, allocated when the
-//! connection is set up. When a message does not fit, queued job notifications that were
+//! The protocol writes whole messages (each ending in `\n`) into an [`Outbound`]. On a TLS
+//! connection the writer task takes everything queued in one swap and sends it in one write;
+//! on a plain connection the shard writes it through with a non-blocking `send(2)` after the
+//! callbacks of one read, and only what the kernel did not take stays queued (the backlog).
+//! Either way replies go out in order and several replies share one syscall.
+//! The queue never grows: it is `OUTBOUND_QUEUE_BYTES_MAX` bytes, allocated when a TLS
+//! connection is set up, or for a plain connection lent from the shard's spare buffers while a
+//! callback runs or a backlog waits, and returned when empty. When a message does not fit,
+//! queued job notifications that were
 //! pushed with [`Outbound::push_job`] are dropped (oldest first; they are superseded by newer
 //! work), and if it still does not fit the connection is marked overflowed and the shard
 //! closes it (a slow reader).
@@ -41,6 +45,71 @@ impl Outbound {
             droppable_count: 0,
             dropped_count: 0,
             overflowed: false,
+        }
+    }
+
+    /// A queue without a buffer: the shard lends one ([`Outbound::install`]) before any
+    /// callback and takes it back ([`Outbound::release`]) when the queue is empty.
+    pub(crate) fn new_lazy() -> Self {
+        Self {
+            bytes: Vec::new(),
+            droppable: [Droppable::default(); OUTBOUND_DROPPABLE_MESSAGES_MAX],
+            droppable_count: 0,
+            dropped_count: 0,
+            overflowed: false,
+        }
+    }
+
+    /// Whether a buffer is installed.
+    pub(crate) fn has_buffer(&self) -> bool {
+        self.bytes.capacity() > 0
+    }
+
+    /// Lends an empty buffer of `OUTBOUND_QUEUE_BYTES_MAX` bytes to a queue without one.
+    pub(crate) fn install(&mut self, buffer: Vec<u8>) {
+        assert!(!self.has_buffer());
+        assert!(buffer.is_empty());
+        assert!(buffer.capacity() >= OUTBOUND_QUEUE_BYTES_MAX);
+        self.bytes = buffer;
+    }
+
+    /// Forgets everything queued (the connection is gone).
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.droppable_count = 0;
+    }
+
+    /// Takes the buffer back from an empty queue.
+    pub(crate) fn release(&mut self) -> Vec<u8> {
+        assert!(self.bytes.is_empty());
+        self.droppable_count = 0;
+        std::mem::take(&mut self.bytes)
+    }
+
+    /// The queued bytes, oldest first.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Removes the first `n` queued bytes (they were written). A job notification written in
+    /// part is no longer droppable.
+    pub(crate) fn consume(&mut self, n: usize) {
+        assert!(n <= self.bytes.len());
+        if n == self.bytes.len() {
+            self.bytes.clear();
+            self.droppable_count = 0;
+            return;
+        }
+        self.bytes.drain(..n);
+        let sent = u32::try_from(n).expect("queue offset fits u32");
+        let kept = self.droppable[..self.droppable_count]
+            .iter()
+            .position(|d| d.start >= sent)
+            .unwrap_or(self.droppable_count);
+        self.droppable.copy_within(kept..self.droppable_count, 0);
+        self.droppable_count -= kept;
+        for later in &mut self.droppable[..self.droppable_count] {
+            later.start -= sent;
         }
     }
 
@@ -131,6 +200,10 @@ impl Outbound {
 
     fn append(&mut self, message: &[u8]) {
         let capacity = self.bytes.capacity();
+        assert!(
+            capacity >= OUTBOUND_QUEUE_BYTES_MAX,
+            "no outbound buffer installed"
+        );
         assert!(self.bytes.len() + message.len() <= OUTBOUND_QUEUE_BYTES_MAX);
         self.bytes.extend_from_slice(message);
         debug_assert_eq!(
@@ -322,6 +395,28 @@ mod tests {
         assert_eq!(huge.finish(), Err(Overflow));
         assert!(out.is_empty());
         assert!(out.is_overflowed());
+    }
+
+    #[test]
+    fn consume_keeps_later_notifications_droppable() {
+        let mut out = Outbound::new_lazy();
+        assert!(!out.has_buffer());
+        out.install(Vec::with_capacity(OUTBOUND_QUEUE_BYTES_MAX));
+        out.push_job(b"j1\n").unwrap();
+        out.push(b"r\n").unwrap();
+        out.push_job(b"j2\n").unwrap();
+        out.push_job(b"j3\n").unwrap();
+        // "j1\n" and half of "r\n" were written: j1 is gone, j2 and j3 are still droppable.
+        out.consume(4);
+        assert_eq!(out.pending(), b"\nj2\nj3\n");
+        out.push(&vec![b'x'; OUTBOUND_QUEUE_BYTES_MAX - 4]).unwrap();
+        assert_eq!(out.take_dropped_count(), 1);
+        assert_eq!(out.len(), OUTBOUND_QUEUE_BYTES_MAX);
+        assert!(out.pending().starts_with(b"\nj3\nxx"));
+        out.consume(out.len());
+        assert!(out.is_empty());
+        assert_eq!(out.release().capacity(), OUTBOUND_QUEUE_BYTES_MAX);
+        assert!(!out.has_buffer());
     }
 
     #[test]

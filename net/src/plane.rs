@@ -1,7 +1,7 @@
 //! The launch API: [`start`] builds the listeners and shard threads and returns a
 //! [`DataPlane`] handle.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Arc, thread::JoinHandle};
+use std::{collections::HashSet, net::SocketAddr, os::fd::AsRawFd, sync::Arc, thread::JoinHandle};
 
 use arc_swap::ArcSwap;
 use compio::driver::{DriverType, ProactorBuilder};
@@ -15,8 +15,9 @@ use crate::{
     config::NetConfig,
     counters::{CountersSnapshot, ShardCounters},
     error::NetError,
+    plain::Eventfd,
     protocol::{Protocol, ShardId},
-    shard::{Events, ShardListener, ShardMsg, ShardSetup, block_on_fatal, shard_main},
+    shard::{Events, ShardListener, ShardMsg, ShardSetup, StatsBatch, run},
     tls::{Reloadable, reload_loop},
 };
 
@@ -41,7 +42,7 @@ pub struct DataPlane<J, S, C> {
     shards: Vec<ShardHandle>,
     local_addrs: Vec<SocketAddr>,
     jobs: Arc<ArcSwap<J>>,
-    stats: Vec<flume::Receiver<Vec<S>>>,
+    stats: Vec<flume::Receiver<StatsBatch<S>>>,
     candidates: flume::Receiver<C>,
     tls_stop: Option<flume::Sender<()>>,
     tls_thread: Option<JoinHandle<()>>,
@@ -85,7 +86,8 @@ impl<J, S, C> DataPlane<J, S, C> {
     }
 
     /// The per-shard statistics queues (bounded; batches of at most `SHARE_STATS_BATCH_MAX`).
-    pub fn stats_receivers(&self) -> &[flume::Receiver<Vec<S>>] {
+    /// Drop each batch when done with it: its buffer goes back to the shard.
+    pub fn stats_receivers(&self) -> &[flume::Receiver<StatsBatch<S>>] {
         &self.stats
     }
 
@@ -308,7 +310,17 @@ fn run_shard<P: Protocol>(
     force_polling: bool,
     ready: flume::Sender<std::io::Result<Driver>>,
 ) {
+    // Signalled by compio's io_uring on every completion it posts; the shard loop waits on
+    // it (see `shard::run`). The polling driver ignores it.
+    let completions = match Eventfd::new() {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
     let mut proactor = ProactorBuilder::new();
+    proactor.register_eventfd(completions.as_raw_fd());
     if force_polling {
         proactor.driver_type(DriverType::Poll);
     }
@@ -329,6 +341,6 @@ fn run_shard<P: Protocol>(
         _ => Driver::Poll,
     };
     let protocol = factory(setup.id);
-    // `shard_main` reports readiness once its listeners are registered with the runtime.
-    block_on_fatal(&runtime, shard_main(setup, protocol, ready, driver));
+    // `run` reports readiness once its listeners are registered.
+    run(&runtime, &completions, setup, protocol, &ready, driver);
 }

@@ -1,10 +1,28 @@
-//! One shard: a thread with its own compio runtime, listeners, connection slab and protocol.
+//! One shard: a thread with its own event loop, compio runtime, listeners, connection slab
+//! and protocol.
 //!
-//! All shard state sits in one `Rc<RefCell<ShardState>>`. Tasks (accept loops, the ticker,
-//! the control loop, and a reader and a writer per connection) borrow it only between awaits,
-//! so a borrow never spans an I/O operation and no lock is ever taken.
+//! The shard thread waits in one place: its own epoll instance ([`crate::plain`]), which
+//! holds the plain listeners, every plain connection (edge-triggered), compio's driver
+//! descriptor (its io_uring or its epoll) and an eventfd that compio's io_uring signals on every
+//! completion. `run` is that loop: it handles plain I/O
+//! itself, and ticks the compio runtime only when compio's descriptor is ready, a compio
+//! timer is due or a compio task was woken. compio runs what is not on the plain share path:
+//! the control loop (job fan-out, stop), TLS accepts and TLS connections.
 //!
-//! Per connection:
+//! All shard state sits in one `Rc<RefCell<ShardState>>`. The loop borrows it while it
+//! handles events; compio tasks borrow it only between awaits, and the loop never runs compio
+//! while it holds the borrow, so no lock is ever taken.
+//!
+//! A **plain connection** has no task: its socket is read with `recv(2)` into the shard-wide
+//! input buffer, complete lines are handed to the protocol from there, and only an
+//! unfinished line is copied into the connection's carry buffer (lent from the shard's spare
+//! buffers while non-empty). Replies are queued in an [`Outbound`] whose buffer is lent only
+//! while a callback runs or while the kernel has not taken all of it, and written through
+//! with `send(2)` after the lines of one read. While `INFLIGHT_REQUESTS_PER_CONNECTION_MAX`
+//! lines wait for their replies to reach the socket, input is paused until the socket takes
+//! the backlog (an `EPOLLOUT` edge).
+//!
+//! A **TLS connection** keeps two compio tasks:
 //! - the **reader task** reads into a fixed input buffer (`LINE_BYTES_MAX + READ_BYTES_MIN`),
 //!   hands complete lines to the protocol in place, moves the unfinished tail to the front,
 //!   and stops reading while `INFLIGHT_REQUESTS_PER_CONNECTION_MAX` lines wait for their
@@ -12,14 +30,18 @@
 //! - the **writer task** waits until the outbound queue has bytes, swaps the queue with its
 //!   spare buffer (no copy) and writes everything in one `write_all`.
 //!
-//! Closing: a close is recorded in the slot (`Closing`), then `shutdown(2)` wakes whatever is
-//! blocked: `SHUT_RD` for a graceful close (the writer still flushes), `SHUT_RDWR` for a hard
-//! one. The reader task finishes the connection after the writer has exited.
+//! Closing: a close is recorded in the slot (`Closing`). A plain connection closed hard is
+//! removed at once; one closed gracefully flushes its backlog, sends FIN and drains input
+//! (bounded by `CLOSE_FLUSH_MS_MAX`, checked at each tick, and `CLOSE_DRAIN_BYTES_MAX`). On a
+//! TLS connection `shutdown(2)` wakes whatever is blocked: `SHUT_RD` for a graceful close
+//! (the writer still flushes), `SHUT_RDWR` for a hard one; the reader task finishes the
+//! connection after the writer has exited.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     future::poll_fn,
     net::{Shutdown, SocketAddr},
+    os::fd::{AsRawFd, RawFd},
     rc::Rc,
     sync::Arc,
     task::{Poll, Waker},
@@ -34,9 +56,11 @@ use compio::{
 };
 use rustls::{ServerConfig, ServerConnection};
 use warppool_core::limits::{
-    BLOCK_CANDIDATES_PER_SHARD_MAX, CLOSE_DRAIN_BYTES_MAX, CLOSE_FLUSH_MS_MAX,
+    ACCEPT_RETRY_MS, BLOCK_CANDIDATES_PER_SHARD_MAX, CLOSE_DRAIN_BYTES_MAX, CLOSE_FLUSH_MS_MAX,
     INFLIGHT_REQUESTS_PER_CONNECTION_MAX, LINE_BYTES_MAX, OUTBOUND_QUEUE_BYTES_MAX, READ_BYTES_MIN,
-    SHARE_STATS_BATCH_MAX, SHUTDOWN_DRAIN_MS_MAX, TLS_READ_BYTES,
+    SHARD_EPOLL_EVENTS_MAX, SHARD_READS_PER_EVENT_MAX, SHARD_SPARE_CARRY_BUFFERS,
+    SHARD_SPARE_OUTBOUND_BUFFERS, SHARE_STATS_BATCH_MAX, SHUTDOWN_DRAIN_MS_MAX,
+    STATS_BATCHES_QUEUED_PER_SHARD_MAX, TLS_READ_BYTES,
 };
 
 use crate::{
@@ -44,10 +68,15 @@ use crate::{
     config::NetConfig,
     counters::{ShardCounters, bump},
     outbound::Outbound,
+    plain::{
+        BufferPool, COMPIO_EVENTS, CONN_EVENTS, Epoll, Eventfd, IoResult, LISTENER_EVENTS,
+        TOKEN_COMPIO, TOKEN_COMPLETIONS, TOKEN_LISTENER, conn_token, recv_append, send,
+    },
+    plane::Driver,
     protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId},
 };
 
-/// Size of a connection's input (line) buffer.
+/// Size of a connection's input (line) buffer, and of the shard-wide one of plain connections.
 const INPUT_BYTES: usize = LINE_BYTES_MAX + READ_BYTES_MIN;
 
 /// First byte of a TLS handshake record (a ClientHello on a plain port).
@@ -90,14 +119,6 @@ fn spawn_fatal<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F:
     compio::runtime::spawn(Fatal(Box::pin(future)))
 }
 
-/// Runs the shard's main future; a panic in it aborts the process (see [`Fatal`]).
-pub(crate) fn block_on_fatal<F: Future>(
-    runtime: &compio::runtime::Runtime,
-    future: F,
-) -> F::Output {
-    runtime.block_on(Fatal(Box::pin(future)))
-}
-
 /// Messages from the control plane to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ShardMsg {
@@ -107,20 +128,57 @@ pub(crate) enum ShardMsg {
     Stop,
 }
 
+/// A batch of statistics entries from one shard (at most `SHARE_STATS_BATCH_MAX`), read as a
+/// slice. Dropping it hands its buffer back to the shard (through a bounded queue), so sending
+/// batches allocates nothing once the shard runs.
+pub struct StatsBatch<S> {
+    items: Vec<S>,
+    home: Option<flume::Sender<Vec<S>>>,
+}
+
+impl<S> std::ops::Deref for StatsBatch<S> {
+    type Target = [S];
+
+    fn deref(&self) -> &[S] {
+        &self.items
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for StatsBatch<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.items).finish()
+    }
+}
+
+impl<S> Drop for StatsBatch<S> {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            self.items.clear();
+            // Full or gone: the buffer is freed here instead (the shard allocates a new one
+            // only if it ever runs out).
+            let _ = home.try_send(std::mem::take(&mut self.items));
+        }
+    }
+}
+
+/// Buffers circulating between a shard and its statistics consumer: one being filled, the
+/// queue's worth, one held by the consumer and one on its way back.
+const STATS_BUFFERS: usize = STATS_BATCHES_QUEUED_PER_SHARD_MAX + 2;
+
 /// The shard's outgoing event queues (statistics batches and block candidates).
 pub(crate) struct Events<S, C> {
     batch: Vec<S>,
-    /// An empty batch allocated outside protocol callbacks ([`Events::refill_spare`]), so a
-    /// batch sent from inside a callback (it filled up) does not allocate there.
-    spare: Option<Vec<S>>,
-    stats_tx: flume::Sender<Vec<S>>,
+    stats_tx: flume::Sender<StatsBatch<S>>,
+    /// Buffers of consumed batches, back from the consumer ([`StatsBatch`]'s `Drop`).
+    recycled_tx: flume::Sender<Vec<S>>,
+    recycled_rx: flume::Receiver<Vec<S>>,
     candidates_tx: flume::Sender<C>,
     counters: Arc<ShardCounters>,
 }
 
 impl<S, C> Events<S, C> {
     pub(crate) fn new(
-        stats_tx: flume::Sender<Vec<S>>,
+        stats_tx: flume::Sender<StatsBatch<S>>,
         candidates_tx: flume::Sender<C>,
         counters: Arc<ShardCounters>,
     ) -> Self {
@@ -129,10 +187,15 @@ impl<S, C> Events<S, C> {
             candidates_tx.capacity().is_some(),
             "candidate queue must be bounded"
         );
+        let (recycled_tx, recycled_rx) = flume::bounded(STATS_BUFFERS);
+        for _ in 0..STATS_BUFFERS {
+            let _ = recycled_tx.try_send(Vec::with_capacity(SHARE_STATS_BATCH_MAX));
+        }
         Self {
             batch: Vec::with_capacity(SHARE_STATS_BATCH_MAX),
-            spare: Some(Vec::with_capacity(SHARE_STATS_BATCH_MAX)),
             stats_tx,
+            recycled_tx,
+            recycled_rx,
             candidates_tx,
             counters,
         }
@@ -147,34 +210,34 @@ impl<S, C> Events<S, C> {
     }
 
     /// Sends the current batch; when the queue is full the batch is counted and dropped (and
-    /// its buffer reused). A batch that is sent takes its buffer along, so one allocation per
-    /// sent batch (not per entry) remains.
+    /// its buffer reused). The next batch is filled in a buffer the consumer handed back, so
+    /// nothing is allocated unless the consumer keeps more than `STATS_BUFFERS` batches.
     pub(crate) fn flush_stats(&mut self) {
         if self.batch.is_empty() {
             return;
         }
         let next = self
-            .spare
-            .take()
-            .unwrap_or_else(|| Vec::with_capacity(SHARE_STATS_BATCH_MAX));
+            .recycled_rx
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(SHARE_STATS_BATCH_MAX));
         debug_assert!(next.is_empty());
-        let batch = std::mem::replace(&mut self.batch, next);
+        let items = std::mem::replace(&mut self.batch, next);
+        let batch = StatsBatch {
+            items,
+            home: Some(self.recycled_tx.clone()),
+        };
         match self.stats_tx.try_send(batch) {
             Ok(()) => {}
             Err(
                 flume::TrySendError::Full(mut batch) | flume::TrySendError::Disconnected(mut batch),
             ) => {
-                bump(&self.counters.stats_dropped, batch.len() as u64);
-                batch.clear();
-                self.batch = batch;
+                bump(&self.counters.stats_dropped, batch.items.len() as u64);
+                batch.home = None;
+                let mut items = std::mem::take(&mut batch.items);
+                items.clear();
+                let spare = std::mem::replace(&mut self.batch, items);
+                let _ = self.recycled_tx.try_send(spare);
             }
-        }
-    }
-
-    /// Allocates the spare batch if the last send used it; called between protocol callbacks.
-    pub(crate) fn refill_spare(&mut self) {
-        if self.spare.is_none() {
-            self.spare = Some(Vec::with_capacity(SHARE_STATS_BATCH_MAX));
         }
     }
 
@@ -197,13 +260,37 @@ struct Closing {
     hard: bool,
 }
 
+/// The I/O side of a plain connection (driven by the shard's loop, no task).
+struct PlainConn {
+    stream: std::net::TcpStream,
+    /// Input not handed to the protocol yet (an unfinished line, or lines held back at the
+    /// in-flight bound); lent from the shard's carry buffers while non-empty.
+    carry: Vec<u8>,
+    /// Distinguishes this connection's epoll events from those of an earlier one in the slot.
+    generation: u32,
+    first_read: bool,
+    /// Input stopped at the in-flight bound: `carry` may hold complete lines and the socket
+    /// unread bytes (no new edge will come), so reading resumes when the backlog is written.
+    paused: bool,
+    /// Graceful close: when flushing and draining give up.
+    close_deadline: Option<Instant>,
+    /// Graceful close: FIN sent, input is drained.
+    lingering: bool,
+    drained: usize,
+}
+
+enum SlotIo {
+    /// TLS: a reader and a writer task; this handle on the socket is for `shutdown(2)`.
+    Tasks(TcpStream),
+    Plain(PlainConn),
+}
+
 struct Slot<C> {
     conn: Option<C>,
     info: ConnInfo,
     out: Outbound,
     tls: Option<ServerConnection>,
-    /// A handle on the socket for `shutdown(2)`; the reader and writer own the others.
-    socket: TcpStream,
+    io: SlotIo,
     ip_bucket: usize,
     connected_at: Instant,
     last_line_at: Instant,
@@ -211,9 +298,6 @@ struct Slot<C> {
     /// Lines handed to the protocol whose output has not reached the socket yet.
     inflight: usize,
     writing: bool,
-    /// Whether the reader task is waiting in a socket read (only then does a graceful close
-    /// need `SHUT_RD` to wake it).
-    reading: bool,
     closing: Option<Closing>,
     writer_waker: Option<Waker>,
     reader_waker: Option<Waker>,
@@ -232,6 +316,17 @@ impl<C> Slot<C> {
         }
     }
 
+    fn is_plain(&self) -> bool {
+        matches!(self.io, SlotIo::Plain(_))
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        match &self.io {
+            SlotIo::Tasks(socket) => socket.as_raw_fd(),
+            SlotIo::Plain(plain) => plain.stream.as_raw_fd(),
+        }
+    }
+
     fn has_output(&self) -> bool {
         match &self.tls {
             Some(session) => {
@@ -241,8 +336,9 @@ impl<C> Slot<C> {
         }
     }
 
-    /// Records a close (the first reason wins; a graceful close can become hard) and wakes
-    /// the blocked tasks through `shutdown(2)`.
+    /// Records a close (the first reason wins; a graceful close can become hard). A TLS
+    /// connection's blocked tasks are woken through `shutdown(2)`; a plain connection is then
+    /// settled by the shard loop ([`plain_settle`]).
     fn close(&mut self, reason: CloseReason, hard: bool) {
         let closing = match self.closing {
             None => Closing { reason, hard },
@@ -252,15 +348,26 @@ impl<C> Slot<C> {
             },
         };
         self.closing = Some(closing);
-        let how = if closing.hard {
-            Shutdown::Both
-        } else {
-            Shutdown::Read
+        let how = match (closing.hard, self.is_plain()) {
+            (true, _) => Shutdown::Both,
+            (false, false) => Shutdown::Read,
+            // A graceful plain close flushes, then sends FIN itself.
+            (false, true) => return,
         };
         // Errors mean the socket is already shut down or disconnected: nothing to wake.
-        let _ = socket2::SockRef::from(&self.socket).shutdown(how);
+        let _ = socket2::SockRef::from(&BorrowedSocket(self.raw_fd())).shutdown(how);
         self.wake_writer();
         self.wake_reader();
+    }
+}
+
+/// A borrowed socket descriptor for `socket2::SockRef`.
+struct BorrowedSocket(RawFd);
+
+impl std::os::fd::AsFd for BorrowedSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor belongs to a live slot for the duration of the borrow.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) }
     }
 }
 
@@ -269,6 +376,13 @@ fn park(slot_waker: &mut Option<Waker>, waker: &Waker) {
         Some(old) if old.will_wake(waker) => {}
         _ => *slot_waker = Some(waker.clone()),
     }
+}
+
+/// A plain listening socket in the shard's epoll instance.
+struct PlainListener {
+    /// Index in [`NetConfig::listeners`].
+    index: usize,
+    listener: std::net::TcpListener,
 }
 
 pub(crate) struct ShardState<P: Protocol> {
@@ -282,15 +396,28 @@ pub(crate) struct ShardState<P: Protocol> {
     counters: Arc<ShardCounters>,
     stopping: bool,
     drain_waker: Option<Waker>,
+    shard: ShardId,
+    bucket: TokenBucket,
+    epoll: Epoll,
+    plain_listeners: Vec<PlainListener>,
+    /// When accepting on the plain listeners is retried after running out of descriptors.
+    accept_retry_at: Option<Instant>,
+    next_generation: u32,
+    /// The shard-wide input buffer of plain connections (`INPUT_BYTES`).
+    scratch: Vec<u8>,
+    outbound_pool: BufferPool,
+    carry_pool: BufferPool,
 }
 
 impl<P: Protocol> ShardState<P> {
-    pub(crate) fn new(
+    fn new(
         protocol: P,
         events: Events<P::Stat, P::Candidate>,
         config: Arc<NetConfig>,
         ip_table: Arc<IpTable>,
         counters: Arc<ShardCounters>,
+        shard: ShardId,
+        epoll: Epoll,
     ) -> Self {
         let cap = config.connections_per_shard_max;
         assert!(cap > 0);
@@ -298,6 +425,11 @@ impl<P: Protocol> ShardState<P> {
         slots.resize_with(cap, || None);
         // Lowest index first, so a lightly loaded shard uses the front of the slab.
         let free = (0..cap).rev().collect();
+        let bucket = TokenBucket::new(
+            config.accept_rate_per_sec,
+            config.accept_burst,
+            Instant::now(),
+        );
         Self {
             protocol,
             slots,
@@ -309,6 +441,15 @@ impl<P: Protocol> ShardState<P> {
             counters,
             stopping: false,
             drain_waker: None,
+            shard,
+            bucket,
+            epoll,
+            plain_listeners: Vec::new(),
+            accept_retry_at: None,
+            next_generation: 0,
+            scratch: Vec::with_capacity(INPUT_BYTES),
+            outbound_pool: BufferPool::new(OUTBOUND_QUEUE_BYTES_MAX, SHARD_SPARE_OUTBOUND_BUFFERS),
+            carry_pool: BufferPool::new(INPUT_BYTES, SHARD_SPARE_CARRY_BUFFERS),
         }
     }
 
@@ -319,15 +460,21 @@ impl<P: Protocol> ShardState<P> {
     }
 }
 
-/// Runs `f` with the protocol, the connection and a [`Ctx`], then applies the outcome.
+/// Runs `f` with the protocol, the connection and a [`Ctx`], then applies the outcome. A
+/// plain connection gets an outbound buffer lent for the call (kept while it holds bytes).
 fn call<P: Protocol>(
     protocol: &mut P,
     events: &mut Events<P::Stat, P::Candidate>,
     counters: &ShardCounters,
+    pool: &mut BufferPool,
     slot: &mut Slot<P::Conn>,
     now: Instant,
     f: impl FnOnce(&mut P, &mut P::Conn, &mut Ctx<'_, P::Stat, P::Candidate>) -> Flow,
 ) {
+    let plain = slot.is_plain();
+    if plain && !slot.out.has_buffer() {
+        slot.out.install(pool.take());
+    }
     let flow = {
         let Slot {
             conn,
@@ -360,7 +507,11 @@ fn call<P: Protocol>(
     } else if flow == Flow::Close {
         slot.close(CloseReason::Protocol, false);
     }
-    if slot.has_output() {
+    if plain {
+        if slot.out.is_empty() {
+            pool.give(slot.out.release());
+        }
+    } else if slot.has_output() {
         slot.wake_writer();
     }
 }
@@ -386,6 +537,7 @@ fn process_lines<P: Protocol>(
         slots,
         events,
         counters,
+        outbound_pool,
         ..
     } = st;
     let slot = slots[index].as_deref_mut().expect("live slot");
@@ -411,21 +563,32 @@ fn process_lines<P: Protocol>(
         slot.last_line_at = now;
         slot.inflight += 1;
         if line.len() > LINE_BYTES_MAX {
-            call(protocol, events, counters, slot, now, |p, c, ctx| {
-                p.on_line_too_long(c, ctx);
-                Flow::Continue
-            });
+            call(
+                protocol,
+                events,
+                counters,
+                outbound_pool,
+                slot,
+                now,
+                |p, c, ctx| {
+                    p.on_line_too_long(c, ctx);
+                    Flow::Continue
+                },
+            );
             slot.close(CloseReason::LineTooLong, false);
             break;
         }
-        call(protocol, events, counters, slot, now, |p, c, ctx| {
-            p.on_line(c, line, ctx)
-        });
+        call(
+            protocol,
+            events,
+            counters,
+            outbound_pool,
+            slot,
+            now,
+            |p, c, ctx| p.on_line(c, line, ctx),
+        );
     }
     bump(&counters.lines, lines);
-    // At most INFLIGHT_REQUESTS_PER_CONNECTION_MAX (< SHARE_STATS_BATCH_MAX) lines per call, so
-    // at most one batch is sent per call and the spare is always there inside `on_line`.
-    events.refill_spare();
     input.copy_within(start.., 0);
     input.truncate(input.len() - start);
     // Paused at the in-flight bound, the buffer still starts with complete lines (a pipelining
@@ -433,10 +596,18 @@ fn process_lines<P: Protocol>(
     let paused = matches!(progress, Progress::Paused);
     if slot.closing.is_none() && !paused && input.len() > LINE_BYTES_MAX {
         // No newline in more than LINE_BYTES_MAX bytes: memory stays bounded by dropping them.
-        call(protocol, events, counters, slot, now, |p, c, ctx| {
-            p.on_line_too_long(c, ctx);
-            Flow::Continue
-        });
+        call(
+            protocol,
+            events,
+            counters,
+            outbound_pool,
+            slot,
+            now,
+            |p, c, ctx| {
+                p.on_line_too_long(c, ctx);
+                Flow::Continue
+            },
+        );
         slot.close(CloseReason::LineTooLong, false);
         input.clear();
     }
@@ -582,8 +753,6 @@ async fn reader_loop<P: Protocol>(
                     TlsStep::Stop => return,
                 }
             }
-            // No await since `wait_for_room` saw no close, so none can have happened since.
-            st.slot(index).reading = true;
         }
         let result = if tls {
             cipher.clear();
@@ -598,7 +767,6 @@ async fn reader_loop<P: Protocol>(
         };
         let mut st = state.borrow_mut();
         let slot = st.slot(index);
-        slot.reading = false;
         match result {
             Ok(0) => {
                 slot.close(CloseReason::PeerClosed, false);
@@ -770,7 +938,8 @@ async fn linger<P: Protocol>(
 ) {
     {
         let mut st = state.borrow_mut();
-        let _ = socket2::SockRef::from(&st.slot(index).socket).shutdown(Shutdown::Write);
+        let fd = st.slot(index).raw_fd();
+        let _ = socket2::SockRef::from(&BorrowedSocket(fd)).shutdown(Shutdown::Write);
     }
     let mut drained = 0;
     let drain = async {
@@ -787,12 +956,26 @@ async fn linger<P: Protocol>(
     let _ = compio::time::timeout_at(deadline, drain).await;
 }
 
-/// Removes a closed connection from the shard and tells the protocol.
+/// Removes a closed connection from the shard and tells the protocol (TLS connection tasks).
 fn finish<P: Protocol>(state: &RefCell<ShardState<P>>, index: usize) {
-    let mut st = state.borrow_mut();
-    let mut slot = st.slots[index].take().expect("finished slot was live");
+    finish_in(&mut state.borrow_mut(), index);
+}
+
+/// Removes a closed connection from the shard and tells the protocol.
+fn finish_in<P: Protocol>(st: &mut ShardState<P>, index: usize) {
+    let slot = st.slots[index].take().expect("finished slot was live");
+    let mut slot = *slot;
     let closing = slot.closing.expect("finished slot was closing");
-    let _ = socket2::SockRef::from(&slot.socket).shutdown(Shutdown::Both);
+    let _ = socket2::SockRef::from(&BorrowedSocket(slot.raw_fd())).shutdown(Shutdown::Both);
+    if slot.is_plain() && slot.out.has_buffer() {
+        slot.out.clear();
+        st.outbound_pool.give(slot.out.release());
+    }
+    if let SlotIo::Plain(plain) = &mut slot.io
+        && plain.carry.capacity() > 0
+    {
+        st.carry_pool.give(std::mem::take(&mut plain.carry));
+    }
     st.free.push(index);
     assert!(st.live > 0);
     st.live -= 1;
@@ -806,6 +989,8 @@ fn finish<P: Protocol>(state: &RefCell<ShardState<P>>, index: usize) {
         .take()
         .expect("connection state present until on_close");
     st.protocol.on_close(conn, &slot.info, closing.reason);
+    // Dropping the slot closes a plain socket, which also removes it from the epoll set.
+    drop(slot);
     if st.live == 0
         && let Some(waker) = st.drain_waker.take()
     {
@@ -825,16 +1010,12 @@ enum Admission {
     Refuse,
 }
 
-fn admit<P: Protocol>(
-    st: &mut ShardState<P>,
-    bucket: &mut TokenBucket,
-    peer: SocketAddr,
-) -> Admission {
+fn admit<P: Protocol>(st: &mut ShardState<P>, peer: SocketAddr) -> Admission {
     let now = Instant::now();
     if st.stopping {
         return Admission::Refuse;
     }
-    if !bucket.try_take(now) {
+    if !st.bucket.try_take(now) {
         bump(&st.counters.refused_rate, 1);
         return Admission::Refuse;
     }
@@ -853,39 +1034,52 @@ fn admit<P: Protocol>(
 /// Puts an admitted connection into a free slot and calls `on_connect`; returns the slot.
 fn install<P: Protocol>(
     st: &mut ShardState<P>,
-    stream: &TcpStream,
+    io: SlotIo,
     info: ConnInfo,
     ip_bucket: usize,
     session: Option<ServerConnection>,
 ) -> usize {
-    // Best effort: a socket that refuses these options still works.
-    let _ = stream.set_nodelay(true);
-    if let Some(bytes) = st.config.socket_send_buffer_bytes {
-        let _ = socket2::SockRef::from(stream).set_send_buffer_size(bytes as usize);
-    }
     let now = Instant::now();
     let index = st.free.pop().expect("admit checked for a free slot");
+    let out = match io {
+        SlotIo::Plain(_) => Outbound::new_lazy(),
+        SlotIo::Tasks(_) => Outbound::new(),
+    };
     let mut slot = Box::new(Slot {
         conn: None,
         info,
-        out: Outbound::new(),
+        out,
         tls: session,
-        socket: stream.clone(),
+        io,
         ip_bucket,
         connected_at: now,
         last_line_at: now,
         subscribed: false,
         inflight: 0,
         writing: false,
-        reading: false,
         closing: None,
         writer_waker: None,
         reader_waker: None,
     });
     {
+        // Best effort: a socket that refuses these options still works.
+        let socket = BorrowedSocket(slot.raw_fd());
+        let socket = socket2::SockRef::from(&socket);
+        let _ = socket.set_tcp_nodelay(true);
+        if let Some(bytes) = st.config.socket_send_buffer_bytes {
+            let _ = socket.set_send_buffer_size(bytes as usize);
+        }
+    }
+    {
         let ShardState {
-            protocol, events, ..
+            protocol,
+            events,
+            outbound_pool,
+            ..
         } = &mut *st;
+        if slot.is_plain() {
+            slot.out.install(outbound_pool.take());
+        }
         let Slot {
             out,
             subscribed,
@@ -900,6 +1094,9 @@ fn install<P: Protocol>(
             now,
         };
         slot.conn = Some(protocol.on_connect(&mut ctx));
+        if slot.is_plain() && slot.out.is_empty() {
+            outbound_pool.give(slot.out.release());
+        }
     }
     assert!(st.slots[index].is_none());
     st.slots[index] = Some(slot);
@@ -914,78 +1111,376 @@ fn install<P: Protocol>(
 
 async fn accept_loop<P: Protocol>(
     state: Rc<RefCell<ShardState<P>>>,
-    bucket: Rc<RefCell<TokenBucket>>,
-    shard: ShardId,
     listener: TcpListener,
     listener_index: usize,
-    tls: Option<Arc<ArcSwap<ServerConfig>>>,
+    tls: Arc<ArcSwap<ServerConfig>>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(_) if state.borrow().stopping => return,
             Err(e) => {
-                // EMFILE/ENFILE/ENOBUFS: back off instead of spinning; others are per-connection.
-                if e.raw_os_error().is_some_and(|n| {
-                    n == libc::EMFILE
-                        || n == libc::ENFILE
-                        || n == libc::ENOBUFS
-                        || n == libc::ENOMEM
-                }) {
-                    compio::time::sleep(Duration::from_millis(10)).await;
+                if is_resource_error(&e) {
+                    compio::time::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
                 }
                 continue;
             }
         };
         let mut st = state.borrow_mut();
-        let ip_bucket = match admit(&mut st, &mut bucket.borrow_mut(), peer) {
+        let ip_bucket = match admit(&mut st, peer) {
             Admission::Admit(ip_bucket) => ip_bucket,
             Admission::Refuse => continue, // dropping the stream closes it
         };
-        let session = match &tls {
-            None => None,
-            Some(config) => match ServerConnection::new(config.load_full()) {
-                Ok(session) => Some(session),
-                Err(_) => {
-                    st.ip_table.release(ip_bucket);
-                    continue;
-                }
-            },
+        let session = match ServerConnection::new(tls.load_full()) {
+            Ok(session) => session,
+            Err(_) => {
+                st.ip_table.release(ip_bucket);
+                continue;
+            }
         };
         let info = ConnInfo {
             peer,
             local: stream.local_addr().unwrap_or(peer),
             listener: listener_index,
-            tls: tls.is_some(),
-            shard,
+            tls: true,
+            shard: st.shard,
         };
-        let index = install(&mut st, &stream, info, ip_bucket, session);
-        let is_tls = tls.is_some();
+        let index = install(
+            &mut st,
+            SlotIo::Tasks(stream.clone()),
+            info,
+            ip_bucket,
+            Some(session),
+        );
         drop(st);
-        spawn_fatal(connection_task(Rc::clone(&state), index, stream, is_tls)).detach();
+        spawn_fatal(connection_task(Rc::clone(&state), index, stream, true)).detach();
     }
 }
 
-/// Timeouts, `on_tick` for every connection, and the statistics flush.
-fn tick<P: Protocol>(state: &RefCell<ShardState<P>>) {
-    let now = Instant::now();
-    let mut st = state.borrow_mut();
+/// EMFILE/ENFILE/ENOBUFS/ENOMEM: accept backs off instead of spinning; other errors are
+/// about one connection.
+fn is_resource_error(e: &std::io::Error) -> bool {
+    e.raw_os_error().is_some_and(|n| {
+        n == libc::EMFILE || n == libc::ENFILE || n == libc::ENOBUFS || n == libc::ENOMEM
+    })
+}
+
+/// Accepts on a plain listener until it would block (it is registered edge-triggered).
+fn accept_plain<P: Protocol>(st: &mut ShardState<P>, which: usize) {
+    loop {
+        if st.stopping {
+            return;
+        }
+        let Some(listener) = st.plain_listeners.get(which) else {
+            return;
+        };
+        let listener_index = listener.index;
+        let (stream, peer) = match listener.listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if is_resource_error(&e) => {
+                st.accept_retry_at = Some(Instant::now() + Duration::from_millis(ACCEPT_RETRY_MS));
+                return;
+            }
+            // About the one connection that was aborted: accept the next one.
+            Err(e)
+                if e.raw_os_error().is_some_and(|n| {
+                    n == libc::ECONNABORTED || n == libc::EPROTO || n == libc::EPERM
+                }) =>
+            {
+                continue;
+            }
+            // Anything else would repeat: wait for the next edge.
+            Err(_) => return,
+        };
+        let ip_bucket = match admit(st, peer) {
+            Admission::Admit(ip_bucket) => ip_bucket,
+            Admission::Refuse => continue, // dropping the stream closes it
+        };
+        if stream.set_nonblocking(true).is_err() {
+            st.ip_table.release(ip_bucket);
+            continue;
+        }
+        let info = ConnInfo {
+            peer,
+            local: stream.local_addr().unwrap_or(peer),
+            listener: listener_index,
+            tls: false,
+            shard: st.shard,
+        };
+        let generation = st.next_generation;
+        st.next_generation = (generation + 1) & 0x7fff_ffff;
+        let fd = stream.as_raw_fd();
+        let plain = PlainConn {
+            stream,
+            carry: Vec::new(),
+            generation,
+            first_read: true,
+            paused: false,
+            close_deadline: None,
+            lingering: false,
+            drained: 0,
+        };
+        let index = install(st, SlotIo::Plain(plain), info, ip_bucket, None);
+        if st
+            .epoll
+            .add(fd, CONN_EVENTS, conn_token(index, generation))
+            .is_err()
+        {
+            st.slot(index).close(CloseReason::SocketError, true);
+        }
+        // Edge-triggered registration reports input that is already there; `on_connect` may
+        // have queued output or closed.
+        plain_flush(st, index);
+        plain_settle(st, index);
+    }
+}
+
+/// Writes a plain connection's queued replies through with `send(2)`; what the kernel does
+/// not take stays queued until the next `EPOLLOUT` edge. When everything is written, the
+/// buffer goes back to the shard and every line handled so far is answered.
+fn plain_flush<P: Protocol>(st: &mut ShardState<P>, index: usize) {
     let ShardState {
-        protocol,
         slots,
-        events,
-        config,
-        counters,
-        live,
+        outbound_pool,
         ..
-    } = &mut *st;
-    // `take(live)`: stop after the last live slot instead of scanning the whole slab.
-    for slot in slots
-        .iter_mut()
-        .filter_map(|s| s.as_deref_mut())
-        .take(*live)
-    {
+    } = st;
+    let Some(slot) = slots[index].as_deref_mut() else {
+        return;
+    };
+    let SlotIo::Plain(plain) = &slot.io else {
+        return;
+    };
+    let fd = plain.stream.as_raw_fd();
+    if slot.closing.is_some_and(|c| c.hard) {
+        slot.out.clear();
+    }
+    while !slot.out.is_empty() {
+        match send(fd, slot.out.pending()) {
+            IoResult::Done(0) | IoResult::WouldBlock => break,
+            IoResult::Done(n) => slot.out.consume(n),
+            IoResult::Failed => {
+                slot.out.clear();
+                slot.close(CloseReason::SocketError, true);
+            }
+        }
+    }
+    if slot.out.is_empty() {
+        if slot.out.has_buffer() {
+            outbound_pool.give(slot.out.release());
+        }
+        slot.inflight = 0;
+    }
+}
+
+/// Reads a plain connection until the socket would block (or `SHARD_READS_PER_EVENT_MAX`
+/// reads, then it is re-armed), handing complete lines to the protocol and writing the replies
+/// through (see the module docs).
+fn plain_input<P: Protocol>(st: &mut ShardState<P>, index: usize) {
+    for _ in 0..SHARD_READS_PER_EVENT_MAX {
+        let slot = st.slots[index].as_deref_mut().expect("live slot");
         if slot.closing.is_some() {
+            return;
+        }
+        let inflight_full = slot.inflight >= INFLIGHT_REQUESTS_PER_CONNECTION_MAX;
+        let SlotIo::Plain(plain) = &mut slot.io else {
+            return;
+        };
+        if inflight_full {
+            plain.paused = true;
+            return;
+        }
+        let mut input = std::mem::take(&mut st.scratch);
+        debug_assert!(input.is_empty() && input.capacity() >= INPUT_BYTES);
+        input.extend_from_slice(&plain.carry);
+        if plain.carry.capacity() > 0 {
+            st.carry_pool.give(std::mem::take(&mut plain.carry));
+        }
+        // Resuming after a pause: `carry` may hold complete lines; hand them over first.
+        let resumed = std::mem::take(&mut plain.paused);
+        let mut would_block = false;
+        if !resumed {
+            let fd = plain.stream.as_raw_fd();
+            let room = INPUT_BYTES - input.len();
+            let failure = match recv_append(fd, &mut input, room) {
+                IoResult::Done(0) => Some((CloseReason::PeerClosed, false)),
+                IoResult::Done(_) => None,
+                IoResult::WouldBlock => {
+                    would_block = true;
+                    None
+                }
+                IoResult::Failed => Some((CloseReason::SocketError, true)),
+            };
+            let failure = failure.or_else(|| {
+                if !plain.first_read || input.is_empty() {
+                    return None;
+                }
+                plain.first_read = false;
+                (input[0] == TLS_HANDSHAKE_RECORD).then_some((CloseReason::TlsOnPlainPort, true))
+            });
+            if let Some((reason, hard)) = failure {
+                slot.close(reason, hard);
+                input.clear();
+                st.scratch = input;
+                return;
+            }
+        }
+        let mut paused = false;
+        loop {
+            match process_lines(st, index, &mut input) {
+                Progress::NeedBytes | Progress::Closed => break,
+                Progress::Paused => {
+                    plain_flush(st, index);
+                    let slot = st.slot(index);
+                    if slot.closing.is_none()
+                        && slot.inflight < INFLIGHT_REQUESTS_PER_CONNECTION_MAX
+                    {
+                        continue;
+                    }
+                    paused = true;
+                    break;
+                }
+            }
+        }
+        plain_flush(st, index);
+        let ShardState {
+            slots,
+            carry_pool,
+            scratch,
+            ..
+        } = &mut *st;
+        let slot = slots[index].as_deref_mut().expect("live slot");
+        let closing = slot.closing.is_some();
+        let SlotIo::Plain(plain) = &mut slot.io else {
+            unreachable!("plain slot");
+        };
+        if !closing && !input.is_empty() {
+            let mut carry = carry_pool.take();
+            carry.extend_from_slice(&input);
+            plain.carry = carry;
+        }
+        input.clear();
+        *scratch = input;
+        if closing || would_block {
+            return;
+        }
+        if paused {
+            plain.paused = true;
+            return;
+        }
+    }
+    // Budget used up with input perhaps still waiting: ask for another event.
+    let slot = st.slots[index].as_deref_mut().expect("live slot");
+    let SlotIo::Plain(plain) = &slot.io else {
+        unreachable!("plain slot");
+    };
+    let token = conn_token(index, plain.generation);
+    if st
+        .epoll
+        .rearm(plain.stream.as_raw_fd(), CONN_EVENTS, token)
+        .is_err()
+    {
+        slot.close(CloseReason::SocketError, true);
+    }
+}
+
+/// Moves a closing plain connection along: a hard close removes it; a graceful one flushes
+/// the backlog, sends FIN and drains input until end of stream, an error,
+/// `CLOSE_DRAIN_BYTES_MAX` bytes or the deadline (checked at each tick).
+fn plain_settle<P: Protocol>(st: &mut ShardState<P>, index: usize) {
+    let Some(slot) = st.slots[index].as_deref_mut() else {
+        return;
+    };
+    let Some(closing) = slot.closing else {
+        return;
+    };
+    if !slot.is_plain() {
+        return;
+    }
+    if closing.hard {
+        return finish_in(st, index);
+    }
+    plain_flush(st, index);
+    let ShardState { slots, scratch, .. } = &mut *st;
+    let slot = slots[index].as_deref_mut().expect("live slot");
+    if slot.closing.is_some_and(|c| c.hard) {
+        return finish_in(st, index);
+    }
+    let flushed = slot.out.is_empty();
+    let SlotIo::Plain(plain) = &mut slot.io else {
+        unreachable!("plain slot");
+    };
+    if plain.close_deadline.is_none() {
+        plain.close_deadline = Some(Instant::now() + Duration::from_millis(CLOSE_FLUSH_MS_MAX));
+    }
+    if !flushed {
+        return; // the next EPOLLOUT edge, or the deadline
+    }
+    let fd = plain.stream.as_raw_fd();
+    if !plain.lingering {
+        plain.lingering = true;
+        let _ = socket2::SockRef::from(&BorrowedSocket(fd)).shutdown(Shutdown::Write);
+    }
+    loop {
+        if plain.drained >= CLOSE_DRAIN_BYTES_MAX {
+            return finish_in(st, index);
+        }
+        let result = recv_append(fd, scratch, INPUT_BYTES);
+        scratch.clear();
+        match result {
+            IoResult::Done(0) | IoResult::Failed => return finish_in(st, index),
+            IoResult::Done(n) => plain.drained += n,
+            IoResult::WouldBlock => return,
+        }
+    }
+}
+
+/// An epoll event for a plain connection.
+fn plain_event<P: Protocol>(st: &mut ShardState<P>, token: u64) {
+    let index = usize::try_from(token & 0xffff_ffff).expect("index fits usize");
+    let generation = u32::try_from(token >> 32).expect("generation fits u32");
+    let Some(slot) = st.slots.get(index).and_then(|s| s.as_deref()) else {
+        return;
+    };
+    match &slot.io {
+        SlotIo::Plain(plain) if plain.generation == generation => {}
+        _ => return, // an event of an earlier connection in this slot
+    }
+    if slot.closing.is_none() {
+        plain_flush(st, index);
+        plain_input(st, index);
+    }
+    plain_settle(st, index);
+}
+
+/// Timeouts, `on_tick` for every connection, close deadlines, and the statistics flush.
+fn tick<P: Protocol>(st: &mut ShardState<P>) {
+    let now = Instant::now();
+    // `remaining`: stop after the last live slot instead of scanning the whole slab.
+    let mut remaining = st.live;
+    for index in 0..st.slots.len() {
+        if remaining == 0 {
+            break;
+        }
+        let ShardState {
+            protocol,
+            slots,
+            events,
+            config,
+            counters,
+            outbound_pool,
+            ..
+        } = &mut *st;
+        let Some(slot) = slots[index].as_deref_mut() else {
+            continue;
+        };
+        remaining -= 1;
+        if slot.closing.is_some() {
+            if let SlotIo::Plain(plain) = &slot.io
+                && plain.close_deadline.is_some_and(|d| now >= d)
+            {
+                finish_in(st, index);
+            }
             continue;
         }
         let expired = if slot.subscribed {
@@ -1001,39 +1496,63 @@ fn tick<P: Protocol>(state: &RefCell<ShardState<P>>) {
             };
             bump(&counters.timeout_closes, 1);
             slot.close(reason, true);
-            continue;
+        } else {
+            call(
+                protocol,
+                events,
+                counters,
+                outbound_pool,
+                slot,
+                now,
+                |p, c, ctx| p.on_tick(c, ctx),
+            );
         }
-        call(protocol, events, counters, slot, now, |p, c, ctx| {
-            p.on_tick(c, ctx)
-        });
+        if slot.is_plain() {
+            plain_flush(st, index);
+            plain_settle(st, index);
+        }
     }
-    events.flush_stats();
+    st.events.flush_stats();
 }
 
-/// Calls `on_jobs` for every connection of the shard.
-fn fan_out<P: Protocol>(state: &RefCell<ShardState<P>>, jobs: &Arc<P::Jobs>) {
+/// Calls `on_jobs` for every connection of the shard (plain ones get the notify written
+/// through at once).
+fn fan_out<P: Protocol>(st: &mut ShardState<P>, jobs: &Arc<P::Jobs>) {
     let now = Instant::now();
-    let mut st = state.borrow_mut();
-    let ShardState {
-        protocol,
-        slots,
-        events,
-        counters,
-        live,
-        ..
-    } = &mut *st;
-    protocol.on_shard_jobs(jobs);
-    for slot in slots
-        .iter_mut()
-        .filter_map(|s| s.as_deref_mut())
-        .take(*live)
-    {
+    st.protocol.on_shard_jobs(jobs);
+    let mut remaining = st.live;
+    for index in 0..st.slots.len() {
+        if remaining == 0 {
+            break;
+        }
+        let ShardState {
+            protocol,
+            slots,
+            events,
+            counters,
+            outbound_pool,
+            ..
+        } = &mut *st;
+        let Some(slot) = slots[index].as_deref_mut() else {
+            continue;
+        };
+        remaining -= 1;
         if slot.closing.is_some() {
             continue;
         }
-        call(protocol, events, counters, slot, now, |p, c, ctx| {
-            p.on_jobs(c, jobs, ctx)
-        });
+        call(
+            protocol,
+            events,
+            counters,
+            outbound_pool,
+            slot,
+            now,
+            |p, c, ctx| p.on_jobs(c, jobs, ctx),
+        );
+        if slot.is_plain() {
+            plain_flush(st, index);
+            plain_settle(st, index);
+        }
     }
 }
 
@@ -1049,13 +1568,36 @@ pub(crate) struct ShardSetup<P: Protocol> {
     pub(crate) ip_table: Arc<IpTable>,
 }
 
-/// The shard's main future: starts the accept loops and the ticker, then serves control
-/// messages until stopped.
-pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
+/// Milliseconds until `deadline`, rounded up, for `epoll_wait`.
+fn timeout_ms(now: Instant, deadline: Instant) -> i32 {
+    let wait = deadline.saturating_duration_since(now);
+    let ms = wait.as_millis() + u128::from(!wait.subsec_nanos().is_multiple_of(1_000_000));
+    i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
+/// Runs a shard on this thread until it is stopped: sets up its listeners, reports
+/// readiness on `ready`, then runs the shard loop (see the module docs). A panic aborts the
+/// process (see [`Fatal`]).
+pub(crate) fn run<P: Protocol>(
+    runtime: &compio::runtime::Runtime,
+    completions: &Eventfd,
     setup: ShardSetup<P>,
     protocol: P,
-    ready: flume::Sender<std::io::Result<D>>,
-    driver: D,
+    ready: &flume::Sender<std::io::Result<Driver>>,
+    driver: Driver,
+) {
+    let guard = AbortOnUnwind;
+    runtime.enter(|| run_inner(runtime, completions, setup, protocol, ready, driver));
+    std::mem::forget(guard);
+}
+
+fn run_inner<P: Protocol>(
+    runtime: &compio::runtime::Runtime,
+    completions: &Eventfd,
+    setup: ShardSetup<P>,
+    protocol: P,
+    ready: &flume::Sender<std::io::Result<Driver>>,
+    driver: Driver,
 ) {
     let ShardSetup {
         id,
@@ -1067,69 +1609,166 @@ pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
         counters,
         ip_table,
     } = setup;
-    let mut compio_listeners = Vec::with_capacity(listeners.len());
-    // Second handles on the listening sockets: `shutdown(2)` on them wakes pending accepts
-    // at stop, under both drivers, and refuses new connections at once.
-    let mut listener_handles = Vec::with_capacity(listeners.len());
+    let fail = |e: std::io::Error| {
+        let _ = ready.send(Err(e));
+    };
+    let epoll = match Epoll::new() {
+        Ok(epoll) => epoll,
+        Err(e) => return fail(e),
+    };
+    // compio's driver descriptor (the polling driver's epoll; io_uring's ring), and the
+    // eventfd io_uring signals on every completion it posts, which also covers completions
+    // posted while the ring's own poll wake-ups do not reach a nested wait.
+    if let Err(e) = epoll.add(runtime.as_raw_fd(), COMPIO_EVENTS, TOKEN_COMPIO) {
+        return fail(e);
+    }
+    if let Err(e) = epoll.add(completions.as_raw_fd(), COMPIO_EVENTS, TOKEN_COMPLETIONS) {
+        return fail(e);
+    }
+    let mut plain_listeners = Vec::new();
+    let mut tls_listeners = Vec::new();
+    // Second handles on the TLS listening sockets: `shutdown(2)` on them wakes pending
+    // accepts at stop, under both drivers, and refuses new connections at once.
+    let mut listener_handles = Vec::new();
     for l in listeners {
-        match l.listener.try_clone() {
-            Ok(handle) => listener_handles.push(handle),
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return;
+        match l.tls {
+            None => {
+                let token = TOKEN_LISTENER | plain_listeners.len() as u64;
+                if let Err(e) = epoll.add(l.listener.as_raw_fd(), LISTENER_EVENTS, token) {
+                    return fail(e);
+                }
+                plain_listeners.push(PlainListener {
+                    index: l.index,
+                    listener: l.listener,
+                });
             }
-        }
-        match TcpListener::from_std(l.listener) {
-            Ok(listener) => compio_listeners.push((l.index, listener, l.tls)),
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return;
+            Some(tls) => {
+                match l.listener.try_clone() {
+                    Ok(handle) => listener_handles.push(handle),
+                    Err(e) => return fail(e),
+                }
+                match TcpListener::from_std(l.listener) {
+                    Ok(listener) => tls_listeners.push((l.index, listener, tls)),
+                    Err(e) => return fail(e),
+                }
             }
         }
     }
-    let _ = ready.send(Ok(driver));
-    drop(ready);
-    let mut cache = arc_swap::Cache::new(Arc::clone(&jobs));
-    let state = Rc::new(RefCell::new(ShardState::new(
+    let mut state = ShardState::new(
         protocol,
         events,
         Arc::clone(&config),
         ip_table,
         counters,
-    )));
-    state.borrow_mut().protocol.on_shard_jobs(cache.load());
-    let bucket = Rc::new(RefCell::new(TokenBucket::new(
-        config.accept_rate_per_sec,
-        config.accept_burst,
-        Instant::now(),
-    )));
-    let accepts: Vec<_> = compio_listeners
+        id,
+        epoll,
+    );
+    state.plain_listeners = plain_listeners;
+    let mut cache = arc_swap::Cache::new(Arc::clone(&jobs));
+    state.protocol.on_shard_jobs(cache.load());
+    let state = Rc::new(RefCell::new(state));
+    let accepts: Vec<_> = tls_listeners
         .into_iter()
         .map(|(index, listener, tls)| {
-            spawn_fatal(accept_loop(
-                Rc::clone(&state),
-                Rc::clone(&bucket),
-                id,
-                listener,
-                index,
-                tls,
-            ))
+            spawn_fatal(accept_loop(Rc::clone(&state), listener, index, tls))
         })
         .collect();
-    let ticker = {
-        let state = Rc::clone(&state);
-        let period = config.tick_interval;
-        spawn_fatal(async move {
-            loop {
-                compio::time::sleep(period).await;
-                tick(&state);
+    let done = Rc::new(Cell::new(false));
+    spawn_fatal(shard_main(
+        Rc::clone(&state),
+        control_rx,
+        cache,
+        accepts,
+        listener_handles,
+        Rc::clone(&done),
+    ))
+    .detach();
+    let _ = ready.send(Ok(driver));
+
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; SHARD_EPOLL_EVENTS_MAX];
+    let period = config.tick_interval;
+    let mut next_tick = Instant::now() + period;
+    // Whether compio has work: run its ready tasks and reap its completions before waiting.
+    let mut compio_due = true;
+    loop {
+        if compio_due {
+            runtime.poll_with(Some(Duration::ZERO));
+            let more = runtime.run();
+            if done.get() {
+                return;
             }
-        })
-    };
+            // Submits what the tasks queued and re-arms compio's wake-up through its
+            // descriptor; true if a task was woken meanwhile.
+            let notified = runtime.flush();
+            compio_due = more || notified;
+        }
+        let now = Instant::now();
+        let mut deadline = next_tick;
+        if let Some(wait) = runtime.current_timeout() {
+            deadline = deadline.min(now + wait);
+        }
+        if let Some(retry) = state.borrow().accept_retry_at {
+            deadline = deadline.min(retry);
+        }
+        let wait_ms = if compio_due {
+            0
+        } else {
+            timeout_ms(now, deadline)
+        };
+        let n = state.borrow().epoll.wait(&mut events, wait_ms);
+        if n == 0 {
+            // A timeout (perhaps a compio timer's), or an interruption: io_uring runs the task
+            // work that posts completions by interrupting the wait, so look at compio now
+            // rather than after one more wait.
+            compio_due = true;
+        }
+        let mut st = state.borrow_mut();
+        for event in &events[..n] {
+            let token = event.u64;
+            if token == TOKEN_COMPIO {
+                compio_due = true;
+            } else if token == TOKEN_COMPLETIONS {
+                completions.clear();
+                compio_due = true;
+            } else if token & TOKEN_LISTENER != 0 {
+                let which = usize::try_from(token & !TOKEN_LISTENER).expect("listener index");
+                accept_plain(&mut st, which);
+            } else {
+                plain_event(&mut st, token);
+            }
+        }
+        let now = Instant::now();
+        if st.accept_retry_at.is_some_and(|at| now >= at) {
+            st.accept_retry_at = None;
+            for which in 0..st.plain_listeners.len() {
+                accept_plain(&mut st, which);
+            }
+        }
+        if now >= next_tick {
+            tick(&mut st);
+            next_tick = now + period;
+        }
+        drop(st);
+        if runtime.current_timeout().is_some_and(|t| t.is_zero()) {
+            compio_due = true; // a compio timer is due
+        }
+    }
+}
+
+/// The shard's control task: serves control messages until stopped, then closes listeners
+/// and connections and ends the shard loop (`done`).
+async fn shard_main<P: Protocol>(
+    state: Rc<RefCell<ShardState<P>>>,
+    control_rx: flume::Receiver<ShardMsg>,
+    mut cache: arc_swap::Cache<Arc<ArcSwap<P::Jobs>>, Arc<P::Jobs>>,
+    accepts: Vec<compio::runtime::JoinHandle<()>>,
+    listener_handles: Vec<std::net::TcpListener>,
+    done: Rc<Cell<bool>>,
+) {
     // Ends on `Stop`, or when the handle is gone (its sender dropped).
     while let Ok(ShardMsg::Jobs) = control_rx.recv_async().await {
         let current = Arc::clone(cache.load());
-        fan_out(&state, &current);
+        fan_out(&mut state.borrow_mut(), &current);
     }
     {
         let mut st = state.borrow_mut();
@@ -1137,8 +1776,16 @@ pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
         for handle in &listener_handles {
             let _ = socket2::SockRef::from(handle).shutdown(Shutdown::Both);
         }
-        for slot in st.slots.iter_mut().filter_map(|s| s.as_deref_mut()) {
+        // Closing the plain listening sockets also removes them from the epoll set.
+        st.plain_listeners.clear();
+        for index in 0..st.slots.len() {
+            let Some(slot) = st.slots[index].as_deref_mut() else {
+                continue;
+            };
             slot.close(CloseReason::Shutdown, true);
+            if slot.is_plain() {
+                finish_in(&mut st, index);
+            }
         }
     }
     for accept in accepts {
@@ -1157,8 +1804,8 @@ pub(crate) async fn shard_main<P: Protocol, D: Send + 'static>(
         }
     });
     let _ = compio::time::timeout(Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX), drained).await;
-    drop(ticker);
     state.borrow_mut().events.flush_stats();
+    done.set(true);
 }
 
 #[cfg(test)]
@@ -1182,15 +1829,32 @@ mod tests {
         let dropped = counters.snapshot().stats_dropped;
         assert_eq!(dropped, (SHARE_STATS_BATCH_MAX + 5) as u64);
         // The queue has room again: the next batch goes through.
+        drop(sent);
         events.stat(1);
         events.flush_stats();
-        assert_eq!(stats_rx.try_recv().unwrap(), vec![1]);
+        assert_eq!(&*stats_rx.try_recv().unwrap(), &[1]);
+    }
+
+    #[test]
+    fn consumed_batches_come_back_to_the_shard() {
+        let (stats_tx, stats_rx) = flume::bounded(STATS_BATCHES_QUEUED_PER_SHARD_MAX);
+        let (candidates_tx, _candidates_rx) = flume::bounded::<u8>(1);
+        let mut events = Events::new(stats_tx, candidates_tx, Arc::default());
+        for round in 0..STATS_BUFFERS * 3 {
+            events.stat(round);
+            events.flush_stats();
+            let batch = stats_rx.try_recv().unwrap();
+            assert_eq!(&*batch, &[round]);
+            drop(batch);
+            // Every buffer is back (none allocated, none lost).
+            assert_eq!(events.recycled_rx.len(), STATS_BUFFERS);
+        }
     }
 
     #[test]
     #[should_panic(expected = "block candidate queue full")]
     fn full_candidate_queue_is_an_assertion_failure() {
-        let (stats_tx, _stats_rx) = flume::bounded::<Vec<u8>>(1);
+        let (stats_tx, _stats_rx) = flume::bounded::<StatsBatch<u8>>(1);
         let (candidates_tx, _candidates_rx) = flume::bounded(1);
         let mut events = Events::new(stats_tx, candidates_tx, Arc::default());
         events.candidate(1u8);

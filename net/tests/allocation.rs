@@ -1,11 +1,11 @@
 //! Heap allocations on the shard thread after connection set-up (STYLE rule 4), counted by a
 //! test-only global allocator that counts only on shard threads.
 //!
-//! Line handling in `warppool-net` allocates nothing; what remains per I/O operation is
-//! compio's own operation bookkeeping (measured: about 2 allocations per operation on
-//! io_uring, 4-5 on the polling driver). The test pins both facts down: pipelined lines (many per
-//! read) must cost far less than one allocation per line, and a request/reply round trip
-//! (one read and one write) must stay within a small constant.
+//! Plain connections are served by the shard's own epoll loop with lent buffers and recycled
+//! statistics batches, so neither a request/reply round trip (one read, one write) nor
+//! pipelined lines allocate. What remains is one-time growth: the statistics queue (flume)
+//! grows its internal buffer towards its bound the first times batches are queued (this test
+//! never drains it). The bound below allows that handful and nothing per operation.
 
 #[path = "support/counting.rs"]
 mod counting;
@@ -95,18 +95,11 @@ fn measure(force_polling: bool) {
         round_trip as f64 / ROUND_TRIPS as f64,
         pipelined as f64 / lines as f64,
     );
-    // The statistics batches (one `Vec` per 256 lines sent) are the only per-line-ish cost.
+    // Measured: 2 over the round trips and 3 over the pipelined lines under both drivers,
+    // all one-time queue growth; anything per operation would be thousands.
     assert!(
-        pipelined * 4 < lines,
-        "{pipelined} allocations for {lines} pipelined lines"
-    );
-    // Measured on compio 0.19.2: about 4-5 per round trip on io_uring and 9 on the polling
-    // driver, all inside compio (operation records of 128-511 bytes, one read and one write
-    // per round trip). The bounds catch regressions, not compio's baseline.
-    let per_round_trip_max = if force_polling { 12 } else { 6 };
-    assert!(
-        round_trip <= ROUND_TRIPS * per_round_trip_max,
-        "{round_trip} allocations for {ROUND_TRIPS} round trips"
+        round_trip + pipelined <= 16,
+        "{round_trip} allocations for {ROUND_TRIPS} round trips, {pipelined} for {lines} lines"
     );
     plane.stop();
 }

@@ -469,3 +469,46 @@ fn protocol_panic_aborts_the_process() {
 fn libc_sigabrt() -> i32 {
     6 // SIGABRT on Linux
 }
+
+/// A client that pipelines far more than the in-flight bound while its replies back up (small
+/// send buffer, client reading only after a pause): the shard keeps the unsent replies as a
+/// backlog, pauses input at the bound, and resumes when the socket takes the backlog. Every
+/// reply arrives, in order, and nothing is closed.
+#[test]
+fn paused_input_resumes_when_the_backlog_drains() {
+    both_drivers(DEADLINE, |force_polling| {
+        const LINES: usize = 20_000;
+        let mut config = test_config(vec![plain_v4()], 1, force_polling);
+        config.socket_send_buffer_bytes = Some(4096);
+        let (plane, log) = start_test(config, Options::default());
+        let mut client = Client::connect(plane.local_addrs()[0]);
+        let mut writer = client.reader.get_ref().try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let padding = "p".repeat(80);
+            let mut batch = String::new();
+            for i in 0..LINES {
+                batch.push_str(&format!("{i}-{padding}\n"));
+                if batch.len() > 32 * 1024 {
+                    writer.write_all(batch.as_bytes()).unwrap();
+                    batch.clear();
+                }
+            }
+            writer.write_all(batch.as_bytes()).unwrap();
+        });
+        // Let the replies back up before reading any.
+        std::thread::sleep(Duration::from_millis(200));
+        let padding = "p".repeat(80);
+        for i in 0..LINES {
+            let line = client.read_line();
+            assert_eq!(
+                line,
+                format!("echo:{i}-{padding}\n").as_bytes(),
+                "reply {i}"
+            );
+        }
+        sender.join().unwrap();
+        assert_eq!(plane.counters_total().closed, 0);
+        assert_eq!(log.closes.lock().unwrap().len(), 0);
+        plane.stop();
+    });
+}

@@ -97,8 +97,11 @@ struct JobDifficulty {
 /// difficulty as usual.
 ///
 /// Size: about 1 KiB inline (see the `session_size` test) plus, once authorized, its
-/// `JobBook` (`JOBS_RETAINED_MAX` × `CONNECTION_DUPLICATES_PER_JOB` × 24 bytes = 12 KiB), the
-/// username and payout script, and the user agent.
+/// `JobBook` (the job slots; each slot's duplicate set, `CONNECTION_DUPLICATES_PER_JOB` × 24
+/// bytes = 1.5 KiB, is allocated at the first share that reaches the duplicate check in that
+/// slot and kept when the slot is reused: at most 12 KiB for a connection that submitted on
+/// `JOBS_RETAINED_MAX` jobs, none for an idle one), the username and payout script, and the
+/// user agent.
 #[derive(Debug)]
 pub struct Session {
     id: ConnectionId,
@@ -343,7 +346,7 @@ impl Stratum {
             }
         }
         if conn.book.is_none() {
-            conn.book = Some(Box::new(JobBook::new(CONNECTION_DUPLICATES_PER_JOB)));
+            conn.book = Some(Box::new(JobBook::new_lazy(CONNECTION_DUPLICATES_PER_JOB)));
         }
         let script = script.into_bytes();
         let new_payout = conn.user.as_ref().is_some_and(|u| u.script != script);
