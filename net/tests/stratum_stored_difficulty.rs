@@ -133,7 +133,7 @@ fn a_suggest_before_authorize_wins_and_changes_are_reported() {
         while reported.is_empty() && std::time::Instant::now() < deadline {
             for queue in plane.stats_receivers() {
                 while let Ok(batch) = queue.try_recv() {
-                    for event in batch {
+                    for event in batch.iter() {
                         if let ShareEvent::Difficulty { difficulty, .. } = event {
                             reported.push(difficulty.to_f64_lossy());
                         }
