@@ -367,8 +367,8 @@ def svg_chart(
     target: tuple[str, float] | None = None,
 ) -> str:
     """A line chart, one x position per run, one polyline per series (gaps where None)."""
-    width, height = 720, 300
-    left, right, top, bottom = 80, 20, 30, 70
+    width, height = 720, 340
+    left, right, top, bottom = 80, 20, 30, 110
     pw, ph = width - left - right, height - top - bottom
     values = [v for _, vs in series for v in vs if v is not None]
     if target is not None:
@@ -398,7 +398,10 @@ def svg_chart(
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" class="tick" text-anchor="end">'
             f"{_fmt_axis(v)}</text>"
         )
+    every = max(1, math.ceil(len(labels) / 10))  # at most ~10 x labels, always the latest
     for i, label in enumerate(labels):
+        if i % every and i != len(labels) - 1:
+            continue
         out.append(
             f'<text x="{x(i):.1f}" y="{top + ph + 14}" class="tick" text-anchor="end" '
             f'transform="rotate(-30 {x(i):.1f} {top + ph + 14})">{html.escape(label)}</text>'
