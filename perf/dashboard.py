@@ -254,6 +254,12 @@ def _rate(v: float | None) -> str:
     return "—" if v is None else f"{v:,.1f}/s"
 
 
+def _verdict(value: float | None, passed: bool) -> str:
+    if value is None:
+        return "NOT MEASURED"
+    return "PASS" if passed else "SHORT"
+
+
 def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
     """[scenario, measured, target, verdict] rows for the base variant."""
     b = metrics["base"]
@@ -285,7 +291,8 @@ def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
             f"{_rate(best)} answered, p99 {_ms(b.get('s2_best_p99_us'))} "
             f"({b['s2_steps']} steps{why})"
         )
-        verdict = "PASS" if best is not None and best >= TARGET_MAX_RATE_PER_S else "SHORT"
+        # Steps ran but none passed: measured, and short.
+        verdict = _verdict(best or 0.0, best is not None and best >= TARGET_MAX_RATE_PER_S)
         rows.append(["2 max share rate, p99 < 5 ms", measured, "≥ 100,000 shares/s", verdict])
     if "s3_connections" in b or "s3_bytes_per_conn" in b:
         per = b.get("s3_bytes_per_conn")
@@ -293,7 +300,7 @@ def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
             f"{'—' if per is None else f'{per / 1024:.2f} KiB'} per connection at "
             f"{_int(b.get('s3_connections'))} connections"
         )
-        verdict = "PASS" if per is not None and per <= TARGET_BYTES_PER_CONN else "SHORT"
+        verdict = _verdict(per, per is not None and per <= TARGET_BYTES_PER_CONN)
         rows.append(["3 idle connections, RSS", measured, "≤ 4 KiB/connection", verdict])
     if "s4_requested" in b:
         failed = b.get("s4_failed")
@@ -312,7 +319,7 @@ def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
             f"({_int(b.get('s5_count_us'))} clean_jobs at {_int(b.get('s5_established'))} "
             "connections)"
         )
-        verdict = "PASS" if p99 is not None and p99 <= TARGET_NEW_TIP_P99_US else "SHORT"
+        verdict = _verdict(p99, p99 is not None and p99 <= TARGET_NEW_TIP_P99_US)
         rows.append(["5 new-tip fan-out", measured, "p99 ≤ 50 ms", verdict])
     return rows
 

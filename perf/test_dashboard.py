@@ -171,6 +171,19 @@ class DashboardTest(unittest.TestCase):
         self.assertEqual(result["best"]["answered_per_s"], 1000.0)
         self.assertEqual(result["first_failure"]["offered_per_s"], 1000)
 
+    def test_missing_measurements_are_not_verdicts(self) -> None:
+        run = self.runs / "2026-11-30T10-00-00Z"
+        # A bare idle report has no pool samples: RSS per connection is not measured.
+        write(run, "idle", report("idle", requested=19_900, established=19_900, accepted=0))
+        slow = {"offered_per_s": 5000, "loadgen": report(
+            "steady", duration_s=10.0, accepted=50_000, submit=hist(100, 7000, 9000, 9000))}
+        write(run, "base-2-max-rate", {"perf_run": 1, "scenario_id": "2", "steps": [slow]})
+        rows = {r[0]: r for r in dashboard.summary_rows(dashboard.run_metrics(run))}
+        self.assertEqual(rows["3 idle connections, RSS"][3], "NOT MEASURED")
+        self.assertIn("19,900 connections", rows["3 idle connections, RSS"][1])
+        self.assertEqual(rows["2 max share rate, p99 < 5 ms"][3], "SHORT")
+        self.assertNotIn("5 new-tip fan-out", rows)
+
     def test_empty_runs_folder(self) -> None:
         page = dashboard.build_html(Path(self._tmp.name) / "missing")
         self.assertIn("No runs yet", page)
