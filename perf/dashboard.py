@@ -117,7 +117,8 @@ def step_verdict(step: dict[str, Any]) -> tuple[bool, str]:
     offered = _num(step.get("offered_per_s"))
     sent = _num(_get(report, "shares", "submitted_per_s"))
     if offered and (sent is None or sent < 0.9 * offered):
-        return False, "loadgen-limited (submitted < 90% of offered)"
+        return False, ("loadgen-limited (submitted < 90% of offered: loadgen's core, or "
+                       "replies too slow for its in-flight window)")
     return True, "ok"
 
 
