@@ -458,3 +458,63 @@ const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_BLOCK_SEND_TIMEOUT_MS)
 const _: () = assert!(STORAGE_FLUSH_INTERVAL_MS < STORAGE_RETENTION_INTERVAL_SECS * 1000);
 const _: () = assert!(SHARE_MINUTES_RETENTION_DAYS >= 1);
 const _: () = assert!(EVENTS_QUERY_MAX > 0);
+
+// ---------------------------------------------------------------------------------------------
+// Load generator (`warppool-loadgen run`): bounds of one load run.
+// ---------------------------------------------------------------------------------------------
+
+/// Longest load run, in seconds (`--duration-s`).
+pub const LOADGEN_DURATION_SECS_MAX: u64 = 3600;
+
+/// File descriptors kept free below the soft `RLIMIT_NOFILE` when sizing a load run (stdio,
+/// the runtime, the node RPC client, the report file).
+pub const LOADGEN_FD_MARGIN: u64 = 64;
+
+/// Longest line the load generator accepts from a pool, in bytes; a longer one is a protocol
+/// error and closes that connection.
+pub const LOADGEN_LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// Bytes read from a socket at once by one simulated miner (its read buffer).
+pub const LOADGEN_READ_BYTES: usize = 4096;
+
+/// Most requests one simulated miner keeps waiting for a reply (`--max-inflight` is capped
+/// here); setup requests count too.
+pub const LOADGEN_INFLIGHT_MAX: usize = 1024;
+
+/// Jobs a simulated miner remembers (for stale and duplicate injection and verdict checks).
+pub const LOADGEN_JOBS_REMEMBERED: usize = 16;
+
+/// Longest TCP connect plus TLS handshake, in milliseconds, before it counts as a connect error.
+pub const LOADGEN_CONNECT_TIMEOUT_MS: u64 = 10_000;
+
+/// Most source addresses (`--sources`, 127.0.0.1 to 127.0.0.K).
+pub const LOADGEN_SOURCES_MAX: usize = 254;
+
+/// Pool errors printed with full details (the rest are only counted).
+pub const LOADGEN_POOL_ERROR_DETAILS_MAX: usize = 10;
+
+/// Nonces a real-mode miner hashes before it yields to the runtime.
+pub const LOADGEN_NONCES_PER_SLICE: u32 = 4096;
+
+/// Most nonces rate mode tries to make one share valid (`--valid-fraction`): 2^26, a thousand
+/// times the expected work at difficulty 2^-16.
+pub const LOADGEN_GRIND_NONCES_MAX: u64 = 1 << 26;
+
+/// Highest `--shares-per-min` per connection (one share every 6 ms).
+pub const LOADGEN_SHARES_PER_MIN_MAX: f64 = 10_000.0;
+
+/// Reconnect rounds at most (`--rounds`).
+pub const LOADGEN_ROUNDS_MAX: u32 = 1000;
+
+/// Largest oversized line a bad-input connection sends, in bytes.
+pub const LOADGEN_OVERSIZED_LINE_BYTES: usize = 256 * 1024;
+
+/// Requests in one burst of a flooding bad-input connection.
+pub const LOADGEN_FLOOD_BURST: usize = 2000;
+
+/// Longest wait for the node's answer to `generatetoaddress`, in milliseconds.
+pub const LOADGEN_RPC_TIMEOUT_MS: u64 = 10_000;
+
+const _: () = assert!(LOADGEN_READ_BYTES <= LOADGEN_LINE_BYTES_MAX);
+const _: () = assert!(LOADGEN_OVERSIZED_LINE_BYTES > LINE_BYTES_MAX);
+const _: () = assert!(LOADGEN_SOURCES_MAX <= 254);

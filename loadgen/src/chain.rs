@@ -200,9 +200,14 @@ impl Shared {
     }
 
     fn mine(&self) -> BlockHash {
+        self.mine_to(None)
+    }
+
+    /// Mines a block on the tip paying `payout` (default: the simulator's address).
+    fn mine_to(&self, payout: Option<&bitcoin::ScriptBuf>) -> BlockHash {
         let (hash, updates) = {
             let mut s = self.lock();
-            let block = s.build_network_block(self.skip_own_pow);
+            let block = s.build_network_block(self.skip_own_pow, payout);
             let hash = block.block_hash();
             let res = s.submit(&block, self.skip_own_pow, false);
             assert!(

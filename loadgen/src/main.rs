@@ -1,10 +1,11 @@
-//! `warppool-loadgen`: the regtest chain simulator (`node`) as a standalone process.
+//! `warppool-loadgen`: the load generator (`run`) and the regtest chain simulator (`node`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use warppool_loadgen::chain::{ChainSim, ChainSimConfig, RpcAuthConfig};
+use warppool_loadgen::load::{Mode, Personality, RunConfig, Scenario};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,6 +22,204 @@ struct Cli {
 enum Command {
     /// Run the regtest chain simulator (a fake bitcoind) until Ctrl-C.
     Node(NodeArgs),
+    /// Run a load scenario against a Stratum V1 pool on loopback.
+    Run(Box<RunArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The pool, host:port (loopback only).
+    #[arg(long)]
+    target: String,
+    /// steady, connect-storm, reconnect-storm, new-tip, idle or bad-input.
+    #[arg(long, default_value = "steady", value_parser = parse_scenario)]
+    scenario: Scenario,
+    /// Connections (at most the file-descriptor limit minus a margin).
+    #[arg(long, default_value_t = 100)]
+    miners: usize,
+    /// A firmware (nerdminer, nerdnos, bitaxe, nerdqaxe, avalon, antminer-s21, whatsminer,
+    /// braiins, cpuminer) or `mix` (round-robin over all).
+    #[arg(long, default_value = "mix")]
+    personality: String,
+    /// real (search nonces at the assigned difficulty) or rate (random nonces at a set rate).
+    #[arg(long, default_value = "rate", value_parser = parse_mode)]
+    mode: Mode,
+    /// Rate mode: shares per minute per connection.
+    #[arg(long, default_value_t = 6.0)]
+    shares_per_min: f64,
+    /// Real mode: hashes per second per connection (default: the personality's nominal rate).
+    #[arg(long)]
+    real_hashrate: Option<f64>,
+    /// Length of the run, seconds (at most 3600).
+    #[arg(long, default_value_t = 60.0)]
+    duration_s: f64,
+    /// Source addresses 127.0.0.1..127.0.0.K (about 28k ephemeral ports each).
+    #[arg(long, default_value_t = 1)]
+    sources: usize,
+    /// Speak TLS.
+    #[arg(long)]
+    tls: bool,
+    /// Accept any pool certificate (self-signed).
+    #[arg(long)]
+    tls_insecure: bool,
+    /// Trusted CA certificates (PEM) for --tls.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Name the certificate must carry (default: the target IP).
+    #[arg(long)]
+    tls_server_name: Option<String>,
+    /// The node's JSON-RPC URL (new-tip), e.g. http://127.0.0.1:18443.
+    #[arg(long)]
+    node_rpc: Option<String>,
+    /// user:password for the node.
+    #[arg(long)]
+    node_auth: Option<String>,
+    /// New-tip: one block every this many milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    tip_interval_ms: u64,
+    /// New-tip: the regtest address the blocks pay.
+    #[arg(long, default_value = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")]
+    tip_address: String,
+    /// Connections are opened evenly over this many milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    ramp_ms: u64,
+    /// Rate mode: submits outstanding per connection before it waits.
+    #[arg(long, default_value_t = 1)]
+    max_inflight: usize,
+    /// A reply later than this counts as a timeout, milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    reply_timeout_ms: u64,
+    /// Rate mode: fraction of shares ground until valid (costs the difficulty's work each).
+    #[arg(long, default_value_t = 0.0)]
+    valid_fraction: f64,
+    /// Rate mode: fraction of submits re-sending the previous share (expected 22).
+    #[arg(long, default_value_t = 0.0)]
+    duplicate_fraction: f64,
+    /// Rate mode: fraction of submits on an old or unknown job (expected 21).
+    #[arg(long, default_value_t = 0.0)]
+    stale_fraction: f64,
+    /// Bad-input: fraction of connections sending bad input.
+    #[arg(long, default_value_t = 0.1)]
+    bad_fraction: f64,
+    /// Reconnect storm: rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Username (an address of the pool's network); `.lg<i>` is appended.
+    #[arg(long, default_value = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")]
+    user: String,
+    /// Password.
+    #[arg(long, default_value = "x")]
+    password: String,
+    /// PRNG seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_scenario(s: &str) -> Result<Scenario, String> {
+    Scenario::parse(s).ok_or_else(|| {
+        let all: Vec<_> = Scenario::ALL.iter().map(|x| x.name()).collect();
+        format!("unknown scenario {s:?}; one of {}", all.join(", "))
+    })
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "real" => Ok(Mode::Real),
+        "rate" => Ok(Mode::Rate),
+        _ => Err(format!("unknown mode {s:?}; real or rate")),
+    }
+}
+
+fn run_config(a: RunArgs) -> Result<(RunConfig, Option<PathBuf>), String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = a
+        .target
+        .to_socket_addrs()
+        .map_err(|e| format!("--target {}: {e}", a.target))?
+        .collect();
+    let target = *addrs
+        .iter()
+        .find(|x| x.ip().is_loopback())
+        .or(addrs.first())
+        .ok_or_else(|| format!("--target {}: no address", a.target))?;
+    let personality = match a.personality.as_str() {
+        "mix" => None,
+        name => Some(Personality::parse(name).ok_or_else(|| {
+            let all: Vec<_> = Personality::ALL.iter().map(|p| p.name()).collect();
+            format!(
+                "unknown personality {name:?}; one of mix, {}",
+                all.join(", ")
+            )
+        })?),
+    };
+    if !(a.duration_s.is_finite() && a.duration_s > 0.0 && a.duration_s <= 3600.0) {
+        return Err("--duration-s must be in (0, 3600]".into());
+    }
+    let cfg = RunConfig {
+        target,
+        scenario: a.scenario,
+        miners: a.miners,
+        personality,
+        mode: a.mode,
+        shares_per_min: a.shares_per_min,
+        real_hashrate_hps: a.real_hashrate,
+        duration: Duration::from_secs_f64(a.duration_s),
+        sources: a.sources,
+        tls: a.tls,
+        tls_insecure: a.tls_insecure,
+        tls_ca: a.tls_ca,
+        tls_server_name: a.tls_server_name,
+        node_rpc: a.node_rpc,
+        node_auth: a.node_auth,
+        tip_interval: Duration::from_millis(a.tip_interval_ms),
+        tip_address: a.tip_address,
+        ramp: Duration::from_millis(a.ramp_ms),
+        max_inflight: a.max_inflight,
+        reply_timeout: Duration::from_millis(a.reply_timeout_ms),
+        valid_fraction: a.valid_fraction,
+        duplicate_fraction: a.duplicate_fraction,
+        stale_fraction: a.stale_fraction,
+        bad_fraction: a.bad_fraction,
+        rounds: a.rounds,
+        user: a.user,
+        password: a.password,
+        seed: a.seed,
+        progress: !a.quiet,
+    };
+    Ok((cfg, a.report))
+}
+
+async fn run(args: RunArgs) -> std::process::ExitCode {
+    let (cfg, report_path) = match run_config(args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("warppool-loadgen run: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let report = match warppool_loadgen::load::run(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warppool-loadgen run: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    print!("{}", report.summary);
+    if let Some(path) = report_path {
+        let text = serde_json::to_string_pretty(&report.json).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, text + "\n") {
+            eprintln!("warppool-loadgen run: --report {}: {e}", path.display());
+            return std::process::ExitCode::FAILURE;
+        }
+        println!("report: {}", path.display());
+    }
+    std::process::ExitCode::SUCCESS
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,7 +268,10 @@ fn parse_bits(s: &str) -> Result<u32, String> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
-    let Command::Node(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Node(args) => args,
+        Command::Run(args) => return run(*args).await,
+    };
     let auth = match (args.cookie, args.user, args.password) {
         (Some(path), _, _) => RpcAuthConfig::Cookie(path),
         (None, Some(user), Some(password)) => RpcAuthConfig::UserPassword { user, password },

@@ -300,6 +300,7 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Result<Value
         "getnetworkinfo" => Ok(getnetworkinfo()),
         "getmininginfo" => Ok(getmininginfo(shared)),
         "validateaddress" => validateaddress(params),
+        "generatetoaddress" => generatetoaddress(shared, params),
         _ => Err((RPC_METHOD_NOT_FOUND, "Method not found".into())),
     }
 }
@@ -538,6 +539,40 @@ fn getmininginfo(shared: &Shared) -> Value {
         "chain": "regtest",
         "warnings": "",
     })
+}
+
+/// Most blocks one `generatetoaddress` call mines (Core has no bound; a simulator needs one).
+const GENERATE_BLOCKS_MAX: u64 = 1_000;
+
+/// `generatetoaddress nblocks address`: mines `nblocks` blocks on the tip paying `address`
+/// (a regtest address), publishes `hashblock` for each and returns their hashes.
+fn generatetoaddress(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
+    let n = match param(params, 0, "nblocks") {
+        Some(v) => v.as_u64().ok_or((
+            RPC_TYPE_ERROR,
+            "JSON value of type for nblocks is not of expected type number".to_owned(),
+        ))?,
+        None => return Err((RPC_MISC_ERROR, "missing required parameter nblocks".into())),
+    };
+    if n > GENERATE_BLOCKS_MAX {
+        return Err((
+            RPC_INVALID_PARAMETER,
+            format!("nblocks above the simulator's bound of {GENERATE_BLOCKS_MAX}"),
+        ));
+    }
+    let text = str_param(params, 1, "address")?;
+    let script = Address::from_str(text)
+        .ok()
+        .filter(|a| a.is_valid_for_network(Network::Regtest))
+        .map(|a| a.assume_checked().script_pubkey())
+        .ok_or((
+            RPC_INVALID_ADDRESS_OR_KEY,
+            "Error: Invalid address".to_owned(),
+        ))?;
+    let hashes: Vec<String> = (0..n)
+        .map(|_| shared.mine_to(Some(&script)).to_string())
+        .collect();
+    Ok(json!(hashes))
 }
 
 fn validateaddress(params: &Value) -> Result<Value, RpcError> {

@@ -423,11 +423,11 @@ impl ChainState {
         })
     }
 
-    /// Builds a block on the tip paying the simulator's own address, with the mempool's
+    /// Builds a block on the tip paying `payout` (default: the simulator's own address), with the mempool's
     /// transactions. The nonce is ground unless `skip_pow`; with hard bits and no skip, the
     /// grind gives up after 2^32 nonces x 64 times and returns an invalid block (rejected as
     /// `high-hash`).
-    pub(crate) fn build_network_block(&self, skip_pow: bool) -> Block {
+    pub(crate) fn build_network_block(&self, skip_pow: bool, payout: Option<&ScriptBuf>) -> Block {
         let tip = self.tip();
         let height = tip.height + 1;
         let selected = self.selected();
@@ -449,7 +449,7 @@ impl ChainState {
             output: vec![
                 TxOut {
                     value: Amount::from_sat(block_subsidy(height) + fees),
-                    script_pubkey: self.network_payout.clone(),
+                    script_pubkey: payout.unwrap_or(&self.network_payout).clone(),
                 },
                 TxOut {
                     value: Amount::ZERO,

@@ -1,0 +1,1099 @@
+//! One simulated miner: a Tokio task that connects, speaks its firmware's handshake, mines
+//! (real or rate mode) and checks every answer of the pool against the expected verdict.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::{Instant, sleep_until, timeout};
+use warppool_core::hex;
+use warppool_core::limits::{
+    LOADGEN_CONNECT_TIMEOUT_MS, LOADGEN_FLOOD_BURST, LOADGEN_GRIND_NONCES_MAX,
+    LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED, LOADGEN_LINE_BYTES_MAX,
+    LOADGEN_NONCES_PER_SLICE, LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX,
+    LOADGEN_READ_BYTES, NTIME_AHEAD_SECS_MAX,
+};
+
+use super::personality::{Method, Personality, Step, VersionBits, Wait};
+use super::transport::{self, Transport};
+use super::work::{Expect, NotifyJob, Rng, ShareDifficulty, expect_duplicate, expect_fresh};
+use super::{Mode, Scenario, Shared};
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The run is over.
+    Stop,
+    /// Reconnect storm: the round changed.
+    Round,
+    /// The pool closed the connection.
+    Closed,
+    /// A socket error.
+    Io,
+    /// The pool broke the protocol (or refused the firmware's handshake).
+    Protocol,
+}
+
+/// What kind of share a submit was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Injected {
+    Fresh,
+    Duplicate,
+    Stale,
+}
+
+#[derive(Debug, Clone)]
+struct SentShare {
+    line: String,
+    params: String,
+    expect: Expect,
+    epoch: u64,
+    injected: Injected,
+}
+
+#[derive(Debug)]
+enum PendingKind {
+    Setup(Method),
+    Submit(Box<SentShare>),
+}
+
+#[derive(Debug)]
+struct Pending {
+    sent: Instant,
+    kind: PendingKind,
+}
+
+#[derive(Debug)]
+struct JobEntry {
+    job: Arc<NotifyJob>,
+    /// The difficulty in force when the job arrived.
+    diff_at: ShareDifficulty,
+    received: Instant,
+    en2_counter: u64,
+    /// The last share sent on this job (for duplicate injection).
+    last_share: Option<SentShare>,
+    /// Built on an older tip than the newest job.
+    stale: bool,
+}
+
+/// Real mode's search state on the newest job.
+#[derive(Debug, Default)]
+struct Search {
+    root: [u8; 32],
+    en2: Vec<u8>,
+    version_bits: u32,
+    nonce: u32,
+    done_in_en2: u64,
+    hashed: u64,
+    since: Option<Instant>,
+}
+
+/// The source address of connection `idx`.
+fn source_of(sh: &Shared, idx: usize) -> Option<IpAddr> {
+    if !sh.cfg.target.is_ipv4() || sh.cfg.sources == 0 {
+        return None;
+    }
+    let k = u8::try_from(idx % sh.cfg.sources).unwrap_or(0);
+    Some(IpAddr::from([127, 0, 0, 1 + k]))
+}
+
+/// The personality of connection `idx`.
+pub(crate) fn personality_of(sh: &Shared, idx: usize) -> Personality {
+    sh.cfg
+        .personality
+        .unwrap_or(Personality::ALL[idx % Personality::ALL.len()])
+}
+
+/// In the `bad-input` scenario, the ordinal of connection `idx` among the bad ones.
+pub(crate) fn bad_ordinal(sh: &Shared, idx: usize) -> Option<usize> {
+    if sh.cfg.scenario != Scenario::BadInput || sh.cfg.bad_fraction <= 0.0 {
+        return None;
+    }
+    let every = (1.0 / sh.cfg.bad_fraction).round().max(1.0) as usize;
+    (idx % every == every - 1).then_some(idx / every)
+}
+
+/// Runs miner `idx` from `start_at` until the run stops.
+pub(crate) async fn miner(sh: Arc<Shared>, idx: usize, start_at: Instant) {
+    let mut stop = sh.stop.subscribe();
+    tokio::select! {
+        () = sleep_until(start_at) => {}
+        () = stopped(&mut stop) => return,
+    }
+    if let Some(ordinal) = bad_ordinal(&sh, idx) {
+        bad_session(&sh, idx, ordinal).await;
+        return;
+    }
+    let p = personality_of(&sh, idx);
+    sh.stats.personalities[p.index()].inc();
+    let mut round = 0u32;
+    loop {
+        let end = session(&sh, idx, p, round).await;
+        let is_stopped = *stop.borrow();
+        if sh.cfg.scenario != Scenario::ReconnectStorm || end == End::Stop || is_stopped {
+            return;
+        }
+        // Wait for the next round (a session that ended early waits here too).
+        let mut rounds = sh.round.subscribe();
+        if end != End::Round {
+            let r = round;
+            tokio::select! {
+                _ = round_above(&mut rounds, r) => {}
+                () = stopped(&mut stop) => return,
+            }
+        }
+        let now_round = *rounds.borrow();
+        round = now_round;
+    }
+}
+
+/// Resolves once the run is stopping.
+async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|g| *g);
+}
+
+/// Resolves with the round number once it is above `r`.
+async fn round_above(rx: &mut tokio::sync::watch::Receiver<u32>, r: u32) -> u32 {
+    match rx.wait_for(|n| *n > r).await.map(|g| *g) {
+        Ok(n) => n,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+async fn open(sh: &Shared, idx: usize) -> Result<Transport, String> {
+    let bound = Duration::from_millis(LOADGEN_CONNECT_TIMEOUT_MS);
+    let fut = async {
+        let sock = transport::connect(source_of(sh, idx), sh.cfg.target)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        match &sh.tls {
+            None => Ok(Transport::Plain(sock)),
+            Some(tls) => Transport::tls(sock, tls)
+                .await
+                .map_err(|e| format!("TLS handshake: {e}")),
+        }
+    };
+    match timeout(bound, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("connect: no connection within {bound:?}")),
+    }
+}
+
+async fn session(sh: &Shared, idx: usize, p: Personality, round: u32) -> End {
+    let first_round = round == 0;
+    if !first_round {
+        sh.stats.reconnect_attempts.inc();
+    }
+    let connect_started = Instant::now();
+    let t = match open(sh, idx).await {
+        Ok(t) => t,
+        Err(e) => {
+            sh.stats.err_connect.inc();
+            if first_round {
+                sh.stats.failed.inc();
+            } else {
+                sh.stats.reconnect_failed.inc();
+            }
+            if sh.stats.err_connect.get() <= 3 {
+                eprintln!("warppool-loadgen: miner {idx}: {e}");
+            }
+            return End::Io;
+        }
+    };
+    if first_round {
+        sh.stats.established.inc();
+    }
+    sh.stats.open.inc();
+    let mut s = Session::new(sh, idx, p, t, first_round, connect_started);
+    let end = s.run(round).await;
+    sh.stats.open.add(u64::MAX); // wrapping decrement
+    match end {
+        End::Closed => sh.stats.disconnected_by_pool.inc(),
+        End::Io => sh.stats.err_io.inc(),
+        End::Protocol => sh.stats.err_protocol.inc(),
+        End::Stop | End::Round => {}
+    }
+    end
+}
+
+struct Session<'a> {
+    sh: &'a Shared,
+    idx: usize,
+    p: Personality,
+    t: Transport,
+    rbuf: Vec<u8>,
+    line: Vec<u8>,
+    first_round: bool,
+    connect_started: Instant,
+    got_notify: bool,
+    next_id: u64,
+    steps: Vec<Step>,
+    step: usize,
+    waiting: Option<(u64, Wait)>,
+    authorized: bool,
+    subscribed: bool,
+    en1: Vec<u8>,
+    en2_size: usize,
+    mask: u32,
+    diff: ShareDifficulty,
+    jobs: VecDeque<JobEntry>,
+    pending: BTreeMap<u64, Pending>,
+    epoch: u64,
+    last_tip_gen: u64,
+    rng: Rng,
+    next_submit: Option<Instant>,
+    interval: Duration,
+    search: Search,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        sh: &'a Shared,
+        idx: usize,
+        p: Personality,
+        t: Transport,
+        first_round: bool,
+        connect_started: Instant,
+    ) -> Self {
+        let user = format!("{}.lg{idx}", sh.cfg.user);
+        let steps = p.handshake(&user, &sh.cfg.password, &sh.cfg.target.to_string());
+        let interval = if sh.cfg.shares_per_min > 0.0 {
+            Duration::from_secs_f64(60.0 / sh.cfg.shares_per_min)
+        } else {
+            Duration::ZERO
+        };
+        let mut rng = Rng::new(sh.cfg.seed ^ (idx as u64).wrapping_mul(0x1000_0001));
+        let phase = interval.mul_f64(rng.unit());
+        Self {
+            sh,
+            idx,
+            p,
+            t,
+            rbuf: vec![0; LOADGEN_READ_BYTES],
+            line: Vec::new(),
+            first_round,
+            connect_started,
+            got_notify: false,
+            next_id: p.first_id(),
+            steps,
+            step: 0,
+            waiting: None,
+            authorized: false,
+            subscribed: false,
+            en1: Vec::new(),
+            en2_size: 4,
+            mask: if p.version_bits() == VersionBits::NerdNos {
+                0x1fff_e000
+            } else {
+                0
+            },
+            diff: ShareDifficulty::new(1.0),
+            jobs: VecDeque::new(),
+            pending: BTreeMap::new(),
+            epoch: 0,
+            last_tip_gen: sh.tip_generation(),
+            rng,
+            next_submit: (interval > Duration::ZERO).then(|| Instant::now() + phase),
+            interval,
+            search: Search::default(),
+        }
+    }
+
+    fn mining(&self) -> bool {
+        self.sh.cfg.scenario != Scenario::Idle && self.subscribed && !self.jobs.is_empty()
+    }
+
+    async fn run(&mut self, round: u32) -> End {
+        let mut stop = self.sh.stop.subscribe();
+        let mut rounds = self.sh.round.subscribe();
+        if let Err(e) = self.send_steps().await {
+            return e;
+        }
+        let reply_timeout = self.sh.cfg.reply_timeout;
+        loop {
+            let now = Instant::now();
+            let mut wake = now + Duration::from_secs(3600);
+            if let Some((_, p)) = self.pending.first_key_value() {
+                wake = wake.min(p.sent + reply_timeout);
+            }
+            let room = self.pending.len() < self.inflight_max();
+            if self.mining() && room {
+                match self.sh.cfg.mode {
+                    Mode::Rate => {
+                        if let Some(at) = self.next_submit {
+                            wake = wake.min(at);
+                        }
+                    }
+                    Mode::Real => wake = wake.min(self.next_hash_at(now)),
+                }
+            }
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => return End::Stop,
+                _ = round_above(&mut rounds, round) => return End::Round,
+                r = self.t.read(&mut self.rbuf) => match r {
+                    Ok(0) => return End::Closed,
+                    Ok(n) => {
+                        if let Err(e) = self.on_bytes(n).await {
+                            return e;
+                        }
+                    }
+                    Err(e) => {
+                        self.note_io(&e);
+                        return End::Io;
+                    }
+                },
+                () = sleep_until(wake) => {
+                    if let Err(e) = self.on_timer().await {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+
+    fn inflight_max(&self) -> usize {
+        match self.sh.cfg.mode {
+            Mode::Rate => self.sh.cfg.max_inflight.clamp(1, LOADGEN_INFLIGHT_MAX),
+            Mode::Real => LOADGEN_INFLIGHT_MAX,
+        }
+    }
+
+    fn note_io(&self, e: &std::io::Error) {
+        if self.sh.stats.err_io.get() < 3 {
+            eprintln!("warppool-loadgen: miner {} ({}): {e}", self.idx, self.p);
+        }
+    }
+
+    fn protocol_error(&self, what: &str) -> End {
+        if self.sh.stats.err_protocol.get() < 5 {
+            eprintln!(
+                "warppool-loadgen: miner {} ({}): protocol: {what}",
+                self.idx, self.p
+            );
+        }
+        End::Protocol
+    }
+
+    async fn write(&mut self, line: &str) -> Result<(), End> {
+        if let Err(e) = self.t.write_all(line.as_bytes()).await {
+            self.note_io(&e);
+            return Err(End::Io);
+        }
+        Ok(())
+    }
+
+    /// Sends handshake steps until one must wait.
+    async fn send_steps(&mut self) -> Result<(), End> {
+        while self.step < self.steps.len() && self.waiting.is_none() {
+            let step = self.steps[self.step].clone();
+            if step.after_authorized && !self.authorized {
+                break;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let line = self.p.request_line(id, step.method.name(), &step.params);
+            self.pending.insert(
+                id,
+                Pending {
+                    sent: Instant::now(),
+                    kind: PendingKind::Setup(step.method),
+                },
+            );
+            self.write(&line).await?;
+            self.step += 1;
+            if step.wait != Wait::No {
+                self.waiting = Some((id, step.wait));
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_bytes(&mut self, n: usize) -> Result<(), End> {
+        let mut rest = &self.rbuf[..n];
+        let mut lines = Vec::new();
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            self.line.extend_from_slice(&rest[..pos]);
+            lines.push(std::mem::take(&mut self.line));
+            rest = &rest[pos + 1..];
+        }
+        self.line.extend_from_slice(rest);
+        if self.line.len() > LOADGEN_LINE_BYTES_MAX {
+            return Err(self.protocol_error("a line longer than the bound"));
+        }
+        for line in lines {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            self.on_line(&line).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_line(&mut self, line: &[u8]) -> Result<(), End> {
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            let text = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+            return Err(self.protocol_error(&format!("not JSON: {text}")));
+        };
+        if let Some(method) = v["method"].as_str() {
+            if let Some((id, Wait::NextLine)) = self.waiting {
+                return Err(self.protocol_error(&format!(
+                    "the firmware reads one line as the reply to request {id}, got {method}"
+                )));
+            }
+            return self.on_method(method, &v).await;
+        }
+        let Some(id) = v["id"].as_u64() else {
+            return Err(self.protocol_error("a reply without a numeric id"));
+        };
+        if let Some((waited, wait)) = self.waiting {
+            if waited == id {
+                self.waiting = None;
+            } else if wait == Wait::NextLine {
+                return Err(self.protocol_error(&format!(
+                    "the firmware reads one line as the reply to request {waited}, got id {id}"
+                )));
+            }
+        }
+        let Some(pending) = self.pending.remove(&id) else {
+            // A reply after its timeout, or to a request we never sent.
+            return Ok(());
+        };
+        match pending.kind {
+            PendingKind::Setup(m) => self.on_setup_reply(m, &v)?,
+            PendingKind::Submit(share) => self.on_submit_reply(&share, pending.sent, &v),
+        }
+        self.send_steps().await?;
+        // A freed inflight slot may let a due submit go now.
+        if self.sh.cfg.mode == Mode::Rate && self.next_submit.is_some_and(|at| at <= Instant::now())
+        {
+            self.on_timer().await?;
+        }
+        Ok(())
+    }
+
+    async fn on_method(&mut self, method: &str, v: &Value) -> Result<(), End> {
+        let params = &v["params"];
+        match method {
+            "mining.notify" => self.on_notify(params)?,
+            "mining.set_difficulty" => {
+                let Some(d) = params[0].as_f64().filter(|d| *d > 0.0 && d.is_finite()) else {
+                    return Err(self.protocol_error("set_difficulty without a positive number"));
+                };
+                self.diff = ShareDifficulty::new(d);
+            }
+            "mining.set_version_mask" => {
+                if let Some(m) = params[0]
+                    .as_str()
+                    .and_then(|s| hex::parse_u32(s.as_bytes()).ok())
+                {
+                    self.mask = m;
+                }
+            }
+            "mining.set_extranonce" => {
+                if let Some(en1) = params[0].as_str().and_then(|s| hex::decode(s).ok()) {
+                    self.en1 = en1;
+                }
+                if let Some(n) = params[1].as_u64() {
+                    self.en2_size = usize::try_from(n).unwrap_or(4).clamp(1, 8);
+                }
+            }
+            "mining.ping" => {
+                let id = v["id"].to_string();
+                let line = match self.p {
+                    Personality::Bitaxe => {
+                        format!("{{\"id\":{id},\"method\":\"pong\",\"params\":[]}}\n")
+                    }
+                    Personality::Avalon | Personality::AntminerS21 | Personality::Whatsminer => {
+                        format!("{{\"id\": {id}, \"result\": \"pong\", \"error\": null}}\n")
+                    }
+                    _ => return Ok(()),
+                };
+                self.write(&line).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_setup_reply(&mut self, m: Method, v: &Value) -> Result<(), End> {
+        let result = &v["result"];
+        match m {
+            Method::Configure => {
+                let granted = result["version-rolling"].as_bool() == Some(true);
+                let mask = result["version-rolling.mask"]
+                    .as_str()
+                    .and_then(|s| hex::parse_u32(s.as_bytes()).ok());
+                match (granted, mask) {
+                    (true, Some(mask)) if mask != 0 => self.mask = mask & 0x1fff_e000,
+                    _ if self.p == Personality::Avalon => {
+                        return Err(self.protocol_error(
+                            "configure reply without version-rolling: Avalon marks the pool dead",
+                        ));
+                    }
+                    _ => self.mask = 0,
+                }
+            }
+            Method::Subscribe => {
+                let en1 = result[1].as_str().and_then(|s| hex::decode(s).ok());
+                let size = result[2].as_u64();
+                let (Some(en1), Some(size)) = (en1, size) else {
+                    return Err(self.protocol_error(&format!("subscribe reply {v}")));
+                };
+                if en1.is_empty() || !(1..=8).contains(&size) {
+                    return Err(self.protocol_error(&format!(
+                        "subscribe reply with an unusable extranonce ({v})"
+                    )));
+                }
+                self.en1 = en1;
+                self.en2_size = usize::try_from(size).unwrap_or(4);
+                self.subscribed = true;
+                self.sh.stats.round_subscribed.inc();
+                if self.first_round {
+                    self.sh.stats.subscribed.inc();
+                    let us = u64::try_from(self.sh.started.elapsed().as_micros()).unwrap_or(0);
+                    self.sh.stats.last_subscribed_us.max(us);
+                }
+            }
+            Method::Authorize => {
+                if result.as_bool() == Some(true) {
+                    self.authorized = true;
+                    if self.first_round {
+                        self.sh.stats.authorized.inc();
+                    }
+                } else {
+                    // NerdMiner does not check; every other firmware stops here.
+                    let _ = self.protocol_error(&format!("authorize refused: {v}"));
+                    self.sh.stats.err_protocol.inc();
+                }
+            }
+            Method::SuggestDifficulty => {}
+        }
+        Ok(())
+    }
+
+    fn on_submit_reply(&mut self, share: &SentShare, sent: Instant, v: &Value) {
+        let st = &self.sh.stats;
+        st.submit_to_reply.record(sent.elapsed());
+        let accepted = v["result"].as_bool() == Some(true) && v["error"].is_null();
+        let code = match &v["error"] {
+            Value::Array(a) => a.first().and_then(Value::as_i64),
+            Value::Object(o) => o.get("code").and_then(Value::as_i64),
+            _ => None,
+        };
+        if accepted {
+            st.accepted.inc();
+            st.accepted_by[self.p.index()].inc();
+        } else {
+            st.count_rejection(code);
+            st.rejected_by[self.p.index()].inc();
+        }
+        let pool_error = match (share.expect, accepted) {
+            (Expect::Either, _) => {
+                st.unchecked.inc();
+                None
+            }
+            (Expect::Accept, true) => None,
+            (Expect::Reject(_), true) => {
+                st.invalid_accepted.inc();
+                Some("an invalid share was accepted")
+            }
+            (Expect::Accept, false) => {
+                if code == Some(21) && share.epoch != self.epoch {
+                    // A new tip reached the pool while the share was in flight.
+                    st.stale_races.inc();
+                    None
+                } else {
+                    st.valid_rejected.inc();
+                    Some("a valid share was rejected")
+                }
+            }
+            (Expect::Reject(want), false) => {
+                if code != Some(want) {
+                    st.reason_mismatch.inc();
+                }
+                None
+            }
+        };
+        if let Some(what) = pool_error {
+            let n = st.pool_error_details.fetch_inc();
+            if n < LOADGEN_POOL_ERROR_DETAILS_MAX as u64 {
+                eprintln!(
+                    "warppool-loadgen: POOL ERROR: {what}: miner {} ({}), {:?} share, expected \
+                     {:?}, en1 {}, sent {} got {}",
+                    self.idx,
+                    self.p,
+                    share.injected,
+                    share.expect,
+                    hex::encode(&self.en1),
+                    share.line.trim_end(),
+                    v
+                );
+            }
+        }
+    }
+
+    fn on_notify(&mut self, params: &Value) -> Result<(), End> {
+        let Some(job) = NotifyJob::from_params(params) else {
+            return Err(self.protocol_error(&format!("malformed mining.notify {params}")));
+        };
+        let now = Instant::now();
+        let st = &self.sh.stats;
+        st.notifies.inc();
+        if !self.got_notify {
+            self.got_notify = true;
+            st.connect_to_first_notify
+                .record(now.duration_since(self.connect_started));
+        }
+        let new_tip = self
+            .jobs
+            .front()
+            .is_some_and(|j| j.job.prevhash != job.prevhash);
+        if job.clean {
+            st.clean_notifies.inc();
+        }
+        if new_tip {
+            self.epoch += 1;
+            for j in &mut self.jobs {
+                j.stale = true;
+            }
+        }
+        if job.clean && (new_tip || self.jobs.is_empty()) {
+            let (tip_gen, t0) = self.sh.tip_clock();
+            if tip_gen > self.last_tip_gen {
+                self.last_tip_gen = tip_gen;
+                if let Some(t0) = t0 {
+                    st.new_tip_to_clean_jobs
+                        .record(now.saturating_duration_since(t0));
+                }
+            }
+        }
+        self.jobs.push_front(JobEntry {
+            job: Arc::new(job),
+            diff_at: self.diff,
+            received: now,
+            en2_counter: 0,
+            last_share: None,
+            stale: false,
+        });
+        self.jobs.truncate(LOADGEN_JOBS_REMEMBERED);
+        self.search = Search::default();
+        Ok(())
+    }
+
+    /// The harder and easier of the job's difficulty and the current one.
+    fn difficulties(&self, entry: &JobEntry) -> (ShareDifficulty, ShareDifficulty) {
+        if entry.diff_at.value >= self.diff.value {
+            (entry.diff_at, self.diff)
+        } else {
+            (self.diff, entry.diff_at)
+        }
+    }
+
+    fn version_bits(&mut self) -> u32 {
+        let mask = self.mask;
+        match self.p.version_bits() {
+            VersionBits::None => 0,
+            VersionBits::NerdNos => (self.rng.next_u32() & 3) << 13,
+            VersionBits::Xor => self.rng.next_u32() & mask,
+            VersionBits::Or => {
+                // cgminer's table: [0, mask, each single bit of the mask].
+                let singles: Vec<u32> = (0..32)
+                    .map(|b| 1u32 << b)
+                    .filter(|b| mask & b != 0)
+                    .collect();
+                match self.rng.next_u64() % (2 + singles.len() as u64) {
+                    0 => 0,
+                    1 => mask,
+                    k => singles[(k - 2) as usize],
+                }
+            }
+        }
+    }
+
+    fn submit_fields(
+        &self,
+        job: &NotifyJob,
+        en2: &[u8],
+        ntime: u32,
+        nonce: u32,
+        bits: u32,
+    ) -> Vec<String> {
+        let user = format!("{}.lg{}", self.sh.cfg.user, self.idx);
+        let ntime = if self.p == Personality::NerdMiner {
+            job.ntime_text.clone()
+        } else {
+            format!("{ntime:08x}")
+        };
+        let nonce = if self.p.unpadded_nonce() {
+            format!("{nonce:x}")
+        } else {
+            format!("{nonce:08x}")
+        };
+        let mut fields = vec![user, job.id.clone(), hex::encode(en2), ntime, nonce];
+        let six = match self.p.version_bits() {
+            VersionBits::None => false,
+            VersionBits::Or => self.mask != 0,
+            VersionBits::Xor | VersionBits::NerdNos => true,
+        };
+        if six {
+            fields.push(format!("{bits:08x}"));
+        }
+        fields
+    }
+
+    async fn send_share(
+        &mut self,
+        fields: &[String],
+        expect: Expect,
+        injected: Injected,
+    ) -> Result<SentShare, End> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let params = self.p.submit_params(fields);
+        let line = self.p.request_line(id, "mining.submit", &params);
+        let share = SentShare {
+            line: line.clone(),
+            params,
+            expect,
+            epoch: self.epoch,
+            injected,
+        };
+        self.pending.insert(
+            id,
+            Pending {
+                sent: Instant::now(),
+                kind: PendingKind::Submit(Box::new(share.clone())),
+            },
+        );
+        self.sh.stats.submitted.inc();
+        self.write(&line).await?;
+        Ok(share)
+    }
+
+    /// Builds a fresh share on the newest job with a random nonce (rate mode).
+    async fn rate_share(&mut self) -> Result<(), End> {
+        let roll = self.rng.unit();
+        let (dup, stale) = (self.sh.cfg.duplicate_fraction, self.sh.cfg.stale_fraction);
+        if roll < dup
+            && let Some(prev) = self.jobs.front().and_then(|j| j.last_share.clone())
+        {
+            {
+                self.sh.stats.injected_duplicates.inc();
+                let id = self.next_id;
+                self.next_id += 1;
+                let line = self.p.request_line(id, "mining.submit", &prev.params);
+                let share = SentShare {
+                    line: line.clone(),
+                    params: prev.params.clone(),
+                    expect: expect_duplicate(prev.expect),
+                    epoch: self.epoch,
+                    injected: Injected::Duplicate,
+                };
+                self.pending.insert(
+                    id,
+                    Pending {
+                        sent: Instant::now(),
+                        kind: PendingKind::Submit(Box::new(share)),
+                    },
+                );
+                self.sh.stats.submitted.inc();
+                return self.write(&line).await;
+            }
+        }
+        let stale_pick = roll >= dup && roll < dup + stale;
+        let entry_idx = if stale_pick {
+            self.jobs.iter().position(|j| j.stale)
+        } else {
+            None
+        };
+        let now = Instant::now();
+        let Some(entry) = self.jobs.get_mut(entry_idx.unwrap_or(0)) else {
+            return Ok(());
+        };
+        entry.en2_counter += 1;
+        let counter = entry.en2_counter;
+        let job = Arc::clone(&entry.job);
+        let is_stale_job = entry.stale;
+        let received = entry.received;
+        let (hard, easy) = {
+            let e = &self.jobs[entry_idx.unwrap_or(0)];
+            self.difficulties(e)
+        };
+        let en2 = super::work::extranonce2(self.p.en2_scheme(), counter, self.en2_size);
+        let bits = self.version_bits();
+        let version = if self.p.version_bits() == VersionBits::None {
+            job.version
+        } else {
+            (job.version & !self.mask) | (bits & self.mask)
+        };
+        let ntime = if self.p.rolls_ntime() {
+            let ahead = u32::try_from(now.duration_since(received).as_secs()).unwrap_or(0);
+            job.ntime + ahead.min(NTIME_AHEAD_SECS_MAX / 2)
+        } else {
+            job.ntime
+        };
+        let root = job.merkle_root(&self.en1, &en2);
+        let mut nonce = self.rng.next_u32();
+        let mut hash = job.hash(&root, version, ntime, nonce);
+        if !stale_pick && self.rng.unit() < self.sh.cfg.valid_fraction {
+            // Grind for a valid share, a slice at a time so other miners keep running.
+            let mut header = job.header(&root, version, ntime, nonce);
+            let mut tried = 0u64;
+            while !hard.is_met_by(&hash) && tried < LOADGEN_GRIND_NONCES_MAX {
+                for _ in 0..LOADGEN_NONCES_PER_SLICE {
+                    nonce = nonce.wrapping_add(1);
+                    header[76..].copy_from_slice(&nonce.to_le_bytes());
+                    hash = warppool_hash::sha256d_header(&header);
+                    if hard.is_met_by(&hash) {
+                        break;
+                    }
+                }
+                tried += u64::from(LOADGEN_NONCES_PER_SLICE);
+                tokio::task::yield_now().await;
+            }
+            self.sh.stats.hashes.add(tried);
+        }
+        let mut fields = self.submit_fields(&job, &en2, ntime, nonce, bits);
+        let (expect, injected) = if stale_pick && is_stale_job {
+            self.sh.stats.injected_stale.inc();
+            (Expect::Reject(21), Injected::Stale)
+        } else if stale_pick {
+            // No job from an older tip yet: a job id the pool never sent.
+            self.sh.stats.injected_stale.inc();
+            fields[1] = format!("{:x}", self.rng.next_u64() | (1 << 63));
+            (Expect::Reject(21), Injected::Stale)
+        } else {
+            if job.is_block(&hash) {
+                self.sh.stats.blocks.inc();
+            }
+            (expect_fresh(&job, &hash, &hard, &easy), Injected::Fresh)
+        };
+        let share = self.send_share(&fields, expect, injected).await?;
+        if injected == Injected::Fresh
+            && let Some(e) = self.jobs.front_mut()
+            && Arc::ptr_eq(&e.job, &job)
+        {
+            e.last_share = Some(share);
+        }
+        Ok(())
+    }
+
+    /// When real mode may hash next (throttled to the personality's nominal hashrate).
+    fn next_hash_at(&self, now: Instant) -> Instant {
+        match self.search.since {
+            None => now,
+            Some(since) => {
+                let rate = self
+                    .sh
+                    .cfg
+                    .real_hashrate_hps
+                    .unwrap_or(self.p.hashrate_hps());
+                let due = Duration::from_secs_f64(self.search.hashed as f64 / rate.max(1.0));
+                (since + due).max(now)
+            }
+        }
+    }
+
+    /// Hashes one slice of nonces on the newest job; submits every share found (real mode).
+    async fn real_slice(&mut self) -> Result<(), End> {
+        let Some(entry) = self.jobs.front() else {
+            return Ok(());
+        };
+        let job = Arc::clone(&entry.job);
+        let (hard, easy) = self.difficulties(entry);
+        if self.search.since.is_none() || self.search.done_in_en2 >= 1 << 32 {
+            let counter = {
+                let e = self.jobs.front_mut().expect("checked above");
+                e.en2_counter += 1;
+                e.en2_counter
+            };
+            self.search.en2 = super::work::extranonce2(self.p.en2_scheme(), counter, self.en2_size);
+            self.search.root = job.merkle_root(&self.en1, &self.search.en2);
+            self.search.version_bits = self.version_bits();
+            self.search.nonce = if self.p == Personality::NerdMiner {
+                0xDA54_E700
+            } else {
+                self.rng.next_u32()
+            };
+            self.search.done_in_en2 = 0;
+            self.search.since.get_or_insert_with(Instant::now);
+        }
+        let bits = self.search.version_bits;
+        let version = if self.p.version_bits() == VersionBits::None {
+            job.version
+        } else {
+            (job.version & !self.mask) | (bits & self.mask)
+        };
+        let mut header = job.header(&self.search.root, version, job.ntime, 0);
+        let mut found = Vec::new();
+        for _ in 0..LOADGEN_NONCES_PER_SLICE {
+            let nonce = self.search.nonce;
+            self.search.nonce = nonce.wrapping_add(1);
+            header[76..].copy_from_slice(&nonce.to_le_bytes());
+            let hash = warppool_hash::sha256d_header(&header);
+            if easy.is_met_by(&hash) || job.is_block(&hash) {
+                found.push((nonce, hash));
+            }
+        }
+        let n = u64::from(LOADGEN_NONCES_PER_SLICE);
+        self.search.hashed += n;
+        self.search.done_in_en2 += n;
+        self.sh.stats.hashes.add(n);
+        let en2 = self.search.en2.clone();
+        for (nonce, hash) in found {
+            if job.is_block(&hash) {
+                self.sh.stats.blocks.inc();
+            }
+            let fields = self.submit_fields(&job, &en2, job.ntime, nonce, bits);
+            let expect = expect_fresh(&job, &hash, &hard, &easy);
+            self.send_share(&fields, expect, Injected::Fresh).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_timer(&mut self) -> Result<(), End> {
+        let now = Instant::now();
+        let reply_timeout = self.sh.cfg.reply_timeout;
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.get().sent + reply_timeout > now {
+                break;
+            }
+            let (id, p) = entry.remove_entry();
+            self.sh.stats.timeouts.inc();
+            if self.waiting.is_some_and(|(w, _)| w == id) {
+                return Err(self.protocol_error(&format!(
+                    "no reply to the blocking handshake request {id} ({:?})",
+                    matches!(p.kind, PendingKind::Setup(_))
+                )));
+            }
+        }
+        if !self.mining() || self.pending.len() >= self.inflight_max() {
+            return Ok(());
+        }
+        match self.sh.cfg.mode {
+            Mode::Rate => {
+                if let Some(at) = self.next_submit
+                    && at <= now
+                {
+                    {
+                        self.rate_share().await?;
+                        // Keep the schedule; after a long stall, do not burst to catch up.
+                        let next = at + self.interval;
+                        self.next_submit = Some(if next < now {
+                            now + self.interval
+                        } else {
+                            next
+                        });
+                    }
+                }
+            }
+            Mode::Real => {
+                if self.next_hash_at(now) <= now {
+                    self.real_slice().await?;
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The four kinds of bad input, assigned round-robin over the bad connections.
+#[derive(Debug, Clone, Copy)]
+enum Bad {
+    Malformed,
+    Oversized,
+    Slowloris,
+    Flood,
+}
+
+const MALFORMED: [&str; 5] = [
+    "{\"id\": 5, \"method\": \"mining.submit\", \"params\": [\n",
+    "this is not json at all\n",
+    "{\"id\":1,\"method\":12,\"params\":{}}\n",
+    "[1,2,3]\n",
+    "\u{1}\u{7f}{}}}{{\n",
+];
+
+/// A connection that sends bad input until the run stops or the pool closes it.
+async fn bad_session(sh: &Shared, idx: usize, ordinal: usize) {
+    let kind = match ordinal % 4 {
+        0 => Bad::Malformed,
+        1 => Bad::Oversized,
+        2 => Bad::Slowloris,
+        _ => Bad::Flood,
+    };
+    let mut stop = sh.stop.subscribe();
+    let mut t = match open(sh, idx).await {
+        Ok(t) => t,
+        Err(_) => {
+            sh.stats.err_connect.inc();
+            return;
+        }
+    };
+    sh.stats.bad_connections.inc();
+    let period = match kind {
+        Bad::Malformed => Duration::from_millis(200),
+        Bad::Oversized => Duration::from_millis(50),
+        Bad::Slowloris | Bad::Flood => Duration::from_secs(1),
+    };
+    let mut buf = vec![0u8; LOADGEN_READ_BYTES];
+    let mut sent_bytes = 0usize;
+    let mut n = 0usize;
+    if matches!(kind, Bad::Slowloris) {
+        let start = b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[";
+        if t.write_all(start).await.is_err() {
+            sh.stats.bad_disconnected.inc();
+            return;
+        }
+    }
+    let mut next = Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            () = stopped(&mut stop) => return,
+            r = t.read(&mut buf) => match r {
+                Ok(0) | Err(_) => {
+                    sh.stats.bad_disconnected.inc();
+                    return;
+                }
+                Ok(k) => sh.stats.bad_replies.add(buf[..k].iter().filter(|b| **b == b'\n').count() as u64),
+            },
+            () = sleep_until(next) => {
+                next += period;
+                let data: Vec<u8> = match kind {
+                    Bad::Malformed => MALFORMED[n % MALFORMED.len()].as_bytes().to_vec(),
+                    Bad::Oversized => {
+                        if sent_bytes >= LOADGEN_OVERSIZED_LINE_BYTES {
+                            sent_bytes = 0;
+                            b"\n".to_vec()
+                        } else {
+                            sent_bytes += 16 * 1024;
+                            vec![b'a'; 16 * 1024]
+                        }
+                    }
+                    Bad::Slowloris => b" ".to_vec(),
+                    Bad::Flood => {
+                        let mut v = Vec::with_capacity(LOADGEN_FLOOD_BURST * 48);
+                        for i in 0..LOADGEN_FLOOD_BURST {
+                            v.extend_from_slice(
+                                format!("{{\"id\":{i},\"method\":\"mining.flood\",\"params\":[]}}\n")
+                                    .as_bytes(),
+                            );
+                        }
+                        v
+                    }
+                };
+                n += 1;
+                sh.stats.bad_lines.add(data.iter().filter(|b| **b == b'\n').count() as u64);
+                if t.write_all(&data).await.is_err() {
+                    sh.stats.bad_disconnected.inc();
+                    return;
+                }
+            }
+        }
+    }
+}
