@@ -145,7 +145,7 @@ class DashboardTest(unittest.TestCase):
         self.assertIn("p99 41.00 ms", rows["5 new-tip fan-out"][1])
         new = dashboard.run_metrics(self.runs / "2026-11-29T10-00-00Z")
         verdicts = [r[3] for r in dashboard.summary_rows(new)]
-        self.assertEqual(verdicts, ["PASS"] * 5)
+        self.assertEqual(verdicts, ["no target"] + ["PASS"] * 4)
         # Scenario 6: the TLS variant's new-tip p99 is twice the base.
         ratios = dashboard.ratio_rows(new)
         tip = [r for r in ratios if r[0] == "tls" and r[1] == "5 new-tip p99"]
