@@ -141,8 +141,10 @@ def max_rate_result(steps: list[dict[str, Any]]) -> dict[str, Any]:
                 }
         elif first_failure is None:
             cpu = _num(_get(step, "pool", "cpu_percent"))
+            own = _num(_get(step, "loadgen_run", "loadgen_cpu_percent"))
             if cpu is not None:
-                why += f" (pool CPU {cpu:.1f} %)"
+                why += f" (pool CPU {cpu:.1f} %"
+                why += ")" if own is None else f", loadgen CPU {own:.1f} %)"
             first_failure = {"offered_per_s": step.get("offered_per_s"), "why": why}
     return {"best": best, "first_failure": first_failure, "steps": len(steps)}
 
