@@ -490,6 +490,20 @@ pub const LOADGEN_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Most source addresses (`--sources`, 127.0.0.1 to 127.0.0.K).
 pub const LOADGEN_SOURCES_MAX: usize = 254;
 
+/// Connection and protocol errors a load run prints on stderr (the rest are only counted).
+pub const LOADGEN_MESSAGES_PRINTED_MAX: u64 = 5;
+
+/// Highest latency a load run's histograms record, in microseconds (an hour, the longest
+/// run); longer values are recorded as this.
+pub const LOADGEN_LATENCY_US_MAX: u64 = 3_600_000_000;
+
+/// Seconds without sending after which a simulated NerdMiner re-sends
+/// `mining.suggest_difficulty` (the firmware's `KEEPALIVE_TIME_ms`, MINERS.md §2.1).
+pub const LOADGEN_NERDMINER_KEEPALIVE_SECS: u64 = 30;
+
+/// Most runtime worker threads of one load generator (`--threads`).
+pub const LOADGEN_THREADS_MAX: usize = 64;
+
 /// Pool errors printed with full details (the rest are only counted).
 pub const LOADGEN_POOL_ERROR_DETAILS_MAX: usize = 10;
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use warppool_core::limits::LOADGEN_THREADS_MAX;
 use warppool_loadgen::chain::{ChainSim, ChainSimConfig, RpcAuthConfig};
 use warppool_loadgen::load::{Mode, Personality, RunConfig, Scenario};
 
@@ -119,6 +120,9 @@ struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     quiet: bool,
+    /// Runtime worker threads (use 1 when the loadgen is pinned to one core).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -266,12 +270,36 @@ fn parse_bits(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| e.to_string())
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> std::process::ExitCode {
-    let args = match Cli::parse().command {
-        Command::Node(args) => args,
-        Command::Run(args) => return run(*args).await,
+fn main() -> std::process::ExitCode {
+    let command = Cli::parse().command;
+    let threads = match &command {
+        Command::Run(a) => a.threads,
+        Command::Node(_) => 2,
     };
+    if !(1..=LOADGEN_THREADS_MAX).contains(&threads) {
+        eprintln!("warppool-loadgen: --threads must be in 1..={LOADGEN_THREADS_MAX}");
+        return std::process::ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warppool-loadgen: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match command {
+            Command::Node(args) => node(args).await,
+            Command::Run(args) => run(*args).await,
+        }
+    })
+}
+
+async fn node(args: NodeArgs) -> std::process::ExitCode {
     let auth = match (args.cookie, args.user, args.password) {
         (Some(path), _, _) => RpcAuthConfig::Cookie(path),
         (None, Some(user), Some(password)) => RpcAuthConfig::UserPassword { user, password },

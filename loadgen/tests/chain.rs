@@ -694,3 +694,31 @@ fn own_runtime_serves_without_a_caller_runtime() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains(r#""result":1"#), "{reply}");
 }
+
+#[tokio::test]
+async fn generatetoaddress_mines_blocks_paying_the_address_and_refuses_bad_input() {
+    let sim = start().await;
+    let height = sim.height();
+    let addr = bitcoin::Address::from_script(&payout(), bitcoin::Network::Regtest).expect("addr");
+    let hashes = result(&sim, "generatetoaddress", json!([2, addr.to_string()])).await;
+    let hashes = hashes.as_array().expect("an array of hashes");
+    assert_eq!(hashes.len(), 2);
+    assert_eq!(sim.height(), height + 2);
+    assert_eq!(hashes[1], json!(sim.tip().to_string()));
+    let block = result(&sim, "getblockheader", json!([hashes[0]])).await;
+    assert_eq!(block["height"], json!(height + 1));
+
+    let mainnet = bitcoin::Address::from_script(&payout(), bitcoin::Network::Bitcoin).expect("a");
+    let (_, v) = rpc(&sim, "generatetoaddress", json!([1, mainnet.to_string()])).await;
+    assert_eq!(v["error"]["code"], -5, "{v}");
+    let (_, v) = rpc(
+        &sim,
+        "generatetoaddress",
+        json!([1_000_000, addr.to_string()]),
+    )
+    .await;
+    assert_eq!(v["error"]["code"], -8, "{v}");
+    let (_, v) = rpc(&sim, "generatetoaddress", json!(["x", addr.to_string()])).await;
+    assert_eq!(v["error"]["code"], -3, "{v}");
+    assert_eq!(sim.height(), height + 2);
+}

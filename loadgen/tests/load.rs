@@ -466,4 +466,47 @@ async fn non_loopback_targets_and_oversized_runs_are_refused() {
     };
     let err = load::validate(&cfg, limit).expect_err("refused");
     assert!(err.contains("file descriptor"), "{err}");
+
+    let refused = |cfg: RunConfig, what: &str| {
+        let err = load::validate(&cfg, 20_000).expect_err(what);
+        assert!(err.contains(what), "{what}: {err}");
+    };
+    refused(
+        RunConfig {
+            scenario: Scenario::NewTip,
+            ..RunConfig::default()
+        },
+        "--node-rpc",
+    );
+    refused(
+        RunConfig {
+            scenario: Scenario::NewTip,
+            node_rpc: Some("http://192.0.2.1:18443".into()),
+            ..RunConfig::default()
+        },
+        "loopback",
+    );
+    refused(
+        RunConfig {
+            tls: true,
+            ..RunConfig::default()
+        },
+        "--tls-insecure",
+    );
+    refused(
+        RunConfig {
+            duration: Duration::from_secs(3601),
+            ..RunConfig::default()
+        },
+        "--duration-s",
+    );
+    refused(
+        RunConfig {
+            duplicate_fraction: 0.7,
+            stale_fraction: 0.7,
+            ..RunConfig::default()
+        },
+        "--stale-fraction",
+    );
+    assert_eq!(load::validate(&RunConfig::default(), 20_000), Ok(()));
 }

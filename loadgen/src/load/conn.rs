@@ -12,8 +12,9 @@ use warppool_core::hex;
 use warppool_core::limits::{
     LOADGEN_CONNECT_TIMEOUT_MS, LOADGEN_FLOOD_BURST, LOADGEN_GRIND_NONCES_MAX,
     LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED, LOADGEN_LINE_BYTES_MAX,
-    LOADGEN_NONCES_PER_SLICE, LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX,
-    LOADGEN_READ_BYTES, NTIME_AHEAD_SECS_MAX,
+    LOADGEN_MESSAGES_PRINTED_MAX, LOADGEN_NERDMINER_KEEPALIVE_SECS, LOADGEN_NONCES_PER_SLICE,
+    LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX, LOADGEN_READ_BYTES,
+    NTIME_AHEAD_SECS_MAX,
 };
 
 use super::personality::{Method, Personality, Step, VersionBits, Wait};
@@ -196,7 +197,7 @@ async fn session(sh: &Shared, idx: usize, p: Personality, round: u32) -> End {
             } else {
                 sh.stats.reconnect_failed.inc();
             }
-            if sh.stats.err_connect.get() <= 3 {
+            if sh.stats.printed.fetch_inc() < LOADGEN_MESSAGES_PRINTED_MAX {
                 eprintln!("warppool-loadgen: miner {idx}: {e}");
             }
             return End::Io;
@@ -209,6 +210,10 @@ async fn session(sh: &Shared, idx: usize, p: Personality, round: u32) -> End {
     let mut s = Session::new(sh, idx, p, t, first_round, connect_started);
     let end = s.run(round).await;
     sh.stats.open.add(u64::MAX); // wrapping decrement
+    if first_round && !s.subscribed && matches!(end, End::Closed | End::Io | End::Protocol) {
+        // Connected, but dropped before the subscribe reply: a failed connection too.
+        sh.stats.failed.inc();
+    }
     match end {
         End::Closed => sh.stats.disconnected_by_pool.inc(),
         End::Io => sh.stats.err_io.inc(),
@@ -246,6 +251,8 @@ struct Session<'a> {
     next_submit: Option<Instant>,
     interval: Duration,
     search: Search,
+    last_write: Instant,
+    last_notify: Instant,
 }
 
 impl<'a> Session<'a> {
@@ -298,6 +305,8 @@ impl<'a> Session<'a> {
             next_submit: (interval > Duration::ZERO).then(|| Instant::now() + phase),
             interval,
             search: Search::default(),
+            last_write: Instant::now(),
+            last_notify: Instant::now(),
         }
     }
 
@@ -317,6 +326,9 @@ impl<'a> Session<'a> {
             let mut wake = now + Duration::from_secs(3600);
             if let Some((_, p)) = self.pending.first_key_value() {
                 wake = wake.min(p.sent + reply_timeout);
+            }
+            if let Some(at) = self.keepalive_at() {
+                wake = wake.min(at);
             }
             let room = self.pending.len() < self.inflight_max();
             if self.mining() && room {
@@ -362,13 +374,13 @@ impl<'a> Session<'a> {
     }
 
     fn note_io(&self, e: &std::io::Error) {
-        if self.sh.stats.err_io.get() < 3 {
+        if self.sh.stats.printed.fetch_inc() < LOADGEN_MESSAGES_PRINTED_MAX {
             eprintln!("warppool-loadgen: miner {} ({}): {e}", self.idx, self.p);
         }
     }
 
     fn protocol_error(&self, what: &str) -> End {
-        if self.sh.stats.err_protocol.get() < 5 {
+        if self.sh.stats.printed.fetch_inc() < LOADGEN_MESSAGES_PRINTED_MAX {
             eprintln!(
                 "warppool-loadgen: miner {} ({}): protocol: {what}",
                 self.idx, self.p
@@ -382,7 +394,38 @@ impl<'a> Session<'a> {
             self.note_io(&e);
             return Err(End::Io);
         }
+        self.last_write = Instant::now();
         Ok(())
+    }
+
+    /// NerdMiner (and NerdNOS) re-send `mining.suggest_difficulty` after 30 s without sending
+    /// anything (`KEEPALIVE_TIME_ms`, MINERS.md §2.1).
+    fn keepalive_at(&self) -> Option<Instant> {
+        let keepalive = Duration::from_secs(LOADGEN_NERDMINER_KEEPALIVE_SECS);
+        matches!(self.p, Personality::NerdMiner | Personality::NerdNos)
+            .then(|| self.last_write.max(self.last_notify) + keepalive)
+    }
+
+    async fn keepalive(&mut self) -> Result<(), End> {
+        let Some(step) = self
+            .steps
+            .iter()
+            .find(|s| s.method == Method::SuggestDifficulty)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                sent: Instant::now(),
+                kind: PendingKind::Setup(step.method),
+            },
+        );
+        let line = self.p.request_line(id, step.method.name(), &step.params);
+        self.write(&line).await
     }
 
     /// Sends handshake steps until one must wait.
@@ -611,7 +654,10 @@ impl<'a> Session<'a> {
                 }
             }
             (Expect::Reject(want), false) => {
-                if code != Some(want) {
+                if code == Some(21) && want != 21 && share.epoch != self.epoch {
+                    // Judged stale first: a new tip reached the pool while it was in flight.
+                    st.stale_races.inc();
+                } else if code != Some(want) {
                     st.reason_mismatch.inc();
                 }
                 None
@@ -640,6 +686,7 @@ impl<'a> Session<'a> {
             return Err(self.protocol_error(&format!("malformed mining.notify {params}")));
         };
         let now = Instant::now();
+        self.last_notify = now;
         let st = &self.sh.stats;
         st.notifies.inc();
         if !self.got_notify {
@@ -660,7 +707,7 @@ impl<'a> Session<'a> {
                 j.stale = true;
             }
         }
-        if job.clean && (new_tip || self.jobs.is_empty()) {
+        if job.clean && new_tip {
             let (tip_gen, t0) = self.sh.tip_clock();
             if tip_gen > self.last_tip_gen {
                 self.last_tip_gen = tip_gen;
@@ -780,28 +827,26 @@ impl<'a> Session<'a> {
         if roll < dup
             && let Some(prev) = self.jobs.front().and_then(|j| j.last_share.clone())
         {
-            {
-                self.sh.stats.injected_duplicates.inc();
-                let id = self.next_id;
-                self.next_id += 1;
-                let line = self.p.request_line(id, "mining.submit", &prev.params);
-                let share = SentShare {
-                    line: line.clone(),
-                    params: prev.params.clone(),
-                    expect: expect_duplicate(prev.expect),
-                    epoch: self.epoch,
-                    injected: Injected::Duplicate,
-                };
-                self.pending.insert(
-                    id,
-                    Pending {
-                        sent: Instant::now(),
-                        kind: PendingKind::Submit(Box::new(share)),
-                    },
-                );
-                self.sh.stats.submitted.inc();
-                return self.write(&line).await;
-            }
+            self.sh.stats.injected_duplicates.inc();
+            let id = self.next_id;
+            self.next_id += 1;
+            let line = self.p.request_line(id, "mining.submit", &prev.params);
+            let share = SentShare {
+                line: line.clone(),
+                params: prev.params.clone(),
+                expect: expect_duplicate(prev.expect),
+                epoch: self.epoch,
+                injected: Injected::Duplicate,
+            };
+            self.pending.insert(
+                id,
+                Pending {
+                    sent: Instant::now(),
+                    kind: PendingKind::Submit(Box::new(share)),
+                },
+            );
+            self.sh.stats.submitted.inc();
+            return self.write(&line).await;
         }
         let stale_pick = roll >= dup && roll < dup + stale;
         let entry_idx = if stale_pick {
@@ -956,6 +1001,9 @@ impl<'a> Session<'a> {
 
     async fn on_timer(&mut self) -> Result<(), End> {
         let now = Instant::now();
+        if self.keepalive_at().is_some_and(|at| at <= now) && self.subscribed {
+            self.keepalive().await?;
+        }
         let reply_timeout = self.sh.cfg.reply_timeout;
         while let Some(entry) = self.pending.first_entry() {
             if entry.get().sent + reply_timeout > now {
@@ -978,16 +1026,14 @@ impl<'a> Session<'a> {
                 if let Some(at) = self.next_submit
                     && at <= now
                 {
-                    {
-                        self.rate_share().await?;
-                        // Keep the schedule; after a long stall, do not burst to catch up.
-                        let next = at + self.interval;
-                        self.next_submit = Some(if next < now {
-                            now + self.interval
-                        } else {
-                            next
-                        });
-                    }
+                    self.rate_share().await?;
+                    // Keep the schedule; after a long stall, do not burst to catch up.
+                    let next = at + self.interval;
+                    self.next_submit = Some(if next < now {
+                        now + self.interval
+                    } else {
+                        next
+                    });
                 }
             }
             Mode::Real => {

@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 
 use super::personality::Personality;
 
-/// Highest latency a histogram records, in microseconds (an hour: the longest run).
-const LATENCY_US_MAX: u64 = 3_600_000_000;
+use warppool_core::limits::LOADGEN_LATENCY_US_MAX as LATENCY_US_MAX;
 
 /// A counter.
 #[derive(Debug, Default)]
@@ -117,6 +116,8 @@ pub(crate) struct Stats {
     pub(crate) injected_stale: Counter,
     pub(crate) blocks: Counter,
     pub(crate) pool_error_details: Counter,
+    /// Connection errors printed so far.
+    pub(crate) printed: Counter,
 
     pub(crate) notifies: Counter,
     pub(crate) clean_notifies: Counter,
@@ -172,6 +173,7 @@ impl Stats {
             injected_stale: Counter::default(),
             blocks: Counter::default(),
             pool_error_details: Counter::default(),
+            printed: Counter::default(),
             notifies: Counter::default(),
             clean_notifies: Counter::default(),
             hashes: Counter::default(),
