@@ -169,7 +169,8 @@ class DashboardTest(unittest.TestCase):
         self.assertFalse(dashboard.step_verdict({"offered_per_s": 1, "loadgen": None})[0])
         result = dashboard.max_rate_result([good, slow])
         self.assertEqual(result["best"]["answered_per_s"], 1000.0)
-        self.assertEqual(result["first_failure"]["offered_per_s"], 1000)
+        self.assertEqual(result["stop"]["offered_per_s"], 1000)
+        self.assertIsNone(dashboard.max_rate_result([slow, good])["stop"])
 
     def test_missing_measurements_are_not_verdicts(self) -> None:
         run = self.runs / "2026-11-30T10-00-00Z"
