@@ -338,6 +338,7 @@ def summary_rows(metrics: dict[str, Any]) -> list[list[str]]:
 
 
 RATIO_METRICS = [
+    ("s1_answered_per_s", "1 answered shares/s"),
     ("s1_accepted_per_s", "1 accepted shares/s"),
     ("s1_p99_us", "1 submit→reply p99"),
     ("s2_best_per_s", "2 highest passing shares/s"),
