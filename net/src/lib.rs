@@ -107,11 +107,12 @@ mod protocol;
 mod shard;
 pub mod stratum;
 mod tls;
+mod uring;
 
 pub use config::{ListenerConfig, NetConfig, TlsFiles};
 pub use counters::CountersSnapshot;
 pub use error::NetError;
 pub use outbound::{MessageWriter, Outbound, Overflow};
-pub use plane::{DataPlane, DataPlaneOf, Driver, start};
+pub use plane::{DataPlane, DataPlaneOf, Driver, PlainIo, start};
 pub use protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId};
 pub use shard::StatsBatch;
