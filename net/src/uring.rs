@@ -84,6 +84,16 @@ pub(crate) struct RecvRing {
     batch: [Completion; RING_COMPLETIONS_PER_TURN_MAX],
 }
 
+impl Drop for RecvRing {
+    fn drop(&mut self) {
+        // Unregister the buffer group first (synchronously, under the ring's lock): from then
+        // on no request can pick one of our buffers, and the kernel copies into user memory
+        // only on this thread, which is here. Then the fields drop: the ring (closed, its
+        // requests cancelled), the entries and the buffers.
+        let _ = self.ring.submitter().unregister_buf_ring(BUFFER_GROUP);
+    }
+}
+
 impl std::fmt::Debug for RecvRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecvRing").finish_non_exhaustive()
@@ -153,7 +163,9 @@ impl RecvRing {
     /// expects a completion with the byte in a provided buffer and `IORING_CQE_F_MORE`.
     fn probe_multishot(&mut self) -> io::Result<()> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
-        const PROBE: u64 = 1;
+        // Bit 63 set: never a connection's token, so a late completion of the probe (its end
+        // of stream after the pair is closed) is treated as stale and its buffer returned.
+        const PROBE: u64 = (1 << 63) | 1;
         self.arm(a.as_raw_fd(), PROBE)?;
         let sent = std::io::Write::write(&mut &b, b"p")?;
         assert_eq!(sent, 1);
@@ -172,20 +184,10 @@ impl RecvRing {
                 outcome = Ok(());
             }
         }
-        // Closing `b` ends the recv (end of stream); wait for that last completion so no
-        // request of the probe is left.
+        // Closing the pair ends the recv (end of stream); that last completion is read by the
+        // shard loop like any stale one.
         drop(b);
-        if outcome.is_ok() {
-            self.ring.submit_and_wait(1)?;
-            let n = self.reap();
-            for i in 0..n {
-                if let Some(bid) = self.batch[i].buffer {
-                    self.recycle(bid);
-                }
-            }
-        }
         drop(a);
-        self.completions.clear();
         outcome
     }
 
