@@ -13,14 +13,18 @@
 //! handles events; compio tasks borrow it only between awaits, and the loop never runs compio
 //! while it holds the borrow, so no lock is ever taken.
 //!
-//! A **plain connection** has no task: its socket is read with `recv(2)` into the shard-wide
-//! input buffer, complete lines are handed to the protocol from there, and only an
+//! A **plain connection** has no task: its input arrives either as completions of its
+//! multishot recv on the shard's own io_uring ring ([`crate::uring`]; io_uring driver, probe
+//! passed), or by `recv(2)` on epoll readiness; either way the bytes are put in the shard-wide
+//! input buffer (after the connection's carry), complete lines are handed to the protocol from
+//! there (`plain_lines`, shared by both paths), and only an
 //! unfinished line is copied into the connection's carry buffer (lent from the shard's spare
 //! buffers while non-empty). Replies are queued in an [`Outbound`] whose buffer is lent only
 //! while a callback runs or while the kernel has not taken all of it, and written through
 //! with `send(2)` after the lines of one read. While `INFLIGHT_REQUESTS_PER_CONNECTION_MAX`
 //! lines wait for their replies to reach the socket, input is paused until the socket takes
-//! the backlog (an `EPOLLOUT` edge).
+//! the backlog (an `EPOLLOUT` edge, or a flush by the tick or a job fan-out); on the ring path
+//! the paused connection's recv is cancelled and re-armed on resume.
 //!
 //! A **TLS connection** keeps two compio tasks:
 //! - the **reader task** reads into a fixed input buffer (`LINE_BYTES_MAX + READ_BYTES_MIN`),
