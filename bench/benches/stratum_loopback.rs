@@ -369,6 +369,14 @@ fn run(
     let started = Instant::now();
     let outcomes: Vec<Outcome> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     let elapsed = started.elapsed().as_secs_f64();
+    // Which path served the run: compio's driver and, for plain connections, the shard's own
+    // io_uring ring or its epoll loop (with the ring's completion count as evidence).
+    eprintln!(
+        "{name}: driver {:?}, plain I/O {:?}, ring recv completions {}",
+        plane.drivers(),
+        plane.plain_io(),
+        plane.counters_total().ring_recv_completions
+    );
     plane.stop();
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let mut verdicts = BTreeMap::new();

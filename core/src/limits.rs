@@ -187,6 +187,9 @@ const _: () = assert!(
 const _: () = assert!(TEMPLATE_TRANSACTIONS_MAX < (1 << MERKLE_DEPTH_MAX));
 const _: () = assert!(JOB_ID_HEX_MAX == 16); // a JobId is a u64
 const _: () = assert!(REQUEST_ID_BYTES_MAX < LINE_BYTES_MAX);
+const _: () = assert!(RING_BUFFER_BYTES <= READ_BYTES_MIN);
+const _: () = assert!(RING_BUFFERS.is_power_of_two() && RING_BUFFERS <= 32_768);
+const _: () = assert!(RING_BUFFER_BYTES <= u32::MAX as usize);
 const _: () = assert!(USERNAME_BYTES_MAX + PASSWORD_BYTES_MAX < LINE_BYTES_MAX);
 const _: () = assert!(WORKER_NAME_BYTES_MAX < USERNAME_BYTES_MAX);
 const _: () = assert!(DUPLICATES_PER_JOB_MAX.is_power_of_two());
@@ -273,6 +276,27 @@ pub const SHARD_SPARE_CARRY_BUFFERS: usize = 8;
 /// Readiness events one `epoll_wait(2)` of a shard's own event loop returns at most (a stack
 /// array); more ready connections are returned by the next wait.
 pub const SHARD_EPOLL_EVENTS_MAX: usize = 256;
+
+/// Bytes of one provided buffer in a shard's io_uring receive ring (plain connections on the
+/// io_uring driver). One multishot-recv completion carries at most this many bytes; it is at
+/// most `READ_BYTES_MIN`, so an unfinished line plus one completion always fits the
+/// shard-wide input buffer.
+pub const RING_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Provided buffers in a shard's io_uring receive ring (a power of two, at most 32,768),
+/// allocated and touched at shard start: `RING_BUFFERS * RING_BUFFER_BYTES` bytes per shard.
+/// A buffer goes back to the ring as soon as its completion has been handled; when the ring
+/// runs dry the kernel ends a connection's multishot recv with `ENOBUFS` and the shard re-arms
+/// it (counted).
+pub const RING_BUFFERS: usize = 256;
+
+/// Submission-queue entries of a shard's io_uring receive ring (the completion queue has
+/// twice as many). Entries are submitted at once, so the queue never holds more than one.
+pub const RING_SUBMISSION_ENTRIES: u32 = 64;
+
+/// Completions a shard handles from its receive ring before it looks at its other events;
+/// more are handled on the next turn of the loop, which then does not block.
+pub const RING_COMPLETIONS_PER_TURN_MAX: usize = 256;
 
 /// Reads of one plain connection per readiness event before the shard moves on to other
 /// connections (the connection is re-armed in the epoll set and served again on the next

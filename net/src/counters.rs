@@ -18,6 +18,8 @@ pub(crate) struct ShardCounters {
     pub(crate) slow_reader_closes: AtomicU64,
     pub(crate) timeout_closes: AtomicU64,
     pub(crate) tls_errors: AtomicU64,
+    pub(crate) ring_recv_completions: AtomicU64,
+    pub(crate) ring_no_buffers: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64, by: u64) {
@@ -40,6 +42,8 @@ impl ShardCounters {
             slow_reader_closes: get(&self.slow_reader_closes),
             timeout_closes: get(&self.timeout_closes),
             tls_errors: get(&self.tls_errors),
+            ring_recv_completions: get(&self.ring_recv_completions),
+            ring_no_buffers: get(&self.ring_no_buffers),
         }
     }
 }
@@ -71,6 +75,12 @@ pub struct CountersSnapshot {
     pub timeout_closes: u64,
     /// Connections closed by a TLS error (including plain text on a TLS port).
     pub tls_errors: u64,
+    /// Multishot-recv completions with bytes on the shard's io_uring ring (plain connections
+    /// on the io_uring driver; always 0 on the epoll path).
+    pub ring_recv_completions: u64,
+    /// Multishot recvs the kernel ended because the provided-buffer ring was empty
+    /// (`ENOBUFS`); each was re-armed.
+    pub ring_no_buffers: u64,
 }
 
 impl std::ops::AddAssign for CountersSnapshot {
@@ -87,5 +97,7 @@ impl std::ops::AddAssign for CountersSnapshot {
         self.slow_reader_closes += o.slow_reader_closes;
         self.timeout_closes += o.timeout_closes;
         self.tls_errors += o.tls_errors;
+        self.ring_recv_completions += o.ring_recv_completions;
+        self.ring_no_buffers += o.ring_no_buffers;
     }
 }

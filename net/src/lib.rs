@@ -6,9 +6,13 @@
 //! own epoll instance, which holds the plain listeners and connections and the descriptor of a
 //! [compio](https://docs.rs/compio) runtime (the "fusion" driver: io_uring where the kernel
 //! allows it, epoll otherwise, or epoll when [`NetConfig::force_polling`] is set; see
-//! [`DataPlane::drivers`]). Plain connections are served by the shard loop itself (non-blocking
-//! `recv`/`send`, no task per connection); compio runs the control task, TLS accepts and TLS
-//! connections (decision 0006). Each shard opens its own `SO_REUSEPORT` socket on every
+//! [`DataPlane::drivers`]). Plain connections are served by the shard loop itself (no task per
+//! connection): on the io_uring driver they read through the shard's own io_uring ring (one
+//! multishot recv per connection into a provided-buffer ring the shard owns; the ring's eventfd
+//! sits in the epoll set), on the polling driver — or when the kernel fails the ring's probe at
+//! shard start — with `recv(2)` on edge-triggered readiness ([`DataPlane::plain_io`] says
+//! which); replies are written through with `send(2)` on both. compio runs the control task,
+//! TLS accepts and TLS connections (decision 0006). Each shard opens its own `SO_REUSEPORT` socket on every
 //! configured address, so the kernel spreads incoming connections over the shards, and a
 //! connection lives on the shard that accepted it for its whole life. Shard state (connection
 //! slab, buffers, the protocol's shard-wide state) is thread-local and `!Send`: no locks on the
@@ -38,9 +42,11 @@
 //! # Allocation
 //!
 //! At shard start: the slab, the shard-wide input buffer, spare outbound and carry buffers
-//! (`SHARD_SPARE_OUTBOUND_BUFFERS`, `SHARD_SPARE_CARRY_BUFFERS`) and the statistics buffers.
+//! (`SHARD_SPARE_OUTBOUND_BUFFERS`, `SHARD_SPARE_CARRY_BUFFERS`), the statistics buffers and,
+//! on the ring path, the provided buffers (`RING_BUFFERS` × `RING_BUFFER_BYTES`, 1 MiB, touched
+//! at start so they are resident from the beginning).
 //! Per plain connection, at accept: the slot and the protocol's connection state (about 3.7 KiB
-//! of RSS per idle Stratum connection, measured by `tests/idle_memory.rs`); its outbound buffer
+//! of RSS per idle Stratum connection on either path, measured by `tests/idle_memory.rs`); its outbound buffer
 //! is lent from the shard only while a callback runs or replies wait for the socket, its carry
 //! buffer only while an unfinished line waits. Per TLS connection, at accept: the input buffer
 //! (`LINE_BYTES_MAX + READ_BYTES_MIN`), two outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` each),
@@ -68,8 +74,8 @@
 //!   at each tick, so it can run up to one `tick_interval` late.
 //! - Accept is single-shot `accept(2)` (plain listeners: edge-triggered, until `EAGAIN`;
 //!   TLS listeners: compio's accept), not multishot.
-//! - Plain connections use epoll under both compio drivers; an io_uring data path (multishot
-//!   recv with a provided-buffer ring) is not built (decision 0006).
+//! - On the ring path only reads go through io_uring; writes stay write-through `send(2)`
+//!   (SEND SQEs were not built or measured), output edges still come from epoll.
 //!
 //! # Usage
 //!
@@ -107,11 +113,12 @@ mod protocol;
 mod shard;
 pub mod stratum;
 mod tls;
+mod uring;
 
 pub use config::{ListenerConfig, NetConfig, TlsFiles};
 pub use counters::CountersSnapshot;
 pub use error::NetError;
 pub use outbound::{MessageWriter, Outbound, Overflow};
-pub use plane::{DataPlane, DataPlaneOf, Driver, start};
+pub use plane::{DataPlane, DataPlaneOf, Driver, PlainIo, start};
 pub use protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId};
 pub use shard::StatsBatch;

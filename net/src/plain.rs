@@ -123,6 +123,13 @@ pub(crate) const TOKEN_COMPLETIONS: u64 = u64::MAX - 1;
 pub(crate) const CONN_EVENTS: u32 =
     (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 
+/// Events a plain connection is registered for when it reads through the shard's io_uring
+/// ring: edge-triggered output only (errors and hang-ups are always reported).
+pub(crate) const CONN_EVENTS_RING: u32 = (libc::EPOLLOUT | libc::EPOLLET) as u32;
+
+/// `user_data` of the eventfd the shard's own io_uring receive ring signals.
+pub(crate) const TOKEN_RING: u64 = u64::MAX - 2;
+
 /// Events a plain listener is registered for (edge-triggered: accept until `EAGAIN`).
 pub(crate) const LISTENER_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;
 

@@ -30,10 +30,21 @@ pub enum Driver {
     Poll,
 }
 
+/// How a shard reads its plain (non-TLS) connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainIo {
+    /// Multishot recv into a provided-buffer ring on the shard's own io_uring (io_uring
+    /// driver, kernel support probed at shard start).
+    Ring,
+    /// `recv(2)` on edge-triggered epoll readiness (polling driver, or the probe failed).
+    Epoll,
+}
+
 struct ShardHandle {
     thread: Option<JoinHandle<()>>,
     control: flume::Sender<ShardMsg>,
     driver: Driver,
+    plain_io: PlainIo,
     counters: Arc<ShardCounters>,
 }
 
@@ -72,6 +83,11 @@ impl<J, S, C> DataPlane<J, S, C> {
     /// The driver each shard's runtime uses, by shard index.
     pub fn drivers(&self) -> Vec<Driver> {
         self.shards.iter().map(|s| s.driver).collect()
+    }
+
+    /// How each shard reads its plain connections, by shard index.
+    pub fn plain_io(&self) -> Vec<PlainIo> {
+        self.shards.iter().map(|s| s.plain_io).collect()
     }
 
     /// Publishes new jobs: swaps them in and wakes every shard, which calls `on_jobs` for each
@@ -264,8 +280,8 @@ where
                 shard: shard_index,
                 source,
             })?;
-        let driver = match ready_rx.recv() {
-            Ok(Ok(driver)) => driver,
+        let (driver, plain_io) = match ready_rx.recv() {
+            Ok(Ok(ready)) => ready,
             Ok(Err(source)) => {
                 let _ = thread.join();
                 return Err(NetError::Shard {
@@ -285,6 +301,7 @@ where
             thread: Some(thread),
             control: control_tx,
             driver,
+            plain_io,
             counters,
         });
         plane.stats.push(stats_rx);
@@ -308,7 +325,7 @@ fn run_shard<P: Protocol>(
     factory: &(dyn Fn(ShardId) -> P + Send + Sync),
     pin: Option<usize>,
     force_polling: bool,
-    ready: flume::Sender<std::io::Result<Driver>>,
+    ready: flume::Sender<std::io::Result<(Driver, PlainIo)>>,
 ) {
     // Signalled by compio's io_uring on every completion it posts; the shard loop waits on
     // it (see `shard::run`). The polling driver ignores it.

@@ -13,14 +13,18 @@
 //! handles events; compio tasks borrow it only between awaits, and the loop never runs compio
 //! while it holds the borrow, so no lock is ever taken.
 //!
-//! A **plain connection** has no task: its socket is read with `recv(2)` into the shard-wide
-//! input buffer, complete lines are handed to the protocol from there, and only an
+//! A **plain connection** has no task: its input arrives either as completions of its
+//! multishot recv on the shard's own io_uring ring ([`crate::uring`]; io_uring driver, probe
+//! passed), or by `recv(2)` on epoll readiness; either way the bytes are put in the shard-wide
+//! input buffer (after the connection's carry), complete lines are handed to the protocol from
+//! there (`plain_lines`, shared by both paths), and only an
 //! unfinished line is copied into the connection's carry buffer (lent from the shard's spare
 //! buffers while non-empty). Replies are queued in an [`Outbound`] whose buffer is lent only
 //! while a callback runs or while the kernel has not taken all of it, and written through
 //! with `send(2)` after the lines of one read. While `INFLIGHT_REQUESTS_PER_CONNECTION_MAX`
 //! lines wait for their replies to reach the socket, input is paused until the socket takes
-//! the backlog (an `EPOLLOUT` edge).
+//! the backlog (an `EPOLLOUT` edge, or a flush by the tick or a job fan-out); on the ring path
+//! the paused connection's recv is cancelled and re-armed on resume.
 //!
 //! A **TLS connection** keeps two compio tasks:
 //! - the **reader task** reads into a fixed input buffer (`LINE_BYTES_MAX + READ_BYTES_MIN`),
@@ -69,11 +73,13 @@ use crate::{
     counters::{ShardCounters, bump},
     outbound::Outbound,
     plain::{
-        BufferPool, COMPIO_EVENTS, CONN_EVENTS, Epoll, Eventfd, IoResult, LISTENER_EVENTS,
-        TOKEN_COMPIO, TOKEN_COMPLETIONS, TOKEN_LISTENER, conn_token, recv_append, send,
+        BufferPool, COMPIO_EVENTS, CONN_EVENTS, CONN_EVENTS_RING, Epoll, Eventfd, IoResult,
+        LISTENER_EVENTS, TOKEN_COMPIO, TOKEN_COMPLETIONS, TOKEN_LISTENER, TOKEN_RING, conn_token,
+        recv_append, send,
     },
-    plane::Driver,
+    plane::{Driver, PlainIo},
     protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId},
+    uring::RecvRing,
 };
 
 /// Size of a connection's input (line) buffer, and of the shard-wide one of plain connections.
@@ -277,6 +283,11 @@ struct PlainConn {
     /// Graceful close: FIN sent, input is drained.
     lingering: bool,
     drained: usize,
+    /// Ring path: a multishot recv is outstanding (until a completion without
+    /// `IORING_CQE_F_MORE`).
+    armed: bool,
+    /// Ring path: the recv reported end of stream or an error (nothing more will arrive).
+    peer_eof: bool,
 }
 
 enum SlotIo {
@@ -407,6 +418,9 @@ pub(crate) struct ShardState<P: Protocol> {
     scratch: Vec<u8>,
     outbound_pool: BufferPool,
     carry_pool: BufferPool,
+    /// The shard's io_uring receive ring: plain connections read through it (on the io_uring
+    /// driver, when the kernel supports it), else with `recv(2)` on epoll readiness.
+    ring: Option<RecvRing>,
 }
 
 impl<P: Protocol> ShardState<P> {
@@ -450,6 +464,7 @@ impl<P: Protocol> ShardState<P> {
             scratch: Vec::with_capacity(INPUT_BYTES),
             outbound_pool: BufferPool::new(OUTBOUND_QUEUE_BYTES_MAX, SHARD_SPARE_OUTBOUND_BUFFERS),
             carry_pool: BufferPool::new(INPUT_BYTES, SHARD_SPARE_CARRY_BUFFERS),
+            ring: None,
         }
     }
 
@@ -967,6 +982,15 @@ fn finish_in<P: Protocol>(st: &mut ShardState<P>, index: usize) {
     let mut slot = *slot;
     let closing = slot.closing.expect("finished slot was closing");
     let _ = socket2::SockRef::from(&BorrowedSocket(slot.raw_fd())).shutdown(Shutdown::Both);
+    // The shutdown ends an outstanding multishot recv (end of stream); cancel it as well. Its
+    // last completions carry this slot's old generation and are ignored (their buffers
+    // returned); the kernel holds no pointer into the slot, and the request holds its own
+    // reference to the socket, so the slot and the descriptor number can be reused at once.
+    if let (SlotIo::Plain(plain), Some(ring)) = (&slot.io, st.ring.as_mut())
+        && plain.armed
+    {
+        let _ = ring.cancel(conn_token(index, plain.generation));
+    }
     if slot.is_plain() && slot.out.has_buffer() {
         slot.out.clear();
         st.outbound_pool.give(slot.out.release());
@@ -1220,14 +1244,22 @@ fn accept_plain<P: Protocol>(st: &mut ShardState<P>, which: usize) {
             close_deadline: None,
             lingering: false,
             drained: 0,
+            armed: false,
+            peer_eof: false,
         };
         let index = install(st, SlotIo::Plain(plain), info, ip_bucket, None);
-        if st
-            .epoll
-            .add(fd, CONN_EVENTS, conn_token(index, generation))
-            .is_err()
-        {
+        let token = conn_token(index, generation);
+        // On the ring path epoll reports only output edges (and errors); input comes as ring
+        // completions.
+        let events = if st.ring.is_some() {
+            CONN_EVENTS_RING
+        } else {
+            CONN_EVENTS
+        };
+        if st.epoll.add(fd, events, token).is_err() {
             st.slot(index).close(CloseReason::SocketError, true);
+        } else if st.slot(index).closing.is_none() {
+            ring_arm(st, index);
         }
         // Edge-triggered registration reports input that is already there; `on_connect` may
         // have queued output or closed.
@@ -1273,10 +1305,60 @@ fn plain_flush<P: Protocol>(st: &mut ShardState<P>, index: usize) {
     }
 }
 
+/// Hands the lines of `input` (the shard-wide buffer, taken) to the protocol, writes the
+/// replies through, keeps what is left in the connection's carry buffer and puts the shard-wide
+/// buffer back. Shared by the epoll and the ring paths. Returns (closing, paused); a paused
+/// connection has `paused` set and resumes when its backlog is written.
+fn plain_lines<P: Protocol>(
+    st: &mut ShardState<P>,
+    index: usize,
+    mut input: Vec<u8>,
+) -> (bool, bool) {
+    let mut paused = false;
+    loop {
+        match process_lines(st, index, &mut input) {
+            Progress::NeedBytes | Progress::Closed => break,
+            Progress::Paused => {
+                plain_flush(st, index);
+                let slot = st.slot(index);
+                if slot.closing.is_none() && slot.inflight < INFLIGHT_REQUESTS_PER_CONNECTION_MAX {
+                    continue;
+                }
+                paused = true;
+                break;
+            }
+        }
+    }
+    plain_flush(st, index);
+    let ShardState {
+        slots,
+        carry_pool,
+        scratch,
+        ..
+    } = &mut *st;
+    let slot = slots[index].as_deref_mut().expect("live slot");
+    let closing = slot.closing.is_some();
+    let SlotIo::Plain(plain) = &mut slot.io else {
+        unreachable!("plain slot");
+    };
+    if !closing && !input.is_empty() {
+        let mut carry = carry_pool.take();
+        carry.extend_from_slice(&input);
+        plain.carry = carry;
+    }
+    input.clear();
+    *scratch = input;
+    plain.paused = paused && !closing;
+    (closing, paused)
+}
+
 /// Reads a plain connection until the socket would block (or `SHARD_READS_PER_EVENT_MAX`
 /// reads, then it is re-armed), handing complete lines to the protocol and writing the replies
 /// through (see the module docs).
 fn plain_input<P: Protocol>(st: &mut ShardState<P>, index: usize) {
+    if st.ring.is_some() {
+        return ring_resume(st, index);
+    }
     for _ in 0..SHARD_READS_PER_EVENT_MAX {
         let slot = st.slots[index].as_deref_mut().expect("live slot");
         if slot.closing.is_some() {
@@ -1325,47 +1407,8 @@ fn plain_input<P: Protocol>(st: &mut ShardState<P>, index: usize) {
                 return;
             }
         }
-        let mut paused = false;
-        loop {
-            match process_lines(st, index, &mut input) {
-                Progress::NeedBytes | Progress::Closed => break,
-                Progress::Paused => {
-                    plain_flush(st, index);
-                    let slot = st.slot(index);
-                    if slot.closing.is_none()
-                        && slot.inflight < INFLIGHT_REQUESTS_PER_CONNECTION_MAX
-                    {
-                        continue;
-                    }
-                    paused = true;
-                    break;
-                }
-            }
-        }
-        plain_flush(st, index);
-        let ShardState {
-            slots,
-            carry_pool,
-            scratch,
-            ..
-        } = &mut *st;
-        let slot = slots[index].as_deref_mut().expect("live slot");
-        let closing = slot.closing.is_some();
-        let SlotIo::Plain(plain) = &mut slot.io else {
-            unreachable!("plain slot");
-        };
-        if !closing && !input.is_empty() {
-            let mut carry = carry_pool.take();
-            carry.extend_from_slice(&input);
-            plain.carry = carry;
-        }
-        input.clear();
-        *scratch = input;
-        if closing || would_block {
-            return;
-        }
-        if paused {
-            plain.paused = true;
+        let (closing, paused) = plain_lines(st, index, input);
+        if closing || would_block || paused {
             return;
         }
     }
@@ -1401,8 +1444,7 @@ fn plain_settle<P: Protocol>(st: &mut ShardState<P>, index: usize) {
         return finish_in(st, index);
     }
     plain_flush(st, index);
-    let ShardState { slots, scratch, .. } = &mut *st;
-    let slot = slots[index].as_deref_mut().expect("live slot");
+    let slot = st.slots[index].as_deref_mut().expect("live slot");
     if slot.closing.is_some_and(|c| c.hard) {
         return finish_in(st, index);
     }
@@ -1421,6 +1463,22 @@ fn plain_settle<P: Protocol>(st: &mut ShardState<P>, index: usize) {
         plain.lingering = true;
         let _ = socket2::SockRef::from(&BorrowedSocket(fd)).shutdown(Shutdown::Write);
     }
+    if st.ring.is_some() {
+        // The ring path drains through the connection's multishot recv (`ring_completion`).
+        let slot = st.slots[index].as_deref_mut().expect("live slot");
+        let SlotIo::Plain(plain) = &slot.io else {
+            unreachable!("plain slot");
+        };
+        if plain.peer_eof || plain.drained >= CLOSE_DRAIN_BYTES_MAX {
+            return finish_in(st, index);
+        }
+        return ring_arm(st, index);
+    }
+    let ShardState { slots, scratch, .. } = &mut *st;
+    let slot = slots[index].as_deref_mut().expect("live slot");
+    let SlotIo::Plain(plain) = &mut slot.io else {
+        unreachable!("plain slot");
+    };
     loop {
         if plain.drained >= CLOSE_DRAIN_BYTES_MAX {
             return finish_in(st, index);
@@ -1433,6 +1491,173 @@ fn plain_settle<P: Protocol>(st: &mut ShardState<P>, index: usize) {
             IoResult::WouldBlock => return,
         }
     }
+}
+
+/// Starts the connection's multishot recv on the shard's ring, unless one is outstanding, the
+/// peer has finished sending, or input is paused. A failed submission closes the connection.
+fn ring_arm<P: Protocol>(st: &mut ShardState<P>, index: usize) {
+    let ShardState { slots, ring, .. } = &mut *st;
+    let Some(ring) = ring.as_mut() else {
+        return;
+    };
+    let slot = slots[index].as_deref_mut().expect("live slot");
+    let closing = slot.closing.is_some();
+    let SlotIo::Plain(plain) = &mut slot.io else {
+        return;
+    };
+    if plain.armed || plain.peer_eof || (plain.paused && !closing) {
+        return;
+    }
+    let token = conn_token(index, plain.generation);
+    if ring.arm(plain.stream.as_raw_fd(), token).is_ok() {
+        plain.armed = true;
+    } else {
+        slot.close(CloseReason::SocketError, true);
+    }
+}
+
+/// Ring path, on an output edge: once the backlog of a paused connection is written, hands
+/// it the lines held in its carry buffer and re-arms its recv.
+fn ring_resume<P: Protocol>(st: &mut ShardState<P>, index: usize) {
+    let slot = st.slots[index].as_deref_mut().expect("live slot");
+    if slot.closing.is_some() || slot.inflight >= INFLIGHT_REQUESTS_PER_CONNECTION_MAX {
+        return;
+    }
+    let SlotIo::Plain(plain) = &mut slot.io else {
+        return;
+    };
+    if plain.paused {
+        plain.paused = false;
+        let mut input = std::mem::take(&mut st.scratch);
+        input.extend_from_slice(&plain.carry);
+        if plain.carry.capacity() > 0 {
+            st.carry_pool.give(std::mem::take(&mut plain.carry));
+        }
+        let (closing, paused) = plain_lines(st, index, input);
+        if closing || paused {
+            return;
+        }
+    }
+    ring_arm(st, index);
+}
+
+/// Handles one completion of the shard's ring: hands the bytes to the connection's line path
+/// (or, while it is paused, to its carry buffer; while it closes, to the drain count), returns
+/// the buffer to the ring and re-arms the recv when the kernel ended it.
+fn ring_completion<P: Protocol>(st: &mut ShardState<P>, c: crate::uring::Completion) {
+    let index = usize::try_from(c.token & 0xffff_ffff).expect("index fits usize");
+    let generation = u32::try_from(c.token >> 32).expect("generation fits u32");
+    let ShardState {
+        slots,
+        ring,
+        scratch,
+        carry_pool,
+        counters,
+        ..
+    } = &mut *st;
+    let ring = ring.as_mut().expect("ring completions come from the ring");
+    let len = usize::try_from(c.result).unwrap_or(0);
+    let slot = slots
+        .get_mut(index)
+        .and_then(|s| s.as_deref_mut())
+        .filter(|slot| matches!(&slot.io, SlotIo::Plain(p) if p.generation == generation));
+    let Some(slot) = slot else {
+        // A connection that is gone (or an earlier one in this slot).
+        if let Some(bid) = c.buffer {
+            ring.recycle(bid);
+        }
+        return;
+    };
+    let closing = slot.closing.is_some();
+    let SlotIo::Plain(plain) = &mut slot.io else {
+        unreachable!("filtered on plain");
+    };
+    if !c.more {
+        plain.armed = false;
+    }
+    if len > 0 {
+        bump(&counters.ring_recv_completions, 1);
+    }
+    let mut input = None;
+    if let Some(bid) = c.buffer {
+        let bytes = ring.bytes(bid, len);
+        if closing {
+            plain.drained += len;
+        } else if plain.paused {
+            // Received before the cancel took effect: held with the paused input.
+            if plain.carry.capacity() == 0 {
+                plain.carry = carry_pool.take();
+            }
+            plain.carry.extend_from_slice(bytes);
+        } else {
+            let mut buffer = std::mem::take(scratch);
+            buffer.extend_from_slice(&plain.carry);
+            if plain.carry.capacity() > 0 {
+                carry_pool.give(std::mem::take(&mut plain.carry));
+            }
+            buffer.extend_from_slice(bytes);
+            input = Some(buffer);
+        }
+        ring.recycle(bid);
+    }
+    let failure = match c.result {
+        n if n > 0 => None,
+        0 => {
+            plain.peer_eof = true;
+            Some((CloseReason::PeerClosed, false))
+        }
+        e if e == -libc::ENOBUFS => {
+            bump(&counters.ring_no_buffers, 1);
+            None
+        }
+        // The pause (or the close) cancelled the recv.
+        e if e == -libc::ECANCELED => None,
+        _ => {
+            plain.peer_eof = true;
+            Some((CloseReason::SocketError, true))
+        }
+    };
+    if closing {
+        return plain_settle(st, index);
+    }
+    if let Some((reason, hard)) = failure {
+        if let Some(buffer) = input {
+            st.scratch = buffer;
+            st.scratch.clear();
+        }
+        st.slot(index).close(reason, hard);
+        return plain_settle(st, index);
+    }
+    if let Some(input) = input {
+        let first = std::mem::replace(&mut plain.first_read, false);
+        if first && input.first() == Some(&TLS_HANDSHAKE_RECORD) {
+            st.scratch = input;
+            st.scratch.clear();
+            st.slot(index).close(CloseReason::TlsOnPlainPort, true);
+            return plain_settle(st, index);
+        }
+        let (closing, paused) = plain_lines(st, index, input);
+        if closing {
+            return plain_settle(st, index);
+        }
+        if paused {
+            let ShardState { slots, ring, .. } = &mut *st;
+            let slot = slots[index].as_deref_mut().expect("live slot");
+            let SlotIo::Plain(plain) = &mut slot.io else {
+                unreachable!("plain slot");
+            };
+            if plain.armed
+                && let Some(ring) = ring.as_mut()
+                && ring.cancel(c.token).is_err()
+            {
+                slot.close(CloseReason::SocketError, true);
+                return plain_settle(st, index);
+            }
+            return;
+        }
+    }
+    // Also resumes paused input when a flush elsewhere made room (the tick, a job fan-out).
+    ring_resume(st, index);
 }
 
 /// An epoll event for a plain connection.
@@ -1509,6 +1734,11 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
         }
         if slot.is_plain() {
             plain_flush(st, index);
+            if st.ring.is_some() {
+                // The flush may have written a paused connection's backlog: no output edge
+                // will follow, so resume here.
+                ring_resume(st, index);
+            }
             plain_settle(st, index);
         }
     }
@@ -1551,6 +1781,11 @@ fn fan_out<P: Protocol>(st: &mut ShardState<P>, jobs: &Arc<P::Jobs>) {
         );
         if slot.is_plain() {
             plain_flush(st, index);
+            if st.ring.is_some() {
+                // The flush may have written a paused connection's backlog: no output edge
+                // will follow, so resume here.
+                ring_resume(st, index);
+            }
             plain_settle(st, index);
         }
     }
@@ -1583,7 +1818,7 @@ pub(crate) fn run<P: Protocol>(
     completions: &Eventfd,
     setup: ShardSetup<P>,
     protocol: P,
-    ready: &flume::Sender<std::io::Result<Driver>>,
+    ready: &flume::Sender<std::io::Result<(Driver, PlainIo)>>,
     driver: Driver,
 ) {
     let guard = AbortOnUnwind;
@@ -1596,7 +1831,7 @@ fn run_inner<P: Protocol>(
     completions: &Eventfd,
     setup: ShardSetup<P>,
     protocol: P,
-    ready: &flume::Sender<std::io::Result<Driver>>,
+    ready: &flume::Sender<std::io::Result<(Driver, PlainIo)>>,
     driver: Driver,
 ) {
     let ShardSetup {
@@ -1654,6 +1889,22 @@ fn run_inner<P: Protocol>(
             }
         }
     }
+    // Plain connections read through the shard's own io_uring ring when the runtime is on
+    // io_uring (the fusion driver's decision) and the kernel passes the ring's probe.
+    let ring = match driver {
+        Driver::IoUring => RecvRing::new().ok(),
+        Driver::Poll => None,
+    };
+    if let Some(ring) = &ring
+        && let Err(e) = epoll.add(ring.completions_fd(), COMPIO_EVENTS, TOKEN_RING)
+    {
+        return fail(e);
+    }
+    let plain_io = if ring.is_some() {
+        PlainIo::Ring
+    } else {
+        PlainIo::Epoll
+    };
     let mut state = ShardState::new(
         protocol,
         events,
@@ -1664,6 +1915,7 @@ fn run_inner<P: Protocol>(
         epoll,
     );
     state.plain_listeners = plain_listeners;
+    state.ring = ring;
     let mut cache = arc_swap::Cache::new(Arc::clone(&jobs));
     state.protocol.on_shard_jobs(cache.load());
     let state = Rc::new(RefCell::new(state));
@@ -1683,13 +1935,15 @@ fn run_inner<P: Protocol>(
         Rc::clone(&done),
     ))
     .detach();
-    let _ = ready.send(Ok(driver));
+    let _ = ready.send(Ok((driver, plain_io)));
 
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; SHARD_EPOLL_EVENTS_MAX];
     let period = config.tick_interval;
     let mut next_tick = Instant::now() + period;
     // Whether compio has work: run its ready tasks and reap its completions before waiting.
     let mut compio_due = true;
+    // Whether the ring's completion queue still holds completions (not all were handled).
+    let mut ring_due = false;
     loop {
         if compio_due {
             runtime.poll_with(Some(Duration::ZERO));
@@ -1710,7 +1964,7 @@ fn run_inner<P: Protocol>(
         if let Some(retry) = state.borrow().accept_retry_at {
             deadline = deadline.min(retry);
         }
-        let wait_ms = if compio_due {
+        let wait_ms = if compio_due || ring_due {
             0
         } else {
             timeout_ms(now, deadline)
@@ -1730,12 +1984,20 @@ fn run_inner<P: Protocol>(
             } else if token == TOKEN_COMPLETIONS {
                 completions.clear();
                 compio_due = true;
+            } else if token == TOKEN_RING {
+                if let Some(ring) = &st.ring {
+                    ring.clear_signal();
+                }
+                ring_due = true;
             } else if token & TOKEN_LISTENER != 0 {
                 let which = usize::try_from(token & !TOKEN_LISTENER).expect("listener index");
                 accept_plain(&mut st, which);
             } else {
                 plain_event(&mut st, token);
             }
+        }
+        if ring_due {
+            ring_due = ring_turn(&mut st);
         }
         let now = Instant::now();
         if st.accept_retry_at.is_some_and(|at| now >= at) {
@@ -1753,6 +2015,20 @@ fn run_inner<P: Protocol>(
             compio_due = true; // a compio timer is due
         }
     }
+}
+
+/// Handles up to `RING_COMPLETIONS_PER_TURN_MAX` completions of the shard's ring; returns
+/// whether more are waiting.
+fn ring_turn<P: Protocol>(st: &mut ShardState<P>) -> bool {
+    let Some(ring) = st.ring.as_mut() else {
+        return false;
+    };
+    let n = ring.reap();
+    for i in 0..n {
+        let completion = st.ring.as_ref().expect("ring").completion(i);
+        ring_completion(st, completion);
+    }
+    st.ring.as_mut().expect("ring").has_completions()
 }
 
 /// The shard's control task: serves control messages until stopped, then closes listeners

@@ -128,9 +128,10 @@ fn measure(force_polling: bool) {
     let after = vm_rss_bytes();
     let per_connection = after.saturating_sub(before) / CONNECTIONS;
     eprintln!(
-        "force_polling={force_polling}: {CONNECTIONS} idle connections (subscribed, \
-         authorized, first job sent): VmRSS {} KiB -> {} KiB, {per_connection} bytes per \
-         connection",
+        "force_polling={force_polling} (plain I/O {:?}): {CONNECTIONS} idle connections \
+         (subscribed, authorized, first job sent): VmRSS {} KiB -> {} KiB, {per_connection} \
+         bytes per connection",
+        plane.plain_io(),
         before / 1024,
         after / 1024,
     );

@@ -246,6 +246,21 @@ fn measure(force_polling: bool) {
     }
     assert_eq!(on_line, 0, "the share path allocated");
     assert_eq!(total, 0, "the shard thread allocated during the run");
+    // Under io_uring (when the kernel passes the ring's probe) plain reads went through the
+    // shard's own ring; under forced polling they never do.
+    let counters = plane.counters_total();
+    let plain_io = plane.plain_io();
+    eprintln!(
+        "force_polling={force_polling}: plain I/O {plain_io:?}, ring recv completions {}, \
+         ring ENOBUFS {}",
+        counters.ring_recv_completions, counters.ring_no_buffers
+    );
+    if force_polling {
+        assert_eq!(plain_io, vec![warppool_net::PlainIo::Epoll]);
+        assert_eq!(counters.ring_recv_completions, 0);
+    } else if plain_io == vec![warppool_net::PlainIo::Ring] {
+        assert!(counters.ring_recv_completions > 0, "{counters:?}");
+    }
     plane.stop();
     drainer.join().unwrap();
     eprintln!(
