@@ -45,9 +45,9 @@
 //! (`SHARD_SPARE_OUTBOUND_BUFFERS`, `SHARD_SPARE_CARRY_BUFFERS`), the statistics buffers and,
 //! on the ring path, the provided buffers (`RING_BUFFERS` × `RING_BUFFER_BYTES`, 1 MiB, touched
 //! at start so they are resident from the beginning).
-//! Per plain connection, at accept: the slot and the protocol's connection state (about 3.7 KiB
-//! of RSS per idle Stratum connection on either path, measured by `tests/idle_memory.rs`); its outbound buffer
-//! is lent from the shard only while a callback runs or replies wait for the socket, its carry
+//! Per plain connection, at accept: the slot and the protocol's connection state (about
+//! 2.6 KiB of RSS per idle Stratum connection on either path, measured by
+//! `tests/idle_memory.rs`); its outbound buffer is lent from the shard only while a callback runs or replies wait for the socket, its carry
 //! buffer only while an unfinished line waits. Per TLS connection, at accept: the input buffer
 //! (`LINE_BYTES_MAX + READ_BYTES_MIN`), two outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` each),
 //! ciphertext read and write buffers, the rustls session, and the reader and writer tasks.

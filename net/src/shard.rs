@@ -300,7 +300,8 @@ struct Slot<C> {
     conn: Option<C>,
     info: ConnInfo,
     out: Outbound,
-    tls: Option<ServerConnection>,
+    /// Boxed: a rustls session is about 1.2 KiB, and most connections are plain.
+    tls: Option<Box<ServerConnection>>,
     io: SlotIo,
     ip_bucket: usize,
     connected_at: Instant,
@@ -1073,7 +1074,7 @@ fn install<P: Protocol>(
         conn: None,
         info,
         out,
-        tls: session,
+        tls: session.map(Box::new),
         io,
         ip_bucket,
         connected_at: now,
