@@ -49,8 +49,9 @@
 //! 2.6 KiB of RSS per idle Stratum connection on either path, measured by
 //! `tests/idle_memory.rs`); its outbound buffer is lent from the shard only while a callback
 //! runs or replies wait for the socket, its carry buffer only while an unfinished line waits.
-//! Per TLS connection, at accept: the input buffer (`LINE_BYTES_MAX + READ_BYTES_MIN`), two outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` each),
-//! ciphertext read and write buffers, the rustls session, and the reader and writer tasks.
+//! Per TLS connection, at accept: the input buffer (`LINE_BYTES_MAX + READ_BYTES_MIN`), two
+//! outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` each), ciphertext read and write buffers, the
+//! rustls session (boxed), and the reader and writer tasks.
 //! Per line and per I/O operation on a plain connection: nothing — `tests/stratum_allocation.rs`
 //! asserts zero allocations on the whole shard thread across 100,000 accepted and rejected
 //! shares under both drivers. What can still allocate after start: more spare buffers when
