@@ -13,10 +13,10 @@
 //! shard start — with `recv(2)` on edge-triggered readiness ([`DataPlane::plain_io`] says
 //! which); replies are written through with `send(2)` on both. compio runs the control task,
 //! TLS accepts and TLS connections (decision 0006). Each shard opens its own `SO_REUSEPORT`
-//! socket on every configured address, so the kernel spreads incoming connections over the shards, and a
-//! connection lives on the shard that accepted it for its whole life. Shard state (connection
-//! slab, buffers, the protocol's shard-wide state) is thread-local and `!Send`: no locks on the
-//! per-connection path.
+//! socket on every configured address, so the kernel spreads incoming connections over the
+//! shards, and a connection lives on the shard that accepted it for its whole life. Shard
+//! state (connection slab, buffers, the protocol's shard-wide state) is thread-local and
+//! `!Send`: no locks on the per-connection path.
 //!
 //! The only cross-thread traffic is by message or at admission:
 //! - control → shards: [`DataPlane::publish`] stores an `Arc<J>` in an `ArcSwap` and sends a

@@ -112,7 +112,8 @@ impl JobCache {
         Ok(job)
     }
 
-    /// Builds the coinbase of `script` for `template` (an entry with no variant yet), evicting an arbitrary entry when the cache is full.
+    /// Builds the coinbase of `script` for `template` (an entry with no variant yet), evicting
+    /// an arbitrary entry when the cache is full.
     fn insert_entry(&mut self, template: &Arc<Template>, script: &[u8]) -> Result<(), JobFailure> {
         let coinbase = self.coinbase.as_ref().expect("set with the template");
         let parts = build_coinbase(template, script, coinbase)
