@@ -604,6 +604,10 @@ pub const LOADGEN_GRIND_FOUND_MAX: usize = 256;
 /// search out at a time).
 pub const LOADGEN_GRIND_REPLIES: usize = 2;
 
+/// Nice value of the grinder threads (Linux): below the I/O threads, so grinding on a shared
+/// core does not delay reading the pool's replies.
+pub const LOADGEN_GRINDER_NICE: i32 = 10;
+
 /// Ground valid shares a rate-mode connection keeps in stock for its scheduled valid submits.
 pub const LOADGEN_VALID_STOCK: usize = 2;
 

@@ -11,10 +11,10 @@ use tokio::time::{Instant, sleep_until, timeout};
 use warppool_core::hex;
 use warppool_core::limits::{
     LOADGEN_CONNECT_TIMEOUT_MS, LOADGEN_FLOOD_BURST, LOADGEN_GRIND_NONCES_MAX,
-    LOADGEN_GRIND_REPLIES, LOADGEN_GRIND_RETRY_MS, LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED,
-    LOADGEN_LINE_BYTES_MAX, LOADGEN_MESSAGES_PRINTED_MAX, LOADGEN_NERDMINER_KEEPALIVE_SECS,
-    LOADGEN_NONCES_PER_SLICE, LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX,
-    LOADGEN_READ_BYTES, LOADGEN_VALID_STOCK, NTIME_AHEAD_SECS_MAX,
+    LOADGEN_GRIND_RETRY_MS, LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED, LOADGEN_LINE_BYTES_MAX,
+    LOADGEN_MESSAGES_PRINTED_MAX, LOADGEN_NERDMINER_KEEPALIVE_SECS, LOADGEN_NONCES_PER_SLICE,
+    LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX, LOADGEN_READ_BYTES,
+    LOADGEN_VALID_STOCK, NTIME_AHEAD_SECS_MAX,
 };
 
 use super::grind::{self, GrindJob, GrindResult};
@@ -288,6 +288,8 @@ struct Session<'a> {
     grind_retry_at: Option<Instant>,
     /// Rate mode: shares ground until valid, newest last.
     stock: VecDeque<Ground>,
+    /// Rate mode: the next fresh submit is to be a ground valid share.
+    valid_next: bool,
 }
 
 impl<'a> Session<'a> {
@@ -308,7 +310,8 @@ impl<'a> Session<'a> {
         };
         let mut rng = Rng::new(sh.cfg.seed ^ (idx as u64).wrapping_mul(0x1000_0001));
         let phase = interval.mul_f64(rng.unit());
-        let (grind_tx, grind_rx) = tokio::sync::mpsc::channel(LOADGEN_GRIND_REPLIES);
+        let (grind_tx, grind_rx) = grind::reply_channel();
+        let valid_next = rng.unit() < sh.cfg.valid_fraction;
         Self {
             sh,
             idx,
@@ -349,6 +352,7 @@ impl<'a> Session<'a> {
             next_tag: 0,
             grind_retry_at: None,
             stock: VecDeque::new(),
+            valid_next,
         }
     }
 
@@ -908,12 +912,16 @@ impl<'a> Session<'a> {
         let stale_pick = roll >= dup && roll < dup + stale;
         if !stale_pick && self.sh.cfg.valid_fraction > 0.0 {
             // A valid share comes from the stock the grinder threads fill; never ground here.
-            if self.rng.unit() < self.sh.cfg.valid_fraction {
+            // The next fresh submit's kind is drawn now, so the stock is ground ahead of it.
+            let valid = self.valid_next;
+            self.valid_next = self.rng.unit() < self.sh.cfg.valid_fraction;
+            if valid {
                 if let Some(g) = self.take_stock() {
                     return self.send_ground(g).await;
                 }
                 self.sh.stats.valid_shortfall.inc();
             }
+            self.refill_stock();
         }
         let entry_idx = if stale_pick {
             self.jobs.iter().position(|j| j.stale)
@@ -1046,6 +1054,17 @@ impl<'a> Session<'a> {
         self.next_tag
     }
 
+    /// Ground shares to keep: none unless the next fresh submit is to be valid, then a share
+    /// of `LOADGEN_VALID_STOCK` in proportion to `--valid-fraction` (at least one), so shares
+    /// are not ground only to be dropped at the next clean job.
+    fn stock_wanted(&self) -> usize {
+        if !self.valid_next {
+            return 0;
+        }
+        let n = (self.sh.cfg.valid_fraction * LOADGEN_VALID_STOCK as f64).ceil() as usize;
+        n.clamp(1, LOADGEN_VALID_STOCK)
+    }
+
     /// Rate mode with `--valid-fraction`: asks the grinders for one more valid share on the
     /// newest job when the stock is short and no search is out.
     fn refill_stock(&mut self) {
@@ -1054,7 +1073,7 @@ impl<'a> Session<'a> {
             || !self.mining()
             || self.grinding.is_some()
             || self.grind_retry_at.is_some()
-            || self.stock.len() >= LOADGEN_VALID_STOCK
+            || self.stock.len() >= self.stock_wanted()
         {
             return;
         }
@@ -1066,9 +1085,9 @@ impl<'a> Session<'a> {
         let counter = entry.en2_counter;
         let job = Arc::clone(&entry.job);
         let received = entry.received;
-        let (hard, easy) = {
+        let easy = {
             let e = &self.jobs[0];
-            self.difficulties(e)
+            self.difficulties(e).1
         };
         let en2 = super::work::extranonce2(self.p.en2_scheme(), counter, self.en2_size);
         let bits = self.version_bits();
@@ -1085,12 +1104,15 @@ impl<'a> Session<'a> {
         };
         let root = job.merkle_root(&self.en1, &en2);
         let tag = self.next_tag();
+        // Ground to the difficulty the pool last sent: a job that arrived before the first
+        // set_difficulty carries the client's placeholder (1), 2^16 times the work at 2^-16.
+        // The verdict is worked out again when the share is sent.
         let gj = GrindJob {
             tag,
             header: job.header(&root, version, ntime, 0),
             start_nonce: self.rng.next_u32(),
             nonces: LOADGEN_GRIND_NONCES_MAX,
-            hard,
+            hard: self.diff,
             easy,
             block: warppool_core::ShareTarget::from_compact(job.nbits).ok(),
             search: grind::Search::First,

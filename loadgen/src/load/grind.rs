@@ -8,10 +8,11 @@
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::{Sender, channel as bounded};
 use warppool_core::ShareTarget;
 use warppool_core::limits::{
-    LOADGEN_GRIND_FOUND_MAX, LOADGEN_GRIND_QUEUE, LOADGEN_NONCES_PER_SLICE,
+    LOADGEN_GRIND_FOUND_MAX, LOADGEN_GRIND_QUEUE, LOADGEN_GRIND_REPLIES, LOADGEN_GRINDER_NICE,
+    LOADGEN_NONCES_PER_SLICE,
 };
 use warppool_hash::{Midstate, kernel};
 
@@ -55,6 +56,15 @@ pub(crate) struct GrindResult {
     pub(crate) hashed: u64,
 }
 
+/// A connection's bounded channel for its search results (`LOADGEN_GRIND_REPLIES`; Tokio's
+/// `mpsc::channel` is bounded).
+pub(crate) fn reply_channel() -> (
+    Sender<GrindResult>,
+    tokio::sync::mpsc::Receiver<GrindResult>,
+) {
+    bounded(LOADGEN_GRIND_REPLIES)
+}
+
 /// The grinder threads and the bounded queue that feeds them.
 #[derive(Debug)]
 pub(crate) struct Grinders {
@@ -82,7 +92,27 @@ impl Grinders {
     }
 }
 
+/// Lowers the calling thread's priority to nice `LOADGEN_GRINDER_NICE`: a grinder sharing a
+/// core with the I/O threads (perf/run pins the loadgen to one) yields it to a reply read; when
+/// it gets too little CPU, rate mode counts `valid_shortfall` instead of slowing the I/O path.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id only reads ints.
+    let _ = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::id_t::try_from(tid).unwrap_or(0),
+            LOADGEN_GRINDER_NICE,
+        )
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
 fn worker(rx: &Mutex<Receiver<GrindJob>>) {
+    lower_priority();
     loop {
         let job = {
             let guard = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -162,7 +192,7 @@ mod tests {
 
     #[test]
     fn grinders_find_what_one_at_a_time_hashing_finds() {
-        let (reply, mut rx) = tokio::sync::mpsc::channel(2);
+        let (reply, mut rx) = bounded(2);
         let easy = ShareDifficulty::new(1.0 / 65536.0);
         let job = GrindJob {
             tag: 9,
@@ -193,7 +223,7 @@ mod tests {
         assert_eq!(got.hashed, 200_000);
         assert_eq!(got.found, want);
 
-        let (reply, mut rx) = tokio::sync::mpsc::channel(2);
+        let (reply, mut rx) = bounded(2);
         let first = GrindJob {
             tag: 10,
             header: header(),
