@@ -606,8 +606,34 @@ pub const LOADGEN_THREADS_MAX: usize = 64;
 /// Pool errors printed with full details (the rest are only counted).
 pub const LOADGEN_POOL_ERROR_DETAILS_MAX: usize = 10;
 
-/// Nonces a real-mode miner hashes before it yields to the runtime.
+/// Nonces a grinder thread hashes per kernel batch, and real mode's search per request.
 pub const LOADGEN_NONCES_PER_SLICE: u32 = 4096;
+
+/// Most grinder threads (`--hash-threads`): the OS threads that search nonces off the I/O
+/// threads.
+pub const LOADGEN_HASH_THREADS_MAX: usize = 64;
+
+/// Searches queued for the grinder threads at most; a connection that finds the queue full
+/// retries after `LOADGEN_GRIND_RETRY_MS`.
+pub const LOADGEN_GRIND_QUEUE: usize = 4096;
+
+/// Delay before a connection retries a search the full grinder queue refused, in
+/// milliseconds.
+pub const LOADGEN_GRIND_RETRY_MS: u64 = 5;
+
+/// Shares one search reports at most (real mode at a low difficulty finds several per slice).
+pub const LOADGEN_GRIND_FOUND_MAX: usize = 256;
+
+/// Results waiting on one connection's grinder reply channel at most (a connection has one
+/// search out at a time).
+pub const LOADGEN_GRIND_REPLIES: usize = 2;
+
+/// Nice value of the grinder threads (Linux): below the I/O threads, so grinding on a shared
+/// core does not delay reading the pool's replies.
+pub const LOADGEN_GRINDER_NICE: i32 = 10;
+
+/// Ground valid shares a rate-mode connection keeps in stock for its scheduled valid submits.
+pub const LOADGEN_VALID_STOCK: usize = 2;
 
 /// Most nonces rate mode tries to make one share valid (`--valid-fraction`): 2^26, a thousand
 /// times the expected work at difficulty 2^-16.

@@ -12,6 +12,7 @@
 pub mod personality;
 
 mod conn;
+mod grind;
 mod stats;
 mod transport;
 mod work;
@@ -26,8 +27,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use warppool_core::limits::{
-    LOADGEN_DURATION_SECS_MAX, LOADGEN_FD_MARGIN, LOADGEN_INFLIGHT_MAX, LOADGEN_ROUNDS_MAX,
-    LOADGEN_RPC_TIMEOUT_MS, LOADGEN_SHARES_PER_MIN_MAX, LOADGEN_SOURCES_MAX,
+    LOADGEN_DURATION_SECS_MAX, LOADGEN_FD_MARGIN, LOADGEN_HASH_THREADS_MAX, LOADGEN_INFLIGHT_MAX,
+    LOADGEN_ROUNDS_MAX, LOADGEN_RPC_TIMEOUT_MS, LOADGEN_SHARES_PER_MIN_MAX, LOADGEN_SOURCES_MAX,
 };
 
 pub use personality::Personality;
@@ -148,6 +149,9 @@ pub struct RunConfig {
     /// costs the difficulty's expected work on the loadgen's CPU); the rest carry a random
     /// nonce and are almost all below target at usual difficulties.
     pub valid_fraction: f64,
+    /// Grinder threads: the OS threads that search nonces (real mode, `valid_fraction`) off
+    /// the I/O threads.
+    pub hash_threads: usize,
     /// Rate mode: fraction of submits that re-send the previous share (expected 22).
     pub duplicate_fraction: f64,
     /// Rate mode: fraction of submits on an old or unknown job (expected 21).
@@ -190,6 +194,7 @@ impl Default for RunConfig {
             max_inflight: 1,
             reply_timeout: Duration::from_secs(10),
             valid_fraction: 0.0,
+            hash_threads: 1,
             duplicate_fraction: 0.0,
             stale_fraction: 0.0,
             bad_fraction: 0.1,
@@ -218,6 +223,8 @@ pub(crate) struct Shared {
     pub(crate) stats: stats::Stats,
     pub(crate) started: Instant,
     pub(crate) tls: Option<transport::TlsClient>,
+    /// The grinder threads (nonce search off the I/O threads).
+    pub(crate) grinders: grind::Grinders,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) round: watch::Sender<u32>,
     /// New tips triggered: generation and the instant just before the RPC call.
@@ -325,6 +332,11 @@ pub fn validate(cfg: &RunConfig, fd_limit: u64) -> Result<(), String> {
     if cfg.duplicate_fraction + cfg.stale_fraction > 1.0 {
         return Err("--duplicate-fraction + --stale-fraction must be at most 1".into());
     }
+    if cfg.hash_threads == 0 || cfg.hash_threads > LOADGEN_HASH_THREADS_MAX {
+        return Err(format!(
+            "--hash-threads must be in 1..={LOADGEN_HASH_THREADS_MAX}"
+        ));
+    }
     if cfg.rounds == 0 || cfg.rounds > LOADGEN_ROUNDS_MAX {
         return Err(format!("--rounds must be in 1..={LOADGEN_ROUNDS_MAX}"));
     }
@@ -423,7 +435,10 @@ pub async fn run(cfg: RunConfig) -> Result<Report, LoadError> {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
     let started = Instant::now();
     let deadline = started + cfg.duration;
+    let grinders = grind::Grinders::start(cfg.hash_threads)
+        .map_err(|e| LoadError::Config(format!("cannot start the grinder threads: {e}")))?;
     let sh = Arc::new(Shared {
+        grinders,
         stats: stats::Stats::new(),
         started,
         tls,
@@ -633,7 +648,7 @@ fn report(
             "sources": cfg.sources, "ramp_ms": cfg.ramp.as_millis() as u64,
             "max_inflight": cfg.max_inflight,
             "reply_timeout_ms": cfg.reply_timeout.as_millis() as u64,
-            "valid_fraction": cfg.valid_fraction,
+            "valid_fraction": cfg.valid_fraction, "hash_threads": cfg.hash_threads,
             "duplicate_fraction": cfg.duplicate_fraction, "stale_fraction": cfg.stale_fraction,
             "tip_interval_ms": cfg.tip_interval.as_millis() as u64,
         },
@@ -668,6 +683,8 @@ fn report(
             },
             "blocks": st.blocks.get(),
             "hashes": st.hashes.get(),
+            "valid_shortfall": st.valid_shortfall.get(),
+            "grind_queue_full": st.grind_queue_full.get(),
         },
         "latency_us": {
             "connect_to_first_notify": st.connect_to_first_notify.to_json(),
@@ -761,6 +778,13 @@ fn summary_text(r: &Value) -> String {
         s["stale_races"],
         s["unchecked"]
     );
+    if s["valid_shortfall"].as_u64().unwrap_or(0) > 0 {
+        out += &format!(
+            "valid-share shortfall: {} valid submits went out as random shares (the grinder \
+             threads did not keep up with --valid-fraction; raise --hash-threads)\n",
+            s["valid_shortfall"]
+        );
+    }
     out += &format!(
         "connect → first notify: {}\nsubmit → reply: {}\nnew tip → clean_jobs: {}\n",
         lat(&l["connect_to_first_notify"]),

@@ -93,6 +93,10 @@ struct RunArgs {
     /// Rate mode: fraction of shares ground until valid (costs the difficulty's work each).
     #[arg(long, default_value_t = 0.0)]
     valid_fraction: f64,
+    /// Grinder threads: OS threads that search nonces (real mode, --valid-fraction) off the
+    /// threads that read the pool's replies.
+    #[arg(long, default_value_t = 1)]
+    hash_threads: usize,
     /// Rate mode: fraction of submits re-sending the previous share (expected 22).
     #[arg(long, default_value_t = 0.0)]
     duplicate_fraction: f64,
@@ -187,6 +191,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, Option<PathBuf>), String> {
         max_inflight: a.max_inflight,
         reply_timeout: Duration::from_millis(a.reply_timeout_ms),
         valid_fraction: a.valid_fraction,
+        hash_threads: a.hash_threads,
         duplicate_fraction: a.duplicate_fraction,
         stale_fraction: a.stale_fraction,
         bad_fraction: a.bad_fraction,

@@ -162,7 +162,13 @@ fn assert_contract(r: &Value) {
     let t = &c["time_to_all_subscribed_ms"];
     assert!(t.is_number() || t.is_null(), "{c}");
     let s = &r["shares"];
-    for k in ["submitted", "accepted", "timeouts"] {
+    for k in [
+        "submitted",
+        "accepted",
+        "timeouts",
+        "valid_shortfall",
+        "grind_queue_full",
+    ] {
         assert!(s[k].is_u64(), "shares.{k}: {s}");
     }
     for k in ["21", "22", "23", "other"] {
@@ -263,6 +269,61 @@ async fn rate_mode_verdicts_match_the_pool_including_injected_duplicates_and_sta
         assert!(u(&s["rejected"][code]) > 0, "no {code} in {s}");
     }
     assert!(u(&s["accepted"]) > 0, "{s}");
+    assert_eq!(u(&report["errors"]["protocol"]), 0);
+    shutdown(pool, dir).await;
+}
+
+/// Grinding runs on the dedicated grinder threads (`--hash-threads 2`): real mode's slices
+/// and rate mode's stock of valid shares still get every verdict right against the real pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_shares_ground_on_the_grinder_threads_get_the_right_verdicts() {
+    let sim = start_sim().await;
+    let (pool, dir) = start_pool(&sim, "grinders", false).await;
+    let target = pool.local_addrs()[0];
+
+    let real = RunConfig {
+        mode: Mode::Real,
+        real_hashrate_hps: Some(300_000.0),
+        hash_threads: 2,
+        ..config(target, Scenario::Steady, 9)
+    };
+    let report = load::run(real).await.expect("real run").json;
+    assert_contract(&report);
+    assert_eq!(report["settings"]["hash_threads"], 2);
+    let s = &report["shares"];
+    assert!(u(&s["hashes"]) > 0, "{s}");
+    assert!(u(&s["accepted"]) > 0, "{s}");
+    assert_eq!(u(&s["pool_errors"]["valid_rejected"]), 0, "{s}");
+    assert_eq!(u(&s["pool_errors"]["invalid_accepted"]), 0, "{s}");
+    assert_eq!(
+        u(&s["accepted"]),
+        u(&s["submitted"]) - u(&s["timeouts"]),
+        "{s}"
+    );
+    assert_eq!(u(&report["errors"]["protocol"]), 0);
+
+    let rate = RunConfig {
+        shares_per_min: 300.0,
+        max_inflight: 2,
+        valid_fraction: 1.0,
+        hash_threads: 2,
+        ..config(target, Scenario::Steady, 12)
+    };
+    let report = load::run(rate).await.expect("rate run").json;
+    print!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    assert_contract(&report);
+    let s = &report["shares"];
+    assert!(u(&s["submitted"]) > 50, "{s}");
+    assert!(u(&s["accepted"]) > 0, "{s}");
+    assert_eq!(u(&s["pool_errors"]["valid_rejected"]), 0, "{s}");
+    assert_eq!(u(&s["pool_errors"]["invalid_accepted"]), 0, "{s}");
+    assert_eq!(u(&s["reason_mismatch"]), 0, "{s}");
+    assert_eq!(u(&s["timeouts"]), 0, "{s}");
+    // Every submit is either a stocked valid share or a counted shortfall (random nonce).
+    let explained =
+        u(&s["accepted"]) + u(&s["valid_shortfall"]) + u(&s["unchecked"]) + u(&s["stale_races"]);
+    assert!(explained >= u(&s["submitted"]), "{s}");
+    assert!(u(&s["rejected"]["23"]) <= u(&s["valid_shortfall"]), "{s}");
     assert_eq!(u(&report["errors"]["protocol"]), 0);
     shutdown(pool, dir).await;
 }

@@ -11,12 +11,13 @@ use tokio::time::{Instant, sleep_until, timeout};
 use warppool_core::hex;
 use warppool_core::limits::{
     LOADGEN_CONNECT_TIMEOUT_MS, LOADGEN_FLOOD_BURST, LOADGEN_GRIND_NONCES_MAX,
-    LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED, LOADGEN_LINE_BYTES_MAX,
+    LOADGEN_GRIND_RETRY_MS, LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED, LOADGEN_LINE_BYTES_MAX,
     LOADGEN_MESSAGES_PRINTED_MAX, LOADGEN_NERDMINER_KEEPALIVE_SECS, LOADGEN_NONCES_PER_SLICE,
     LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX, LOADGEN_READ_BYTES,
-    NTIME_AHEAD_SECS_MAX,
+    LOADGEN_VALID_STOCK, NTIME_AHEAD_SECS_MAX,
 };
 
+use super::grind::{self, GrindJob, GrindResult};
 use super::personality::{Method, Personality, Step, VersionBits, Wait};
 use super::transport::{self, Transport};
 use super::work::{Expect, NotifyJob, Rng, ShareDifficulty, expect_duplicate, expect_fresh};
@@ -90,6 +91,31 @@ struct Search {
     hashed: u64,
     since: Option<Instant>,
 }
+
+/// The search a connection has out on the grinder threads: what the result's nonces belong to.
+#[derive(Debug)]
+struct Grinding {
+    tag: u64,
+    job: Arc<NotifyJob>,
+    en2: Vec<u8>,
+    ntime: u32,
+    bits: u32,
+}
+
+/// A share ground until valid, kept for a scheduled valid submit (rate mode).
+#[derive(Debug)]
+struct Ground {
+    job: Arc<NotifyJob>,
+    en2: Vec<u8>,
+    ntime: u32,
+    bits: u32,
+    nonce: u32,
+    hash: [u8; 32],
+}
+
+/// A stocked share is used only on one of the newest jobs (the pool retains
+/// `JOBS_RETAINED_MAX` of them; this keeps well inside).
+const STOCK_JOB_DEPTH: usize = 2;
 
 /// The source address of connection `idx`.
 fn source_of(sh: &Shared, idx: usize) -> Option<IpAddr> {
@@ -253,6 +279,17 @@ struct Session<'a> {
     search: Search,
     last_write: Instant,
     last_notify: Instant,
+    grind_tx: tokio::sync::mpsc::Sender<GrindResult>,
+    grind_rx: tokio::sync::mpsc::Receiver<GrindResult>,
+    /// The one search out on the grinder threads.
+    grinding: Option<Grinding>,
+    next_tag: u64,
+    /// After the grinder queue refused a search: when to try again.
+    grind_retry_at: Option<Instant>,
+    /// Rate mode: shares ground until valid, newest last.
+    stock: VecDeque<Ground>,
+    /// Rate mode: the next fresh submit is to be a ground valid share.
+    valid_next: bool,
 }
 
 impl<'a> Session<'a> {
@@ -273,6 +310,8 @@ impl<'a> Session<'a> {
         };
         let mut rng = Rng::new(sh.cfg.seed ^ (idx as u64).wrapping_mul(0x1000_0001));
         let phase = interval.mul_f64(rng.unit());
+        let (grind_tx, grind_rx) = grind::reply_channel();
+        let valid_next = rng.unit() < sh.cfg.valid_fraction;
         Self {
             sh,
             idx,
@@ -307,6 +346,13 @@ impl<'a> Session<'a> {
             search: Search::default(),
             last_write: Instant::now(),
             last_notify: Instant::now(),
+            grind_tx,
+            grind_rx,
+            grinding: None,
+            next_tag: 0,
+            grind_retry_at: None,
+            stock: VecDeque::new(),
+            valid_next,
         }
     }
 
@@ -338,13 +384,24 @@ impl<'a> Session<'a> {
                             wake = wake.min(at);
                         }
                     }
-                    Mode::Real => wake = wake.min(self.next_hash_at(now)),
+                    Mode::Real if self.grinding.is_none() && self.grind_retry_at.is_none() => {
+                        wake = wake.min(self.next_hash_at(now));
+                    }
+                    Mode::Real => {}
                 }
+            }
+            if let Some(at) = self.grind_retry_at {
+                wake = wake.min(at);
             }
             tokio::select! {
                 biased;
                 () = stopped(&mut stop) => return End::Stop,
                 _ = round_above(&mut rounds, round) => return End::Round,
+                Some(r) = self.grind_rx.recv() => {
+                    if let Err(e) = self.on_ground(r).await {
+                        return e;
+                    }
+                }
                 r = self.t.read(&mut self.rbuf) => match r {
                     Ok(0) => return End::Closed,
                     Ok(n) => {
@@ -727,6 +784,10 @@ impl<'a> Session<'a> {
         });
         self.jobs.truncate(LOADGEN_JOBS_REMEMBERED);
         self.search = Search::default();
+        if self.jobs.front().is_some_and(|j| j.job.clean) {
+            self.stock.clear();
+        }
+        self.refill_stock();
         Ok(())
     }
 
@@ -849,6 +910,19 @@ impl<'a> Session<'a> {
             return self.write(&line).await;
         }
         let stale_pick = roll >= dup && roll < dup + stale;
+        if !stale_pick && self.sh.cfg.valid_fraction > 0.0 {
+            // A valid share comes from the stock the grinder threads fill; never ground here.
+            // The next fresh submit's kind is drawn now, so the stock is ground ahead of it.
+            let valid = self.valid_next;
+            self.valid_next = self.rng.unit() < self.sh.cfg.valid_fraction;
+            if valid {
+                if let Some(g) = self.take_stock() {
+                    return self.send_ground(g).await;
+                }
+                self.sh.stats.valid_shortfall.inc();
+            }
+            self.refill_stock();
+        }
         let entry_idx = if stale_pick {
             self.jobs.iter().position(|j| j.stale)
         } else {
@@ -881,26 +955,8 @@ impl<'a> Session<'a> {
             job.ntime
         };
         let root = job.merkle_root(&self.en1, &en2);
-        let mut nonce = self.rng.next_u32();
-        let mut hash = job.hash(&root, version, ntime, nonce);
-        if !stale_pick && self.rng.unit() < self.sh.cfg.valid_fraction {
-            // Grind for a valid share, a slice at a time so other miners keep running.
-            let mut header = job.header(&root, version, ntime, nonce);
-            let mut tried = 0u64;
-            while !hard.is_met_by(&hash) && tried < LOADGEN_GRIND_NONCES_MAX {
-                for _ in 0..LOADGEN_NONCES_PER_SLICE {
-                    nonce = nonce.wrapping_add(1);
-                    header[76..].copy_from_slice(&nonce.to_le_bytes());
-                    hash = warppool_hash::sha256d_header(&header);
-                    if hard.is_met_by(&hash) {
-                        break;
-                    }
-                }
-                tried += u64::from(LOADGEN_NONCES_PER_SLICE);
-                tokio::task::yield_now().await;
-            }
-            self.sh.stats.hashes.add(tried);
-        }
+        let nonce = self.rng.next_u32();
+        let hash = job.hash(&root, version, ntime, nonce);
         let mut fields = self.submit_fields(&job, &en2, ntime, nonce, bits);
         let (expect, injected) = if stale_pick && is_stale_job {
             self.sh.stats.injected_stale.inc();
@@ -942,10 +998,186 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Hashes one slice of nonces on the newest job; submits every share found (real mode).
-    async fn real_slice(&mut self) -> Result<(), End> {
-        let Some(entry) = self.jobs.front() else {
+    /// The next stocked share still usable (on one of the newest jobs of the current tip).
+    fn take_stock(&mut self) -> Option<Ground> {
+        while let Some(g) = self.stock.pop_front() {
+            let usable = self
+                .jobs
+                .iter()
+                .take(STOCK_JOB_DEPTH)
+                .any(|e| !e.stale && Arc::ptr_eq(&e.job, &g.job));
+            if usable {
+                return Some(g);
+            }
+        }
+        None
+    }
+
+    /// Submits a ground share with the verdict the pool owes now (the difficulty may have
+    /// changed since it was ground).
+    async fn send_ground(&mut self, g: Ground) -> Result<(), End> {
+        let Some(entry) = self.jobs.iter().find(|e| Arc::ptr_eq(&e.job, &g.job)) else {
             return Ok(());
+        };
+        let (hard, easy) = self.difficulties(entry);
+        if g.job.is_block(&g.hash) {
+            self.sh.stats.blocks.inc();
+        }
+        let expect = expect_fresh(&g.job, &g.hash, &hard, &easy);
+        let fields = self.submit_fields(&g.job, &g.en2, g.ntime, g.nonce, g.bits);
+        let share = self.send_share(&fields, expect, Injected::Fresh).await?;
+        if let Some(e) = self.jobs.front_mut()
+            && Arc::ptr_eq(&e.job, &g.job)
+        {
+            e.last_share = Some(share);
+        }
+        self.refill_stock();
+        Ok(())
+    }
+
+    /// Hands a search to the grinder threads; when their queue is full, retries later.
+    fn dispatch(&mut self, job: GrindJob, ctx: Grinding) -> bool {
+        if self.sh.grinders.try_submit(job) {
+            self.grinding = Some(ctx);
+            self.grind_retry_at = None;
+            true
+        } else {
+            self.sh.stats.grind_queue_full.inc();
+            self.grind_retry_at =
+                Some(Instant::now() + Duration::from_millis(LOADGEN_GRIND_RETRY_MS));
+            false
+        }
+    }
+
+    fn next_tag(&mut self) -> u64 {
+        self.next_tag += 1;
+        self.next_tag
+    }
+
+    /// Ground shares to keep: none unless the next fresh submit is to be valid, then a share
+    /// of `LOADGEN_VALID_STOCK` in proportion to `--valid-fraction` (at least one), so shares
+    /// are not ground only to be dropped at the next clean job.
+    fn stock_wanted(&self) -> usize {
+        if !self.valid_next {
+            return 0;
+        }
+        let n = (self.sh.cfg.valid_fraction * LOADGEN_VALID_STOCK as f64).ceil() as usize;
+        n.clamp(1, LOADGEN_VALID_STOCK)
+    }
+
+    /// Rate mode with `--valid-fraction`: asks the grinders for one more valid share on the
+    /// newest job when the stock is short and no search is out.
+    fn refill_stock(&mut self) {
+        if self.sh.cfg.mode != Mode::Rate
+            || self.sh.cfg.valid_fraction <= 0.0
+            || !self.mining()
+            || self.grinding.is_some()
+            || self.grind_retry_at.is_some()
+            || self.stock.len() >= self.stock_wanted()
+        {
+            return;
+        }
+        let now = Instant::now();
+        let Some(entry) = self.jobs.front_mut() else {
+            return;
+        };
+        entry.en2_counter += 1;
+        let counter = entry.en2_counter;
+        let job = Arc::clone(&entry.job);
+        let received = entry.received;
+        let easy = {
+            let e = &self.jobs[0];
+            self.difficulties(e).1
+        };
+        let en2 = super::work::extranonce2(self.p.en2_scheme(), counter, self.en2_size);
+        let bits = self.version_bits();
+        let version = if self.p.version_bits() == VersionBits::None {
+            job.version
+        } else {
+            (job.version & !self.mask) | (bits & self.mask)
+        };
+        let ntime = if self.p.rolls_ntime() {
+            let ahead = u32::try_from(now.duration_since(received).as_secs()).unwrap_or(0);
+            job.ntime + ahead.min(NTIME_AHEAD_SECS_MAX / 2)
+        } else {
+            job.ntime
+        };
+        let root = job.merkle_root(&self.en1, &en2);
+        let tag = self.next_tag();
+        // Ground to the difficulty the pool last sent: a job that arrived before the first
+        // set_difficulty carries the client's placeholder (1), 2^16 times the work at 2^-16.
+        // The verdict is worked out again when the share is sent.
+        let gj = GrindJob {
+            tag,
+            header: job.header(&root, version, ntime, 0),
+            start_nonce: self.rng.next_u32(),
+            nonces: LOADGEN_GRIND_NONCES_MAX,
+            hard: self.diff,
+            easy,
+            block: warppool_core::ShareTarget::from_compact(job.nbits).ok(),
+            search: grind::Search::First,
+            reply: self.grind_tx.clone(),
+        };
+        let ctx = Grinding {
+            tag,
+            job,
+            en2,
+            ntime,
+            bits,
+        };
+        self.dispatch(gj, ctx);
+    }
+
+    /// A search came back from the grinder threads.
+    async fn on_ground(&mut self, r: GrindResult) -> Result<(), End> {
+        let Some(g) = self.grinding.take_if(|g| g.tag == r.tag) else {
+            return Ok(());
+        };
+        self.sh.stats.hashes.add(r.hashed);
+        match self.sh.cfg.mode {
+            Mode::Rate => {
+                if let Some(&(nonce, hash)) = r.found.first() {
+                    self.stock.push_back(Ground {
+                        job: g.job,
+                        en2: g.en2,
+                        ntime: g.ntime,
+                        bits: g.bits,
+                        nonce,
+                        hash,
+                    });
+                    while self.stock.len() > LOADGEN_VALID_STOCK {
+                        self.stock.pop_front();
+                    }
+                }
+                self.refill_stock();
+            }
+            Mode::Real => {
+                // Shares of a job that is no longer the newest are dropped, as firmware does.
+                let Some(entry) = self.jobs.front().filter(|e| Arc::ptr_eq(&e.job, &g.job)) else {
+                    return Ok(());
+                };
+                let (hard, easy) = self.difficulties(entry);
+                for (nonce, hash) in r.found {
+                    if g.job.is_block(&hash) {
+                        self.sh.stats.blocks.inc();
+                    }
+                    let fields = self.submit_fields(&g.job, &g.en2, g.ntime, nonce, g.bits);
+                    let expect = expect_fresh(&g.job, &hash, &hard, &easy);
+                    self.send_share(&fields, expect, Injected::Fresh).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands one slice of nonces on the newest job to the grinder threads (real mode); the
+    /// shares found are submitted when the result comes back (`on_ground`).
+    fn real_slice(&mut self) {
+        if self.grinding.is_some() || self.grind_retry_at.is_some() {
+            return;
+        }
+        let Some(entry) = self.jobs.front() else {
+            return;
         };
         let job = Arc::clone(&entry.job);
         let (hard, easy) = self.difficulties(entry);
@@ -972,35 +1204,39 @@ impl<'a> Session<'a> {
         } else {
             (job.version & !self.mask) | (bits & self.mask)
         };
-        let mut header = job.header(&self.search.root, version, job.ntime, 0);
-        let mut found = Vec::new();
-        for _ in 0..LOADGEN_NONCES_PER_SLICE {
-            let nonce = self.search.nonce;
-            self.search.nonce = nonce.wrapping_add(1);
-            header[76..].copy_from_slice(&nonce.to_le_bytes());
-            let hash = warppool_hash::sha256d_header(&header);
-            if easy.is_met_by(&hash) || job.is_block(&hash) {
-                found.push((nonce, hash));
-            }
-        }
         let n = u64::from(LOADGEN_NONCES_PER_SLICE);
-        self.search.hashed += n;
-        self.search.done_in_en2 += n;
-        self.sh.stats.hashes.add(n);
-        let en2 = self.search.en2.clone();
-        for (nonce, hash) in found {
-            if job.is_block(&hash) {
-                self.sh.stats.blocks.inc();
-            }
-            let fields = self.submit_fields(&job, &en2, job.ntime, nonce, bits);
-            let expect = expect_fresh(&job, &hash, &hard, &easy);
-            self.send_share(&fields, expect, Injected::Fresh).await?;
+        let tag = self.next_tag();
+        let gj = GrindJob {
+            tag,
+            header: job.header(&self.search.root, version, job.ntime, 0),
+            start_nonce: self.search.nonce,
+            nonces: n,
+            hard,
+            easy,
+            block: warppool_core::ShareTarget::from_compact(job.nbits).ok(),
+            search: grind::Search::All,
+            reply: self.grind_tx.clone(),
+        };
+        let ctx = Grinding {
+            tag,
+            en2: self.search.en2.clone(),
+            ntime: job.ntime,
+            bits,
+            job,
+        };
+        if self.dispatch(gj, ctx) {
+            self.search.nonce = self.search.nonce.wrapping_add(LOADGEN_NONCES_PER_SLICE);
+            self.search.hashed += n;
+            self.search.done_in_en2 += n;
         }
-        Ok(())
     }
 
     async fn on_timer(&mut self) -> Result<(), End> {
         let now = Instant::now();
+        if self.grind_retry_at.is_some_and(|at| at <= now) {
+            self.grind_retry_at = None;
+            self.refill_stock();
+        }
         if self.keepalive_at().is_some_and(|at| at <= now) && self.subscribed {
             self.keepalive().await?;
         }
@@ -1038,8 +1274,7 @@ impl<'a> Session<'a> {
             }
             Mode::Real => {
                 if self.next_hash_at(now) <= now {
-                    self.real_slice().await?;
-                    tokio::task::yield_now().await;
+                    self.real_slice();
                 }
             }
         }

@@ -122,6 +122,11 @@ pub(crate) struct Stats {
     pub(crate) notifies: Counter,
     pub(crate) clean_notifies: Counter,
     pub(crate) hashes: Counter,
+    /// Rate mode: valid submits due while the connection's ground stock was empty (a random
+    /// share was sent instead): the grinders could not keep up with `--valid-fraction`.
+    pub(crate) valid_shortfall: Counter,
+    /// Searches the full grinder queue refused (retried later).
+    pub(crate) grind_queue_full: Counter,
 
     pub(crate) err_connect: Counter,
     pub(crate) err_io: Counter,
@@ -177,6 +182,8 @@ impl Stats {
             notifies: Counter::default(),
             clean_notifies: Counter::default(),
             hashes: Counter::default(),
+            valid_shortfall: Counter::default(),
+            grind_queue_full: Counter::default(),
             err_connect: Counter::default(),
             err_io: Counter::default(),
             err_protocol: Counter::default(),
