@@ -671,6 +671,7 @@ fn report(
             "accepted_per_s": st.accepted.get() as f64 / secs,
             "submitted_per_s": st.submitted.get() as f64 / secs,
             "timeouts": st.timeouts.get(),
+            "unanswered_at_stop": st.unanswered_at_stop.get(),
             "pool_errors": {
                 "valid_rejected": st.valid_rejected.get(),
                 "invalid_accepted": st.invalid_accepted.get(),

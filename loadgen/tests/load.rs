@@ -227,7 +227,7 @@ async fn every_personality_handshakes_and_gets_real_shares_accepted() {
     assert_eq!(u(&s["pool_errors"]["invalid_accepted"]), 0, "{s}");
     assert_eq!(
         u(&s["accepted"]),
-        u(&s["submitted"]) - u(&s["timeouts"]),
+        u(&s["submitted"]) - u(&s["timeouts"]) - u(&s["unanswered_at_stop"]),
         "{s}"
     );
     for p in Personality::ALL {
@@ -297,7 +297,7 @@ async fn valid_shares_ground_on_the_grinder_threads_get_the_right_verdicts() {
     assert_eq!(u(&s["pool_errors"]["invalid_accepted"]), 0, "{s}");
     assert_eq!(
         u(&s["accepted"]),
-        u(&s["submitted"]) - u(&s["timeouts"]),
+        u(&s["submitted"]) - u(&s["timeouts"]) - u(&s["unanswered_at_stop"]),
         "{s}"
     );
     assert_eq!(u(&report["errors"]["protocol"]), 0);

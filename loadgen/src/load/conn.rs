@@ -235,6 +235,14 @@ async fn session(sh: &Shared, idx: usize, p: Personality, round: u32) -> End {
     sh.stats.open.inc();
     let mut s = Session::new(sh, idx, p, t, first_round, connect_started);
     let end = s.run(round).await;
+    if end == End::Stop {
+        let unanswered = s
+            .pending
+            .values()
+            .filter(|p| matches!(p.kind, PendingKind::Submit(_)))
+            .count();
+        sh.stats.unanswered_at_stop.add(unanswered as u64);
+    }
     sh.stats.open.add(u64::MAX); // wrapping decrement
     if first_round && !s.subscribed && matches!(end, End::Closed | End::Io | End::Protocol) {
         // Connected, but dropped before the subscribe reply: a failed connection too.

@@ -104,6 +104,9 @@ pub(crate) struct Stats {
     pub(crate) rejected_23: Counter,
     pub(crate) rejected_other: Counter,
     pub(crate) timeouts: Counter,
+    /// Submits whose reply had not arrived when the run stopped (neither answered nor timed
+    /// out: the run ended inside their round trip).
+    pub(crate) unanswered_at_stop: Counter,
     pub(crate) valid_rejected: Counter,
     pub(crate) invalid_accepted: Counter,
     /// Rejections with another code than expected (both sides agree it is not credited).
@@ -169,6 +172,7 @@ impl Stats {
             rejected_23: Counter::default(),
             rejected_other: Counter::default(),
             timeouts: Counter::default(),
+            unanswered_at_stop: Counter::default(),
             valid_rejected: Counter::default(),
             invalid_accepted: Counter::default(),
             reason_mismatch: Counter::default(),
