@@ -15,7 +15,7 @@ mod conn;
 mod grind;
 mod stats;
 mod transport;
-mod work;
+pub(crate) mod work;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use warppool_core::{Difficulty, ShareTarget, hex};
-use warppool_hash::{sha256d, sha256d_64, sha256d_header};
+
+use crate::load::work::NotifyJob;
+use warppool_hash::sha256d_header;
 
 /// Nonces hashed between two looks at the socket.
 const NONCES_PER_ROUND: u32 = 4096;
@@ -119,74 +121,6 @@ pub fn spawn(config: MinerConfig) -> io::Result<MinerHandle> {
     })
 }
 
-/// A job from `mining.notify`, decoded.
-#[derive(Debug, Clone)]
-struct Job {
-    id: String,
-    prevhash: [u8; 32],
-    coinb1: Vec<u8>,
-    coinb2: Vec<u8>,
-    branch: Vec<[u8; 32]>,
-    version: u32,
-    nbits: u32,
-    ntime: u32,
-}
-
-impl Job {
-    fn from_notify(params: &Value) -> Option<Self> {
-        let p = params.as_array()?;
-        let hex32 = |v: &Value| -> Option<[u8; 32]> {
-            let b = hex::decode(v.as_str()?).ok()?;
-            b.try_into().ok()
-        };
-        let word = |v: &Value| u32::from_str_radix(v.as_str()?, 16).ok();
-        // Stratum's prevhash is the internal byte order with every 4-byte word swapped.
-        let mut prevhash = hex32(p.get(1)?)?;
-        for w in prevhash.chunks_exact_mut(4) {
-            w.reverse();
-        }
-        Some(Self {
-            id: p.first()?.as_str()?.to_owned(),
-            prevhash,
-            coinb1: hex::decode(p.get(2)?.as_str()?).ok()?,
-            coinb2: hex::decode(p.get(3)?.as_str()?).ok()?,
-            branch: p
-                .get(4)?
-                .as_array()?
-                .iter()
-                .map(hex32)
-                .collect::<Option<Vec<_>>>()?,
-            version: word(p.get(5)?)?,
-            nbits: word(p.get(6)?)?,
-            ntime: word(p.get(7)?)?,
-        })
-    }
-
-    /// The header for an extranonce and nonce (merkle root computed here).
-    fn header(&self, en1: &[u8], en2: &[u8], nonce: u32) -> [u8; 80] {
-        let mut coinbase = Vec::with_capacity(self.coinb1.len() + 16 + self.coinb2.len());
-        coinbase.extend_from_slice(&self.coinb1);
-        coinbase.extend_from_slice(en1);
-        coinbase.extend_from_slice(en2);
-        coinbase.extend_from_slice(&self.coinb2);
-        let mut node = sha256d(&coinbase);
-        for step in &self.branch {
-            let mut pair = [0u8; 64];
-            pair[..32].copy_from_slice(&node);
-            pair[32..].copy_from_slice(step);
-            node = sha256d_64(&pair);
-        }
-        let mut h = [0u8; 80];
-        h[..4].copy_from_slice(&self.version.to_le_bytes());
-        h[4..36].copy_from_slice(&self.prevhash);
-        h[36..68].copy_from_slice(&node);
-        h[68..72].copy_from_slice(&self.ntime.to_le_bytes());
-        h[72..76].copy_from_slice(&self.nbits.to_le_bytes());
-        h[76..].copy_from_slice(&nonce.to_le_bytes());
-        h
-    }
-}
-
 struct Session {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
@@ -197,7 +131,7 @@ struct Session {
     en2_size: usize,
     en2: u64,
     target: ShareTarget,
-    job: Option<Job>,
+    job: Option<NotifyJob>,
     nonce: u32,
     next_id: u64,
     line: Vec<u8>,
@@ -298,7 +232,7 @@ impl Session {
                 if msg["params"][8].as_bool() == Some(true) {
                     self.stats.clean_notifies.fetch_add(1, Ordering::Relaxed);
                 }
-                if let Some(job) = Job::from_notify(&msg["params"]) {
+                if let Some(job) = NotifyJob::from_params(&msg["params"]) {
                     self.job = Some(job);
                     self.en2 = self.en2.wrapping_add(1);
                     self.nonce = 0;
@@ -345,7 +279,8 @@ impl Session {
         let en2 = self.en2.to_be_bytes();
         let en2 = &en2[8 - self.en2_size..];
         let network = ShareTarget::from_compact(job.nbits).ok();
-        let mut header = job.header(&self.en1, en2, 0);
+        let root = job.merkle_root(&self.en1, en2);
+        let mut header = job.header(&root, job.version, job.ntime, 0);
         for _ in 0..NONCES_PER_ROUND {
             let nonce = self.nonce;
             self.nonce = self.nonce.wrapping_add(1);

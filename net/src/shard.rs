@@ -1679,6 +1679,18 @@ fn plain_event<P: Protocol>(st: &mut ShardState<P>, token: u64) {
     plain_settle(st, index);
 }
 
+/// After a shard-initiated callback (tick, job fan-out) on a plain connection: writes what it
+/// queued, resumes paused ring input if the flush made room, and settles the slot.
+fn plain_after_callback<P: Protocol>(st: &mut ShardState<P>, index: usize) {
+    plain_flush(st, index);
+    if st.ring.is_some() {
+        // The flush may have written a paused connection's backlog: no output edge will
+        // follow, so resume here.
+        ring_resume(st, index);
+    }
+    plain_settle(st, index);
+}
+
 /// Timeouts, `on_tick` for every connection, close deadlines, and the statistics flush.
 fn tick<P: Protocol>(st: &mut ShardState<P>) {
     let now = Instant::now();
@@ -1734,13 +1746,7 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
             );
         }
         if slot.is_plain() {
-            plain_flush(st, index);
-            if st.ring.is_some() {
-                // The flush may have written a paused connection's backlog: no output edge
-                // will follow, so resume here.
-                ring_resume(st, index);
-            }
-            plain_settle(st, index);
+            plain_after_callback(st, index);
         }
     }
     st.events.flush_stats();
@@ -1781,13 +1787,7 @@ fn fan_out<P: Protocol>(st: &mut ShardState<P>, jobs: &Arc<P::Jobs>) {
             |p, c, ctx| p.on_jobs(c, jobs, ctx),
         );
         if slot.is_plain() {
-            plain_flush(st, index);
-            if st.ring.is_some() {
-                // The flush may have written a paused connection's backlog: no output edge
-                // will follow, so resume here.
-                ring_resume(st, index);
-            }
-            plain_settle(st, index);
+            plain_after_callback(st, index);
         }
     }
 }

@@ -257,6 +257,15 @@ async fn session(sh: &Shared, idx: usize, p: Personality, round: u32) -> End {
     end
 }
 
+/// The per-share header inputs a miner chooses (see `Session::header_parts`).
+struct HeaderParts {
+    en2: Vec<u8>,
+    bits: u32,
+    version: u32,
+    ntime: u32,
+    root: [u8; 32],
+}
+
 struct Session<'a> {
     sh: &'a Shared,
     idx: usize,
@@ -808,6 +817,39 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// What this miner puts in a header for `job`: extranonce2 from `counter`, its version
+    /// bits (XOR or OR per personality, inside the mask), ntime (rolled forward by the time
+    /// since the job arrived if the firmware rolls it) and the merkle root.
+    fn header_parts(
+        &mut self,
+        job: &NotifyJob,
+        counter: u64,
+        received: Instant,
+        now: Instant,
+    ) -> HeaderParts {
+        let en2 = super::work::extranonce2(self.p.en2_scheme(), counter, self.en2_size);
+        let bits = self.version_bits();
+        let version = if self.p.version_bits() == VersionBits::None {
+            job.version
+        } else {
+            (job.version & !self.mask) | (bits & self.mask)
+        };
+        let ntime = if self.p.rolls_ntime() {
+            let ahead = u32::try_from(now.duration_since(received).as_secs()).unwrap_or(0);
+            job.ntime + ahead.min(NTIME_AHEAD_SECS_MAX / 2)
+        } else {
+            job.ntime
+        };
+        let root = job.merkle_root(&self.en1, &en2);
+        HeaderParts {
+            en2,
+            bits,
+            version,
+            ntime,
+            root,
+        }
+    }
+
     fn version_bits(&mut self) -> u32 {
         let mask = self.mask;
         match self.p.version_bits() {
@@ -949,20 +991,13 @@ impl<'a> Session<'a> {
             let e = &self.jobs[entry_idx.unwrap_or(0)];
             self.difficulties(e)
         };
-        let en2 = super::work::extranonce2(self.p.en2_scheme(), counter, self.en2_size);
-        let bits = self.version_bits();
-        let version = if self.p.version_bits() == VersionBits::None {
-            job.version
-        } else {
-            (job.version & !self.mask) | (bits & self.mask)
-        };
-        let ntime = if self.p.rolls_ntime() {
-            let ahead = u32::try_from(now.duration_since(received).as_secs()).unwrap_or(0);
-            job.ntime + ahead.min(NTIME_AHEAD_SECS_MAX / 2)
-        } else {
-            job.ntime
-        };
-        let root = job.merkle_root(&self.en1, &en2);
+        let HeaderParts {
+            en2,
+            bits,
+            version,
+            ntime,
+            root,
+        } = self.header_parts(&job, counter, received, now);
         let nonce = self.rng.next_u32();
         let hash = job.hash(&root, version, ntime, nonce);
         let mut fields = self.submit_fields(&job, &en2, ntime, nonce, bits);
@@ -1097,20 +1132,13 @@ impl<'a> Session<'a> {
             let e = &self.jobs[0];
             self.difficulties(e).1
         };
-        let en2 = super::work::extranonce2(self.p.en2_scheme(), counter, self.en2_size);
-        let bits = self.version_bits();
-        let version = if self.p.version_bits() == VersionBits::None {
-            job.version
-        } else {
-            (job.version & !self.mask) | (bits & self.mask)
-        };
-        let ntime = if self.p.rolls_ntime() {
-            let ahead = u32::try_from(now.duration_since(received).as_secs()).unwrap_or(0);
-            job.ntime + ahead.min(NTIME_AHEAD_SECS_MAX / 2)
-        } else {
-            job.ntime
-        };
-        let root = job.merkle_root(&self.en1, &en2);
+        let HeaderParts {
+            en2,
+            bits,
+            version,
+            ntime,
+            root,
+        } = self.header_parts(&job, counter, received, now);
         let tag = self.next_tag();
         // Ground to the difficulty the pool last sent: a job that arrived before the first
         // set_difficulty carries the client's placeholder (1), 2^16 times the work at 2^-16.
