@@ -632,8 +632,18 @@ pub const LOADGEN_GRIND_REPLIES: usize = 2;
 /// core does not delay reading the pool's replies.
 pub const LOADGEN_GRINDER_NICE: i32 = 10;
 
+/// Rate mode: shares one simulated miner submits on one extranonce2 (consecutive nonces from
+/// a random start) before it takes the next, so the coinbase and the merkle branch are hashed
+/// once per this many shares.
+pub const LOADGEN_RATE_SHARES_PER_EN2: u32 = 64;
+
 /// Ground valid shares a rate-mode connection keeps in stock for its scheduled valid submits.
 pub const LOADGEN_VALID_STOCK: usize = 2;
+
+/// Rate mode starts grinding a connection's next valid share this long before it is due (its
+/// valid submits are drawn this far ahead), so the grinder threads have time to find it even
+/// when the connection submits every few milliseconds.
+pub const LOADGEN_VALID_LEAD_MS: u64 = 1000;
 
 /// Most nonces rate mode tries to make one share valid (`--valid-fraction`): 2^26, a thousand
 /// times the expected work at difficulty 2^-16.

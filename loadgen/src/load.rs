@@ -143,6 +143,10 @@ pub struct RunConfig {
     pub ramp: Duration,
     /// Rate mode: submits outstanding per connection before waiting.
     pub max_inflight: usize,
+    /// Rate mode: shares written together (one write) each time the submit timer fires, as a
+    /// multi-chip ASIC or a farm proxy reports several nonces at once; the average rate is
+    /// unchanged (the next burst is due `burst` intervals later). At most `max_inflight`.
+    pub burst: usize,
     /// A reply later than this counts as a timeout.
     pub reply_timeout: Duration,
     /// Rate mode: fraction of fresh shares ground until they meet the share target (each
@@ -192,6 +196,7 @@ impl Default for RunConfig {
             tip_address: "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into(),
             ramp: Duration::from_millis(2000),
             max_inflight: 1,
+            burst: 1,
             reply_timeout: Duration::from_secs(10),
             valid_fraction: 0.0,
             hash_threads: 1,
@@ -227,22 +232,27 @@ pub(crate) struct Shared {
     pub(crate) grinders: grind::Grinders,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) round: watch::Sender<u32>,
-    /// New tips triggered: generation and the instant just before the RPC call.
-    tip: Mutex<(u64, Option<Instant>)>,
+    /// New tips triggered: generation and the time just before the RPC call.
+    tip: Mutex<TipClock>,
     /// Reconnect storm: one record per round (bounded by `LOADGEN_ROUNDS_MAX`).
     rounds: Mutex<Vec<Value>>,
 }
 
+/// The newest tip loadgen triggered (new-tip scenario).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TipClock {
+    /// Tips triggered so far.
+    pub(crate) generation: u64,
+    /// Just before the RPC call that made the newest one.
+    pub(crate) at: Option<Instant>,
+}
+
 impl Shared {
-    pub(crate) fn tip_clock(&self) -> (u64, Option<Instant>) {
+    pub(crate) fn tip_clock(&self) -> TipClock {
         *self
             .tip
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn tip_generation(&self) -> u64 {
-        self.tip_clock().0
     }
 }
 
@@ -317,6 +327,12 @@ pub fn validate(cfg: &RunConfig, fd_limit: u64) -> Result<(), String> {
     if cfg.max_inflight == 0 || cfg.max_inflight > LOADGEN_INFLIGHT_MAX {
         return Err(format!(
             "--max-inflight must be in 1..={LOADGEN_INFLIGHT_MAX}"
+        ));
+    }
+    if cfg.burst == 0 || cfg.burst > cfg.max_inflight {
+        return Err(format!(
+            "--burst must be in 1..=--max-inflight ({})",
+            cfg.max_inflight
         ));
     }
     for (name, f) in [
@@ -444,7 +460,7 @@ pub async fn run(cfg: RunConfig) -> Result<Report, LoadError> {
         tls,
         stop: watch::Sender::new(false),
         round: watch::Sender::new(0),
-        tip: Mutex::new((0, None)),
+        tip: Mutex::new(TipClock::default()),
         rounds: Mutex::new(Vec::new()),
         cfg,
     });
@@ -551,7 +567,10 @@ async fn control(sh: &Shared, good: u64, deadline: Instant) {
                         .tip
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    *tip = (tip.0 + 1, Some(t0));
+                    *tip = TipClock {
+                        generation: tip.generation + 1,
+                        at: Some(t0),
+                    };
                 }
                 st.tips_triggered.inc();
                 if let Err(e) = trigger_block(&client, &sh.cfg).await {
@@ -646,7 +665,7 @@ fn report(
         "settings": {
             "miners": cfg.miners, "shares_per_min": cfg.shares_per_min,
             "sources": cfg.sources, "ramp_ms": cfg.ramp.as_millis() as u64,
-            "max_inflight": cfg.max_inflight,
+            "max_inflight": cfg.max_inflight, "burst": cfg.burst,
             "reply_timeout_ms": cfg.reply_timeout.as_millis() as u64,
             "valid_fraction": cfg.valid_fraction, "hash_threads": cfg.hash_threads,
             "duplicate_fraction": cfg.duplicate_fraction, "stale_fraction": cfg.stale_fraction,
@@ -690,7 +709,9 @@ fn report(
         "latency_us": {
             "connect_to_first_notify": st.connect_to_first_notify.to_json(),
             "submit_to_reply": st.submit_to_reply.to_json(),
+            "submit_to_reply_handled": st.submit_to_reply_handled.to_json(),
             "new_tip_to_clean_jobs": st.new_tip_to_clean_jobs.to_json(),
+            "new_tip_to_clean_jobs_handled": st.new_tip_to_clean_jobs_handled.to_json(),
         },
         "errors": {
             "connect": st.err_connect.get(),
@@ -787,10 +808,12 @@ fn summary_text(r: &Value) -> String {
         );
     }
     out += &format!(
-        "connect → first notify: {}\nsubmit → reply: {}\nnew tip → clean_jobs: {}\n",
+        "connect → first notify: {}\nsubmit → reply: {}\nnew tip → clean_jobs: {}\n\
+         new tip → clean_jobs handled by loadgen: {}\n",
         lat(&l["connect_to_first_notify"]),
         lat(&l["submit_to_reply"]),
-        lat(&l["new_tip_to_clean_jobs"])
+        lat(&l["new_tip_to_clean_jobs"]),
+        lat(&l["new_tip_to_clean_jobs_handled"])
     );
     out += &format!(
         "errors: connect {}, io {}, protocol {}\n",

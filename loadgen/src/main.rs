@@ -87,6 +87,10 @@ struct RunArgs {
     /// Rate mode: submits outstanding per connection before it waits.
     #[arg(long, default_value_t = 1)]
     max_inflight: usize,
+    /// Rate mode: shares written together in one write when the submit timer fires (a
+    /// multi-chip ASIC or a farm proxy); the average rate is unchanged. At most --max-inflight.
+    #[arg(long, default_value_t = 1)]
+    burst: usize,
     /// A reply later than this counts as a timeout, milliseconds.
     #[arg(long, default_value_t = 10_000)]
     reply_timeout_ms: u64,
@@ -189,6 +193,7 @@ fn run_config(a: RunArgs) -> Result<(RunConfig, Option<PathBuf>), String> {
         tip_address: a.tip_address,
         ramp: Duration::from_millis(a.ramp_ms),
         max_inflight: a.max_inflight,
+        burst: a.burst,
         reply_timeout: Duration::from_millis(a.reply_timeout_ms),
         valid_fraction: a.valid_fraction,
         hash_threads: a.hash_threads,
@@ -285,11 +290,18 @@ fn main() -> std::process::ExitCode {
         eprintln!("warppool-loadgen: --threads must be in 1..={LOADGEN_THREADS_MAX}");
         return std::process::ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-    {
+    // One thread: the current-thread scheduler (no work-stealing bookkeeping per wake-up).
+    let built = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => {
             eprintln!("warppool-loadgen: cannot start the runtime: {e}");

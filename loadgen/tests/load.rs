@@ -183,7 +183,9 @@ fn assert_contract(r: &Value) {
     for h in [
         "connect_to_first_notify",
         "submit_to_reply",
+        "submit_to_reply_handled",
         "new_tip_to_clean_jobs",
+        "new_tip_to_clean_jobs_handled",
     ] {
         let h = &r["latency_us"][h];
         assert!(h["count"].is_u64(), "{h}");
@@ -246,9 +248,11 @@ async fn rate_mode_verdicts_match_the_pool_including_injected_duplicates_and_sta
     let sim = start_sim().await;
     let (pool, dir) = start_pool(&sim, "rate", false).await;
     let target = pool.local_addrs()[0];
+    // Bursts of 3 submits per write (the pool answers them from one read).
     let cfg = RunConfig {
         shares_per_min: 600.0,
         max_inflight: 4,
+        burst: 3,
         valid_fraction: 0.1,
         duplicate_fraction: 0.15,
         stale_fraction: 0.15,
@@ -261,6 +265,7 @@ async fn rate_mode_verdicts_match_the_pool_including_injected_duplicates_and_sta
     let report = run.await.expect("joined").expect("run").json;
     print!("{}", serde_json::to_string_pretty(&report).expect("json"));
     assert_contract(&report);
+    assert_eq!(report["settings"]["burst"], 3);
     let s = &report["shares"];
     assert!(u(&s["submitted"]) > 200, "{s}");
     assert_eq!(u(&s["pool_errors"]["valid_rejected"]), 0, "{s}");

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -13,8 +13,8 @@ use warppool_core::limits::{
     LOADGEN_CONNECT_TIMEOUT_MS, LOADGEN_FLOOD_BURST, LOADGEN_GRIND_NONCES_MAX,
     LOADGEN_GRIND_RETRY_MS, LOADGEN_INFLIGHT_MAX, LOADGEN_JOBS_REMEMBERED, LOADGEN_LINE_BYTES_MAX,
     LOADGEN_MESSAGES_PRINTED_MAX, LOADGEN_NERDMINER_KEEPALIVE_SECS, LOADGEN_NONCES_PER_SLICE,
-    LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX, LOADGEN_READ_BYTES,
-    LOADGEN_VALID_STOCK, NTIME_AHEAD_SECS_MAX,
+    LOADGEN_OVERSIZED_LINE_BYTES, LOADGEN_POOL_ERROR_DETAILS_MAX, LOADGEN_RATE_SHARES_PER_EN2,
+    LOADGEN_READ_BYTES, LOADGEN_VALID_LEAD_MS, LOADGEN_VALID_STOCK, NTIME_AHEAD_SECS_MAX,
 };
 
 use super::grind::{self, GrindJob, GrindResult};
@@ -48,8 +48,8 @@ enum Injected {
 
 #[derive(Debug, Clone)]
 struct SentShare {
-    line: String,
-    params: String,
+    /// The submit's params array as sent (JSON text; re-sent as a duplicate).
+    params: Arc<str>,
     expect: Expect,
     epoch: u64,
     injected: Injected,
@@ -58,7 +58,7 @@ struct SentShare {
 #[derive(Debug)]
 enum PendingKind {
     Setup(Method),
-    Submit(Box<SentShare>),
+    Submit(SentShare),
 }
 
 #[derive(Debug)]
@@ -76,8 +76,21 @@ struct JobEntry {
     en2_counter: u64,
     /// The last share sent on this job (for duplicate injection).
     last_share: Option<SentShare>,
+    /// Rate mode: the extranonce2 being rolled through (see `rate_parts`).
+    roll: Option<Roll>,
     /// Built on an older tip than the newest job.
     stale: bool,
+}
+
+/// Rate mode: one extranonce2 and its merkle root, used for `LOADGEN_RATE_SHARES_PER_EN2`
+/// shares with consecutive nonces (as a miner scans a nonce range), so the coinbase and merkle
+/// branch are hashed once per window, not once per share.
+#[derive(Debug)]
+struct Roll {
+    en2: Vec<u8>,
+    root: [u8; 32],
+    next_nonce: u32,
+    left: u32,
 }
 
 /// Real mode's search state on the newest job.
@@ -270,9 +283,16 @@ struct Session<'a> {
     sh: &'a Shared,
     idx: usize,
     p: Personality,
+    /// The worker name this miner authorizes and submits as.
+    user: String,
     t: Transport,
     rbuf: Vec<u8>,
     line: Vec<u8>,
+    /// Submits queued for one write (`flush_shares`).
+    out: Vec<u8>,
+    /// When the bytes being handled reached the socket (the kernel's receive stamp, see
+    /// `transport::read`), on this process's monotonic clock.
+    rx_at: Option<Instant>,
     first_round: bool,
     connect_started: Instant,
     got_notify: bool,
@@ -306,7 +326,9 @@ struct Session<'a> {
     /// Rate mode: shares ground until valid, newest last.
     stock: VecDeque<Ground>,
     /// Rate mode: the next fresh submit is to be a ground valid share.
-    valid_next: bool,
+    /// Rate mode: fresh submits still to go before the next ground valid share (drawn
+    /// ahead, geometric with p = `--valid-fraction`).
+    until_valid: u64,
 }
 
 impl<'a> Session<'a> {
@@ -328,14 +350,17 @@ impl<'a> Session<'a> {
         let mut rng = Rng::new(sh.cfg.seed ^ (idx as u64).wrapping_mul(0x1000_0001));
         let phase = interval.mul_f64(rng.unit());
         let (grind_tx, grind_rx) = grind::reply_channel();
-        let valid_next = rng.unit() < sh.cfg.valid_fraction;
+        let until_valid = draw_until_valid(&mut rng, sh.cfg.valid_fraction);
         Self {
             sh,
             idx,
             p,
+            user,
             t,
             rbuf: vec![0; LOADGEN_READ_BYTES],
             line: Vec::new(),
+            out: Vec::new(),
+            rx_at: None,
             first_round,
             connect_started,
             got_notify: false,
@@ -356,7 +381,7 @@ impl<'a> Session<'a> {
             jobs: VecDeque::new(),
             pending: BTreeMap::new(),
             epoch: 0,
-            last_tip_gen: sh.tip_generation(),
+            last_tip_gen: sh.tip_clock().generation,
             rng,
             next_submit: (interval > Duration::ZERO).then(|| Instant::now() + phase),
             interval,
@@ -369,7 +394,7 @@ impl<'a> Session<'a> {
             next_tag: 0,
             grind_retry_at: None,
             stock: VecDeque::new(),
-            valid_next,
+            until_valid,
         }
     }
 
@@ -420,8 +445,9 @@ impl<'a> Session<'a> {
                     }
                 }
                 r = self.t.read(&mut self.rbuf) => match r {
-                    Ok(0) => return End::Closed,
-                    Ok(n) => {
+                    Ok((0, _)) => return End::Closed,
+                    Ok((n, stamp)) => {
+                        self.rx_at = arrival(stamp);
                         if let Err(e) = self.on_bytes(n).await {
                             return e;
                         }
@@ -529,27 +555,60 @@ impl<'a> Session<'a> {
     }
 
     async fn on_bytes(&mut self, n: usize) -> Result<(), End> {
-        let mut rest = &self.rbuf[..n];
-        let mut lines = Vec::new();
+        // The read buffer is taken out while its lines are handled (they borrow it).
+        let data = std::mem::take(&mut self.rbuf);
+        let r = self.on_lines(&data[..n]).await;
+        self.rbuf = data;
+        r
+    }
+
+    /// Handles the complete lines of `data`; keeps a trailing partial line in `self.line`.
+    async fn on_lines(&mut self, data: &[u8]) -> Result<(), End> {
+        let mut rest = data;
         while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
-            self.line.extend_from_slice(&rest[..pos]);
-            lines.push(std::mem::take(&mut self.line));
-            rest = &rest[pos + 1..];
+            let (head, tail) = (&rest[..pos], &rest[pos + 1..]);
+            rest = tail;
+            if self.line.is_empty() {
+                if !head.iter().all(u8::is_ascii_whitespace) {
+                    self.on_line(head).await?;
+                }
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(head);
+                let r = if line.iter().all(u8::is_ascii_whitespace) {
+                    Ok(())
+                } else {
+                    self.on_line(&line).await
+                };
+                line.clear();
+                self.line = line;
+                r?;
+            }
         }
         self.line.extend_from_slice(rest);
         if self.line.len() > LOADGEN_LINE_BYTES_MAX {
             return Err(self.protocol_error("a line longer than the bound"));
         }
-        for line in lines {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            self.on_line(&line).await?;
-        }
         Ok(())
     }
 
     async fn on_line(&mut self, line: &[u8]) -> Result<(), End> {
+        // Most lines are replies to submits: read those without building a `Value`.
+        if self.waiting.is_none()
+            && let Some(r) = SubmitReply::parse(line)
+            && self
+                .pending
+                .get(&r.id)
+                .is_some_and(|p| matches!(p.kind, PendingKind::Submit(_)))
+            && let Some(Pending {
+                sent,
+                kind: PendingKind::Submit(share),
+            }) = self.pending.remove(&r.id)
+        {
+            let accepted = r.result == Some(true) && r.error.is_none();
+            self.on_submit_reply(&share, sent, accepted, r.error.map(|e| e.0), line);
+            return self.after_reply().await;
+        }
         let Ok(v) = serde_json::from_slice::<Value>(line) else {
             let text = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
             return Err(self.protocol_error(&format!("not JSON: {text}")));
@@ -580,8 +639,21 @@ impl<'a> Session<'a> {
         };
         match pending.kind {
             PendingKind::Setup(m) => self.on_setup_reply(m, &v)?,
-            PendingKind::Submit(share) => self.on_submit_reply(&share, pending.sent, &v),
+            PendingKind::Submit(share) => {
+                let accepted = v["result"].as_bool() == Some(true) && v["error"].is_null();
+                let code = match &v["error"] {
+                    Value::Array(a) => a.first().and_then(Value::as_i64),
+                    Value::Object(o) => o.get("code").and_then(Value::as_i64),
+                    _ => None,
+                };
+                self.on_submit_reply(&share, pending.sent, accepted, code, line);
+            }
         }
+        self.after_reply().await
+    }
+
+    /// After a reply: the next handshake step, or a due submit that waited for a free slot.
+    async fn after_reply(&mut self) -> Result<(), End> {
         self.send_steps().await?;
         // A freed inflight slot may let a due submit go now.
         if self.sh.cfg.mode == Mode::Rate && self.next_submit.is_some_and(|at| at <= Instant::now())
@@ -691,15 +763,23 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn on_submit_reply(&mut self, share: &SentShare, sent: Instant, v: &Value) {
+    /// Checks a submit's answer (`accepted`, or the error `code`) against its expected verdict;
+    /// `line` is the pool's reply, printed with a pool error.
+    fn on_submit_reply(
+        &mut self,
+        share: &SentShare,
+        sent: Instant,
+        accepted: bool,
+        code: Option<i64>,
+        line: &[u8],
+    ) {
         let st = &self.sh.stats;
-        st.submit_to_reply.record(sent.elapsed());
-        let accepted = v["result"].as_bool() == Some(true) && v["error"].is_null();
-        let code = match &v["error"] {
-            Value::Array(a) => a.first().and_then(Value::as_i64),
-            Value::Object(o) => o.get("code").and_then(Value::as_i64),
-            _ => None,
-        };
+        let now = Instant::now();
+        st.submit_to_reply_handled
+            .record(now.saturating_duration_since(sent));
+        // Arrival at the socket; without a stamp, now.
+        st.submit_to_reply
+            .record(self.rx_at.unwrap_or(now).saturating_duration_since(sent));
         if accepted {
             st.accepted.inc();
             st.accepted_by[self.p.index()].inc();
@@ -742,14 +822,14 @@ impl<'a> Session<'a> {
             if n < LOADGEN_POOL_ERROR_DETAILS_MAX as u64 {
                 eprintln!(
                     "warppool-loadgen: POOL ERROR: {what}: miner {} ({}), {:?} share, expected \
-                     {:?}, en1 {}, sent {} got {}",
+                     {:?}, en1 {}, sent params {} got {}",
                     self.idx,
                     self.p,
                     share.injected,
                     share.expect,
                     hex::encode(&self.en1),
-                    share.line.trim_end(),
-                    v
+                    share.params,
+                    String::from_utf8_lossy(line)
                 );
             }
         }
@@ -782,12 +862,16 @@ impl<'a> Session<'a> {
             }
         }
         if job.clean && new_tip {
-            let (tip_gen, t0) = self.sh.tip_clock();
-            if tip_gen > self.last_tip_gen {
-                self.last_tip_gen = tip_gen;
-                if let Some(t0) = t0 {
-                    st.new_tip_to_clean_jobs
+            let tip = self.sh.tip_clock();
+            if tip.generation > self.last_tip_gen {
+                self.last_tip_gen = tip.generation;
+                if let Some(t0) = tip.at {
+                    st.new_tip_to_clean_jobs_handled
                         .record(now.saturating_duration_since(t0));
+                    // Arrival at the miner's socket; without a stamp, when this task handled it.
+                    let arrived = self.rx_at.unwrap_or(now);
+                    st.new_tip_to_clean_jobs
+                        .record(arrived.saturating_duration_since(t0));
                 }
             }
         }
@@ -797,6 +881,7 @@ impl<'a> Session<'a> {
             received: now,
             en2_counter: 0,
             last_share: None,
+            roll: None,
             stale: false,
         });
         self.jobs.truncate(LOADGEN_JOBS_REMEMBERED);
@@ -828,6 +913,59 @@ impl<'a> Session<'a> {
         now: Instant,
     ) -> HeaderParts {
         let en2 = super::work::extranonce2(self.p.en2_scheme(), counter, self.en2_size);
+        let (bits, version, ntime) = self.rolled(job, received, now);
+        let root = job.merkle_root(&self.en1, &en2);
+        HeaderParts {
+            en2,
+            bits,
+            version,
+            ntime,
+            root,
+        }
+    }
+
+    /// The header inputs and nonce of the next rate-mode share on job `i`: the next nonce of
+    /// the current extranonce2 window, or a new window (new extranonce2, random start nonce)
+    /// every `LOADGEN_RATE_SHARES_PER_EN2` shares. Version bits and ntime roll per share.
+    fn rate_parts(&mut self, i: usize, now: Instant) -> (HeaderParts, u32) {
+        let entry = &mut self.jobs[i];
+        let job = Arc::clone(&entry.job);
+        let received = entry.received;
+        let window = match entry.roll.as_mut().filter(|r| r.left > 0) {
+            Some(r) => {
+                r.left -= 1;
+                let nonce = r.next_nonce;
+                r.next_nonce = nonce.wrapping_add(1);
+                Some((r.en2.clone(), r.root, nonce))
+            }
+            None => None,
+        };
+        if let Some((en2, root, nonce)) = window {
+            let (bits, version, ntime) = self.rolled(&job, received, now);
+            let parts = HeaderParts {
+                en2,
+                bits,
+                version,
+                ntime,
+                root,
+            };
+            return (parts, nonce);
+        }
+        entry.en2_counter += 1;
+        let counter = entry.en2_counter;
+        let parts = self.header_parts(&job, counter, received, now);
+        let nonce = self.rng.next_u32();
+        self.jobs[i].roll = Some(Roll {
+            en2: parts.en2.clone(),
+            root: parts.root,
+            next_nonce: nonce.wrapping_add(1),
+            left: LOADGEN_RATE_SHARES_PER_EN2 - 1,
+        });
+        (parts, nonce)
+    }
+
+    /// Version bits, version and ntime of a share on `job` (rolled as the firmware does).
+    fn rolled(&mut self, job: &NotifyJob, received: Instant, now: Instant) -> (u32, u32, u32) {
         let bits = self.version_bits();
         let version = if self.p.version_bits() == VersionBits::None {
             job.version
@@ -840,14 +978,7 @@ impl<'a> Session<'a> {
         } else {
             job.ntime
         };
-        let root = job.merkle_root(&self.en1, &en2);
-        HeaderParts {
-            en2,
-            bits,
-            version,
-            ntime,
-            root,
-        }
+        (bits, version, ntime)
     }
 
     fn version_bits(&mut self) -> u32 {
@@ -879,7 +1010,7 @@ impl<'a> Session<'a> {
         nonce: u32,
         bits: u32,
     ) -> Vec<String> {
-        let user = format!("{}.lg{}", self.sh.cfg.user, self.idx);
+        let user = self.user.clone();
         let ntime = if self.p == Personality::NerdMiner {
             job.ntime_text.clone()
         } else {
@@ -902,18 +1033,30 @@ impl<'a> Session<'a> {
         fields
     }
 
-    async fn send_share(
-        &mut self,
-        fields: &[String],
-        expect: Expect,
-        injected: Injected,
-    ) -> Result<SentShare, End> {
+    /// Writes the queued submits in one write.
+    async fn flush_shares(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let r = self.t.write_all(&out).await;
+        self.out = out;
+        self.out.clear();
+        if let Err(e) = r {
+            self.note_io(&e);
+            return Err(End::Io);
+        }
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    /// Queues a submit (written by `flush_shares`).
+    fn send_share(&mut self, fields: &[String], expect: Expect, injected: Injected) -> SentShare {
         let id = self.next_id;
         self.next_id += 1;
-        let params = self.p.submit_params(fields);
-        let line = self.p.request_line(id, "mining.submit", &params);
+        let params: Arc<str> = self.p.submit_params(fields).into();
+        self.queue_submit(id, &params);
         let share = SentShare {
-            line: line.clone(),
             params,
             expect,
             epoch: self.epoch,
@@ -923,16 +1066,21 @@ impl<'a> Session<'a> {
             id,
             Pending {
                 sent: Instant::now(),
-                kind: PendingKind::Submit(Box::new(share.clone())),
+                kind: PendingKind::Submit(share.clone()),
             },
         );
         self.sh.stats.submitted.inc();
-        self.write(&line).await?;
-        Ok(share)
+        share
     }
 
-    /// Builds a fresh share on the newest job with a random nonce (rate mode).
-    async fn rate_share(&mut self) -> Result<(), End> {
+    /// Appends a `mining.submit` request with `params` to the queued submits.
+    fn queue_submit(&mut self, id: u64, params: &str) {
+        let line = self.p.request_line(id, "mining.submit", params);
+        self.out.extend_from_slice(line.as_bytes());
+    }
+
+    /// Builds a fresh share on the newest job with a random nonce and queues it (rate mode).
+    fn rate_share(&mut self) {
         let roll = self.rng.unit();
         let (dup, stale) = (self.sh.cfg.duplicate_fraction, self.sh.cfg.stale_fraction);
         if roll < dup
@@ -941,10 +1089,9 @@ impl<'a> Session<'a> {
             self.sh.stats.injected_duplicates.inc();
             let id = self.next_id;
             self.next_id += 1;
-            let line = self.p.request_line(id, "mining.submit", &prev.params);
+            self.queue_submit(id, &prev.params);
             let share = SentShare {
-                line: line.clone(),
-                params: prev.params.clone(),
+                params: prev.params,
                 expect: expect_duplicate(prev.expect),
                 epoch: self.epoch,
                 injected: Injected::Duplicate,
@@ -953,21 +1100,26 @@ impl<'a> Session<'a> {
                 id,
                 Pending {
                     sent: Instant::now(),
-                    kind: PendingKind::Submit(Box::new(share)),
+                    kind: PendingKind::Submit(share),
                 },
             );
             self.sh.stats.submitted.inc();
-            return self.write(&line).await;
+            return;
         }
         let stale_pick = roll >= dup && roll < dup + stale;
         if !stale_pick && self.sh.cfg.valid_fraction > 0.0 {
             // A valid share comes from the stock the grinder threads fill; never ground here.
-            // The next fresh submit's kind is drawn now, so the stock is ground ahead of it.
-            let valid = self.valid_next;
-            self.valid_next = self.rng.unit() < self.sh.cfg.valid_fraction;
+            // The valid submits are drawn ahead, so the stock is ground before one is due.
+            let valid = self.until_valid == 0;
+            self.until_valid = if valid {
+                draw_until_valid(&mut self.rng, self.sh.cfg.valid_fraction)
+            } else {
+                self.until_valid - 1
+            };
             if valid {
                 if let Some(g) = self.take_stock() {
-                    return self.send_ground(g).await;
+                    self.send_ground(g);
+                    return;
                 }
                 self.sh.stats.valid_shortfall.inc();
             }
@@ -979,26 +1131,22 @@ impl<'a> Session<'a> {
             None
         };
         let now = Instant::now();
-        let Some(entry) = self.jobs.get_mut(entry_idx.unwrap_or(0)) else {
-            return Ok(());
+        let Some(entry) = self.jobs.get(entry_idx.unwrap_or(0)) else {
+            return;
         };
-        entry.en2_counter += 1;
-        let counter = entry.en2_counter;
         let job = Arc::clone(&entry.job);
         let is_stale_job = entry.stale;
-        let received = entry.received;
-        let (hard, easy) = {
-            let e = &self.jobs[entry_idx.unwrap_or(0)];
-            self.difficulties(e)
-        };
-        let HeaderParts {
-            en2,
-            bits,
-            version,
-            ntime,
-            root,
-        } = self.header_parts(&job, counter, received, now);
-        let nonce = self.rng.next_u32();
+        let (hard, easy) = self.difficulties(entry);
+        let (
+            HeaderParts {
+                en2,
+                bits,
+                version,
+                ntime,
+                root,
+            },
+            nonce,
+        ) = self.rate_parts(entry_idx.unwrap_or(0), now);
         let hash = job.hash(&root, version, ntime, nonce);
         let mut fields = self.submit_fields(&job, &en2, ntime, nonce, bits);
         let (expect, injected) = if stale_pick && is_stale_job {
@@ -1015,14 +1163,13 @@ impl<'a> Session<'a> {
             }
             (expect_fresh(&job, &hash, &hard, &easy), Injected::Fresh)
         };
-        let share = self.send_share(&fields, expect, injected).await?;
+        let share = self.send_share(&fields, expect, injected);
         if injected == Injected::Fresh
             && let Some(e) = self.jobs.front_mut()
             && Arc::ptr_eq(&e.job, &job)
         {
             e.last_share = Some(share);
         }
-        Ok(())
     }
 
     /// When real mode may hash next (throttled to the personality's nominal hashrate).
@@ -1058,9 +1205,9 @@ impl<'a> Session<'a> {
 
     /// Submits a ground share with the verdict the pool owes now (the difficulty may have
     /// changed since it was ground).
-    async fn send_ground(&mut self, g: Ground) -> Result<(), End> {
+    fn send_ground(&mut self, g: Ground) {
         let Some(entry) = self.jobs.iter().find(|e| Arc::ptr_eq(&e.job, &g.job)) else {
-            return Ok(());
+            return;
         };
         let (hard, easy) = self.difficulties(entry);
         if g.job.is_block(&g.hash) {
@@ -1068,14 +1215,13 @@ impl<'a> Session<'a> {
         }
         let expect = expect_fresh(&g.job, &g.hash, &hard, &easy);
         let fields = self.submit_fields(&g.job, &g.en2, g.ntime, g.nonce, g.bits);
-        let share = self.send_share(&fields, expect, Injected::Fresh).await?;
+        let share = self.send_share(&fields, expect, Injected::Fresh);
         if let Some(e) = self.jobs.front_mut()
             && Arc::ptr_eq(&e.job, &g.job)
         {
             e.last_share = Some(share);
         }
         self.refill_stock();
-        Ok(())
     }
 
     /// Hands a search to the grinder threads; when their queue is full, retries later.
@@ -1097,11 +1243,18 @@ impl<'a> Session<'a> {
         self.next_tag
     }
 
-    /// Ground shares to keep: none unless the next fresh submit is to be valid, then a share
-    /// of `LOADGEN_VALID_STOCK` in proportion to `--valid-fraction` (at least one), so shares
-    /// are not ground only to be dropped at the next clean job.
+    /// Ground shares to keep: none unless a valid submit is due within
+    /// `LOADGEN_VALID_LEAD_MS`, then a share of `LOADGEN_VALID_STOCK` in proportion to
+    /// `--valid-fraction` (at least one), so shares are not ground only to be dropped at the
+    /// next clean job.
     fn stock_wanted(&self) -> usize {
-        if !self.valid_next {
+        let lead = Duration::from_millis(LOADGEN_VALID_LEAD_MS);
+        let lead_submits = if self.interval.is_zero() {
+            0
+        } else {
+            (lead.as_secs_f64() / self.interval.as_secs_f64()).ceil() as u64
+        };
+        if self.until_valid > lead_submits {
             return 0;
         }
         let n = (self.sh.cfg.valid_fraction * LOADGEN_VALID_STOCK as f64).ceil() as usize;
@@ -1199,8 +1352,9 @@ impl<'a> Session<'a> {
                     }
                     let fields = self.submit_fields(&g.job, &g.en2, g.ntime, nonce, g.bits);
                     let expect = expect_fresh(&g.job, &hash, &hard, &easy);
-                    self.send_share(&fields, expect, Injected::Fresh).await?;
+                    self.send_share(&fields, expect, Injected::Fresh);
                 }
+                self.flush_shares().await?;
             }
         }
         Ok(())
@@ -1298,9 +1452,14 @@ impl<'a> Session<'a> {
                 if let Some(at) = self.next_submit
                     && at <= now
                 {
-                    self.rate_share().await?;
+                    let room = self.inflight_max() - self.pending.len();
+                    let burst = self.sh.cfg.burst.clamp(1, room);
+                    for _ in 0..burst {
+                        self.rate_share();
+                    }
+                    self.flush_shares().await?;
                     // Keep the schedule; after a long stall, do not burst to catch up.
-                    let next = at + self.interval;
+                    let next = at + self.interval * u32::try_from(burst).unwrap_or(1);
                     self.next_submit = Some(if next < now {
                         now + self.interval
                     } else {
@@ -1315,6 +1474,26 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The kernel's receive stamp (wall clock) as an instant of this process's monotonic clock:
+/// now minus its age. `None` without a stamp (or a stamp from the future).
+fn arrival(stamp: Option<SystemTime>) -> Option<Instant> {
+    let age = SystemTime::now().duration_since(stamp?).ok()?;
+    Instant::now().checked_sub(age)
+}
+
+/// Fresh submits before the next valid one: geometric with success probability `p` (0 when
+/// every share is to be valid, never when none is).
+fn draw_until_valid(rng: &mut Rng, p: f64) -> u64 {
+    if p >= 1.0 {
+        0
+    } else if p <= 0.0 {
+        u64::MAX
+    } else {
+        // 1 - unit() is in (0, 1]: the logarithm is finite.
+        ((1.0 - rng.unit()).ln() / (1.0 - p).ln()).floor() as u64
     }
 }
 
@@ -1373,11 +1552,11 @@ async fn bad_session(sh: &Shared, idx: usize, ordinal: usize) {
             biased;
             () = stopped(&mut stop) => return,
             r = t.read(&mut buf) => match r {
-                Ok(0) | Err(_) => {
+                Ok((0, _)) | Err(_) => {
                     sh.stats.bad_disconnected.inc();
                     return;
                 }
-                Ok(k) => sh.stats.bad_replies.add(buf[..k].iter().filter(|b| **b == b'\n').count() as u64),
+                Ok((k, _)) => sh.stats.bad_replies.add(buf[..k].iter().filter(|b| **b == b'\n').count() as u64),
             },
             () = sleep_until(next) => {
                 next += period;
@@ -1412,5 +1591,73 @@ async fn bad_session(sh: &Shared, idx: usize, ordinal: usize) {
                 }
             }
         }
+    }
+}
+
+/// A pool's answer to a submit, read without building a `serde_json::Value`: `{"id": n,
+/// "result": true|false|null, "error": null|[code, message, data]}` in any key order.
+/// Anything else (a notification, another error shape) is left to the general path.
+#[derive(Debug, serde::Deserialize)]
+struct SubmitReply {
+    id: u64,
+    #[serde(default)]
+    result: Option<bool>,
+    #[serde(default)]
+    error: Option<(i64, serde::de::IgnoredAny, serde::de::IgnoredAny)>,
+    #[serde(default)]
+    method: Option<serde::de::IgnoredAny>,
+}
+
+impl SubmitReply {
+    fn parse(line: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Self>(line)
+            .ok()
+            .filter(|r| r.method.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submit_replies_are_read_in_any_key_order_and_everything_else_is_left_alone() {
+        let r = SubmitReply::parse(br#"{"id":5,"result":true,"error":null}"#).expect("reply");
+        assert_eq!(
+            (r.id, r.result, r.error.map(|e| e.0)),
+            (5, Some(true), None)
+        );
+        let r = SubmitReply::parse(
+            br#"{"error": [23, "Low difficulty share", null], "id": 7, "result": null}"#,
+        )
+        .expect("reply");
+        assert_eq!((r.id, r.result, r.error.map(|e| e.0)), (7, None, Some(23)));
+        for other in [
+            // A notification (null id), a server request (method), a reply that is not a
+            // boolean, an error object, and not JSON: the general path handles them.
+            &br#"{"id":null,"method":"mining.set_difficulty","params":[1]}"#[..],
+            br#"{"id":4,"method":"mining.ping","params":[]}"#,
+            br#"{"id":3,"result":"pong","error":null}"#,
+            br#"{"id":2,"result":null,"error":{"code":21,"message":"stale"}}"#,
+            b"not json",
+        ] {
+            assert!(
+                SubmitReply::parse(other).is_none(),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn valid_submits_are_drawn_geometrically() {
+        let mut rng = Rng::new(7);
+        assert_eq!(draw_until_valid(&mut rng, 1.0), 0);
+        assert_eq!(draw_until_valid(&mut rng, 0.0), u64::MAX);
+        // Mean of a geometric count of failures before a success: (1 - p) / p = 9 at p = 0.1.
+        let n = 20_000u32;
+        let sum: u64 = (0..n).map(|_| draw_until_valid(&mut rng, 0.1)).sum();
+        let mean = sum as f64 / f64::from(n);
+        assert!((8.0..10.0).contains(&mean), "mean {mean}");
     }
 }

@@ -377,8 +377,16 @@ impl Personality {
             Layout::Spaced if self == Self::NerdNos => ",",
             _ => ", ",
         };
-        let quoted: Vec<String> = fields.iter().map(|f| json_str(f)).collect();
-        format!("[{}]", quoted.join(sep))
+        let mut out = String::with_capacity(16 + fields.iter().map(|f| f.len() + 4).sum::<usize>());
+        out.push('[');
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push_str(sep);
+            }
+            push_json_str(&mut out, f);
+        }
+        out.push(']');
+        out
     }
 }
 
@@ -391,6 +399,20 @@ impl fmt::Display for Personality {
 /// A JSON string literal.
 pub(crate) fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// Appends `s` as a JSON string literal (hex fields need no escaping; anything else is
+/// escaped by `serde_json`).
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&json_str(s));
+    }
 }
 
 #[cfg(test)]

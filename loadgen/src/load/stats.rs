@@ -146,8 +146,14 @@ pub(crate) struct Stats {
     pub(crate) reconnect_failed: Counter,
 
     pub(crate) connect_to_first_notify: Latency,
+    /// Submit written → its reply reached the miner's socket (kernel stamp).
     pub(crate) submit_to_reply: Latency,
+    /// Submit written → the miner's task handled the reply (adds loadgen's own queueing).
+    pub(crate) submit_to_reply_handled: Latency,
+    /// New tip → the clean `mining.notify` reached the miner's socket (kernel stamp).
     pub(crate) new_tip_to_clean_jobs: Latency,
+    /// New tip → the miner's task handled that notify (adds loadgen's own queueing).
+    pub(crate) new_tip_to_clean_jobs_handled: Latency,
     pub(crate) tips_triggered: Counter,
 
     pub(crate) personalities: [Counter; Personality::ALL.len()],
@@ -200,7 +206,9 @@ impl Stats {
             reconnect_failed: Counter::default(),
             connect_to_first_notify: Latency::new(),
             submit_to_reply: Latency::new(),
+            submit_to_reply_handled: Latency::new(),
             new_tip_to_clean_jobs: Latency::new(),
+            new_tip_to_clean_jobs_handled: Latency::new(),
             tips_triggered: Counter::default(),
             personalities: std::array::from_fn(|_| Counter::default()),
             accepted_by: std::array::from_fn(|_| Counter::default()),

@@ -4,15 +4,17 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// TLS settings of a run.
@@ -129,7 +131,85 @@ pub(crate) async fn connect(source: Option<IpAddr>, target: SocketAddr) -> io::R
     }
     let stream = socket.connect(target).await?;
     stream.set_nodelay(true)?;
+    enable_rx_stamps(stream.as_raw_fd())?;
     Ok(stream)
+}
+
+/// Asks the kernel to stamp received data (`SO_TIMESTAMPNS`): every read then also says when
+/// its newest bytes reached the socket, however long this process took to get round to them
+/// (one core simulating thousands of miners reads them one after another).
+fn enable_rx_stamps(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `fd` is an open socket owned by the caller; the option value is a live c_int
+    // whose size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            libc::socklen_t::try_from(size_of::<libc::c_int>()).unwrap_or(4),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One `recvmsg(2)` into `buf`: the bytes read and the kernel's receive time of the newest of
+/// them (`SCM_TIMESTAMPNS`, wall clock), when the socket reports one.
+fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one `cmsghdr` + `timespec` (CMSG_SPACE(16) = 32 on 64-bit Linux) and more;
+    // u64 elements keep the header aligned.
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero `msghdr` is a valid value (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control);
+    // SAFETY: `msg` points at `iov` (covering `buf`) and `control`, all live and writable for
+    // the call; the kernel writes at most their stated lengths.
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, 0) };
+    let Ok(n) = usize::try_from(n) else {
+        return Err(io::Error::last_os_error());
+    };
+    let mut stamp = None;
+    // SAFETY: the kernel filled `control` up to `msg.msg_controllen`; CMSG_FIRSTHDR/NXTHDR
+    // only return headers inside that range (or null), and CMSG_DATA of an SCM_TIMESTAMPNS
+    // header holds a `timespec` (read unaligned).
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec))
+                {
+                    stamp = UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&raw const msg, c);
+        }
+    }
+    Ok((n, stamp))
+}
+
+/// Reads some bytes from `sock` with their receive stamp. Cancel-safe: the only await point
+/// is readiness; the read itself does not block.
+async fn read_stamped(sock: &TcpStream, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    loop {
+        sock.readable().await?;
+        match sock.try_io(Interest::READABLE, || recv_stamped(sock.as_raw_fd(), buf)) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+    }
 }
 
 /// A connected socket.
@@ -146,6 +226,8 @@ pub(crate) struct TlsStream {
     conn: ClientConnection,
     scratch: Vec<u8>,
     out: Vec<u8>,
+    /// The receive stamp of the last ciphertext read.
+    stamp: Option<SystemTime>,
 }
 
 impl Transport {
@@ -158,11 +240,12 @@ impl Transport {
             conn,
             scratch: vec![0; 4096],
             out: Vec::new(),
+            stamp: None,
         };
         while s.conn.is_handshaking() {
             s.flush().await?;
             if s.conn.wants_read() {
-                let n = s.sock.read(&mut s.scratch).await?;
+                let (n, _) = read_stamped(&s.sock, &mut s.scratch).await?;
                 if n == 0 {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -176,20 +259,23 @@ impl Transport {
         Ok(Self::Tls(Box::new(s)))
     }
 
-    /// Reads some bytes; 0 means the pool closed the connection. Cancel-safe.
-    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads some bytes; 0 means the pool closed the connection. Also the kernel's receive
+    /// time of the newest bytes behind them, when the socket gave one (see
+    /// `enable_rx_stamps`). Cancel-safe.
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
         match self {
-            Self::Plain(s) => s.read(buf).await,
+            Self::Plain(s) => read_stamped(s, buf).await,
             Self::Tls(t) => loop {
                 match t.conn.reader().read(buf) {
-                    Ok(n) => return Ok(n),
+                    Ok(n) => return Ok((n, t.stamp)),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
-                let n = t.sock.read(&mut t.scratch).await?;
+                let (n, stamp) = read_stamped(&t.sock, &mut t.scratch).await?;
                 if n == 0 {
-                    return Ok(0);
+                    return Ok((0, stamp));
                 }
+                t.stamp = stamp;
                 t.feed(n)?;
             },
         }
@@ -226,5 +312,36 @@ impl TlsStream {
             self.sock.write_all(&self.out).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real loopback socket: the kernel stamps what it receives, and the stamp lies between
+    /// the send and the read on the wall clock.
+    #[test]
+    fn received_bytes_carry_the_kernels_receive_time() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        enable_rx_stamps(server.as_raw_fd()).expect("SO_TIMESTAMPNS");
+        let before = SystemTime::now();
+        client.write_all(b"{\"id\":1}\n").expect("send");
+        std::thread::sleep(Duration::from_millis(20));
+        let mut buf = [0u8; 64];
+        let (n, stamp) = recv_stamped(server.as_raw_fd(), &mut buf).expect("recvmsg");
+        let after = SystemTime::now();
+        assert_eq!(&buf[..n], b"{\"id\":1}\n");
+        let stamp = stamp.expect("a receive stamp");
+        assert!(
+            stamp >= before && stamp <= after,
+            "{stamp:?} not in {before:?}..{after:?}"
+        );
+        // Received 20 ms before the read: the stamp is the arrival, not the read.
+        let read_lag = after.duration_since(stamp).expect("ordered");
+        assert!(read_lag >= Duration::from_millis(15), "{read_lag:?}");
     }
 }
