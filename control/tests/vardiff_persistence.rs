@@ -18,9 +18,8 @@ use warppool_loadgen::miner::{self, MinerConfig};
 /// The port's start and minimum difficulty (fractions always sent).
 const START: f64 = 0.000_02;
 
-/// Subscribes and authorizes `username` with `password`; returns the first
-/// `mining.set_difficulty` value (it precedes the first notify).
-async fn first_difficulty(pool: std::net::SocketAddr, username: &str, password: &str) -> f64 {
+/// A raw client that has sent subscribe and authorize (`username`, `password`).
+async fn handshake(pool: std::net::SocketAddr, username: &str, password: &str) -> RawClient {
     let mut client = RawClient::connect(pool).await;
     client
         .send(
@@ -36,27 +35,23 @@ async fn first_difficulty(pool: std::net::SocketAddr, username: &str, password: 
             serde_json::json!([username, password]),
         )
         .await;
-    next_difficulty(&mut client).await
+    client
+}
+
+/// Subscribes and authorizes `username` with `password`; returns the first
+/// `mining.set_difficulty` value (it precedes the first notify).
+async fn first_difficulty(pool: std::net::SocketAddr, username: &str, password: &str) -> f64 {
+    next_difficulty(&mut handshake(pool, username, password).await).await
 }
 
 /// Reads lines until a `mining.set_difficulty` (bounded by 10 s) and returns its value.
 async fn next_difficulty(client: &mut RawClient) -> f64 {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let line = client
-                .lines
-                .next_line()
-                .await
-                .expect("read")
-                .expect("connection open");
-            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
-            if v["method"] == "mining.set_difficulty" {
-                return v["params"][0].as_f64().expect("a number");
-            }
-        }
-    })
-    .await
-    .expect("a set_difficulty within 10 s")
+    let v = client
+        .line_where("a set_difficulty", |v| {
+            v["method"] == "mining.set_difficulty"
+        })
+        .await;
+    v["params"][0].as_f64().expect("a number")
 }
 
 fn close_enough(a: f64, b: f64) -> bool {
@@ -95,17 +90,7 @@ async fn a_reconnecting_worker_starts_at_its_stored_difficulty_after_a_restart()
         .expect("spawn")
         .expect("miner connects")
     };
-    let mut client = RawClient::connect(pool).await;
-    client
-        .send(
-            1,
-            "mining.subscribe",
-            serde_json::json!(["persist-test/1.0"]),
-        )
-        .await;
-    client
-        .send(2, "mining.authorize", serde_json::json!([suggested, "x"]))
-        .await;
+    let mut client = handshake(pool, &suggested, "x").await;
     assert!(close_enough(next_difficulty(&mut client).await, START));
     client
         .send(3, "mining.suggest_difficulty", serde_json::json!([0.5]))

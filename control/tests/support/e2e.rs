@@ -177,6 +177,17 @@ impl RawClient {
 
     /// Reads lines until the reply with `id` (bounded by 10 s).
     pub(crate) async fn reply(&mut self, id: u64) -> serde_json::Value {
+        self.line_where("a reply", |v| v["id"] == serde_json::json!(id))
+            .await
+    }
+
+    /// Reads lines until one (as JSON) satisfies `want`, bounded by 10 s; `what` names it in
+    /// the failure.
+    pub(crate) async fn line_where(
+        &mut self,
+        what: &str,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 let line = self
@@ -186,12 +197,12 @@ impl RawClient {
                     .expect("read")
                     .expect("connection open");
                 let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
-                if v["id"] == serde_json::json!(id) {
+                if want(&v) {
                     return v;
                 }
             }
         })
         .await
-        .expect("a reply within 10 s")
+        .unwrap_or_else(|_| panic!("{what} within 10 s"))
     }
 }

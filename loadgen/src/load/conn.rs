@@ -1038,9 +1038,7 @@ impl<'a> Session<'a> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
-        let r = self.t.write_all(&out).await;
-        self.out = out;
+        let r = self.t.write_all(&self.out).await;
         self.out.clear();
         if let Err(e) = r {
             self.note_io(&e);
