@@ -1,15 +1,22 @@
-//! The block path: a found block is never lost.
+//! The block path: a found block is never lost, and its status means what it says.
 //!
 //! # Responsibilities
 //!
-//! For every block candidate from the data plane: (a) journal it and `fsync` before anything
-//! else; (b) `submitblock` to every node concurrently (`null` or `"duplicate"` = accepted,
-//! `"inconclusive"` = confirm, any other string = a rejection, logged with its reason);
-//! (c) confirm with `getblockheader` (or `getbestblockhash`); (d) retry with exponential
-//! back-off, bounded in rounds and in total time, while no node accepted; (e) append the new
-//! status to the journal; (f) at start-up, replay unfinished journal entries; (g) emit a
-//! [`BlockEvent`] on a bounded queue for storage and the UI (full = dropped and logged; the
-//! journal is the record).
+//! For every block candidate from the data plane: (a) serialize it and journal it with an
+//! `fsync` before anything else, on the block path's own thread ([`BlockPath::spawn`]: its own
+//! runtime and its own RPC connections, so HTTP queries, template parsing or storage never
+//! queue in front of it); (b) `submitblock` to every node concurrently; (c) ask every node
+//! where the block is (`getblockheader`): **in chain** only when a node reports
+//! `confirmations >= 1`, **orphaned** when the nodes that know it report `-1`; `duplicate` and
+//! `inconclusive` only mean the node has it; (d) fast rounds with exponential back-off while
+//! no node has it in a chain; (e) after that, the tracker ([`BlockPath::run`]) re-checks every
+//! unfinished block every `BLOCK_RECHECK_MS` (and at once on [`BlockPath::wake`], which the
+//! pool calls on every new tip): a block no node knows is resubmitted, so a node that was
+//! down for hours gets it within `BLOCK_RECHECK_MS` of its return; an in-chain block becomes
+//! **mature** at 100 confirmations; a reorg moves it to orphaned and back; an orphan is
+//! settled once the block at its height in the active chain is 100 deep; (f) every status
+//! change is journaled and sent as a [`BlockEvent`] (storage, UI, notifiers) with the nodes'
+//! answers; (g) at start-up the journal's unfinished blocks are tracked again.
 //!
 //! # Usage
 //!
@@ -20,27 +27,31 @@
 //! use warppool_control::{blocks::BlockPath, journal::Journal};
 //! let journal = Journal::open(std::path::Path::new("blocks.journal")).unwrap();
 //! let (path, events) = BlockPath::new(nodes, journal);
-//! let path = Arc::new(path);
-//! path.replay().await.unwrap();
-//! path.run(candidates).await;
+//! let thread = Arc::new(path).spawn(candidates).unwrap();
+//! thread.join(std::time::Duration::from_secs(10)).await;
 //! # drop(events); }
 //! ```
 
+mod check;
+
 use std::{
-    path::PathBuf,
+    collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use tokio::{sync::Notify, time::Instant};
 use warppool_core::limits::{
-    BLOCK_EVENTS_QUEUE_MAX, BLOCK_SUBMIT_ATTEMPTS_MAX, BLOCK_SUBMIT_BACKOFF_MS_MAX,
-    BLOCK_SUBMIT_BACKOFF_MS_MIN, BLOCK_SUBMIT_TOTAL_MS_MAX,
+    BLOCK_CHECKS_PER_PASS_MAX, BLOCK_EVENTS_QUEUE_MAX, BLOCK_RECHECK_MS, BLOCK_RECHECK_SETTLED_MS,
+    BLOCK_SUBMIT_ATTEMPTS_MAX, BLOCK_SUBMIT_BACKOFF_MS_MAX, BLOCK_SUBMIT_BACKOFF_MS_MIN,
+    BLOCK_SUBMIT_TOTAL_MS_MAX, BLOCKS_TRACKED_WARN,
 };
 use warppool_net::stratum::Candidate;
 
+pub use self::check::{NodeAnswer, NodeView, SubmitOutcome, classify};
 use crate::{
     journal::{BlockStatus, Finder, FoundBlock, Journal, JournalEntry, JournalError, unix_now},
-    rpc::{BlockHeaderInfo, Nodes, RpcError},
+    rpc::Nodes,
 };
 
 /// What happened to a block (for storage, notifiers and the UI).
@@ -50,27 +61,33 @@ pub struct BlockEvent {
     pub height: u32,
     /// Hash, display order.
     pub hash: String,
-    /// The new status.
+    /// The status from now on.
     pub status: BlockStatus,
-    /// Node answers or reasons.
+    /// Why: node answers, confirmations, the competing block of an orphan.
     pub detail: Option<String>,
     /// Who found it: set on [`BlockStatus::Found`] events (also when a journaled block is
     /// replayed at start-up), `None` on later status changes and for blocks journaled by
     /// versions before the exact finder.
     pub finder: Option<Finder>,
+    /// Each node's answer when this event reports a `submitblock` round (else empty).
+    pub submissions: Vec<NodeAnswer>,
 }
 
-/// Retry bounds of one block (the defaults come from `limits`; tests shorten them).
+/// Retry and re-check pacing of the block path (defaults from `limits`; tests shorten them).
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    /// `submitblock` rounds at most.
+    /// Fast rounds for a new block at most.
     pub attempts_max: u32,
-    /// Total time at most.
+    /// Total time of the fast rounds at most.
     pub total_max: Duration,
-    /// First pause between rounds.
+    /// First pause between fast rounds.
     pub backoff_min: Duration,
-    /// Longest pause between rounds.
+    /// Longest pause between fast rounds.
     pub backoff_max: Duration,
+    /// Re-check pace of a block not in a chain yet (resubmitted when no node knows it).
+    pub recheck: Duration,
+    /// Re-check pace of an in-chain or orphaned block when no new tip wakes the tracker.
+    pub recheck_settled: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -80,59 +97,49 @@ impl Default for RetryPolicy {
             total_max: Duration::from_millis(BLOCK_SUBMIT_TOTAL_MS_MAX),
             backoff_min: Duration::from_millis(BLOCK_SUBMIT_BACKOFF_MS_MIN),
             backoff_max: Duration::from_millis(BLOCK_SUBMIT_BACKOFF_MS_MAX),
+            recheck: Duration::from_millis(BLOCK_RECHECK_MS),
+            recheck_settled: Duration::from_millis(BLOCK_RECHECK_SETTLED_MS),
         }
     }
 }
 
-/// One node's answer to `submitblock`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubmitOutcome {
-    /// `null` or `"duplicate"`.
-    Accepted,
-    /// `"inconclusive"`: the node could not decide; confirm by header.
-    Inconclusive,
-    /// Any other string (`"high-hash"`, `"bad-txnmrklroot"`…).
-    Rejected(String),
-    /// The call failed (node down, timeout, JSON-RPC error).
-    Failed(String),
-}
-
-/// Classifies a `submitblock` result.
-#[must_use]
-pub fn classify(result: Result<Option<String>, RpcError>) -> SubmitOutcome {
-    match result {
-        Ok(None) => SubmitOutcome::Accepted,
-        Ok(Some(s)) if s == "duplicate" => SubmitOutcome::Accepted,
-        Ok(Some(s)) if s == "inconclusive" => SubmitOutcome::Inconclusive,
-        Ok(Some(s)) => SubmitOutcome::Rejected(s),
-        Err(e) => SubmitOutcome::Failed(e.to_string()),
-    }
+/// An unfinished block the path follows.
+#[derive(Debug)]
+struct Tracked {
+    block: Arc<FoundBlock>,
+    status: BlockStatus,
+    settled: bool,
+    next_check: Instant,
+    /// A fast round or a re-check is running for it.
+    busy: bool,
 }
 
 /// The block path (see the module docs).
 #[derive(Debug)]
 pub struct BlockPath {
     nodes: Arc<Nodes>,
-    journal: Arc<Mutex<Journal>>,
-    journal_path: PathBuf,
+    journal: Mutex<Journal>,
     events: flume::Sender<BlockEvent>,
     retry: RetryPolicy,
+    tracked: Mutex<HashMap<String, Tracked>>,
+    wake: Notify,
 }
 
 impl BlockPath {
     /// A block path over `nodes` writing to `journal`, and the receiver of its events (bounded
-    /// by `BLOCK_EVENTS_QUEUE_MAX`).
+    /// by `BLOCK_EVENTS_QUEUE_MAX`). The journal's unfinished blocks are tracked again by
+    /// [`BlockPath::replay`].
     #[must_use]
     pub fn new(nodes: Arc<Nodes>, journal: Journal) -> (Self, flume::Receiver<BlockEvent>) {
         let (events, receiver) = flume::bounded(BLOCK_EVENTS_QUEUE_MAX);
-        let journal_path = journal.path().to_path_buf();
         (
             Self {
                 nodes,
-                journal: Arc::new(Mutex::new(journal)),
-                journal_path,
+                journal: Mutex::new(journal),
                 events,
                 retry: RetryPolicy::default(),
+                tracked: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
             },
             receiver,
         )
@@ -140,48 +147,44 @@ impl BlockPath {
 
     /// Replaces the retry bounds.
     #[must_use]
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+    pub const fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
-    async fn append(&self, entry: JournalEntry) -> Result<(), JournalError> {
-        let journal = Arc::clone(&self.journal);
-        tokio::task::spawn_blocking(move || {
-            journal
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .append(&entry)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(JournalError::Io {
-                path: PathBuf::new(),
-                source: std::io::Error::other(e.to_string()),
-            })
-        })
+    /// Re-checks every tracked block now (a new tip, a node back).
+    pub fn wake(&self) {
+        for t in self.lock_tracked().values_mut() {
+            t.next_check = Instant::now();
+        }
+        self.wake.notify_one();
     }
 
-    async fn set_status(&self, block: &FoundBlock, status: BlockStatus, detail: Option<String>) {
-        let entry = JournalEntry {
-            height: block.height,
-            hash: block.hash.clone(),
-            time: unix_now(),
-            status,
-            block_hex: None,
-            detail: detail.clone(),
-            finder: None,
-        };
-        if let Err(e) = self.append(entry).await {
-            tracing::error!(hash = %block.hash, error = %e, "cannot journal block status");
-        }
-        self.emit(BlockEvent {
-            height: block.height,
-            hash: block.hash.clone(),
-            status,
-            detail,
-            finder: None,
-        });
+    /// The status of every block the path still follows (hash → status).
+    #[must_use]
+    pub fn tracked(&self) -> Vec<(String, BlockStatus)> {
+        self.lock_tracked()
+            .iter()
+            .map(|(h, t)| (h.clone(), t.status))
+            .collect()
+    }
+
+    fn lock_tracked(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tracked>> {
+        self.tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends to the journal on the calling thread: the block path's own, never a shared
+    /// blocking pool where HTTP queries or template parsing could be queued in front of it.
+    fn append(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+        self.lock_journal().append(entry)
     }
 
     fn emit(&self, event: BlockEvent) {
@@ -190,23 +193,84 @@ impl BlockPath {
         }
     }
 
-    /// Journals a newly found block (synced), then submits and confirms it.
+    /// Journals and announces a status change, and updates (or ends) the tracking.
+    fn set_status(
+        &self,
+        block: &FoundBlock,
+        status: BlockStatus,
+        settled: bool,
+        detail: Option<String>,
+        submissions: Vec<NodeAnswer>,
+    ) {
+        let entry = JournalEntry {
+            height: block.height,
+            hash: block.hash.clone(),
+            time: unix_now(),
+            status,
+            block_hex: None,
+            detail: detail.clone(),
+            finder: None,
+            settled,
+        };
+        if let Err(e) = self.append(&entry) {
+            tracing::error!(hash = %block.hash, error = %e, "cannot journal block status");
+        }
+        {
+            let mut tracked = self.lock_tracked();
+            if entry.is_final() {
+                tracked.remove(&block.hash);
+            } else if let Some(t) = tracked.get_mut(&block.hash) {
+                t.status = status;
+                t.settled = settled;
+            }
+        }
+        self.emit(BlockEvent {
+            height: block.height,
+            hash: block.hash.clone(),
+            status,
+            detail,
+            finder: None,
+            submissions,
+        });
+    }
+
+    fn current(&self, hash: &str) -> Option<(BlockStatus, bool)> {
+        self.lock_tracked().get(hash).map(|t| (t.status, t.settled))
+    }
+
+    fn track(&self, block: Arc<FoundBlock>, status: BlockStatus, busy: bool) {
+        let mut tracked = self.lock_tracked();
+        tracked.entry(block.hash.clone()).or_insert(Tracked {
+            block,
+            status,
+            settled: false,
+            next_check: Instant::now(),
+            busy,
+        });
+        if tracked.len() > BLOCKS_TRACKED_WARN {
+            tracing::warn!(
+                tracked = tracked.len(),
+                "more unfinished blocks than BLOCKS_TRACKED_WARN: are the nodes answering?"
+            );
+        }
+    }
+
+    fn release(&self, hash: &str) {
+        let recheck = self.retry.recheck;
+        if let Some(t) = self.lock_tracked().get_mut(hash) {
+            t.busy = false;
+            t.next_check = Instant::now() + recheck;
+        }
+    }
+
+    /// Journals a newly found block (synced), then submits it and follows it through its fast
+    /// rounds; the tracker keeps following it after them.
     ///
     /// # Errors
     /// [`JournalError`] if the block could not be journaled; it is still submitted.
     pub async fn submit_found(&self, block: FoundBlock) -> Result<BlockStatus, JournalError> {
         tracing::info!(height = block.height, hash = %block.hash, "block found");
-        let journaled = self
-            .append(JournalEntry {
-                height: block.height,
-                hash: block.hash.clone(),
-                time: unix_now(),
-                status: BlockStatus::Found,
-                block_hex: Some(block.block_hex.clone()),
-                detail: None,
-                finder: block.finder.clone(),
-            })
-            .await;
+        let journaled = self.lock_journal().append_found(&block);
         if let Err(e) = &journaled {
             // Never hold a block back: submit anyway, and say loudly that it is not on disk.
             tracing::error!(hash = %block.hash, error = %e, "block NOT journaled; submitting anyway");
@@ -217,174 +281,161 @@ impl BlockPath {
             status: BlockStatus::Found,
             detail: None,
             finder: block.finder.clone(),
+            submissions: Vec::new(),
         });
-        let status = self.process(&block).await;
+        let block = Arc::new(block);
+        self.track(Arc::clone(&block), BlockStatus::Found, true);
+        let status = self.fast_rounds(&block).await;
+        self.release(&block.hash);
         journaled.map(|()| status)
     }
 
-    /// Resubmits and confirms every unfinished block of the journal. Returns how many.
+    /// Tracks every unfinished block of the journal again and checks each once (resubmitting
+    /// those no node knows). Returns how many.
     ///
     /// # Errors
-    /// [`JournalError`] if the journal cannot be read.
+    /// None today; kept for callers that report a journal failure.
     pub async fn replay(&self) -> Result<usize, JournalError> {
-        let path = self.journal_path.clone();
-        let blocks = tokio::task::spawn_blocking(move || Journal::replay(&path))
-            .await
-            .unwrap_or_else(|e| {
-                Err(JournalError::Io {
-                    path: PathBuf::new(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            })?;
-        let count = blocks.len();
-        for (block, status) in blocks {
-            tracing::warn!(height = block.height, hash = %block.hash, ?status, "replaying unfinished block from the journal");
+        let unfinished = self.lock_journal().take_unfinished();
+        let count = unfinished.len();
+        for u in unfinished {
+            tracing::warn!(height = u.block.height, hash = %u.block.hash, status = %u.status, "tracking an unfinished block from the journal");
             // Announced as found again, with its finder: storage records it if the crash came
             // before the first record was committed (recording a hash twice keeps the first).
             self.emit(BlockEvent {
-                height: block.height,
-                hash: block.hash.clone(),
+                height: u.block.height,
+                hash: u.block.hash.clone(),
                 status: BlockStatus::Found,
                 detail: Some("replayed from the journal".to_owned()),
-                finder: block.finder.clone(),
+                finder: u.block.finder.clone(),
+                submissions: Vec::new(),
             });
-            self.process(&block).await;
+            let block = Arc::new(u.block);
+            self.track(Arc::clone(&block), u.status, true);
+            self.check(&block, false).await;
+            self.release(&block.hash);
         }
         Ok(count)
     }
 
-    /// Submits `block` to every node and confirms it, retrying within the bounds (rounds and
-    /// total time, slow RPC calls included).
-    pub async fn process(&self, block: &FoundBlock) -> BlockStatus {
-        match tokio::time::timeout(self.retry.total_max, self.process_rounds(block)).await {
-            Ok(status) => status,
-            Err(_) => self.give_up(block).await,
-        }
-    }
-
-    async fn give_up(&self, block: &FoundBlock) -> BlockStatus {
-        tracing::error!(hash = %block.hash, "block not confirmed within the retry budget; it stays pending in the journal and is replayed at the next start");
-        self.set_status(
-            block,
-            BlockStatus::Pending,
-            Some("retry budget exhausted".to_owned()),
-        )
-        .await;
-        BlockStatus::Pending
-    }
-
-    async fn process_rounds(&self, block: &FoundBlock) -> BlockStatus {
-        let started = Instant::now();
-        let mut backoff = self.retry.backoff_min;
-        let mut accepted_journaled = false;
-        for attempt in 1..=self.retry.attempts_max {
-            let outcomes = self.submit_everywhere(block).await;
-            let detail = describe(&outcomes, self.nodes.as_ref());
-            let any_accepted = outcomes
-                .iter()
-                .any(|o| matches!(o, SubmitOutcome::Accepted | SubmitOutcome::Inconclusive));
-            for (i, o) in outcomes.iter().enumerate() {
-                if let SubmitOutcome::Rejected(reason) = o {
-                    tracing::error!(node = self.nodes.clients()[i].name(), hash = %block.hash, %reason, "block rejected by node");
+    /// Submits `block` at once, then checks it with back-off until a node has it in a chain,
+    /// it is rejected or orphaned, or the fast rounds' bounds (rounds, total time, slow RPC
+    /// calls included) run out; the last status either way.
+    pub async fn fast_rounds(&self, block: &FoundBlock) -> BlockStatus {
+        let rounds = async {
+            let mut backoff = self.retry.backoff_min;
+            let mut status = BlockStatus::Found;
+            for attempt in 1..=self.retry.attempts_max {
+                status = self.check(block, attempt == 1).await;
+                if !matches!(status, BlockStatus::Found | BlockStatus::Submitted) {
+                    return status;
+                }
+                if attempt < self.retry.attempts_max {
+                    tracing::warn!(hash = %block.hash, attempt, %status, backoff_ms = backoff.as_millis() as u64, "block not in a chain yet; checking again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.retry.backoff_max);
                 }
             }
-            if (any_accepted || attempt > 1)
-                && let Some(by) = self.confirm(&block.hash).await
-            {
-                tracing::info!(height = block.height, hash = %block.hash, node = by, "block confirmed");
-                self.set_status(block, BlockStatus::Confirmed, Some(detail))
-                    .await;
-                return BlockStatus::Confirmed;
+            status
+        };
+        if let Ok(status) = tokio::time::timeout(self.retry.total_max, rounds).await {
+            if matches!(status, BlockStatus::Found | BlockStatus::Submitted) {
+                self.left_to_tracker(block);
             }
-            if any_accepted && !accepted_journaled {
-                accepted_journaled = true;
-                self.set_status(block, BlockStatus::Accepted, Some(detail.clone()))
-                    .await;
-            }
-            if !outcomes.is_empty()
-                && outcomes
-                    .iter()
-                    .all(|o| matches!(o, SubmitOutcome::Rejected(_)))
-            {
-                self.set_status(block, BlockStatus::Rejected, Some(detail))
-                    .await;
-                return BlockStatus::Rejected;
-            }
-            let elapsed = started.elapsed();
-            if attempt == self.retry.attempts_max || elapsed + backoff > self.retry.total_max {
-                break;
-            }
-            tracing::warn!(hash = %block.hash, attempt, %detail, backoff_ms = backoff.as_millis() as u64, "block not confirmed yet; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.retry.backoff_max);
+            return status;
         }
-        self.give_up(block).await
+        self.left_to_tracker(block);
+        self.current(&block.hash)
+            .map_or(BlockStatus::Found, |(status, _)| status)
     }
 
-    async fn submit_everywhere(&self, block: &FoundBlock) -> Vec<SubmitOutcome> {
-        let hex = Arc::new(block.block_hex.clone());
-        let mut set = tokio::task::JoinSet::new();
-        for (i, client) in self.nodes.clients().iter().enumerate() {
-            let client = Arc::clone(client);
-            let hex = Arc::clone(&hex);
-            set.spawn(async move {
-                let result = client
-                    .call::<Option<String>>("submitblock", serde_json::json!([hex.as_str()]))
-                    .await;
-                (i, classify(result))
-            });
-        }
-        let mut outcomes =
-            vec![SubmitOutcome::Failed("not run".to_owned()); self.nodes.clients().len()];
-        while let Some(joined) = set.join_next().await {
-            if let Ok((i, outcome)) = joined {
-                outcomes[i] = outcome;
-            }
-        }
-        outcomes
+    fn left_to_tracker(&self, block: &FoundBlock) {
+        tracing::error!(hash = %block.hash, height = block.height, recheck_s = self.retry.recheck.as_secs(), "block not in any chain after its fast rounds; the tracker resubmits it until a node has it");
     }
 
-    /// The name of a node that knows the block, if any.
-    async fn confirm(&self, hash: &str) -> Option<String> {
-        for client in self.nodes.clients() {
-            let header = client
-                .call::<BlockHeaderInfo>("getblockheader", serde_json::json!([hash, true]))
-                .await;
-            if header.is_ok_and(|h| h.hash == hash) {
-                return Some(client.name().to_owned());
-            }
-            let best = client
-                .call::<String>("getbestblockhash", serde_json::json!([]))
-                .await;
-            if best.is_ok_and(|b| b == hash) {
-                return Some(client.name().to_owned());
-            }
-        }
-        None
-    }
-
-    /// Drains `candidates` until the data plane closes it; each block is handled in its own
-    /// task so a slow node never delays journaling the next one. Waits for all of them.
+    /// Drains `candidates` until the data plane closes it, each block in its own task so a
+    /// slow node never delays journaling the next one, and runs the tracker meanwhile. Returns
+    /// once the queue is closed and every block's fast rounds are over (the tracker's
+    /// re-checks stop then too; unfinished blocks stay in the journal).
     pub async fn run(self: Arc<Self>, candidates: flume::Receiver<Candidate>) {
+        let tracker = tokio::spawn(Arc::clone(&self).tracker());
         let mut tasks = tokio::task::JoinSet::new();
         while let Ok(candidate) = candidates.recv_async().await {
             let this = Arc::clone(&self);
             tasks.spawn(async move {
-                // Serializing a 4 MB block takes milliseconds: off the workers.
-                let block =
-                    tokio::task::spawn_blocking(move || FoundBlock::from_candidate(&candidate))
-                        .await;
-                match block {
-                    Ok(block) => {
-                        let _ = this.submit_found(block).await;
-                    }
-                    Err(e) => tracing::error!(error = %e, "block serialization panicked"),
-                }
+                // On the block path's own thread: nothing else is queued in front of it.
+                let block = FoundBlock::from_candidate(&candidate);
+                let _ = this.submit_found(block).await;
             });
             // Reap finished ones so the set stays small.
             while tasks.try_join_next().is_some() {}
         }
         while tasks.join_next().await.is_some() {}
+        tracker.abort();
+    }
+
+    /// The tracker loop: one pass whenever a block is due or [`BlockPath::wake`] is called.
+    async fn tracker(self: Arc<Self>) {
+        loop {
+            let due = self.next_due();
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = self.wake.notified() => {}
+            }
+            self.pass().await;
+        }
+    }
+
+    fn next_due(&self) -> Instant {
+        self.lock_tracked()
+            .values()
+            .filter(|t| !t.busy)
+            .map(|t| t.next_check)
+            .min()
+            .unwrap_or_else(|| Instant::now() + self.retry.recheck_settled)
+    }
+
+    /// Re-checks the due blocks (at most `BLOCK_CHECKS_PER_PASS_MAX`, the most overdue first),
+    /// concurrently.
+    pub async fn pass(self: &Arc<Self>) {
+        let due: Vec<Arc<FoundBlock>> = {
+            let now = Instant::now();
+            let mut tracked = self.lock_tracked();
+            let mut due: Vec<_> = tracked
+                .values()
+                .filter(|t| !t.busy && t.next_check <= now)
+                .map(|t| (t.next_check, t.block.hash.clone()))
+                .collect();
+            due.sort();
+            due.truncate(BLOCK_CHECKS_PER_PASS_MAX);
+            due.into_iter()
+                .filter_map(|(_, hash)| {
+                    let t = tracked.get_mut(&hash)?;
+                    t.busy = true;
+                    Some(Arc::clone(&t.block))
+                })
+                .collect()
+        };
+        let mut checks = tokio::task::JoinSet::new();
+        for block in due {
+            let this = Arc::clone(self);
+            checks.spawn(async move {
+                let status = this.check(&block, false).await;
+                this.release_after(&block.hash, status);
+            });
+        }
+        while checks.join_next().await.is_some() {}
+    }
+
+    fn release_after(&self, hash: &str, status: BlockStatus) {
+        let pause = match status {
+            BlockStatus::InChain | BlockStatus::Orphaned => self.retry.recheck_settled,
+            _ => self.retry.recheck,
+        };
+        if let Some(t) = self.lock_tracked().get_mut(hash) {
+            t.busy = false;
+            t.next_check = Instant::now() + pause;
+        }
     }
 
     /// Syncs the journal (shutdown).
@@ -392,18 +443,78 @@ impl BlockPath {
     /// # Errors
     /// [`JournalError`].
     pub fn sync_journal(&self) -> Result<(), JournalError> {
-        self.journal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .sync()
+        self.lock_journal().sync()
+    }
+
+    /// Runs the block path on its own thread (`warppool-blocks`) with its own single-threaded
+    /// runtime: the journal's unfinished blocks first, then [`BlockPath::run`]. Give it its
+    /// own [`Nodes`] so its RPC connections live on that runtime too.
+    ///
+    /// # Errors
+    /// The thread or its runtime could not be started.
+    pub fn spawn(
+        self: Arc<Self>,
+        candidates: flume::Receiver<Candidate>,
+    ) -> std::io::Result<BlockThread> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("warppool-blocks")
+            .build()?;
+        let (done_tx, done) = flume::bounded(1);
+        let (stop, stop_rx) = flume::bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("warppool-blocks".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let work = async {
+                        match self.replay().await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::warn!(blocks = n, "journal replayed"),
+                            Err(e) => tracing::error!(error = %e, "cannot replay the block journal"),
+                        }
+                        Arc::clone(&self).run(candidates).await;
+                    };
+                    tokio::select! {
+                        () = work => {}
+                        _ = stop_rx.recv_async() => {
+                            tracing::warn!("block submissions still running at shutdown; they stay unfinished in the journal");
+                        }
+                    }
+                    if let Err(e) = self.sync_journal() {
+                        tracing::error!(error = %e, "cannot sync the block journal at shutdown");
+                    }
+                });
+                let _ = done_tx.send(());
+            })?;
+        Ok(BlockThread {
+            thread: Some(thread),
+            done,
+            stop,
+        })
     }
 }
 
-fn describe(outcomes: &[SubmitOutcome], nodes: &Nodes) -> String {
-    outcomes
-        .iter()
-        .zip(nodes.clients())
-        .map(|(o, c)| format!("{}: {o:?}", c.name()))
-        .collect::<Vec<_>>()
-        .join("; ")
+/// The block path's thread (see [`BlockPath::spawn`]).
+#[derive(Debug)]
+pub struct BlockThread {
+    thread: Option<std::thread::JoinHandle<()>>,
+    done: flume::Receiver<()>,
+    stop: flume::Sender<()>,
+}
+
+impl BlockThread {
+    /// Waits until the candidate queue is closed and drained and every fast round is over, at
+    /// most `deadline`; then stops the thread (unfinished blocks stay in the journal, synced).
+    /// Whether it finished by itself.
+    pub async fn join(mut self, deadline: Duration) -> bool {
+        let finished = tokio::time::timeout(deadline, self.done.recv_async())
+            .await
+            .is_ok();
+        let _ = self.stop.try_send(());
+        let _ = self.done.recv_async().await;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        finished
+    }
 }

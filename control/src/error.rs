@@ -103,7 +103,4 @@ pub enum JournalError {
         /// The error.
         source: std::io::Error,
     },
-    /// More unfinished blocks than `JOURNAL_BLOCKS_REPLAY_MAX`.
-    #[error("block journal {0} holds more than JOURNAL_BLOCKS_REPLAY_MAX unfinished blocks")]
-    TooManyBlocks(PathBuf),
 }

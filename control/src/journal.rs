@@ -3,55 +3,45 @@
 //! # Responsibilities
 //!
 //! - [`Journal::append`] writes one line and `fsync`s it (and the directory when the file was
-//!   just created), so a found block survives a crash at any later point.
+//!   just created), so a found block survives a crash at any later point. A write that fails
+//!   part-way (disk full, `EFBIG`) is cut back to the last whole line, or, if even that fails,
+//!   the next entry starts with a newline: entries are never glued together. The failure is
+//!   returned; the caller still submits the block.
 //! - The first line of a block (`status: "found"`) carries its hex; later lines carry its new
 //!   status only. The current state of a block is its last line.
-//! - [`Journal::replay`] reads the file back and returns the blocks whose last status is not
-//!   final (neither `confirmed` nor `rejected`), for resubmission at start-up. A torn last
-//!   line (a crash while writing it) is skipped.
+//! - [`Journal::open`] reads the file in one pass (a hash index, no quadratic scan) and keeps
+//!   the blocks whose last status is not final for [`Journal::take_unfinished`]: every one of
+//!   them, however many. A torn or unreadable line is skipped and counted as garbage.
+//! - Compaction: once the lines of finished blocks (and unreadable lines) reach
+//!   `JOURNAL_COMPACT_GARBAGE_BYTES_MIN` and the live blocks' bytes, the file is rewritten with
+//!   the unfinished blocks only (to a temporary file, synced, renamed over, directory synced),
+//!   so the journal stays small for years: finished blocks live on in the database.
 //!
 //! # Format
 //!
 //! ```text
 //! {"height":102,"hash":"3c6b…","time":1764380000,"status":"found","block_hex":"0000…",
 //!  "finder":{"worker":"bcrt1q….rig1","extranonce1":"01000002","user_agent":"cgminer/4.11.1"}}
-//! {"height":102,"hash":"3c6b…","time":1764380001,"status":"confirmed","detail":"node a"}
+//! {"height":102,"hash":"3c6b…","time":1764380001,"status":"in_chain","detail":"node a: 1"}
+//! {"height":102,"hash":"3c6b…","time":1764390001,"status":"mature"}
 //! ```
+//!
+//! Statuses are [`BlockStatus`]; an orphan whose competitor is buried is written with
+//! `"settled":true` and is final. Journals of earlier versions (`accepted`, `confirmed`,
+//! `pending`) read as `submitted`, `in_chain`, `submitted`.
 
 use std::{
+    collections::HashMap,
     fs::{File, OpenOptions},
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::block_status::BlockStatus;
 pub use crate::error::JournalError;
-use warppool_core::limits::{JOURNAL_BLOCKS_REPLAY_MAX, JOURNAL_LINE_BYTES_MAX};
-
-/// The state of a found block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BlockStatus {
-    /// Written to the journal, not yet submitted.
-    Found,
-    /// At least one node accepted it (or said `duplicate`/`inconclusive`); not yet confirmed.
-    Accepted,
-    /// A node knows its header: final.
-    Confirmed,
-    /// Every node rejected it: final.
-    Rejected,
-    /// No node accepted it within the retry budget of this run; replayed at the next start.
-    Pending,
-}
-
-impl BlockStatus {
-    /// Whether nothing more will be done with the block.
-    #[must_use]
-    pub const fn is_final(self) -> bool {
-        matches!(self, Self::Confirmed | Self::Rejected)
-    }
-}
+use warppool_core::limits::{JOURNAL_COMPACT_GARBAGE_BYTES_MIN, JOURNAL_LINE_BYTES_MAX};
 
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +63,17 @@ pub struct JournalEntry {
     /// Who found it (only on the `found` line; absent in journals of earlier versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finder: Option<Finder>,
+    /// An orphan whose competitor at its height is buried: nothing more will be done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub settled: bool,
+}
+
+impl JournalEntry {
+    /// Whether this entry ends the block's life.
+    #[must_use]
+    pub const fn is_final(&self) -> bool {
+        self.status.is_final() || (self.settled && matches!(self.status, BlockStatus::Orphaned))
+    }
 }
 
 /// The exact finder of a block: the connection whose share met the network target.
@@ -132,10 +133,93 @@ impl FoundBlock {
             finder: Some(Finder::from_data_plane(&candidate.finder)),
         }
     }
+
+    fn found_entry(&self, time: u64) -> JournalEntry {
+        JournalEntry {
+            height: self.height,
+            hash: self.hash.clone(),
+            time,
+            status: BlockStatus::Found,
+            block_hex: Some(self.block_hex.clone()),
+            detail: None,
+            finder: self.finder.clone(),
+            settled: false,
+        }
+    }
+}
+
+/// An unfinished block read back from the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// The block.
+    pub block: FoundBlock,
+    /// Its last status.
+    pub status: BlockStatus,
+    /// The detail of its last line.
+    pub detail: Option<String>,
+}
+
+/// The file a journal writes to: a real file, or a test's fault-injecting wrapper of one.
+pub trait JournalFile: Write + Send + std::fmt::Debug {
+    /// Its length in bytes.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn len(&self) -> std::io::Result<u64>;
+    /// Cuts it to `len` bytes.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+    /// Syncs its data to disk.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl JournalFile for File {
+    fn len(&self) -> std::io::Result<u64> {
+        self.metadata().map(|m| m.len())
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
+/// Per block: its journal bytes and whether it is finished (for compaction).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    bytes: u64,
+    finished: bool,
+}
+
+/// The open journal file.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Box<dyn JournalFile>,
+    /// A failed write could not be cut back: the next entry starts with a newline.
+    separator_needed: bool,
+    blocks: HashMap<String, Tally>,
+    /// Bytes of unreadable lines (torn writes).
+    unreadable_bytes: u64,
+    unfinished: Vec<Unfinished>,
+    compactions: u64,
+}
+
+/// Seconds since the Unix epoch.
+#[must_use]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
-    use std::io::{Seek, SeekFrom};
     let mut f = File::open(path)?;
     let len = f.metadata()?.len();
     if len == 0 {
@@ -147,24 +231,22 @@ fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-/// The open journal file.
-#[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    file: File,
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
-/// Seconds since the Unix epoch.
-#[must_use]
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 impl Journal {
-    /// Opens (or creates) the journal for appending. A new file's directory is synced so the
-    /// file itself survives a crash.
+    /// Opens (or creates) the journal for appending, reading it once: its unfinished blocks
+    /// wait in [`Journal::take_unfinished`]. A new file's directory is synced so the file
+    /// itself survives a crash; a journal with enough finished blocks is compacted.
     ///
     /// # Errors
     /// [`JournalError::Io`].
@@ -174,11 +256,7 @@ impl Journal {
             source,
         };
         let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        let mut file = open_append(path).map_err(io)?;
         if existed && !ends_with_newline(path).map_err(io)? {
             // A crash tore the last line: end it so the next entry starts on its own line.
             file.write_all(b"\n").map_err(io)?;
@@ -186,16 +264,27 @@ impl Journal {
         }
         if !existed {
             file.sync_all().map_err(io)?;
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            sync_dir(path).map_err(io)?;
         }
-        Ok(Self {
+        let scan = scan(path)?;
+        let mut journal = Self {
             path: path.to_path_buf(),
-            file,
-        })
+            file: Box::new(file),
+            separator_needed: false,
+            blocks: scan.blocks,
+            unreadable_bytes: scan.unreadable_bytes,
+            unfinished: scan.unfinished,
+            compactions: 0,
+        };
+        journal.maybe_compact()?;
+        Ok(journal)
+    }
+
+    /// Replaces the file handle (fault injection in tests: a writer that fails part-way).
+    #[must_use]
+    pub fn with_file(mut self, file: Box<dyn JournalFile>) -> Self {
+        self.file = file;
+        self
     }
 
     /// The file.
@@ -204,27 +293,151 @@ impl Journal {
         &self.path
     }
 
-    /// Appends `entry` as one line and syncs it to disk before returning.
+    /// The unfinished blocks read at open, oldest first (once; later calls return none).
+    pub fn take_unfinished(&mut self) -> Vec<Unfinished> {
+        std::mem::take(&mut self.unfinished)
+    }
+
+    /// How many times this journal was compacted since it was opened.
+    #[must_use]
+    pub const fn compactions(&self) -> u64 {
+        self.compactions
+    }
+
+    /// Journals a newly found block (its `found` line, with the hex).
     ///
     /// # Errors
     /// [`JournalError::Io`].
+    pub fn append_found(&mut self, block: &FoundBlock) -> Result<(), JournalError> {
+        self.append(&block.found_entry(unix_now()))
+    }
+
+    /// Appends `entry` as one line and syncs it to disk before returning. A final entry may
+    /// compact the journal afterwards.
+    ///
+    /// # Errors
+    /// [`JournalError::Io`]: the line is not in the file (cut back) and the next one starts
+    /// on its own line either way.
     pub fn append(&mut self, entry: &JournalEntry) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(entry).map_err(|e| self.io(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        self.write_line(&line).map_err(|e| self.io(e))?;
+        let tally = self.blocks.entry(entry.hash.clone()).or_default();
+        tally.bytes += line.len() as u64;
+        tally.finished = entry.is_final();
+        if entry.is_final() {
+            self.maybe_compact()?;
+        }
+        Ok(())
+    }
+
+    fn io(&self, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.separator_needed {
+            self.file.write_all(b"\n")?;
+            self.separator_needed = false;
+        }
+        let start = self.file.len()?;
+        if let Err(e) = self.file.write_all(line) {
+            if let Err(cut) = self.file.truncate(start) {
+                tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a failed journal write back; the next entry starts on a new line");
+                self.separator_needed = true;
+            }
+            return Err(e);
+        }
+        self.file.sync()
+    }
+
+    fn garbage_and_live(&self) -> (u64, u64) {
+        let mut garbage = self.unreadable_bytes;
+        let mut live = 0;
+        for t in self.blocks.values() {
+            if t.finished {
+                garbage += t.bytes;
+            } else {
+                live += t.bytes;
+            }
+        }
+        (garbage, live)
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), JournalError> {
+        let (garbage, live) = self.garbage_and_live();
+        if garbage >= JOURNAL_COMPACT_GARBAGE_BYTES_MIN && garbage >= live {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the journal with its unfinished blocks only (each as its `found` line and its
+    /// last status line), atomically: a crash leaves the old file or the new one.
+    ///
+    /// # Errors
+    /// [`JournalError::Io`]; the old file is then still in place and in use.
+    pub fn compact(&mut self) -> Result<(), JournalError> {
         let io = |source| JournalError::Io {
             path: self.path.clone(),
             source,
         };
-        let mut line = serde_json::to_vec(entry).map_err(|e| io(std::io::Error::other(e)))?;
-        line.push(b'\n');
-        self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)
+        let scan = scan(&self.path)?;
+        let mut tmp_name = self.path.clone().into_os_string();
+        tmp_name.push(".compact");
+        let tmp = PathBuf::from(tmp_name);
+        let mut blocks = HashMap::new();
+        {
+            let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(io)?);
+            for u in &scan.unfinished {
+                let mut bytes = 0u64;
+                let mut lines = vec![u.block.found_entry(unix_now())];
+                if u.status != BlockStatus::Found {
+                    lines.push(JournalEntry {
+                        status: u.status,
+                        detail: u.detail.clone(),
+                        block_hex: None,
+                        finder: None,
+                        ..u.block.found_entry(unix_now())
+                    });
+                }
+                for entry in &lines {
+                    let mut line = serde_json::to_vec(entry).map_err(|e| io(e.into()))?;
+                    line.push(b'\n');
+                    out.write_all(&line).map_err(io)?;
+                    bytes += line.len() as u64;
+                }
+                blocks.insert(
+                    u.block.hash.clone(),
+                    Tally {
+                        bytes,
+                        finished: false,
+                    },
+                );
+            }
+            let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+            file.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        sync_dir(&self.path).map_err(io)?;
+        self.file = Box::new(open_append(&self.path).map_err(io)?);
+        self.separator_needed = false;
+        self.blocks = blocks;
+        self.unreadable_bytes = 0;
+        self.compactions += 1;
+        tracing::info!(path = %self.path.display(), live = scan.unfinished.len(), "block journal compacted");
+        Ok(())
     }
 
     /// Syncs the file (at shutdown).
     ///
     /// # Errors
     /// [`JournalError::Io`].
-    pub fn sync(&self) -> Result<(), JournalError> {
-        self.file.sync_all().map_err(|source| JournalError::Io {
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.file.sync().map_err(|source| JournalError::Io {
             path: self.path.clone(),
             source,
         })
@@ -235,79 +448,104 @@ impl Journal {
     ///
     /// # Errors
     /// [`JournalError`].
-    pub fn replay(path: &Path) -> Result<Vec<(FoundBlock, BlockStatus)>, JournalError> {
-        let io = |source| JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(e)),
-        };
-        let mut reader = BufReader::new(file);
-        // Blocks in first-seen order: (block, last status).
-        let mut blocks: Vec<(Option<FoundBlock>, String, u32, BlockStatus)> = Vec::new();
-        let mut line = Vec::new();
-        let mut number = 0usize;
-        loop {
-            line.clear();
-            let read = (&mut reader)
-                .take(JOURNAL_LINE_BYTES_MAX as u64 + 1)
-                .read_until(b'\n', &mut line)
-                .map_err(io)?;
-            if read == 0 {
-                break;
-            }
-            number += 1;
-            if line.len() > JOURNAL_LINE_BYTES_MAX {
-                tracing::error!(path = %path.display(), line = number, "journal line too long; skipped");
-                // Skip the rest of the line.
-                let mut rest = Vec::new();
-                reader.read_until(b'\n', &mut rest).map_err(io)?;
-                continue;
-            }
-            let Ok(entry) = serde_json::from_slice::<JournalEntry>(&line) else {
-                tracing::warn!(path = %path.display(), line = number, "unreadable journal line (torn write?); skipped");
-                continue;
-            };
-            let index = match blocks.iter().position(|b| b.1 == entry.hash) {
-                Some(i) => i,
-                None => {
-                    if blocks.len() >= JOURNAL_BLOCKS_REPLAY_MAX {
-                        // Drop finished blocks to make room before giving up.
-                        blocks.retain(|b| !b.3.is_final());
-                        if blocks.len() >= JOURNAL_BLOCKS_REPLAY_MAX {
-                            return Err(JournalError::TooManyBlocks(path.to_path_buf()));
-                        }
-                    }
-                    blocks.push((None, entry.hash.clone(), entry.height, entry.status));
-                    blocks.len() - 1
-                }
-            };
-            let block = &mut blocks[index];
-            block.3 = entry.status;
-            if let Some(hex) = entry.block_hex {
-                block.0 = Some(FoundBlock {
-                    height: entry.height,
-                    hash: entry.hash,
-                    block_hex: hex,
-                    finder: entry.finder,
-                });
-            }
-        }
-        let mut out = Vec::new();
-        for (found, hash, height, status) in blocks {
-            if status.is_final() {
-                continue;
-            }
-            match found {
-                Some(b) => out.push((b, status)),
-                None => {
-                    tracing::error!(%hash, height, "journal has no block data for an unfinished block")
-                }
-            }
-        }
-        Ok(out)
+    pub fn replay(path: &Path) -> Result<Vec<Unfinished>, JournalError> {
+        scan(path).map(|s| s.unfinished)
     }
+}
+
+/// What one pass over the file found.
+struct Scan {
+    blocks: HashMap<String, Tally>,
+    unreadable_bytes: u64,
+    unfinished: Vec<Unfinished>,
+}
+
+/// A block as the scan sees it: its data (from the `found` line) and its last entry.
+struct Seen {
+    found: Option<FoundBlock>,
+    last: JournalEntry,
+}
+
+fn scan(path: &Path) -> Result<Scan, JournalError> {
+    let io = |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut out = Scan {
+        blocks: HashMap::new(),
+        unreadable_bytes: 0,
+        unfinished: Vec::new(),
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(e)),
+    };
+    let mut reader = BufReader::new(file);
+    // First-seen order, and an index into it by hash: one pass, no quadratic scan.
+    let mut order: Vec<Seen> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut line = Vec::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(JOURNAL_LINE_BYTES_MAX as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(io)?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        if line.len() > JOURNAL_LINE_BYTES_MAX {
+            tracing::error!(path = %path.display(), line = number, "journal line too long; skipped");
+            let mut rest = Vec::new();
+            reader.read_until(b'\n', &mut rest).map_err(io)?;
+            out.unreadable_bytes += (line.len() + rest.len()) as u64;
+            continue;
+        }
+        let Ok(entry) = serde_json::from_slice::<JournalEntry>(&line) else {
+            if line.iter().any(|b| !b.is_ascii_whitespace()) {
+                tracing::warn!(path = %path.display(), line = number, "unreadable journal line (torn write?); skipped");
+            }
+            out.unreadable_bytes += line.len() as u64;
+            continue;
+        };
+        let tally = out.blocks.entry(entry.hash.clone()).or_default();
+        tally.bytes += line.len() as u64;
+        tally.finished = entry.is_final();
+        let i = *index.entry(entry.hash.clone()).or_insert_with(|| {
+            order.push(Seen {
+                found: None,
+                last: entry.clone(),
+            });
+            order.len() - 1
+        });
+        let seen = &mut order[i];
+        if let Some(hex) = &entry.block_hex {
+            seen.found = Some(FoundBlock {
+                height: entry.height,
+                hash: entry.hash.clone(),
+                block_hex: hex.clone(),
+                finder: entry.finder.clone(),
+            });
+        }
+        seen.last = entry;
+    }
+    for seen in order {
+        if seen.last.is_final() {
+            continue;
+        }
+        match seen.found {
+            Some(block) => out.unfinished.push(Unfinished {
+                block,
+                status: seen.last.status,
+                detail: seen.last.detail,
+            }),
+            None => {
+                tracing::error!(hash = %seen.last.hash, height = seen.last.height, "journal has no block data for an unfinished block");
+            }
+        }
+    }
+    Ok(out)
 }

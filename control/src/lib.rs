@@ -9,6 +9,7 @@
 //! runtime and the wiring), [`storage`] (SQLite on one writer thread),
 //! [`http`] (the HTTP API), [`demo`] (`warppool demo`: simulator, pool and miners in one process).
 
+pub mod block_status;
 pub mod blocks;
 pub mod config;
 pub mod demo;

@@ -348,6 +348,46 @@ pub struct BlockHeaderInfo {
 struct Health {
     failures: u32,
     retry_at: Option<Instant>,
+    /// The last failure was `getblocktemplate`'s: only a template clears the back-off (a node
+    /// that answers cheap calls but hangs on templates must not look healthy).
+    template_failing: bool,
+    /// The node's version is to be read (at start and whenever it answers after failing).
+    version_unchecked: bool,
+}
+
+/// The method whose success alone proves a node can serve work.
+pub const TEMPLATE_METHOD: &str = "getblocktemplate";
+
+/// The fields of `getnetworkinfo` the pool logs and shows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NetworkInfo {
+    /// `version`, e.g. `290000`.
+    pub version: u64,
+    /// `subversion`, e.g. `/Satoshi:29.0.0/` or `/Satoshi:29.3.0/Knots:20260508/`.
+    pub subversion: String,
+}
+
+impl NetworkInfo {
+    /// Why this node may follow another chain than Bitcoin's, if it is a version known to.
+    #[must_use]
+    pub fn other_chain_warning(&self) -> Option<String> {
+        let sub = &self.subversion;
+        if let Some(date) = sub.split("Knots:").nth(1) {
+            let date: String = date.chars().take_while(char::is_ascii_digit).collect();
+            if date.len() == 8 && date.as_str() >= "20260508" {
+                return Some(format!(
+                    "{sub} is a Bitcoin Knots build from 2026-05-08 or later: these enforce \
+                     BIP-110 and split from Bitcoin at height 961,632, and Knots 29.4.1 changed \
+                     the proof of work (BLAKE2b); blocks found on its templates are not \
+                     Bitcoin blocks"
+                ));
+            }
+        }
+        if sub.contains("Bitcoin SV") || sub.contains("Bitcoin ABC") || sub.contains("BCH") {
+            return Some(format!("{sub} is the node software of another chain"));
+        }
+        None
+    }
 }
 
 /// The configured nodes, in failover order.
@@ -370,7 +410,12 @@ impl Nodes {
             .collect::<Result<Vec<_>, _>>()?;
         let health = clients
             .iter()
-            .map(|_| Mutex::new(Health::default()))
+            .map(|_| {
+                Mutex::new(Health {
+                    version_unchecked: true,
+                    ..Health::default()
+                })
+            })
             .collect();
         Ok(Self { clients, health })
     }
@@ -395,15 +440,39 @@ impl Nodes {
             .collect()
     }
 
-    /// Records the outcome of a call to node `index`: a node failure starts or doubles its
-    /// back-off, a success clears it.
+    /// Records the outcome of a call to node `index` (any method but `getblocktemplate`; see
+    /// [`Nodes::record_call`]).
     pub fn record(&self, index: usize, outcome: Result<(), &RpcError>) {
+        self.record_call(index, "", outcome);
+    }
+
+    /// Whether node `index`'s version should be read now (once at start, and again whenever
+    /// it answers after failing); clears the mark.
+    pub fn take_version_check(&self, index: usize) -> bool {
+        let mut h = self.health[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut h.version_unchecked)
+    }
+
+    /// Records the outcome of a `method` call to node `index`: a node failure starts or
+    /// doubles its back-off; a success clears it, except that after a `getblocktemplate`
+    /// failure only a `getblocktemplate` success does.
+    pub fn record_call(&self, index: usize, method: &str, outcome: Result<(), &RpcError>) {
         let mut h = self.health[index]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match outcome {
-            Ok(()) => *h = Health::default(),
+            Ok(()) if h.template_failing && method != TEMPLATE_METHOD => {}
+            Ok(()) => {
+                let was_failing = h.failures > 0;
+                *h = Health {
+                    version_unchecked: h.version_unchecked || was_failing,
+                    ..Health::default()
+                };
+            }
             Err(e) if e.is_node_failure() => {
+                h.template_failing = method == TEMPLATE_METHOD;
                 h.failures = h.failures.saturating_add(1);
                 let shift = h.failures.saturating_sub(1).min(16);
                 let ms = NODE_BACKOFF_MS_MIN
@@ -430,11 +499,11 @@ impl Nodes {
         for i in self.available() {
             match self.clients[i].call(method, params.clone()).await {
                 Ok(v) => {
-                    self.record(i, Ok(()));
+                    self.record_call(i, method, Ok(()));
                     return Ok((i, v));
                 }
                 Err(e) => {
-                    self.record(i, Err(&e));
+                    self.record_call(i, method, Err(&e));
                     if !e.is_node_failure() {
                         return Err(e);
                     }

@@ -32,7 +32,7 @@ use warppool_core::limits::{
 use warppool_net::stratum::{JobSet, StratumPlane, start_stratum};
 
 use crate::{
-    blocks::BlockPath,
+    blocks::{BlockPath, BlockThread},
     config::Config,
     http::{ApiState, HttpServer},
     journal::Journal,
@@ -203,9 +203,8 @@ pub struct Pool {
     template_loop: Arc<TemplateLoop>,
     shutdown_tx: watch::Sender<bool>,
     control: JoinSet<()>,
-    blocks_task: JoinHandle<()>,
+    blocks_thread: BlockThread,
     events_task: JoinHandle<()>,
-    replay_task: JoinHandle<()>,
     stats_tasks: Vec<JoinHandle<()>>,
 }
 
@@ -228,21 +227,13 @@ impl Pool {
         check_node_networks(&nodes, config.network).await?;
         let journal =
             Journal::open(&config.block_journal).context("cannot open the block journal")?;
-        let (block_path, block_events) = BlockPath::new(Arc::clone(&nodes), journal);
+        // The block path has its own RPC clients: their connections live on its own thread's
+        // runtime, so nothing the control plane's runtime does can delay a block.
+        let block_nodes =
+            Arc::new(Nodes::new(&config.nodes).context("cannot build the RPC clients")?);
+        let (block_path, block_events) = BlockPath::new(block_nodes, journal);
         let block_path = Arc::new(block_path);
         let events_task = tokio::spawn(drain_block_events(block_events, Arc::clone(&recorder)));
-
-        // Unfinished blocks of an earlier run go out first, in the background.
-        let replay_task = {
-            let block_path = Arc::clone(&block_path);
-            tokio::spawn(async move {
-                match block_path.replay().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::warn!(blocks = n, "journal replayed"),
-                    Err(e) => tracing::error!(error = %e, "cannot replay the block journal"),
-                }
-            })
-        };
 
         let waiting = JobSet::waiting(config.network, config.coinbase.clone());
         let net = config.net_config();
@@ -262,7 +253,10 @@ impl Pool {
         }
         let plane = Arc::new(plane);
 
-        let blocks_task = tokio::spawn(Arc::clone(&block_path).run(plane.candidates().clone()));
+        // Unfinished blocks of an earlier run go out first, then the new candidates.
+        let blocks_thread = Arc::clone(&block_path)
+            .spawn(plane.candidates().clone())
+            .context("cannot start the block path thread")?;
         let stats_tasks: Vec<_> = plane
             .stats_receivers()
             .iter()
@@ -303,6 +297,11 @@ impl Pool {
                 shutdown_rx.clone(),
             ));
         }
+        control.spawn(wake_block_path_on_new_tip(
+            Arc::clone(&template_loop),
+            Arc::clone(&block_path),
+            shutdown_rx.clone(),
+        ));
         template_loop.trigger();
         Ok(Self {
             plane,
@@ -312,9 +311,8 @@ impl Pool {
             template_loop,
             shutdown_tx,
             control,
-            blocks_task,
+            blocks_thread,
             events_task,
-            replay_task,
             stats_tasks,
         })
     }
@@ -344,9 +342,8 @@ impl Pool {
             template_loop,
             shutdown_tx,
             mut control,
-            blocks_task,
+            blocks_thread,
             events_task,
-            replay_task,
             stats_tasks,
         } = self;
         // 1. Stop the template tasks (they hold the plane through the sink).
@@ -375,13 +372,13 @@ impl Pool {
             Err(_) => tracing::error!("data plane still shared at shutdown; dropping it"),
         }
 
-        // 3. Drain the block path (every remaining candidate is journaled before submission).
-        if tokio::time::timeout(deadline, blocks_task).await.is_err() {
+        // 3. Drain the block path (every remaining candidate is journaled before submission;
+        //    the thread syncs the journal when it stops).
+        if !blocks_thread.join(deadline).await {
             tracing::warn!(
-                "block submissions still running at shutdown; they stay pending in the journal"
+                "block submissions still running at shutdown; they stay unfinished in the journal"
             );
         }
-        replay_task.abort();
         for task in stats_tasks {
             let _ = task.await;
         }
@@ -399,6 +396,32 @@ impl Pool {
             .context("flush panicked")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Wakes the block tracker on every new tip: confirmations change only then, and a reorg is
+/// a new tip too.
+async fn wake_block_path_on_new_tip(
+    template_loop: Arc<TemplateLoop>,
+    block_path: Arc<BlockPath>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut status = template_loop.status();
+    let mut height = status.borrow().height;
+    loop {
+        tokio::select! {
+            changed = status.changed() => {
+                if changed.is_err() { return; }
+                let now = status.borrow_and_update().height;
+                if now != height {
+                    height = now;
+                    block_path.wake();
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { return; }
+            }
+        }
     }
 }
 

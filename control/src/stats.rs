@@ -166,7 +166,14 @@ pub async fn publish_difficulties_task(
 /// Feeds block events to `recorder` until the block path closes the queue.
 pub async fn drain_block_events(queue: flume::Receiver<BlockEvent>, recorder: Arc<dyn Recorder>) {
     while let Ok(event) = queue.recv_async().await {
-        recorder.on_block(&event);
+        // Recording may wait for room in the storage channel: never on a runtime worker.
+        let recorder = Arc::clone(&recorder);
+        if tokio::task::spawn_blocking(move || recorder.on_block(&event))
+            .await
+            .is_err()
+        {
+            tracing::error!("recording a block event panicked");
+        }
     }
 }
 
@@ -378,12 +385,21 @@ impl Recorder for SqliteRecorder {
     }
 
     fn on_block(&self, event: &BlockEvent) {
-        use crate::{journal::BlockStatus as J, storage::BlockStatus as S};
+        use crate::journal::BlockStatus as S;
         self.counters.on_block(event);
         let now = unix_now_s();
         self.with_storage(|storage| {
+            // Each node's answer of a submission round goes to the block's history first.
+            for answer in &event.submissions {
+                let result = answer.outcome.describe();
+                if let Err(e) =
+                    storage.record_block_submission(&event.hash, &answer.node, now, &result)
+                {
+                    tracing::warn!(error = %e, hash = %event.hash, "block submission not recorded");
+                }
+            }
             let result = match event.status {
-                J::Found => {
+                S::Found => {
                     // The exact finder comes with the candidate; a block journaled by an
                     // earlier version has none and is recorded under the empty worker name.
                     let finder = event.finder.as_ref();
@@ -396,28 +412,11 @@ impl Recorder for SqliteRecorder {
                             .unwrap_or_default(),
                         extranonce1: finder.map(|f| f.extranonce1.clone()),
                         user_agent: finder.and_then(|f| f.user_agent.clone()),
-                        status: S::Candidate,
+                        status: S::Found,
                         found_unix_s: now,
                     })
                 }
-                J::Accepted => storage
-                    .record_block_submission(
-                        &event.hash,
-                        "node",
-                        now,
-                        event.detail.as_deref().unwrap_or("accepted"),
-                    )
-                    .and_then(|()| storage.set_block_status(&event.hash, S::Accepted, now)),
-                J::Confirmed => storage.set_block_status(&event.hash, S::Confirmed, now),
-                J::Rejected => storage
-                    .record_block_submission(
-                        &event.hash,
-                        "node",
-                        now,
-                        event.detail.as_deref().unwrap_or("rejected"),
-                    )
-                    .and_then(|()| storage.set_block_status(&event.hash, S::Rejected, now)),
-                J::Pending => storage.set_block_status(&event.hash, S::Submitted, now),
+                status => storage.set_block_status(&event.hash, status, now),
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, hash = %event.hash, "block not recorded in storage");
@@ -425,7 +424,7 @@ impl Recorder for SqliteRecorder {
             let message = serde_json::json!({
                 "height": event.height,
                 "hash": event.hash,
-                "status": format!("{:?}", event.status),
+                "status": event.status.as_str(),
                 "detail": event.detail,
                 "worker": event.finder.as_ref().map(|f| f.worker.as_str()),
             });

@@ -141,50 +141,8 @@ pub struct ShareRecord<'a> {
     pub reject: Option<&'static str>,
 }
 
-/// The life of a found block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockStatus {
-    /// Found, not yet submitted.
-    Candidate,
-    /// Submitted to at least one node.
-    Submitted,
-    /// A node accepted it.
-    Accepted,
-    /// Every node rejected it.
-    Rejected,
-    /// Buried under enough blocks.
-    Confirmed,
-    /// Left the best chain.
-    Orphaned,
-}
-
-impl BlockStatus {
-    /// The text stored in the `blocks.status` column.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Candidate => "candidate",
-            Self::Submitted => "submitted",
-            Self::Accepted => "accepted",
-            Self::Rejected => "rejected",
-            Self::Confirmed => "confirmed",
-            Self::Orphaned => "orphaned",
-        }
-    }
-
-    /// Parses the stored text; `None` for anything else.
-    pub fn from_stored(text: &str) -> Option<Self> {
-        [
-            Self::Candidate,
-            Self::Submitted,
-            Self::Accepted,
-            Self::Rejected,
-            Self::Confirmed,
-            Self::Orphaned,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == text)
-    }
-}
+/// The life of a found block: the one status of the whole product.
+pub use crate::block_status::BlockStatus;
 
 /// A found block to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,7 +159,7 @@ pub struct BlockRecord {
     pub extranonce1: Option<String>,
     /// The finding connection's user agent, if it sent one.
     pub user_agent: Option<String>,
-    /// Initial status, usually [`BlockStatus::Candidate`].
+    /// Initial status, usually [`BlockStatus::Found`].
     pub status: BlockStatus,
     /// When it was found, Unix seconds.
     pub found_unix_s: i64,

@@ -15,21 +15,24 @@
 //! - "hashblock received → JobSet published" latency is logged at debug.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use bitcoin::Network;
 use tokio::sync::{Notify, watch};
 use warppool_core::{
-    CoinbaseConfig, Template,
+    CoinbaseConfig, Template, build_coinbase,
     limits::{CONTROL_RETRY_MS, RPC_LONGPOLL_TIMEOUT_MS},
 };
 use warppool_net::stratum::{JobSet, StratumPlane};
 
 use crate::{
     config::TemplateSettings,
-    rpc::{BlockchainInfo, Nodes, RawJson, RpcError},
+    rpc::{BlockchainInfo, NetworkInfo, Nodes, RawJson, RpcClient, RpcError, TEMPLATE_METHOD},
 };
 
 /// Where job sets go: the data plane, or a test recorder.
@@ -78,6 +81,7 @@ pub struct TemplateLoop {
     state: Mutex<State>,
     status: watch::Sender<TemplateStatus>,
     longpoll: watch::Sender<Option<(usize, String)>>,
+    job_build_failures: AtomicU64,
 }
 
 impl std::fmt::Debug for TemplateLoop {
@@ -88,8 +92,37 @@ impl std::fmt::Debug for TemplateLoop {
     }
 }
 
+/// A P2WPKH payout script: what every shard's coinbase has besides the configured splits.
+const PROBE_PAYOUT_SCRIPT: [u8; 22] = {
+    let mut s = [0u8; 22];
+    s[1] = 0x14;
+    s
+};
+
+/// Logs node `client`'s version (at start and on reconnect) and warns when it is a version
+/// known to follow another chain.
+async fn log_node_version(client: &RpcClient) {
+    match client
+        .call::<NetworkInfo>("getnetworkinfo", serde_json::json!([]))
+        .await
+    {
+        Ok(info) => {
+            tracing::info!(node = client.name(), version = info.version, subversion = %info.subversion, "node version");
+            if let Some(warning) = info.other_chain_warning() {
+                tracing::warn!(node = client.name(), "{warning}");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(node = client.name(), error = %e, "cannot read the node's version")
+        }
+    }
+}
+
 /// Why a refresh found no usable node.
-fn gate_reason(ibd: usize, errors: &[String]) -> String {
+fn gate_reason(ibd: usize, refused: usize, errors: &[String]) -> String {
+    if refused > 0 {
+        return format!("no usable template ({})", errors.join("; "));
+    }
     if errors.is_empty() && ibd > 0 {
         return "every node is in initial block download".to_owned();
     }
@@ -123,6 +156,7 @@ impl TemplateLoop {
             state: Mutex::new(State::default()),
             status: watch::Sender::new(TemplateStatus::default()),
             longpoll: watch::Sender::new(None),
+            job_build_failures: AtomicU64::new(0),
         }
     }
 
@@ -171,6 +205,7 @@ impl TemplateLoop {
     /// Fetches a template from the first usable node and publishes it, or gates.
     pub async fn refresh(&self) {
         let mut ibd = 0usize;
+        let mut refused = 0usize;
         let mut errors = Vec::new();
         for i in self.nodes.available() {
             let client = &self.nodes.clients()[i];
@@ -179,27 +214,30 @@ impl TemplateLoop {
                 .await;
             match info {
                 Ok(info) if info.initialblockdownload => {
-                    self.nodes.record(i, Ok(()));
+                    self.nodes.record_call(i, "getblockchaininfo", Ok(()));
                     ibd += 1;
                     continue;
                 }
-                Ok(_) => self.nodes.record(i, Ok(())),
+                Ok(_) => self.nodes.record_call(i, "getblockchaininfo", Ok(())),
                 Err(e) => {
-                    self.nodes.record(i, Err(&e));
+                    self.nodes.record_call(i, "getblockchaininfo", Err(&e));
                     errors.push(format!("{}: {e}", client.name()));
                     continue;
                 }
             }
+            if self.nodes.take_version_check(i) {
+                log_node_version(client).await;
+            }
             let raw = client
-                .call::<RawJson>(
-                    "getblocktemplate",
-                    serde_json::json!([{"rules": ["segwit"]}]),
-                )
+                .call::<RawJson>(TEMPLATE_METHOD, serde_json::json!([{"rules": ["segwit"]}]))
                 .await;
             let raw = match raw {
-                Ok(raw) => raw,
+                Ok(raw) => {
+                    self.nodes.record_call(i, TEMPLATE_METHOD, Ok(()));
+                    raw
+                }
                 Err(e) => {
-                    self.nodes.record(i, Err(&e));
+                    self.nodes.record_call(i, TEMPLATE_METHOD, Err(&e));
                     errors.push(format!("{}: {e}", client.name()));
                     continue;
                 }
@@ -213,21 +251,41 @@ impl TemplateLoop {
                 errors.push(format!("{}: template parse panicked", client.name()));
                 continue;
             };
-            match parsed {
+            let built = parsed
+                .map_err(|e| format!("template refused: {e}"))
+                .and_then(|t| {
+                    // Work that cannot be built must not be silent: the same coinbase every shard
+                    // builds, tried once here (the split outputs do not depend on the payout).
+                    build_coinbase(&t, &PROBE_PAYOUT_SCRIPT, &self.coinbase)
+                        .map(|_| t)
+                        .map_err(|e| {
+                            self.job_build_failures.fetch_add(1, Ordering::Relaxed);
+                            format!("cannot build work: {e} (check [[pool.split]])")
+                        })
+                });
+            match built {
                 Ok(t) => {
                     self.publish(i, Arc::new(t));
                     return;
                 }
                 Err(e) => {
-                    tracing::error!(node = client.name(), error = %e, "template refused");
-                    errors.push(format!("{}: template refused: {e}", client.name()));
+                    tracing::error!(node = client.name(), error = %e, "no work from this node's template");
+                    refused += 1;
+                    errors.push(format!("{}: {e}", client.name()));
                 }
             }
         }
         if self.nodes.available().is_empty() && errors.is_empty() && ibd == 0 {
             errors.push(RpcError::NoNodeAvailable.to_string());
         }
-        self.gate(gate_reason(ibd, &errors));
+        self.gate(gate_reason(ibd, refused, &errors));
+    }
+
+    /// Templates that answered but could not be turned into work (a refused template, or a
+    /// coinbase that cannot be built, such as splits above the coinbase value).
+    #[must_use]
+    pub fn job_build_failures(&self) -> u64 {
+        self.job_build_failures.load(Ordering::Relaxed)
     }
 
     fn publish(&self, node: usize, template: Arc<Template>) {

@@ -1,5 +1,6 @@
-//! The block path: journal before submit, `duplicate` accepted, failover between nodes,
-//! rejection by all, and replay of unfinished blocks at start-up.
+//! The block path: journal before submit, statuses that mean what they say (in chain only at
+//! `confirmations >= 1`, orphaned at `-1`, mature at 100), failover between nodes, rejection
+//! by all, resubmission while running after a node outage, and replay at start-up.
 
 #[path = "support/fake_node.rs"]
 mod fake_node;
@@ -47,13 +48,20 @@ fn quick() -> RetryPolicy {
         total_max: Duration::from_secs(5),
         backoff_min: Duration::from_millis(10),
         backoff_max: Duration::from_millis(20),
+        recheck: Duration::from_millis(50),
+        recheck_settled: Duration::from_millis(100),
     }
 }
 
 fn header_for(hash: String) -> impl Fn(&serde_json::Value) -> Reply {
+    header_with(hash, 1)
+}
+
+/// `getblockheader` knowing only `hash`, with `confirmations`.
+fn header_with(hash: String, confirmations: i64) -> impl Fn(&serde_json::Value) -> Reply {
     move |params| {
         if params[0].as_str() == Some(hash.as_str()) {
-            Reply::Result(json!({"hash": hash, "confirmations": 1, "height": 102}))
+            Reply::Result(json!({"hash": hash, "confirmations": confirmations, "height": 102}))
         } else {
             Reply::Error(-5, "Block not found".to_owned())
         }
@@ -94,37 +102,177 @@ async fn the_block_is_journaled_and_synced_before_submitblock() {
         .submit_found(b.clone())
         .await
         .unwrap();
-    assert_eq!(status, BlockStatus::Confirmed);
+    assert_eq!(status, BlockStatus::InChain);
     assert!(
         seen_in_journal.load(Ordering::SeqCst),
         "journal written before submitblock"
     );
-    assert_eq!(
-        statuses(&path),
-        [BlockStatus::Found, BlockStatus::Confirmed]
-    );
+    assert_eq!(statuses(&path), [BlockStatus::Found, BlockStatus::InChain]);
     let got: Vec<_> = events.drain().map(|e| e.status).collect();
-    assert_eq!(got, [BlockStatus::Found, BlockStatus::Confirmed]);
-    assert!(
-        Journal::replay(&path).unwrap().is_empty(),
-        "a confirmed block is final"
+    assert_eq!(got, [BlockStatus::Found, BlockStatus::InChain]);
+    assert_eq!(
+        Journal::replay(&path).unwrap().len(),
+        1,
+        "an in-chain block is followed until it is mature"
     );
 }
 
 #[tokio::test]
-async fn duplicate_counts_as_accepted() {
-    let path = temp_journal("duplicate");
+async fn duplicate_counts_only_when_the_node_has_it_in_its_active_chain() {
+    for (confirmations, expected) in [(1, BlockStatus::InChain), (-1, BlockStatus::Orphaned)] {
+        let path = temp_journal(&format!("duplicate{confirmations}"));
+        let node = FakeNode::start().await;
+        let b = block(2);
+        node.reply("submitblock", Reply::Result(json!("duplicate")));
+        node.on("getblockheader", header_with(b.hash.clone(), confirmations));
+        node.reply("getblockhash", Reply::Result(json!("ab".repeat(32))));
+        let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
+        let (bp, _events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
+        assert_eq!(
+            bp.with_retry(quick()).submit_found(b).await.unwrap(),
+            expected,
+            "duplicate, then confirmations {confirmations}"
+        );
+        assert_eq!(node.calls("submitblock"), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_block_the_node_knows_only_on_a_side_branch_is_orphaned_not_confirmed() {
+    // Two blocks at one height: the node took both (null, then inconclusive), but only one
+    // is in its active chain. Before, both were logged "confirmed".
+    let path = temp_journal("two-at-one-height");
     let node = FakeNode::start().await;
-    let b = block(2);
-    node.reply("submitblock", Reply::Result(json!("duplicate")));
-    node.on("getblockheader", header_for(b.hash.clone()));
+    let winner = block(10);
+    let loser = block(11);
+    let (w, l) = (winner.hash.clone(), loser.hash.clone());
+    node.on("submitblock", move |p| {
+        let first = p[0].as_str() == Some(&*format!("00{:02x}ff", 10));
+        Reply::Result(if first {
+            json!(null)
+        } else {
+            json!("inconclusive")
+        })
+    });
+    node.on("getblockheader", move |p| match p[0].as_str() {
+        Some(h) if h == w => Reply::Result(json!({"hash": w, "confirmations": 150, "height": 102})),
+        Some(h) if h == l => Reply::Result(json!({"hash": l, "confirmations": -1, "height": 102})),
+        _ => Reply::Error(-5, "Block not found".to_owned()),
+    });
+    node.reply("getblockhash", Reply::Result(json!(winner.hash)));
+    let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
+    let (bp, events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
+    let bp = bp.with_retry(quick());
+    assert_eq!(bp.submit_found(winner).await.unwrap(), BlockStatus::Mature);
+    assert_eq!(
+        bp.submit_found(loser.clone()).await.unwrap(),
+        BlockStatus::Orphaned
+    );
+    let orphan: Vec<_> = events
+        .drain()
+        .filter(|e| e.hash == loser.hash && e.status == BlockStatus::Orphaned)
+        .collect();
+    assert_eq!(orphan.len(), 1);
+    let detail = orphan[0].detail.as_deref().unwrap();
+    assert!(
+        detail.contains("side branch") && detail.contains("150 confirmations"),
+        "{detail}"
+    );
+    assert!(
+        Journal::replay(&path).unwrap().is_empty(),
+        "the mature block and the settled orphan (its competitor 150 deep) are final"
+    );
+}
+
+#[tokio::test]
+async fn an_in_chain_block_is_followed_to_mature_as_the_chain_grows() {
+    let path = temp_journal("mature");
+    let node = FakeNode::start().await;
+    let b = block(12);
+    let confirmations = Arc::new(std::sync::atomic::AtomicI64::new(1));
+    node.reply("submitblock", Reply::Result(json!(null)));
+    {
+        let (hash, c) = (b.hash.clone(), Arc::clone(&confirmations));
+        node.on("getblockheader", move |_| {
+            let n = c.load(Ordering::SeqCst);
+            Reply::Result(json!({"hash": hash, "confirmations": n, "height": 102}))
+        });
+    }
+    let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
+    let (bp, events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
+    let bp = Arc::new(bp.with_retry(quick()));
+    assert_eq!(
+        bp.submit_found(b.clone()).await.unwrap(),
+        BlockStatus::InChain
+    );
+    confirmations.store(99, Ordering::SeqCst);
+    bp.wake();
+    bp.pass().await;
+    assert_eq!(bp.tracked(), vec![(b.hash.clone(), BlockStatus::InChain)]);
+    confirmations.store(100, Ordering::SeqCst);
+    bp.wake();
+    bp.pass().await;
+    assert!(bp.tracked().is_empty(), "mature is final");
+    let got: Vec<_> = events.drain().map(|e| e.status).collect();
+    assert_eq!(
+        got,
+        [
+            BlockStatus::Found,
+            BlockStatus::InChain,
+            BlockStatus::Mature
+        ]
+    );
+    assert!(Journal::replay(&path).unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_block_left_pending_by_a_ten_minute_outage_is_resubmitted_within_30_s_of_the_return() {
+    let path = temp_journal("outage");
+    let node = FakeNode::start().await;
+    let b = block(13);
+    let known = Arc::new(AtomicBool::new(false));
+    {
+        let seen = Arc::clone(&known);
+        node.on("submitblock", move |_| {
+            seen.store(true, Ordering::SeqCst);
+            Reply::Result(json!(null))
+        });
+        let header = header_for(b.hash.clone());
+        let known = Arc::clone(&known);
+        node.on("getblockheader", move |p| {
+            if known.load(Ordering::SeqCst) {
+                header(p)
+            } else {
+                Reply::Error(-5, "Block not found".to_owned())
+            }
+        });
+    }
+    node.set_down(true);
     let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
     let (bp, _events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
-    assert_eq!(
-        bp.with_retry(quick()).submit_found(b).await.unwrap(),
-        BlockStatus::Confirmed
+    // The production pacing: fast rounds for 5 minutes, then a re-check every 10 s.
+    let bp = Arc::new(bp);
+    let (_tx, candidates) = flume::bounded(1);
+    let runner = tokio::spawn(Arc::clone(&bp).run(candidates));
+    let found = Arc::clone(&bp);
+    let first = b.clone();
+    tokio::spawn(async move { found.submit_found(first).await });
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(node.calls("submitblock"), 0, "the node was down");
+    assert_eq!(bp.tracked(), vec![(b.hash.clone(), BlockStatus::Found)]);
+    node.set_down(false);
+    let back = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let resubmitted = node
+        .first_call_since("submitblock", back)
+        .expect("resubmitted after the node's return");
+    assert!(
+        resubmitted - back <= Duration::from_secs(30),
+        "{:?}",
+        resubmitted - back
     );
-    assert_eq!(node.calls("submitblock"), 1);
+    assert_eq!(bp.tracked(), vec![(b.hash.clone(), BlockStatus::InChain)]);
+    runner.abort();
 }
 
 #[tokio::test]
@@ -148,7 +296,7 @@ async fn first_node_fails_second_accepts_and_confirms() {
     let (bp, _events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
     assert_eq!(
         bp.with_retry(quick()).submit_found(b).await.unwrap(),
-        BlockStatus::Confirmed
+        BlockStatus::InChain
     );
     assert_eq!(bad.calls("submitblock"), 1, "submitted to every node");
     assert_eq!(good.calls("submitblock"), 1);
@@ -174,7 +322,7 @@ async fn rejection_by_every_node_is_final() {
 }
 
 #[tokio::test]
-async fn unreachable_nodes_leave_the_block_pending_after_bounded_retries() {
+async fn unreachable_nodes_leave_the_block_found_and_tracked_after_bounded_rounds() {
     let path = temp_journal("pending");
     let node = FakeNode::start().await;
     node.reply("submitblock", Reply::Status(503));
@@ -184,7 +332,7 @@ async fn unreachable_nodes_leave_the_block_pending_after_bounded_retries() {
     let (bp, _events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
     assert_eq!(
         bp.with_retry(quick()).submit_found(block(5)).await.unwrap(),
-        BlockStatus::Pending
+        BlockStatus::Found
     );
     assert_eq!(node.calls("submitblock"), 3, "attempts_max rounds");
     assert_eq!(Journal::replay(&path).unwrap().len(), 1);
@@ -202,8 +350,8 @@ async fn a_pending_block_is_replayed_at_start_up() {
         for (blk, status, hex) in [
             (&b, BlockStatus::Found, true),
             (&finished, BlockStatus::Found, true),
-            (&finished, BlockStatus::Confirmed, false),
-            (&b, BlockStatus::Accepted, false),
+            (&finished, BlockStatus::Mature, false),
+            (&b, BlockStatus::Submitted, false),
         ] {
             journal
                 .append(&JournalEntry {
@@ -214,6 +362,7 @@ async fn a_pending_block_is_replayed_at_start_up() {
                     block_hex: hex.then(|| blk.block_hex.clone()),
                     detail: None,
                     finder: hex.then(|| blk.finder.clone()).flatten(),
+                    settled: false,
                 })
                 .unwrap();
         }
@@ -225,11 +374,30 @@ async fn a_pending_block_is_replayed_at_start_up() {
         f.write_all(b"{\"height\":102,\"hash\":\"07").unwrap();
     }
     let pending = Journal::replay(&path).unwrap();
-    assert_eq!(pending, vec![(b.clone(), BlockStatus::Accepted)]);
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (&pending[0].block, pending[0].status),
+        (&b, BlockStatus::Submitted)
+    );
 
     let node = FakeNode::start().await;
-    node.reply("submitblock", Reply::Result(json!("duplicate")));
-    node.on("getblockheader", header_for(b.hash.clone()));
+    let known = Arc::new(AtomicBool::new(false));
+    {
+        let seen = Arc::clone(&known);
+        node.on("submitblock", move |_| {
+            seen.store(true, Ordering::SeqCst);
+            Reply::Result(json!("duplicate"))
+        });
+        let header = header_with(b.hash.clone(), 100);
+        let known = Arc::clone(&known);
+        node.on("getblockheader", move |p| {
+            if known.load(Ordering::SeqCst) {
+                header(p)
+            } else {
+                Reply::Error(-5, "Block not found".to_owned())
+            }
+        });
+    }
     let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
     let (bp, _events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
     let bp = bp.with_retry(quick());
@@ -241,7 +409,7 @@ async fn a_pending_block_is_replayed_at_start_up() {
     );
     assert!(
         Journal::replay(&path).unwrap().is_empty(),
-        "confirmed after replay"
+        "mature after replay"
     );
 }
 
@@ -258,11 +426,11 @@ async fn a_hanging_node_cannot_stretch_the_retry_budget() {
     };
     let started = std::time::Instant::now();
     let status = bp.with_retry(policy).submit_found(block(8)).await.unwrap();
-    assert_eq!(status, BlockStatus::Pending);
+    assert_eq!(status, BlockStatus::Found);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(statuses(&path), [BlockStatus::Found, BlockStatus::Pending]);
+    assert_eq!(statuses(&path), [BlockStatus::Found]);
 }

@@ -45,7 +45,7 @@ fn spawn_miner(rt: &Regtest, pool: std::net::SocketAddr, hashrate_hps: f64) -> M
 fn confirmed(dir: &std::path::Path) -> Option<warppool_control::journal::JournalEntry> {
     journal(dir)
         .into_iter()
-        .find(|e| e.status == BlockStatus::Confirmed)
+        .find(|e| e.status == BlockStatus::InChain)
 }
 
 /// The block `hash` is known to the node at `url`, and its coinbase pays the test address.
@@ -322,7 +322,7 @@ async fn a_block_journaled_before_sigkill_is_replayed_and_confirmed_after_restar
         assert!(
             !entries
                 .iter()
-                .any(|e| e.hash == block.hash && e.status == BlockStatus::Confirmed),
+                .any(|e| e.hash == block.hash && e.status == BlockStatus::InChain),
             "not confirmed before the kill"
         );
         assert!(
@@ -338,7 +338,7 @@ async fn a_block_journaled_before_sigkill_is_replayed_and_confirmed_after_restar
         let replayed = wait_until(Duration::from_secs(60), || async {
             journal(&dir)
                 .iter()
-                .any(|e| e.hash == block.hash && e.status == BlockStatus::Confirmed)
+                .any(|e| e.hash == block.hash && e.status == BlockStatus::InChain)
         })
         .await;
         assert!(

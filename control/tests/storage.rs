@@ -37,7 +37,7 @@ fn block(hash: &str, worker: &str, height: u32, found_unix_s: i64) -> BlockRecor
         payout_address: "bcrt1qpayout".to_owned(),
         extranonce1: Some("01000002".to_owned()),
         user_agent: Some("bitaxe/BM1370/v2.9.0".to_owned()),
-        status: BlockStatus::Candidate,
+        status: BlockStatus::Found,
         found_unix_s,
     }
 }
@@ -89,6 +89,59 @@ fn migrates_an_empty_database_to_the_latest_version() {
         .pragma_query_value(None, "journal_mode", |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+#[test]
+fn migrates_version_3_block_statuses_to_the_one_status_and_keeps_submissions() {
+    let dir = TempDir::new("v3");
+    {
+        let connection = Connection::open(dir.db()).unwrap();
+        for step in &schema::MIGRATIONS[..3] {
+            connection.execute_batch(step).unwrap();
+        }
+        connection.pragma_update(None, "user_version", 3).unwrap();
+        connection
+            .execute_batch(
+                "PRAGMA foreign_keys = ON;
+                 INSERT INTO workers (id, name, first_seen_unix_s, last_seen_unix_s)
+                     VALUES (1, 'old.rig', 10, 20);
+                 INSERT INTO blocks (id, height, hash, worker_id, payout_address, status,
+                     found_unix_s, updated_unix_s)
+                 VALUES (1, 101, '01', 1, 'bcrt1q', 'candidate', 1, 1),
+                        (2, 102, '02', 1, 'bcrt1q', 'accepted', 1, 1),
+                        (3, 103, '03', 1, 'bcrt1q', 'confirmed', 1, 1),
+                        (4, 104, '04', 1, 'bcrt1q', 'orphaned', 1, 1);
+                 INSERT INTO block_submissions (block_id, node, submitted_unix_s, result)
+                     VALUES (2, 'a', 5, 'accepted'), (3, 'a', 6, 'duplicate');",
+            )
+            .unwrap();
+    }
+    let storage = Storage::open(StorageConfig::new(dir.db())).unwrap();
+    let reader = storage.reader().unwrap();
+    assert_eq!(reader.schema_version().unwrap(), schema::SCHEMA_VERSION);
+    let statuses: Vec<_> = ["01", "02", "03", "04"]
+        .iter()
+        .map(|h| reader.block(h).unwrap().unwrap().status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            BlockStatus::Found,
+            BlockStatus::Submitted,
+            BlockStatus::InChain,
+            BlockStatus::Orphaned
+        ]
+    );
+    assert_eq!(reader.block_submissions("02").unwrap().len(), 1);
+    assert_eq!(reader.block_submissions("03").unwrap().len(), 1);
+    storage
+        .set_block_status("03", BlockStatus::Mature, 30)
+        .unwrap();
+    storage.flush().unwrap();
+    assert_eq!(
+        reader.block("03").unwrap().unwrap().status,
+        BlockStatus::Mature
+    );
 }
 
 #[test]
@@ -386,7 +439,7 @@ fn blocks_and_their_submission_history() {
         .record_block_submission("00bb", "node-b", 1_002, "null")
         .unwrap();
     storage
-        .set_block_status("00bb", BlockStatus::Accepted, 1_003)
+        .set_block_status("00bb", BlockStatus::InChain, 1_003)
         .unwrap();
     storage
         .record_block(block("00cc", "finder", 800_001, 2_000))
@@ -403,7 +456,7 @@ fn blocks_and_their_submission_history() {
     assert_eq!(row.payout_address, "bcrt1qpayout");
     assert_eq!(row.extranonce1.as_deref(), Some("01000002"));
     assert_eq!(row.user_agent.as_deref(), Some("bitaxe/BM1370/v2.9.0"));
-    assert_eq!(row.status, BlockStatus::Accepted);
+    assert_eq!(row.status, BlockStatus::InChain);
     assert_eq!((row.found_unix_s, row.updated_unix_s), (1_000, 1_003));
     let submissions = reader.block_submissions("00bb").unwrap();
     let nodes: Vec<_> = submissions

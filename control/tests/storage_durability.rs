@@ -92,7 +92,7 @@ fn child_kill_after_flush(storage: &Storage) -> ! {
             payout_address: "bcrt1qpayout".to_owned(),
             extranonce1: None,
             user_agent: None,
-            status: BlockStatus::Candidate,
+            status: BlockStatus::Found,
             found_unix_s: minute,
         })
         .unwrap();
@@ -155,7 +155,7 @@ fn child_flood(storage: &Storage) -> ! {
                     payout_address: "bcrt1qpayout".to_owned(),
                     extranonce1: None,
                     user_agent: None,
-                    status: BlockStatus::Candidate,
+                    status: BlockStatus::Found,
                     found_unix_s: minute + round as i64,
                 })
                 .unwrap();

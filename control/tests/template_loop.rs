@@ -310,3 +310,110 @@ async fn the_loop_ungates_by_itself_within_a_poll_interval() {
     stop.send(true).unwrap();
     run.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_template_with_an_unknown_mandatory_rule_gates_work_and_says_why() {
+    // Knots 29.4's templates carry "!blake2b": its proof of work is not SHA-256d.
+    let node = FakeNode::start().await;
+    node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    let mut t = template(0x11, 102);
+    t["rules"] = serde_json::json!(["csv", "!segwit", "taproot", "!blake2b"]);
+    node.reply("getblocktemplate", Reply::Result(t));
+    let (lp, sink) = make_loop(&node, settings());
+    lp.refresh().await;
+    let gate = sink.last().gate.clone().expect("gated");
+    assert!(
+        gate.starts_with("no usable template") && gate.contains("\"!blake2b\""),
+        "{gate}"
+    );
+    assert_eq!(lp.status().borrow().gate.as_deref(), Some(gate.as_str()));
+    assert_eq!(
+        lp.job_build_failures(),
+        0,
+        "a refused template is not a build failure"
+    );
+}
+
+#[tokio::test]
+async fn splits_above_the_coinbase_value_gate_work_and_are_counted() {
+    // After a halving, [[pool.split]] outputs can ask for more than the coinbase holds.
+    let node = FakeNode::start().await;
+    node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    let mut t = template(0x11, 102);
+    t["coinbasevalue"] = serde_json::json!(1_000_000);
+    node.reply("getblocktemplate", Reply::Result(t));
+    let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
+    let sink = Arc::new(Recorder::default());
+    let split = warppool_core::SplitOutput {
+        script: vec![
+            0x00, 0x14, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+        ],
+        value_sats: 2_000_000,
+    };
+    let coinbase = CoinbaseConfig::new(
+        b"/test/",
+        warppool_core::ExtranonceSize::DEFAULT,
+        vec![split],
+    )
+    .unwrap();
+    let lp = Arc::new(TemplateLoop::new(
+        nodes,
+        Arc::clone(&sink) as Arc<dyn JobSink>,
+        settings(),
+        bitcoin::Network::Regtest,
+        coinbase,
+    ));
+    lp.refresh().await;
+    let gate = sink.last().gate.clone().expect("gated");
+    assert!(
+        gate.contains("cannot build work") && gate.contains("pool.split"),
+        "{gate}"
+    );
+    assert_eq!(lp.job_build_failures(), 1);
+}
+
+#[tokio::test]
+async fn a_node_hanging_on_getblocktemplate_loses_its_health_and_the_next_node_serves() {
+    // It answers cheap calls (getblockchaininfo, the watchdog's getbestblockhash) at once:
+    // before, those reset its health and every new tip waited a full RPC timeout on it.
+    let hanging = FakeNode::start().await;
+    hanging.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    hanging.reply(
+        "getbestblockhash",
+        Reply::Result(serde_json::json!("11".repeat(32))),
+    );
+    hanging.reply("getblocktemplate", Reply::Hang);
+    let good = FakeNode::start().await;
+    good.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    good.reply(
+        "getbestblockhash",
+        Reply::Result(serde_json::json!("11".repeat(32))),
+    );
+    good.reply("getblocktemplate", Reply::Result(template(0x11, 102)));
+    let mut hang_config = node_config("hanging", hanging.url());
+    hang_config.rpc_timeout = Duration::from_millis(300);
+    let nodes = Arc::new(Nodes::new(&[hang_config, node_config("good", good.url())]).unwrap());
+    let sink = Arc::new(Recorder::default());
+    let lp = Arc::new(TemplateLoop::new(
+        Arc::clone(&nodes),
+        Arc::clone(&sink) as Arc<dyn JobSink>,
+        settings(),
+        bitcoin::Network::Regtest,
+        CoinbaseConfig::solo(b"/test/"),
+    ));
+    lp.refresh().await;
+    assert!(sink.last().gate.is_none(), "the second node served");
+    assert_eq!(hanging.calls("getblocktemplate"), 1);
+    // The watchdog's cheap call succeeds on the hanging node's turn...
+    nodes.record_call(0, "getbestblockhash", Ok(()));
+    // ...and the next tip's refresh still goes straight to the good node.
+    good.reply("getblocktemplate", Reply::Result(template(0x22, 103)));
+    lp.refresh().await;
+    assert_eq!(
+        hanging.calls("getblocktemplate"),
+        1,
+        "skipped while backing off"
+    );
+    assert_eq!(lp.status().borrow().height, Some(103));
+    assert_eq!(nodes.available(), vec![1]);
+}

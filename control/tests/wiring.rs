@@ -300,7 +300,7 @@ async fn a_block_found_by_a_miner_is_journaled_submitted_and_confirmed() {
     for _ in 0..200 {
         if std::fs::read_to_string(&journal)
             .unwrap_or_default()
-            .contains("\"confirmed\"")
+            .contains("\"in_chain\"")
         {
             break;
         }
@@ -324,7 +324,7 @@ async fn a_block_found_by_a_miner_is_journaled_submitted_and_confirmed() {
     assert_eq!(entries[0].height, 102);
     assert_eq!(
         entries[1].status,
-        warppool_control::journal::BlockStatus::Confirmed
+        warppool_control::journal::BlockStatus::InChain
     );
 
     tokio::time::timeout(Duration::from_secs(20), pool.shutdown())

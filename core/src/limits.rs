@@ -441,12 +441,35 @@ pub const TEMPLATE_AGE_SECS_MAX_DEFAULT: u64 = 120;
 /// Pause after a failed long-poll or ZMQ connect before trying again, in milliseconds.
 pub const CONTROL_RETRY_MS: u64 = 1_000;
 
-/// `submitblock` rounds for one block while no node accepted it.
+/// Fast `submitblock` rounds for one newly found block (with back-off) before it is left to
+/// the block tracker's periodic re-checks.
 pub const BLOCK_SUBMIT_ATTEMPTS_MAX: u32 = 12;
 
-/// Total time spent resubmitting one block, in milliseconds; after it the block stays pending
-/// in the journal and is replayed at the next start.
+/// Total time of a new block's fast rounds, in milliseconds; after it the block tracker keeps
+/// re-checking and resubmitting it every `BLOCK_RECHECK_MS` until it is in a chain or settled.
 pub const BLOCK_SUBMIT_TOTAL_MS_MAX: u64 = 300_000;
+
+/// Pause between two re-checks of a block no node reports in a chain yet (found, submitted,
+/// or waiting for a node to come back), in milliseconds: a node that returns sees the block
+/// resubmitted within this long.
+pub const BLOCK_RECHECK_MS: u64 = 10_000;
+
+/// Pause between two re-checks of a block in a chain or orphaned, in milliseconds, when no
+/// new tip woke the tracker first (a new tip re-checks at once: confirmations change only then).
+pub const BLOCK_RECHECK_SETTLED_MS: u64 = 60_000;
+
+/// Blocks the tracker re-checks in one pass (the most overdue first); the rest wait for the
+/// next pass, so a flood of regtest blocks cannot flood the nodes with RPC calls.
+pub const BLOCK_CHECKS_PER_PASS_MAX: usize = 256;
+
+/// Unfinished blocks tracked before the tracker warns (it never drops one: the count only
+/// names when something is wrong, such as a node that never answers).
+pub const BLOCKS_TRACKED_WARN: usize = 4_096;
+
+/// Journal bytes of finished blocks (and unreadable lines) that trigger a compaction, once
+/// they are also at least the live blocks' bytes: the journal stays below about twice its
+/// live content plus this, whatever the pool's age.
+pub const JOURNAL_COMPACT_GARBAGE_BYTES_MIN: u64 = 32 * 1024;
 
 /// First pause between `submitblock` rounds, in milliseconds; doubled per round.
 pub const BLOCK_SUBMIT_BACKOFF_MS_MIN: u64 = 250;
@@ -457,9 +480,6 @@ pub const BLOCK_SUBMIT_BACKOFF_MS_MAX: u64 = 30_000;
 /// Block events queued for storage and the UI; a full queue drops the event (the journal keeps
 /// the truth).
 pub const BLOCK_EVENTS_QUEUE_MAX: usize = 256;
-
-/// Blocks replayed from the journal at start-up (a solo pool finds a handful in its life).
-pub const JOURNAL_BLOCKS_REPLAY_MAX: usize = 4_096;
 
 /// Longest journal line read back, in bytes: the block hex plus the other fields.
 pub const JOURNAL_LINE_BYTES_MAX: usize = 2 * BLOCK_BYTES_MAX + 4 * 1024;
@@ -484,6 +504,10 @@ const _: () = assert!(BLOCK_SUBMIT_BACKOFF_MS_MIN > 0);
 const _: () = assert!(BLOCK_SUBMIT_BACKOFF_MS_MIN <= BLOCK_SUBMIT_BACKOFF_MS_MAX);
 const _: () = assert!(BLOCK_SUBMIT_ATTEMPTS_MAX >= 2);
 const _: () = assert!(BLOCK_SUBMIT_BACKOFF_MS_MAX <= BLOCK_SUBMIT_TOTAL_MS_MAX);
+const _: () = assert!(BLOCK_RECHECK_MS > 0 && BLOCK_RECHECK_MS <= BLOCK_RECHECK_SETTLED_MS);
+const _: () = assert!(BLOCK_CHECKS_PER_PASS_MAX >= 1);
+const _: () = assert!(BLOCKS_TRACKED_WARN >= BLOCK_CHECKS_PER_PASS_MAX);
+const _: () = assert!(JOURNAL_COMPACT_GARBAGE_BYTES_MIN >= 4 * 1024);
 // The watchdog must notice a new tip long before a template is considered stale.
 const _: () = assert!(BEST_BLOCK_POLL_MS_DEFAULT < TEMPLATE_AGE_SECS_MAX_DEFAULT * 1_000);
 const _: () = assert!(TEMPLATE_REFRESH_SECS_DEFAULT < TEMPLATE_AGE_SECS_MAX_DEFAULT);

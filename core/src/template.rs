@@ -63,7 +63,17 @@ pub enum TemplateError {
     /// `default_witness_commitment` is not an `OP_RETURN` witness commitment script.
     #[error("template default_witness_commitment is not a witness commitment script")]
     WitnessCommitment,
+    /// A `!`-prefixed (mandatory, BIP9) rule the pool does not implement: mining on it would
+    /// make invalid blocks (Knots 29.4's `!blake2b` changed the proof of work).
+    #[error(
+        "template has the mandatory rule {0:?}, which WarpPool does not implement \
+         (the node follows rules of another chain; see its version)"
+    )]
+    UnknownMandatoryRule(String),
 }
+
+/// The `!`-prefixed rules WarpPool implements: a template may carry these and no others.
+pub const MANDATORY_RULES_KNOWN: [&str; 2] = ["!segwit", "!signet"];
 
 #[derive(Deserialize)]
 struct RawTemplate {
@@ -246,6 +256,14 @@ impl Template {
             .ok_or(TemplateError::OutOfRange("height"))?;
         if raw.coinbasevalue > 21_000_000 * 100_000_000 {
             return Err(TemplateError::OutOfRange("coinbasevalue"));
+        }
+        // BIP9: a client must understand every mandatory (`!`) rule of the template.
+        if let Some(rule) = raw
+            .rules
+            .iter()
+            .find(|r| r.starts_with('!') && !MANDATORY_RULES_KNOWN.contains(&r.as_str()))
+        {
+            return Err(TemplateError::UnknownMandatoryRule(rule.clone()));
         }
         let segwit = raw.rules.iter().any(|r| r == "segwit" || r == "!segwit");
         let default_witness_commitment = match &raw.default_witness_commitment {

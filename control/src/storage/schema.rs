@@ -81,8 +81,47 @@ ALTER TABLE blocks ADD COLUMN finder_extranonce1 TEXT;
 ALTER TABLE blocks ADD COLUMN finder_user_agent TEXT;
 ";
 
+/// Version 4: the one block status of the product (`found`, `submitted`, `in_chain`,
+/// `mature`, `orphaned`, `rejected`; see `block_status.rs`). SQLite cannot change a `CHECK`,
+/// so `blocks` and its child `block_submissions` are rebuilt: the children first into a table
+/// that references the new parent, so dropping the old tables cascades into nothing, then the
+/// new tables take the old names (the rename rewrites the child's reference).
+const V4: &str = "
+CREATE TABLE blocks_v4 (
+    id INTEGER PRIMARY KEY,
+    height INTEGER NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    worker_id INTEGER NOT NULL REFERENCES workers(id),
+    payout_address TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN
+        ('found', 'submitted', 'in_chain', 'mature', 'orphaned', 'rejected')),
+    found_unix_s INTEGER NOT NULL,
+    updated_unix_s INTEGER NOT NULL,
+    finder_extranonce1 TEXT,
+    finder_user_agent TEXT
+);
+INSERT INTO blocks_v4 SELECT id, height, hash, worker_id, payout_address,
+    CASE status WHEN 'candidate' THEN 'found' WHEN 'accepted' THEN 'submitted'
+        WHEN 'confirmed' THEN 'in_chain' ELSE status END,
+    found_unix_s, updated_unix_s, finder_extranonce1, finder_user_agent FROM blocks;
+CREATE TABLE block_submissions_v4 (
+    id INTEGER PRIMARY KEY,
+    block_id INTEGER NOT NULL REFERENCES blocks_v4(id) ON DELETE CASCADE,
+    node TEXT NOT NULL,
+    submitted_unix_s INTEGER NOT NULL,
+    result TEXT NOT NULL
+);
+INSERT INTO block_submissions_v4 SELECT id, block_id, node, submitted_unix_s, result
+    FROM block_submissions;
+DROP TABLE block_submissions;
+DROP TABLE blocks;
+ALTER TABLE blocks_v4 RENAME TO blocks;
+ALTER TABLE block_submissions_v4 RENAME TO block_submissions;
+CREATE INDEX IF NOT EXISTS block_submissions_block ON block_submissions(block_id);
+";
+
 /// The ordered migration steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes: the number of migration steps.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -45,6 +45,11 @@ pub type Handler = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
 pub struct State {
     pub handlers: HashMap<String, Handler>,
     pub calls: Vec<(String, Value)>,
+    /// When each call of `calls` arrived (Tokio's clock, so paused-time tests can read it).
+    pub call_times: Vec<tokio::time::Instant>,
+    /// Down: every connection is closed at once, unanswered (as a stopped node's port would
+    /// refuse it).
+    pub down: bool,
     pub chunked: bool,
     /// Accepted `Authorization` header values (`Basic …`); empty = no check.
     pub auth: Vec<String>,
@@ -92,6 +97,10 @@ impl FakeNode {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                if s.lock().unwrap().down {
+                    drop(stream);
+                    continue;
+                }
                 let s = Arc::clone(&s);
                 tokio::spawn(async move {
                     let _ = serve(stream, s).await;
@@ -123,6 +132,24 @@ impl FakeNode {
 
     pub fn set_auth(&self, accepted: Vec<String>) {
         self.state.lock().unwrap().auth = accepted;
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    /// When the first call of `method` at or after `since` arrived.
+    pub fn first_call_since(
+        &self,
+        method: &str,
+        since: tokio::time::Instant,
+    ) -> Option<tokio::time::Instant> {
+        let s = self.state.lock().unwrap();
+        s.calls
+            .iter()
+            .zip(&s.call_times)
+            .find(|((m, _), t)| m == method && **t >= since)
+            .map(|(_, t)| *t)
     }
 
     pub fn calls(&self, method: &str) -> usize {
@@ -176,6 +203,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
     let (handler, chunked, auth_ok) = {
         let mut s = state.lock().unwrap();
         s.calls.push((method.clone(), params.clone()));
+        s.call_times.push(tokio::time::Instant::now());
         let auth_ok =
             s.auth.is_empty() || authorization.as_ref().is_some_and(|a| s.auth.contains(a));
         (s.handlers.get(&method).cloned(), s.chunked, auth_ok)
