@@ -250,6 +250,8 @@ pub struct Config {
     pub admission: Admission,
     /// Coinbase tag and split outputs.
     pub coinbase: CoinbaseConfig,
+    /// The sum of the `[[pool.split]]` outputs, in satoshis (see [`Config::split_warnings`]).
+    pub splits_total_sats: u64,
     /// Template refresh and gating.
     pub template: TemplateSettings,
     /// The block journal file.
@@ -350,6 +352,37 @@ impl Config {
         net
     }
 
+    /// Warnings about `[[pool.split]]` at chain height `height`: splits that take most of the
+    /// subsidy now, or more than the subsidy after the next halving (work would stop then:
+    /// the template loop gates it). Fees are left out: a template's fees are never certain.
+    #[must_use]
+    pub fn split_warnings(&self, height: u32) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.splits_total_sats == 0 {
+            return out;
+        }
+        let interval = halving_interval(self.network);
+        let now = block_subsidy_sats(height, interval);
+        let next_height = (height / interval + 1) * interval;
+        let next = block_subsidy_sats(next_height, interval);
+        let splits = self.splits_total_sats;
+        if splits > now {
+            out.push(format!(
+                "[[pool.split]] outputs total {splits} sats, more than the subsidy of {now} sats                  at height {height}: no work can be built without fees to cover them"
+            ));
+        } else if splits.saturating_mul(10) >= now.saturating_mul(9) {
+            out.push(format!(
+                "[[pool.split]] outputs total {splits} sats, at least 90 % of the subsidy of                  {now} sats at height {height}"
+            ));
+        }
+        if splits > next && splits <= now {
+            out.push(format!(
+                "[[pool.split]] outputs total {splits} sats, more than the subsidy of {next}                  sats after the halving at height {next_height}: work stops then unless fees                  cover it; lower the splits before that height"
+            ));
+        }
+        out
+    }
+
     /// The Stratum session configuration (one policy per port, in order).
     #[must_use]
     pub fn stratum_config(&self) -> StratumConfig {
@@ -358,6 +391,27 @@ impl Config {
         config
     }
 }
+
+/// The configuration keys whose values are text (file paths included): an environment
+/// override of one of them is never read as a number or a boolean.
+const STRING_KEYS: [&str; 16] = [
+    "network",
+    "coinbase_tag",
+    "address",
+    "block_journal",
+    "database",
+    "listen",
+    "name",
+    "rpc_url",
+    "rpc_user",
+    "rpc_password",
+    "rpc_cookie",
+    "zmq_hashblock",
+    "addr",
+    "tls_cert",
+    "tls_key",
+    "fractional",
+];
 
 /// Sets one override `WARPPOOL__A__B__C=value` in `table`.
 fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
@@ -372,10 +426,18 @@ fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(),
     if path.iter().any(String::is_empty) {
         return Err(env_err("empty key segment (use WARPPOOL__SECTION__KEY)"));
     }
-    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let last_key = path.last().map_or("", String::as_str);
+    // A key whose type is text stays text whatever it looks like (a password `123456`, a
+    // coinbase tag `true`); other keys take TOML's reading of the value (numbers, booleans,
+    // arrays), and text when it is not TOML.
+    let parsed = if STRING_KEYS.contains(&last_key) {
+        toml::Value::String(value.to_owned())
+    } else {
+        toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+    };
     let mut cursor = table;
     let mut i = 0;
     while i + 1 < path.len() {
@@ -423,6 +485,24 @@ fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(),
     }
     cursor.insert(last.clone(), parsed);
     Ok(())
+}
+
+/// Blocks between halvings: 150 on regtest, 210,000 elsewhere.
+const fn halving_interval(network: Network) -> u32 {
+    match network {
+        Network::Regtest => 150,
+        _ => 210_000,
+    }
+}
+
+/// The block subsidy at `height` with halvings every `interval` blocks.
+const fn block_subsidy_sats(height: u32, interval: u32) -> u64 {
+    let halvings = height / interval;
+    if halvings >= 64 {
+        0
+    } else {
+        (50 * 100_000_000u64) >> halvings
+    }
 }
 
 fn parse_network(s: &str) -> Result<Network, ConfigError> {
@@ -589,6 +669,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         force_polling: raw.pool.force_polling,
         admission,
         coinbase,
+        splits_total_sats: raw.pool.split.iter().map(|s| s.value_sats).sum(),
         template,
         block_journal: raw.storage.block_journal,
         database: raw.storage.database,

@@ -55,6 +55,17 @@ enum Command {
     },
 }
 
+/// The first node's chain height (for `check`), within its RPC timeout.
+fn node_height(config: &warppool_control::config::Config) -> anyhow::Result<u32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = warppool_control::rpc::RpcClient::new(&config.nodes[0])?;
+    let info: warppool_control::rpc::BlockchainInfo =
+        runtime.block_on(client.call("getblockchaininfo", serde_json::json!([])))?;
+    Ok(u32::try_from(info.blocks)?)
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -93,6 +104,20 @@ fn main() -> anyhow::Result<()> {
                 config.ports.len(),
                 config.network
             );
+            if config.splits_total_sats > 0 {
+                match node_height(&config) {
+                    Ok(height) => {
+                        for w in config.split_warnings(height) {
+                            println!("warning: {w}");
+                        }
+                    }
+                    Err(e) => println!(
+                        "warning: [[pool.split]] not checked against the subsidy: cannot read \
+                         the chain height from node {} ({e})",
+                        config.nodes[0].name
+                    ),
+                }
+            }
             Ok(())
         }
     }

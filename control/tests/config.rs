@@ -373,3 +373,65 @@ fn environment_overrides_apply_before_validation() {
     assert!(matches!(err, ConfigError::Env { .. }), "{err}");
     assert!(err.to_string().contains("WARPPOOL__NODE__5__NAME"), "{err}");
 }
+
+#[test]
+fn environment_overrides_of_string_keys_stay_strings() {
+    // Before, `123456` was read as a TOML integer and the config refused to load.
+    let env = vec![
+        (
+            "WARPPOOL__NODE__0__RPC_PASSWORD".to_owned(),
+            "123456".to_owned(),
+        ),
+        ("WARPPOOL__NODE__0__RPC_USER".to_owned(), "true".to_owned()),
+        ("WARPPOOL__POOL__COINBASE_TAG".to_owned(), "2026".to_owned()),
+    ];
+    let c = Config::from_toml(MINIMAL, env).unwrap();
+    assert!(
+        matches!(&c.nodes[0].auth, RpcAuth::UserPassword { user, password }
+            if password == "123456" && user == "true"),
+        "{:?}",
+        c.nodes[0].auth
+    );
+    // Numeric keys still read as numbers.
+    let numeric = vec![(
+        "WARPPOOL__TEMPLATE__REFRESH_SECS".to_owned(),
+        "20".to_owned(),
+    )];
+    assert_eq!(
+        Config::from_toml(MINIMAL, numeric)
+            .unwrap()
+            .template
+            .refresh
+            .as_secs(),
+        20
+    );
+}
+
+#[test]
+fn check_warns_when_splits_approach_the_subsidy_or_exceed_it_after_the_next_halving() {
+    let with_split = |sats: u64| {
+        format!(
+            "{MINIMAL}[[pool.split]]\naddress = \"bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080\"\n\
+             value_sats = {sats}\n"
+        )
+    };
+    // Regtest: 50 BTC until height 150, then 25 BTC.
+    let c = Config::from_toml(&with_split(1_000_000_000), no_env()).unwrap();
+    assert!(
+        c.split_warnings(10).is_empty(),
+        "{:?}",
+        c.split_warnings(10)
+    );
+    let c = Config::from_toml(&with_split(3_000_000_000), no_env()).unwrap();
+    let w = c.split_warnings(100);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("after the halving at height 150"), "{w:?}");
+    let c = Config::from_toml(&with_split(4_600_000_000), no_env()).unwrap();
+    let w = c.split_warnings(100);
+    assert!(w.iter().any(|x| x.contains("at least 90 %")), "{w:?}");
+    let w = c.split_warnings(160);
+    assert!(
+        w[0].contains("more than the subsidy of 2500000000"),
+        "{w:?}"
+    );
+}
