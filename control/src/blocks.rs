@@ -189,7 +189,10 @@ impl BlockPath {
 
     fn emit(&self, event: BlockEvent) {
         if let Err(e) = self.events.try_send(event) {
-            tracing::warn!(error = %e, "block event queue full or closed; event dropped (journal has it)");
+            tracing::warn!(
+                error = %e,
+                "block event queue full or closed; event dropped (the journal has it)"
+            );
         }
     }
 
@@ -273,7 +276,9 @@ impl BlockPath {
         let journaled = self.lock_journal().append_found(&block);
         if let Err(e) = &journaled {
             // Never hold a block back: submit anyway, and say loudly that it is not on disk.
-            tracing::error!(hash = %block.hash, error = %e, "block NOT journaled; submitting anyway");
+            tracing::error!(
+                hash = %block.hash, error = %e, "block NOT journaled; submitting anyway"
+            );
         }
         self.emit(BlockEvent {
             height: block.height,
@@ -299,7 +304,12 @@ impl BlockPath {
         let unfinished = self.lock_journal().take_unfinished();
         let count = unfinished.len();
         for u in unfinished {
-            tracing::warn!(height = u.block.height, hash = %u.block.hash, status = %u.status, "tracking an unfinished block from the journal");
+            tracing::warn!(
+                height = u.block.height,
+                hash = %u.block.hash,
+                status = %u.status,
+                "tracking an unfinished block from the journal"
+            );
             // Announced as found again, with its finder: storage records it if the crash came
             // before the first record was committed (recording a hash twice keeps the first).
             self.emit(BlockEvent {
@@ -331,7 +341,13 @@ impl BlockPath {
                     return status;
                 }
                 if attempt < self.retry.attempts_max {
-                    tracing::warn!(hash = %block.hash, attempt, %status, backoff_ms = backoff.as_millis() as u64, "block not in a chain yet; checking again");
+                    tracing::warn!(
+                        hash = %block.hash,
+                        attempt,
+                        %status,
+                        backoff_ms = backoff.as_millis() as u64,
+                        "block not in a chain yet; checking again"
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.retry.backoff_max);
                 }
@@ -350,7 +366,13 @@ impl BlockPath {
     }
 
     fn left_to_tracker(&self, block: &FoundBlock) {
-        tracing::error!(hash = %block.hash, height = block.height, recheck_s = self.retry.recheck.as_secs(), "block not in any chain after its fast rounds; the tracker resubmits it until a node has it");
+        tracing::error!(
+            hash = %block.hash,
+            height = block.height,
+            recheck_s = self.retry.recheck.as_secs(),
+            "block not in any chain after its fast rounds; the tracker resubmits it until a \
+             node has it"
+        );
     }
 
     /// Drains `candidates` until the data plane closes it, each block in its own task so a
@@ -470,14 +492,19 @@ impl BlockPath {
                         match self.replay().await {
                             Ok(0) => {}
                             Ok(n) => tracing::warn!(blocks = n, "journal replayed"),
-                            Err(e) => tracing::error!(error = %e, "cannot replay the block journal"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot replay the block journal");
+                            }
                         }
                         Arc::clone(&self).run(candidates).await;
                     };
                     tokio::select! {
                         () = work => {}
                         _ = stop_rx.recv_async() => {
-                            tracing::warn!("block submissions still running at shutdown; they stay unfinished in the journal");
+                            tracing::warn!(
+                                "block submissions still running at shutdown; they stay \
+                                 unfinished in the journal"
+                            );
                         }
                     }
                     if let Err(e) = self.sync_journal() {

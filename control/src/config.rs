@@ -55,6 +55,8 @@ use warppool_net::{
 /// The configuration format version this build reads.
 pub const CONFIG_VERSION: u32 = 1;
 
+mod env;
+
 /// The prefix of environment overrides.
 pub const ENV_PREFIX: &str = "WARPPOOL__";
 
@@ -329,7 +331,7 @@ impl Config {
             .collect();
         overrides.sort();
         for (var, value) in &overrides {
-            apply_override(&mut table, var, value)?;
+            env::apply_override(&mut table, var, value)?;
         }
         let raw: RawConfig = toml::Value::Table(table)
             .try_into()
@@ -352,35 +354,11 @@ impl Config {
         net
     }
 
-    /// Warnings about `[[pool.split]]` at chain height `height`: splits that take most of the
-    /// subsidy now, or more than the subsidy after the next halving (work would stop then:
-    /// the template loop gates it). Fees are left out: a template's fees are never certain.
+    /// Warnings about `[[pool.split]]` at chain height `height` (see
+    /// [`crate::subsidy::split_warnings`]).
     #[must_use]
     pub fn split_warnings(&self, height: u32) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.splits_total_sats == 0 {
-            return out;
-        }
-        let interval = halving_interval(self.network);
-        let now = block_subsidy_sats(height, interval);
-        let next_height = (height / interval + 1) * interval;
-        let next = block_subsidy_sats(next_height, interval);
-        let splits = self.splits_total_sats;
-        if splits > now {
-            out.push(format!(
-                "[[pool.split]] outputs total {splits} sats, more than the subsidy of {now} sats                  at height {height}: no work can be built without fees to cover them"
-            ));
-        } else if splits.saturating_mul(10) >= now.saturating_mul(9) {
-            out.push(format!(
-                "[[pool.split]] outputs total {splits} sats, at least 90 % of the subsidy of                  {now} sats at height {height}"
-            ));
-        }
-        if splits > next && splits <= now {
-            out.push(format!(
-                "[[pool.split]] outputs total {splits} sats, more than the subsidy of {next}                  sats after the halving at height {next_height}: work stops then unless fees                  cover it; lower the splits before that height"
-            ));
-        }
-        out
+        crate::subsidy::split_warnings(self.network, self.splits_total_sats, height)
     }
 
     /// The Stratum session configuration (one policy per port, in order).
@@ -389,119 +367,6 @@ impl Config {
         let mut config = StratumConfig::new(PortConfig::default());
         config.ports = self.ports.iter().map(|p| p.policy).collect();
         config
-    }
-}
-
-/// The configuration keys whose values are text (file paths included): an environment
-/// override of one of them is never read as a number or a boolean.
-const STRING_KEYS: [&str; 16] = [
-    "network",
-    "coinbase_tag",
-    "address",
-    "block_journal",
-    "database",
-    "listen",
-    "name",
-    "rpc_url",
-    "rpc_user",
-    "rpc_password",
-    "rpc_cookie",
-    "zmq_hashblock",
-    "addr",
-    "tls_cert",
-    "tls_key",
-    "fractional",
-];
-
-/// Sets one override `WARPPOOL__A__B__C=value` in `table`.
-fn apply_override(table: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
-    let env_err = |problem: &str| ConfigError::Env {
-        var: var.to_owned(),
-        problem: problem.to_owned(),
-    };
-    let path: Vec<String> = var[ENV_PREFIX.len()..]
-        .split("__")
-        .map(str::to_ascii_lowercase)
-        .collect();
-    if path.iter().any(String::is_empty) {
-        return Err(env_err("empty key segment (use WARPPOOL__SECTION__KEY)"));
-    }
-    let last_key = path.last().map_or("", String::as_str);
-    // A key whose type is text stays text whatever it looks like (a password `123456`, a
-    // coinbase tag `true`); other keys take TOML's reading of the value (numbers, booleans,
-    // arrays), and text when it is not TOML.
-    let parsed = if STRING_KEYS.contains(&last_key) {
-        toml::Value::String(value.to_owned())
-    } else {
-        toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_owned()))
-    };
-    let mut cursor = table;
-    let mut i = 0;
-    while i + 1 < path.len() {
-        let segment = &path[i];
-        if segment.parse::<usize>().is_ok() {
-            return Err(env_err(&format!(
-                "index `{segment}` must follow an array name"
-            )));
-        }
-        let index = path[i + 1].parse::<usize>().ok();
-        let entry = cursor
-            .entry(segment.clone())
-            .or_insert_with(|| match index {
-                Some(_) => toml::Value::Array(Vec::new()),
-                None => toml::Value::Table(toml::Table::new()),
-            });
-        cursor = match (entry, index) {
-            (toml::Value::Table(t), None) => t,
-            (toml::Value::Array(items), Some(index)) => {
-                if index > items.len() {
-                    return Err(env_err(&format!(
-                        "index {index} is past the end of `{segment}` ({} entries)",
-                        items.len()
-                    )));
-                }
-                if index == items.len() {
-                    items.push(toml::Value::Table(toml::Table::new()));
-                }
-                i += 1;
-                match &mut items[index] {
-                    toml::Value::Table(t) => t,
-                    _ => return Err(env_err(&format!("`{segment}[{index}]` is not a table"))),
-                }
-            }
-            (toml::Value::Array(_), None) => {
-                return Err(env_err(&format!("`{segment}` is an array: give an index")));
-            }
-            _ => return Err(env_err(&format!("`{segment}` is not a table"))),
-        };
-        i += 1;
-    }
-    let last = &path[path.len() - 1];
-    if i != path.len() - 1 || last.parse::<usize>().is_ok() {
-        return Err(env_err("the last segment must be a key, not an index"));
-    }
-    cursor.insert(last.clone(), parsed);
-    Ok(())
-}
-
-/// Blocks between halvings: 150 on regtest, 210,000 elsewhere.
-const fn halving_interval(network: Network) -> u32 {
-    match network {
-        Network::Regtest => 150,
-        _ => 210_000,
-    }
-}
-
-/// The block subsidy at `height` with halvings every `interval` blocks.
-const fn block_subsidy_sats(height: u32, interval: u32) -> u64 {
-    let halvings = height / interval;
-    if halvings >= 64 {
-        0
-    } else {
-        (50 * 100_000_000u64) >> halvings
     }
 }
 
@@ -918,7 +783,12 @@ fn validate_coinbase(pool: &RawPool, network: Network) -> Result<CoinbaseConfig,
         });
     }
     CoinbaseConfig::new(tag.as_bytes(), ExtranonceSize::DEFAULT, splits).map_err(|e| {
-        invalid("pool.coinbase_tag", e.to_string(), "a tag of at most COINBASE_TAG_BYTES_MAX bytes and at most COINBASE_OUTPUTS_MAX - 2 splits")
+        invalid(
+            "pool.coinbase_tag",
+            e.to_string(),
+            "a tag of at most COINBASE_TAG_BYTES_MAX bytes and at most COINBASE_OUTPUTS_MAX - 2 \
+             splits",
+        )
     })
 }
 

@@ -165,7 +165,7 @@ pub trait JournalFile: Write + Send + std::fmt::Debug {
     ///
     /// # Errors
     /// I/O errors.
-    fn len(&self) -> std::io::Result<u64>;
+    fn size(&self) -> std::io::Result<u64>;
     /// Cuts it to `len` bytes.
     ///
     /// # Errors
@@ -179,7 +179,7 @@ pub trait JournalFile: Write + Send + std::fmt::Debug {
 }
 
 impl JournalFile for File {
-    fn len(&self) -> std::io::Result<u64> {
+    fn size(&self) -> std::io::Result<u64> {
         self.metadata().map(|m| m.len())
     }
     fn truncate(&mut self, len: u64) -> std::io::Result<()> {
@@ -343,10 +343,14 @@ impl Journal {
             self.file.write_all(b"\n")?;
             self.separator_needed = false;
         }
-        let start = self.file.len()?;
+        let start = self.file.size()?;
         if let Err(e) = self.file.write_all(line) {
             if let Err(cut) = self.file.truncate(start) {
-                tracing::error!(path = %self.path.display(), error = %cut, "cannot cut a failed journal write back; the next entry starts on a new line");
+                tracing::error!(
+                    path = %self.path.display(),
+                    error = %cut,
+                    "cannot cut a failed journal write back; the next entry starts on a new line"
+                );
                 self.separator_needed = true;
             }
             return Err(e);
@@ -428,7 +432,11 @@ impl Journal {
         self.blocks = blocks;
         self.unreadable_bytes = 0;
         self.compactions += 1;
-        tracing::info!(path = %self.path.display(), live = scan.unfinished.len(), "block journal compacted");
+        tracing::info!(
+            path = %self.path.display(),
+            live = scan.unfinished.len(),
+            "block journal compacted"
+        );
         Ok(())
     }
 
@@ -466,6 +474,68 @@ struct Seen {
     last: JournalEntry,
 }
 
+/// The blocks of `order` whose last entry is not final, with their data.
+fn unfinished(order: Vec<Seen>) -> Vec<Unfinished> {
+    let mut out = Vec::new();
+    for seen in order {
+        if seen.last.is_final() {
+            continue;
+        }
+        match seen.found {
+            Some(block) => out.push(Unfinished {
+                block,
+                status: seen.last.status,
+                detail: seen.last.detail,
+            }),
+            None => {
+                tracing::error!(
+                    hash = %seen.last.hash,
+                    height = seen.last.height,
+                    "journal has no block data for an unfinished block"
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Decodes one line read by [`scan`] (the rest of an over-long line is skipped); `None` for
+/// a line that is not an entry, whose bytes count as garbage.
+fn read_entry(
+    reader: &mut impl BufRead,
+    line: &[u8],
+    path: &Path,
+    number: usize,
+    out: &mut Scan,
+) -> Result<Option<JournalEntry>, JournalError> {
+    if line.len() > JOURNAL_LINE_BYTES_MAX {
+        tracing::error!(path = %path.display(), line = number, "journal line too long; skipped");
+        let mut rest = Vec::new();
+        reader
+            .read_until(b'\n', &mut rest)
+            .map_err(|source| JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        out.unreadable_bytes += (line.len() + rest.len()) as u64;
+        return Ok(None);
+    }
+    match serde_json::from_slice::<JournalEntry>(line) {
+        Ok(entry) => Ok(Some(entry)),
+        Err(_) => {
+            if line.iter().any(|b| !b.is_ascii_whitespace()) {
+                tracing::warn!(
+                    path = %path.display(),
+                    line = number,
+                    "unreadable journal line (torn write?); skipped"
+                );
+            }
+            out.unreadable_bytes += line.len() as u64;
+            Ok(None)
+        }
+    }
+}
+
 fn scan(path: &Path) -> Result<Scan, JournalError> {
     let io = |source| JournalError::Io {
         path: path.to_path_buf(),
@@ -497,18 +567,7 @@ fn scan(path: &Path) -> Result<Scan, JournalError> {
             break;
         }
         number += 1;
-        if line.len() > JOURNAL_LINE_BYTES_MAX {
-            tracing::error!(path = %path.display(), line = number, "journal line too long; skipped");
-            let mut rest = Vec::new();
-            reader.read_until(b'\n', &mut rest).map_err(io)?;
-            out.unreadable_bytes += (line.len() + rest.len()) as u64;
-            continue;
-        }
-        let Ok(entry) = serde_json::from_slice::<JournalEntry>(&line) else {
-            if line.iter().any(|b| !b.is_ascii_whitespace()) {
-                tracing::warn!(path = %path.display(), line = number, "unreadable journal line (torn write?); skipped");
-            }
-            out.unreadable_bytes += line.len() as u64;
+        let Some(entry) = read_entry(&mut reader, &line, path, number, &mut out)? else {
             continue;
         };
         let tally = out.blocks.entry(entry.hash.clone()).or_default();
@@ -532,20 +591,6 @@ fn scan(path: &Path) -> Result<Scan, JournalError> {
         }
         seen.last = entry;
     }
-    for seen in order {
-        if seen.last.is_final() {
-            continue;
-        }
-        match seen.found {
-            Some(block) => out.unfinished.push(Unfinished {
-                block,
-                status: seen.last.status,
-                detail: seen.last.detail,
-            }),
-            None => {
-                tracing::error!(hash = %seen.last.hash, height = seen.last.height, "journal has no block data for an unfinished block");
-            }
-        }
-    }
+    out.unfinished = unfinished(order);
     Ok(out)
 }

@@ -20,4 +20,5 @@ pub mod rpc;
 pub mod run;
 pub mod stats;
 pub mod storage;
+pub mod subsidy;
 pub mod templates;

@@ -479,7 +479,9 @@ impl Nodes {
                     .saturating_mul(1 << shift)
                     .min(NODE_BACKOFF_MS_MAX);
                 h.retry_at = Some(Instant::now() + Duration::from_millis(ms));
-                tracing::warn!(node = self.clients[index].name(), error = %e, backoff_ms = ms, "node failing");
+                tracing::warn!(
+                    node = self.clients[index].name(), error = %e, backoff_ms = ms, "node failing"
+                );
             }
             Err(_) => {}
         }

@@ -107,7 +107,12 @@ async fn log_node_version(client: &RpcClient) {
         .await
     {
         Ok(info) => {
-            tracing::info!(node = client.name(), version = info.version, subversion = %info.subversion, "node version");
+            tracing::info!(
+                node = client.name(),
+                version = info.version,
+                subversion = %info.subversion,
+                "node version"
+            );
             if let Some(warning) = info.other_chain_warning() {
                 tracing::warn!(node = client.name(), "{warning}");
             }
@@ -242,34 +247,16 @@ impl TemplateLoop {
                     continue;
                 }
             };
-            // A full mempool's template takes milliseconds to check: off the workers
-            // (STYLE rule 11).
-            let parsed =
-                tokio::task::spawn_blocking(move || Template::from_json(raw.0.get().as_bytes()))
-                    .await;
-            let Ok(parsed) = parsed else {
-                errors.push(format!("{}: template parse panicked", client.name()));
-                continue;
-            };
-            let built = parsed
-                .map_err(|e| format!("template refused: {e}"))
-                .and_then(|t| {
-                    // Work that cannot be built must not be silent: the same coinbase every shard
-                    // builds, tried once here (the split outputs do not depend on the payout).
-                    build_coinbase(&t, &PROBE_PAYOUT_SCRIPT, &self.coinbase)
-                        .map(|_| t)
-                        .map_err(|e| {
-                            self.job_build_failures.fetch_add(1, Ordering::Relaxed);
-                            format!("cannot build work: {e} (check [[pool.split]])")
-                        })
-                });
+            let built = self.usable(raw).await;
             match built {
                 Ok(t) => {
                     self.publish(i, Arc::new(t));
                     return;
                 }
                 Err(e) => {
-                    tracing::error!(node = client.name(), error = %e, "no work from this node's template");
+                    tracing::error!(
+                        node = client.name(), error = %e, "no work from this node's template"
+                    );
                     refused += 1;
                     errors.push(format!("{}: {e}", client.name()));
                 }
@@ -279,6 +266,24 @@ impl TemplateLoop {
             errors.push(RpcError::NoNodeAvailable.to_string());
         }
         self.gate(gate_reason(ibd, refused, &errors));
+    }
+
+    /// Parses a template and checks that work can be built from it.
+    async fn usable(&self, raw: RawJson) -> Result<Template, String> {
+        // A full mempool's template takes milliseconds to check: off the workers
+        // (STYLE rule 11).
+        let parsed =
+            tokio::task::spawn_blocking(move || Template::from_json(raw.0.get().as_bytes()))
+                .await
+                .map_err(|_| "template parse panicked".to_owned())?;
+        let t = parsed.map_err(|e| format!("template refused: {e}"))?;
+        // Work that cannot be built must not be silent: the coinbase every shard builds,
+        // tried once here (the split outputs do not depend on the payout script).
+        build_coinbase(&t, &PROBE_PAYOUT_SCRIPT, &self.coinbase).map_err(|e| {
+            self.job_build_failures.fetch_add(1, Ordering::Relaxed);
+            format!("cannot build work: {e} (check [[pool.split]])")
+        })?;
+        Ok(t)
     }
 
     /// Templates that answered but could not be turned into work (a refused template, or a

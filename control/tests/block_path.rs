@@ -68,6 +68,30 @@ fn header_with(hash: String, confirmations: i64) -> impl Fn(&serde_json::Value) 
     }
 }
 
+/// A node that knows `hash` (with `confirmations`) only once it was submitted, and answers
+/// `submitblock` with `answer`.
+fn node_learning_on_submit(
+    node: &FakeNode,
+    hash: &str,
+    answer: serde_json::Value,
+    confirmations: i64,
+) {
+    let known = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&known);
+    node.on("submitblock", move |_| {
+        seen.store(true, Ordering::SeqCst);
+        Reply::Result(answer.clone())
+    });
+    let header = header_with(hash.to_owned(), confirmations);
+    node.on("getblockheader", move |p| {
+        if known.load(Ordering::SeqCst) {
+            header(p)
+        } else {
+            Reply::Error(-5, "Block not found".to_owned())
+        }
+    });
+}
+
 fn statuses(path: &PathBuf) -> Vec<BlockStatus> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -230,23 +254,7 @@ async fn a_block_left_pending_by_a_ten_minute_outage_is_resubmitted_within_30_s_
     let path = temp_journal("outage");
     let node = FakeNode::start().await;
     let b = block(13);
-    let known = Arc::new(AtomicBool::new(false));
-    {
-        let seen = Arc::clone(&known);
-        node.on("submitblock", move |_| {
-            seen.store(true, Ordering::SeqCst);
-            Reply::Result(json!(null))
-        });
-        let header = header_for(b.hash.clone());
-        let known = Arc::clone(&known);
-        node.on("getblockheader", move |p| {
-            if known.load(Ordering::SeqCst) {
-                header(p)
-            } else {
-                Reply::Error(-5, "Block not found".to_owned())
-            }
-        });
-    }
+    node_learning_on_submit(&node, &b.hash, json!(null), 1);
     node.set_down(true);
     let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
     let (bp, _events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
@@ -381,23 +389,7 @@ async fn a_pending_block_is_replayed_at_start_up() {
     );
 
     let node = FakeNode::start().await;
-    let known = Arc::new(AtomicBool::new(false));
-    {
-        let seen = Arc::clone(&known);
-        node.on("submitblock", move |_| {
-            seen.store(true, Ordering::SeqCst);
-            Reply::Result(json!("duplicate"))
-        });
-        let header = header_with(b.hash.clone(), 100);
-        let known = Arc::clone(&known);
-        node.on("getblockheader", move |p| {
-            if known.load(Ordering::SeqCst) {
-                header(p)
-            } else {
-                Reply::Error(-5, "Block not found".to_owned())
-            }
-        });
-    }
+    node_learning_on_submit(&node, &b.hash, json!("duplicate"), 100);
     let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
     let (bp, _events) = BlockPath::new(nodes, Journal::open(&path).unwrap());
     let bp = bp.with_retry(quick());

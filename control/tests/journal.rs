@@ -84,7 +84,7 @@ impl Write for FailingFile {
 }
 
 impl JournalFile for FailingFile {
-    fn len(&self) -> std::io::Result<u64> {
+    fn size(&self) -> std::io::Result<u64> {
         self.file.metadata().map(|m| m.len())
     }
     fn truncate(&mut self, len: u64) -> std::io::Result<()> {
@@ -169,21 +169,17 @@ fn efbig_child(path: &Path) {
         rlim_max: hard,
     };
     // SAFETY: as above; lowering only the soft limit, which may be raised back.
-    assert_eq!(
-        unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &raw const small) },
-        0
-    );
+    let lowered = unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &raw const small) };
+    assert_eq!(lowered, 0);
     let err = journal.append_found(&block(2, 4_000)).unwrap_err();
     println!("EFBIG-ERROR {err}");
-    // SAFETY: as above; the soft limit back to the hard one.
     let back = libc::rlimit {
         rlim_cur: hard,
         rlim_max: hard,
     };
-    assert_eq!(
-        unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &raw const back) },
-        0
-    );
+    // SAFETY: as above; the soft limit back to the hard one.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &raw const back) };
+    assert_eq!(raised, 0);
     journal.append_found(&block(3, 100)).unwrap();
 }
 

@@ -3,7 +3,8 @@
 //! - crate layering: `warppool-hash`, `warppool-core` and `warppool-net` never depend on tokio;
 //! - no unbounded channel anywhere in the workspace;
 //! - lines of at most 100 columns in `hash/` and `core/`;
-//! - no `unsafe` in `core/`, and no printing or `dbg!` in library code of `hash/` and `core/`.
+//! - no `unsafe` in `core/`, and no printing or `dbg!` in library code of `hash/` and `core/`;
+//! - shape rules for every file (800 lines, 70-line functions, 100 columns) are in `shape.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};

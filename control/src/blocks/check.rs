@@ -202,7 +202,9 @@ impl BlockPath {
         }
         for a in &answers {
             if let SubmitOutcome::Rejected(reason) = &a.outcome {
-                tracing::error!(node = %a.node, hash = %block.hash, %reason, "block rejected by node");
+                tracing::error!(
+                    node = %a.node, hash = %block.hash, %reason, "block rejected by node"
+                );
             }
         }
         answers
@@ -262,7 +264,15 @@ impl BlockPath {
             None => (before, false, describe_views(&views)),
         };
         if status != before || settled != settled_before {
-            tracing::info!(height = block.height, hash = %block.hash, from = %before, to = %status, settled, %detail, "block status");
+            tracing::info!(
+                height = block.height,
+                hash = %block.hash,
+                from = %before,
+                to = %status,
+                settled,
+                %detail,
+                "block status"
+            );
             self.set_status(block, status, settled, Some(detail), answers);
         } else if !answers.is_empty() {
             // A resubmission round without a status change: storage keeps each node's answer.
@@ -293,7 +303,8 @@ impl BlockPath {
             Some((hash, confirmations)) => {
                 let settled = confirmations >= COINBASE_MATURITY;
                 let detail = format!(
-                    "{detail}; the active chain has {hash} at height {} ({confirmations} confirmations)",
+                    "{detail}; the active chain has {hash} at height {} \
+                     ({confirmations} confirmations)",
                     block.height
                 );
                 (BlockStatus::Orphaned, settled, detail)
