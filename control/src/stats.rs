@@ -96,7 +96,7 @@ impl Recorder for MemoryStats {
                 ShareEvent::Authorized { .. } => {
                     self.authorized.fetch_add(1, Ordering::Relaxed);
                 }
-                ShareEvent::Difficulty { .. } => {}
+                ShareEvent::Difficulty { .. } | ShareEvent::Closed { .. } => {}
                 ShareEvent::Share(s) => {
                     if s.reject.is_none() {
                         self.shares_accepted.fetch_add(1, Ordering::Relaxed);
@@ -177,9 +177,11 @@ pub async fn drain_block_events(queue: flume::Receiver<BlockEvent>, recorder: Ar
     }
 }
 
-/// Most connection → worker entries [`SqliteRecorder`] remembers (a full map is cleared; the
-/// next authorization of each connection is not replayed, so its shares go unnamed).
-const CONNECTIONS_REMEMBERED_MAX: usize = 65_536;
+/// Most connection → worker entries [`SqliteRecorder`] keeps. An entry leaves when its
+/// connection closes ([`ShareEvent::Closed`]), so the map holds the live authorized
+/// connections, far fewer than this; if it were ever full, a new connection's shares would go
+/// unnamed (counted and logged), and nobody else's would.
+const CONNECTIONS_REMEMBERED_MAX: usize = 1 << 20;
 
 /// Most worker names [`SqliteRecorder::workers`] lists.
 const WORKERS_LISTED_MAX: usize = 4096;
@@ -228,6 +230,8 @@ pub struct SqliteRecorder {
     counters: MemoryStats,
     names: std::sync::Mutex<Names>,
     difficulties: WorkerDifficulties,
+    /// Authorizations not remembered because the connection map was full.
+    unnamed_connections: AtomicU64,
 }
 
 impl SqliteRecorder {
@@ -267,6 +271,7 @@ impl SqliteRecorder {
             counters: MemoryStats::default(),
             names: std::sync::Mutex::new(names),
             difficulties,
+            unnamed_connections: AtomicU64::new(0),
         }
     }
 
@@ -346,12 +351,22 @@ impl Recorder for SqliteRecorder {
                     username,
                     user_agent,
                 } => {
-                    if names.by_connection.len() >= CONNECTIONS_REMEMBERED_MAX {
-                        names.by_connection.clear();
+                    if names.by_connection.len() < CONNECTIONS_REMEMBERED_MAX
+                        || names.by_connection.contains_key(connection)
+                    {
+                        names
+                            .by_connection
+                            .insert(*connection, username.to_string());
+                    } else {
+                        let n = self.unnamed_connections.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_power_of_two() {
+                            tracing::warn!(
+                                unnamed = n,
+                                "connection → worker map full (CONNECTIONS_REMEMBERED_MAX): \
+                                 shares of new connections go unnamed"
+                            );
+                        }
                     }
-                    names
-                        .by_connection
-                        .insert(*connection, username.to_string());
                     if names.workers.len() < WORKERS_LISTED_MAX {
                         names.workers.insert(username.to_string());
                     }
@@ -367,6 +382,9 @@ impl Recorder for SqliteRecorder {
                     if let Some(worker) = names.by_connection.get(connection).cloned() {
                         names.set_difficulty(worker, *difficulty);
                     }
+                }
+                ShareEvent::Closed { connection } => {
+                    names.by_connection.remove(connection);
                 }
                 ShareEvent::Share(s) => {
                     let Some(worker) = names.by_connection.get(&s.connection) else {

@@ -188,6 +188,14 @@ pub trait Protocol: 'static {
         Flow::Continue
     }
 
+    /// A statistics entry announcing that `conn` is closing, sent just before
+    /// [`Protocol::on_close`] (so the control plane can forget what it kept per connection).
+    /// None by default.
+    fn closing_stat(&mut self, conn: &Self::Conn) -> Option<Self::Stat> {
+        let _ = conn;
+        None
+    }
+
     /// The connection is gone; this is the last call for it.
     fn on_close(&mut self, conn: Self::Conn, info: &ConnInfo, reason: CloseReason);
 }

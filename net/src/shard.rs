@@ -1013,6 +1013,9 @@ fn finish_in<P: Protocol>(st: &mut ShardState<P>, index: usize) {
         .conn
         .take()
         .expect("connection state present until on_close");
+    if let Some(stat) = st.protocol.closing_stat(&conn) {
+        st.events.stat(stat);
+    }
     st.protocol.on_close(conn, &slot.info, closing.reason);
     // Dropping the slot closes a plain socket, which also removes it from the epoll set.
     drop(slot);

@@ -269,6 +269,12 @@ pub enum ShareEvent {
     },
     /// One judged share.
     Share(ShareStat),
+    /// An authorized connection closed: what was kept for it can go (sent once, only for
+    /// connections that sent [`ShareEvent::Authorized`]).
+    Closed {
+        /// The connection.
+        connection: ConnectionId,
+    },
     /// The difficulty of an authorized connection changed (vardiff retarget or a client's
     /// suggestion), sent once per change, never per share. The control plane stores it per
     /// worker so that a reconnecting worker starts there ([`WorkerDifficulties`]). Like every

@@ -146,3 +146,35 @@ fn a_suggest_before_authorize_wins_and_changes_are_reported() {
         plane.stop();
     });
 }
+
+#[test]
+fn an_authorized_connection_that_closes_is_reported_closed_once() {
+    both_drivers(DEADLINE, |force_polling| {
+        let plane = pool(force_polling);
+        first_difficulty(&plane, &format!("{ADDRESS}.closes"), "x");
+        // A connection that never authorized is not reported.
+        drop(Miner::connect(plane.local_addrs()[0]));
+        let mut authorized = Vec::new();
+        let mut closed = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while closed.is_empty() && std::time::Instant::now() < deadline {
+            for queue in plane.stats_receivers() {
+                while let Ok(batch) = queue.try_recv() {
+                    for event in batch.iter() {
+                        match event {
+                            ShareEvent::Authorized { connection, .. } => {
+                                authorized.push(*connection);
+                            }
+                            ShareEvent::Closed { connection } => closed.push(*connection),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(authorized.len(), 1);
+        assert_eq!(closed, authorized, "the authorized connection, once");
+        plane.stop();
+    });
+}

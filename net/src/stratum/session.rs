@@ -770,6 +770,12 @@ impl Protocol for Stratum {
         Flow::Continue
     }
 
+    fn closing_stat(&mut self, conn: &Session) -> Option<ShareEvent> {
+        conn.user.as_ref().map(|_| ShareEvent::Closed {
+            connection: conn.id,
+        })
+    }
+
     fn on_close(&mut self, conn: Session, _info: &ConnInfo, _reason: CloseReason) {
         if let Some(en1) = conn.extranonce1 {
             self.registry.release(u32::from_be_bytes(*en1.as_bytes()));
