@@ -979,8 +979,7 @@ fn finish<P: Protocol>(state: &RefCell<ShardState<P>>, index: usize) {
 
 /// Removes a closed connection from the shard and tells the protocol.
 fn finish_in<P: Protocol>(st: &mut ShardState<P>, index: usize) {
-    let slot = st.slots[index].take().expect("finished slot was live");
-    let mut slot = *slot;
+    let mut slot = *st.slots[index].take().expect("finished slot was live");
     let closing = slot.closing.expect("finished slot was closing");
     let _ = socket2::SockRef::from(&BorrowedSocket(slot.raw_fd())).shutdown(Shutdown::Both);
     // The shutdown ends an outstanding multishot recv (end of stream); cancel it as well. Its
