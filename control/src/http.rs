@@ -14,7 +14,8 @@
 //! At most [`HTTP_CONNECTIONS_MAX`] connections at once (more wait in the kernel backlog);
 //! request heads at most [`HTTP_REQUEST_HEAD_BYTES_MAX`]; a request with a body is refused
 //! (413); each connection lives at most [`HTTP_CONNECTION_SECS_MAX`]. Storage queries run on
-//! blocking threads.
+//! the API's own niced query threads ([`QueryPool`]), never where the block path or the
+//! runtime's workers would wait behind them; a full query queue answers 503.
 
 use std::{
     convert::Infallible,
@@ -34,6 +35,9 @@ use tokio::{
     task::JoinHandle,
 };
 
+mod queries;
+
+pub use self::queries::{QueriesBusy, QueryPool};
 use crate::{stats::SqliteRecorder, storage::HashrateWindow, templates::TemplateStatus};
 
 /// Most HTTP connections served at once.
@@ -56,6 +60,8 @@ pub struct ApiState {
     pub network: bitcoin::Network,
     /// When the current template generation was first seen.
     pub template_seen: Arc<std::sync::Mutex<(u64, Instant)>>,
+    /// Where storage queries run.
+    pub queries: QueryPool,
 }
 
 /// A running HTTP server.
@@ -182,10 +188,15 @@ async fn handle(
 type Handler = fn(&ApiState) -> Result<serde_json::Value, crate::storage::StorageError>;
 
 async fn blocking(state: ApiState, f: Handler) -> Response<Full<Bytes>> {
-    match tokio::task::spawn_blocking(move || f(&state)).await {
-        Ok(Ok(value)) => json_response(StatusCode::OK, &value),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "handler panicked"),
+    let queries = state.queries.clone();
+    let result = queries
+        .run(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&state))))
+        .await;
+    match result {
+        Ok(Ok(Ok(value))) => json_response(StatusCode::OK, &value),
+        Ok(Ok(Err(e))) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Ok(Err(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "handler panicked"),
+        Err(busy) => error(StatusCode::SERVICE_UNAVAILABLE, &busy.to_string()),
     }
 }
 

@@ -113,6 +113,8 @@ impl Daemon {
                     status: pool.template_loop().status(),
                     network,
                     template_seen: Arc::new(std::sync::Mutex::new((0, std::time::Instant::now()))),
+                    queries: crate::http::QueryPool::start()
+                        .context("cannot start the API query threads")?,
                 };
                 let server = HttpServer::start(addr, state)
                     .await

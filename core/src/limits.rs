@@ -491,6 +491,17 @@ pub const CONTROL_WORKER_THREADS: usize = 2;
 /// Blocking-pool threads of the control plane's runtime (journal fsync, file reads).
 pub const CONTROL_BLOCKING_THREADS_MAX: usize = 8;
 
+/// Threads that run the HTTP API's storage queries (at a lower CPU priority than the data
+/// plane and the block path).
+pub const API_QUERY_THREADS: usize = 2;
+
+/// API queries waiting for a query thread; past it a request is answered 503 at once.
+pub const API_QUERIES_QUEUED_MAX: usize = 64;
+
+/// How much lower the API query threads' CPU priority is (`nice` increment): under load the
+/// scheduler runs shares and blocks first.
+pub const API_QUERY_NICE: i32 = 10;
+
 /// Milliseconds shutdown waits for the control tasks to finish before giving up on them.
 pub const CONTROL_SHUTDOWN_MS_MAX: u64 = 10_000;
 

@@ -1,0 +1,366 @@
+//! Found block → `submitblock` at the node, idle and under HTTP load.
+//!
+//! The whole daemon (`Daemon::start`: data plane, block path, SQLite storage, HTTP API) runs on
+//! the production control-plane runtime against an in-process node double (the tests' fake
+//! node, a raw HTTP/1.1 server on its own runtime) serving regtest templates, on which nearly
+//! every share is a block. A raw Stratum client submits one share that meets the network
+//! target at a time and times from just before its `mining.submit` write to the node's
+//! receipt of the `submitblock` request (the whole request read; on loopback the first byte
+//! arrives microseconds earlier). Each sample waits for the previous block's `submitblock`;
+//! every 50 blocks the node moves its tip, so the per-tip candidate cap never applies.
+//!
+//! Two phases of the same length: idle, then with 64 concurrent HTTP clients fetching
+//! `/api/v1/workers` (1,000 workers: three SQLite reads each, on the runtime's blocking pool)
+//! in a loop. Prints p50/p99/max of each and the loaded/idle p99 ratio.
+//!
+//! `cargo bench -p warppool-control --bench block_latency` (`BLOCK_LATENCY_SAMPLES` per phase,
+//! default 200).
+
+#[path = "../tests/support/fake_node.rs"]
+mod fake_node;
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bitcoin::hashes::{Hash, sha256d};
+use fake_node::{FakeNode, Reply, blockchain_info, template};
+use hdrhistogram::Histogram;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+};
+use warppool_control::{config::Config, run::Daemon, stats::Recorder};
+
+const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+const HTTP_CLIENTS: usize = 64;
+const WORKERS: u64 = 1_000;
+const BLOCKS_PER_TIP: u64 = 50;
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The node double: a tip that moves on demand and the arrival time of each `submitblock`.
+struct Node {
+    fake: FakeNode,
+    tip: Arc<AtomicU8>,
+    submitted: Arc<Mutex<Vec<Instant>>>,
+}
+
+async fn node() -> Node {
+    let fake = FakeNode::start().await;
+    let tip = Arc::new(AtomicU8::new(0x11));
+    let submitted: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    fake.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    fake.reply(
+        "getnetworkinfo",
+        Reply::Result(serde_json::json!({"version": 290000, "subversion": "/Satoshi:29.0.0/"})),
+    );
+    let t = Arc::clone(&tip);
+    fake.on("getblocktemplate", move |_| {
+        Reply::Result(template(t.load(Ordering::SeqCst), 102))
+    });
+    let t = Arc::clone(&tip);
+    fake.on("getbestblockhash", move |_| {
+        Reply::Result(serde_json::json!(
+            format!("{:02x}", t.load(Ordering::SeqCst)).repeat(32)
+        ))
+    });
+    let s = Arc::clone(&submitted);
+    fake.on("submitblock", move |_| {
+        s.lock().unwrap().push(Instant::now());
+        Reply::Result(serde_json::Value::Null)
+    });
+    fake.on("getblockheader", |p| {
+        Reply::Result(serde_json::json!({"hash": p[0], "confirmations": 1, "height": 102}))
+    });
+    Node {
+        fake,
+        tip,
+        submitted,
+    }
+}
+
+fn config(node: &Node, dir: &std::path::Path) -> Config {
+    let text = format!(
+        r#"
+version = 1
+network = "regtest"
+[pool]
+shards = 1
+[template]
+best_block_poll_ms = 50
+[storage]
+block_journal = "{journal}"
+database = "{db}"
+[http]
+listen = "127.0.0.1:0"
+[[node]]
+name = "fake"
+rpc_url = "{url}"
+rpc_user = "user"
+rpc_password = "pass"
+[[port]]
+addr = "127.0.0.1:0"
+difficulty_start = 0.0000152587890625
+difficulty_min = 0.0000152587890625
+fractional = "always"
+"#,
+        journal = dir.join("blocks.journal").display(),
+        db = dir.join("db.sqlite").display(),
+        url = node.fake.url(),
+    );
+    Config::from_toml(&text, Vec::new()).expect("bench config")
+}
+
+/// A raw Stratum miner: the newest job, and a way to grind one network-target share of it.
+struct Miner {
+    lines: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+    extranonce1: String,
+    job: serde_json::Value,
+    next_en2: u32,
+}
+
+impl Miner {
+    async fn connect(addr: std::net::SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("stratum connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let hello = format!(
+            "{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}}\n\
+             {{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"{ADDRESS}.bench\",\"x\"]}}\n"
+        );
+        write.write_all(hello.as_bytes()).await.expect("hello");
+        let mut extranonce1 = String::new();
+        loop {
+            let line = lines.next_line().await.expect("read").expect("open");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+            if v["id"] == 1 {
+                extranonce1 = v["result"][1].as_str().expect("en1").to_owned();
+            }
+            if v["method"] == "mining.notify" {
+                return Self {
+                    lines,
+                    write,
+                    extranonce1,
+                    job: v["params"].clone(),
+                    next_en2: 0,
+                };
+            }
+        }
+    }
+
+    /// Reads until a notify on another previous block hash arrives.
+    async fn wait_new_tip(&mut self) {
+        loop {
+            let line = self.lines.next_line().await.expect("read").expect("open");
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+            if v["method"] == "mining.notify" && v["params"][1] != self.job[1] {
+                self.job = v["params"].clone();
+                return;
+            }
+        }
+    }
+
+    /// A submit line for a share of the current job that meets the regtest target.
+    fn block_share(&mut self) -> String {
+        let p = &self.job;
+        let hex = |v: &serde_json::Value| warppool_core::hex::decode(v.as_str().unwrap()).unwrap();
+        loop {
+            self.next_en2 += 1;
+            let en2 = format!("{:08x}", self.next_en2);
+            let coinbase = [
+                hex(&p[2]),
+                warppool_core::hex::decode(&self.extranonce1).unwrap(),
+                warppool_core::hex::decode(&en2).unwrap(),
+                hex(&p[3]),
+            ]
+            .concat();
+            let mut root = sha256d::Hash::hash(&coinbase).to_byte_array();
+            for step in p[4].as_array().unwrap() {
+                root = sha256d::Hash::hash(&[root.as_slice(), &hex(step)].concat()).to_byte_array();
+            }
+            let mut prev = hex(&p[1]);
+            for word in prev.chunks_mut(4) {
+                word.reverse();
+            }
+            let word =
+                |v: &serde_json::Value| u32::from_str_radix(v.as_str().unwrap(), 16).unwrap();
+            let mut header = [0u8; 80];
+            header[..4].copy_from_slice(&word(&p[5]).to_le_bytes());
+            header[4..36].copy_from_slice(&prev);
+            header[36..68].copy_from_slice(&root);
+            header[68..72].copy_from_slice(&word(&p[7]).to_le_bytes());
+            header[72..76].copy_from_slice(&word(&p[6]).to_le_bytes());
+            for nonce in 0..64u32 {
+                header[76..].copy_from_slice(&nonce.to_le_bytes());
+                let hash = sha256d::Hash::hash(&header).to_byte_array();
+                // Regtest's target is 0x7fffff << 208: the top byte of the hash (last in
+                // internal order) below 0x7f is always under it.
+                if hash[31] < 0x7f {
+                    return format!(
+                        "{{\"id\":9,\"method\":\"mining.submit\",\"params\":[\"{ADDRESS}.bench\",\
+                         \"{}\",\"{en2}\",\"{}\",\"{nonce:08x}\"]}}\n",
+                        p[0].as_str().unwrap(),
+                        p[7].as_str().unwrap()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Measures `samples` blocks; returns the latencies in microseconds.
+async fn measure(
+    miner: &mut Miner,
+    node: &Node,
+    samples: u64,
+    mined: &AtomicU64,
+) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    for _ in 0..samples {
+        if mined.load(Ordering::SeqCst) % BLOCKS_PER_TIP == BLOCKS_PER_TIP - 1 {
+            node.tip.fetch_add(1, Ordering::SeqCst);
+            tokio::time::timeout(SAMPLE_TIMEOUT, miner.wait_new_tip())
+                .await
+                .expect("a clean job after the tip moved");
+        }
+        let line = miner.block_share();
+        let before = node.submitted.lock().unwrap().len();
+        let t0 = Instant::now();
+        miner
+            .write
+            .write_all(line.as_bytes())
+            .await
+            .expect("submit");
+        let deadline = t0 + SAMPLE_TIMEOUT;
+        let arrived = loop {
+            if let Some(t) = node.submitted.lock().unwrap().get(before).copied() {
+                break t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no submitblock within {SAMPLE_TIMEOUT:?}: {line}"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        mined.fetch_add(1, Ordering::SeqCst);
+        let us = u64::try_from(arrived.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
+        h.record(us.max(1)).expect("in bounds");
+    }
+    h
+}
+
+/// `HTTP_CLIENTS` tasks on `runtime` fetching `/api/v1/workers` from `http` until `stop`.
+fn hammer(
+    runtime: &tokio::runtime::Runtime,
+    http: std::net::SocketAddr,
+    stop: &Arc<AtomicBool>,
+    requests: &Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let _guard = runtime.enter();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let url = format!("http://{http}/api/v1/workers");
+    (0..HTTP_CLIENTS)
+        .map(|_| {
+            let (stop, requests) = (Arc::clone(stop), Arc::clone(requests));
+            let (client, url) = (client.clone(), url.clone());
+            runtime.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(r) = client.get(&url).send().await {
+                        let _ = r.bytes().await;
+                        requests.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+fn row(name: &str, h: &Histogram<u64>) -> String {
+    format!(
+        "| {name} | {} | {:.2} | {:.2} | {:.2} |",
+        h.len(),
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    )
+}
+
+fn main() {
+    let samples: u64 = std::env::var("BLOCK_LATENCY_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let dir = std::env::temp_dir().join(format!("warppool-block-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // The node, the miner and the HTTP clients each on a runtime of their own, as separate
+    // processes would be: no one's work queues behind another's.
+    let one_thread = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let (node_runtime, miner_runtime, http_runtime) = (one_thread(), one_thread(), one_thread());
+    let node = node_runtime.block_on(node());
+    // The daemon on the production control-plane runtime.
+    let pool_runtime = warppool_control::run::build_runtime().expect("control runtime");
+    let config = config(&node, &dir);
+    let daemon = pool_runtime
+        .block_on(Daemon::start(config))
+        .expect("daemon");
+    let stratum = daemon.pool().local_addrs()[0];
+    let http = daemon.http_addr().expect("http");
+    let names: Vec<_> = (0..WORKERS)
+        .map(|i| warppool_net::stratum::ShareEvent::Authorized {
+            connection: 1_000_000 + i,
+            username: format!("{ADDRESS}.w{i}"),
+            user_agent: Some("bitaxe/BM1370/v2.9.0".to_owned()),
+        })
+        .collect();
+    daemon.recorder().on_shares(&names);
+    daemon.recorder().flush();
+
+    let mined = AtomicU64::new(0);
+    let mut miner = miner_runtime.block_on(Miner::connect(stratum));
+    let _warm = miner_runtime.block_on(measure(&mut miner, &node, 10, &mined));
+    let idle = miner_runtime.block_on(measure(&mut miner, &node, samples, &mined));
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
+    let hammer = hammer(&http_runtime, http, &stop, &requests);
+    std::thread::sleep(Duration::from_secs(1));
+    let loaded = miner_runtime.block_on(measure(&mut miner, &node, samples, &mined));
+    stop.store(true, Ordering::Relaxed);
+    for h in hammer {
+        let _ = http_runtime.block_on(h);
+    }
+    let requests = requests.load(Ordering::Relaxed);
+    println!("| phase | blocks | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    println!("{}", row("idle", &idle));
+    println!(
+        "{}",
+        row(
+            &format!("{HTTP_CLIENTS} clients on /api/v1/workers"),
+            &loaded
+        )
+    );
+    println!(
+        "loaded/idle p99: {:.2}; HTTP requests answered during the loaded phase: {requests}",
+        loaded.value_at_quantile(0.99) as f64 / idle.value_at_quantile(0.99).max(1) as f64
+    );
+    pool_runtime
+        .block_on(daemon.shutdown())
+        .expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
