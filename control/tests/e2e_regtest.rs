@@ -365,3 +365,72 @@ async fn a_block_journaled_before_sigkill_is_replayed_and_confirmed_after_restar
     .await
     .expect("within the time bound");
 }
+
+/// The statuses `hash` went through in the journal, in order, repeats folded.
+fn walk(dir: &std::path::Path, hash: &str) -> Vec<BlockStatus> {
+    let mut out: Vec<BlockStatus> = Vec::new();
+    for e in journal(dir).into_iter().filter(|e| e.hash == hash) {
+        if out.last() != Some(&e.status) {
+            out.push(e.status);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidateblock_walks_a_block_in_chain_to_orphaned_and_back() {
+    let Some(rt) = Regtest::from_env("reorg_walk") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    tokio::time::timeout(TEST_TIME_MAX, async {
+        let dir = temp_dir("reorg");
+        let nodes = node_entry("node1", &rt.url, &rt, true);
+        let pool = start_pool(&pool_config(&dir, 0, "refresh_secs = 5", &nodes)).await;
+        let miner = spawn_miner(&rt, pool.local_addrs()[0], 100_000.0);
+        assert!(
+            wait_until(Duration::from_secs(60), || async {
+                confirmed(&dir).is_some()
+            })
+            .await,
+            "a block in chain: {:?}",
+            journal(&dir)
+        );
+        // No more blocks: a competing block at the same height would win the reorg back.
+        drop(miner.stop());
+        let hash = confirmed(&dir).unwrap().hash;
+        rt.rpc_at(&rt.url, "invalidateblock", serde_json::json!([hash]))
+            .await
+            .expect("invalidateblock");
+        let orphaned = wait_until(Duration::from_secs(40), || async {
+            walk(&dir, &hash).last() == Some(&BlockStatus::Orphaned)
+        })
+        .await;
+        assert!(
+            orphaned,
+            "orphaned after invalidateblock: {:?}",
+            walk(&dir, &hash)
+        );
+        rt.rpc_at(&rt.url, "reconsiderblock", serde_json::json!([hash]))
+            .await
+            .expect("reconsiderblock");
+        let back = wait_until(Duration::from_secs(40), || async {
+            walk(&dir, &hash).last() == Some(&BlockStatus::InChain)
+        })
+        .await;
+        let steps = walk(&dir, &hash);
+        assert!(back, "in chain again after reconsiderblock: {steps:?}");
+        assert_eq!(
+            steps,
+            [
+                BlockStatus::Found,
+                BlockStatus::InChain,
+                BlockStatus::Orphaned,
+                BlockStatus::InChain
+            ]
+        );
+        pool.shutdown().await.unwrap();
+    })
+    .await
+    .expect("within the time bound");
+}
