@@ -417,3 +417,23 @@ async fn a_node_hanging_on_getblocktemplate_loses_its_health_and_the_next_node_s
     assert_eq!(lp.status().borrow().height, Some(103));
     assert_eq!(nodes.available(), vec![1]);
 }
+
+#[test]
+fn node_versions_known_to_follow_another_chain_are_named() {
+    use warppool_control::rpc::NetworkInfo;
+    let info = |s: &str| NetworkInfo {
+        version: 290_000,
+        subversion: s.to_owned(),
+    };
+    assert_eq!(info("/Satoshi:29.0.0/").other_chain_warning(), None);
+    assert_eq!(
+        info("/Satoshi:29.2.0/Knots:20251010/").other_chain_warning(),
+        None
+    );
+    let bip110 = info("/Satoshi:29.3.0/Knots:20260508/").other_chain_warning();
+    assert!(bip110.is_some_and(|w| w.contains("BIP-110")));
+    let blake = info("/Satoshi:29.4.1/Knots:20260801/").other_chain_warning();
+    assert!(blake.is_some_and(|w| w.contains("BLAKE2b")));
+    let bsv = info("/Bitcoin SV:1.0.13/").other_chain_warning();
+    assert!(bsv.is_some_and(|w| w.contains("another chain")));
+}
