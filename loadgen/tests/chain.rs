@@ -21,9 +21,13 @@ use warppool_core::limits::COINBASE_BYTES_MAX;
 use warppool_core::template::Template;
 use warppool_core::types::{Extranonce1, Extranonce2, JobId, Nonce};
 use warppool_loadgen::chain::{
-    ChainSim, ChainSimConfig, ChainSimHandle, RpcAuthConfig, basic_auth_header, block_subsidy,
+    ChainSim, ChainSimConfig, ChainSimHandle, PREMINE_BLOCKS_DEFAULT, RpcAuthConfig,
+    basic_auth_header, block_subsidy,
 };
 use zeromq::{Socket, SocketRecv};
+
+/// The height every simulator starts at (its premine).
+const P: u32 = PREMINE_BLOCKS_DEFAULT;
 
 /// One HTTP POST; returns status, headers and body.
 async fn post(
@@ -195,7 +199,7 @@ async fn template_parses_has_witness_txs_and_core_commitment() {
     assert_eq!(raw["rules"], json!(["csv", "!segwit", "taproot"]));
     assert_eq!(raw["bits"], "207fffff");
     assert!(t.is_segwit());
-    assert_eq!(t.height(), 1);
+    assert_eq!(t.height(), P + 1);
     assert_eq!(t.prevhash(), &sim.tip().to_byte_array());
     let witness_txs = t
         .transactions()
@@ -234,7 +238,7 @@ async fn pool_block_is_accepted_becomes_tip_and_duplicate_after() {
     assert!(block.txdata.len() > 1);
     assert_eq!(submit(&sim, &block).await, Value::Null);
     assert_eq!(sim.tip(), block.block_hash());
-    assert_eq!(sim.height(), 1);
+    assert_eq!(sim.height(), P + 1);
     let found = sim.submitted_blocks();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].hash, block.block_hash());
@@ -242,7 +246,7 @@ async fn pool_block_is_accepted_becomes_tip_and_duplicate_after() {
     assert_eq!(submit(&sim, &block).await, json!("duplicate"));
     // The block's transactions left the mempool.
     let (_, next) = gbt(&sim).await;
-    assert_eq!(next.height(), 2);
+    assert_eq!(next.height(), P + 2);
     assert!(
         next.transactions()
             .iter()
@@ -281,7 +285,7 @@ async fn each_broken_block_gets_cores_reject_reason() {
 
     let mut b = good.clone();
     let mut script = b.txdata[0].input[0].script_sig.to_bytes();
-    let (push, len) = bip34_height_push(2).expect("push");
+    let (push, len) = bip34_height_push(P + 2).expect("push");
     script[..len].copy_from_slice(&push[..len]);
     b.txdata[0].input[0].script_sig = ScriptBuf::from_bytes(script);
     fix_and_grind(&mut b);
@@ -306,7 +310,7 @@ async fn each_broken_block_gets_cores_reject_reason() {
     );
 
     // Nothing above moved the tip; the good block still connects.
-    assert_eq!(sim.height(), 0);
+    assert_eq!(sim.height(), P);
     assert_eq!(submit(&sim, &good).await, Value::Null);
 
     // A valid block on the old tip: stored on a side branch, not connected.
@@ -344,7 +348,7 @@ async fn high_hash_with_harder_bits_and_network_blocks_skip_pow() {
     // The simulator's own blocks need no proof of work with skip_own_pow.
     let h = sim.mine_network_block();
     assert_eq!(sim.tip(), h);
-    assert_eq!(sim.height(), 1);
+    assert_eq!(sim.height(), P + 1);
     assert!(sim.submitted_blocks().is_empty());
 }
 
@@ -448,7 +452,7 @@ async fn long_poll_returns_on_a_new_block_and_times_out_otherwise() {
         .expect("in time")
         .expect("task");
     assert_eq!(fresh["previousblockhash"], json!(h.to_string()));
-    assert_eq!(fresh["height"], 2);
+    assert_eq!(fresh["height"], P + 2);
 }
 
 #[tokio::test]
@@ -479,7 +483,7 @@ async fn auth_errors_methods_ibd_and_outages() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let v: Value = serde_json::from_slice(&b).expect("json");
-    assert_eq!(v[0]["result"], 0);
+    assert_eq!(v[0]["result"], P);
     assert!(v[0].get("error").is_none());
     assert_eq!(v[1]["error"]["code"], -32601);
 
@@ -510,7 +514,7 @@ async fn auth_errors_methods_ibd_and_outages() {
     let (status, _, _) = post(sim.rpc_addr(), Some((&u, &p)), &body).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     sim.set_rpc_failing(false);
-    assert_eq!(result(&sim, "getblockcount", json!([])).await, 0);
+    assert_eq!(result(&sim, "getblockcount", json!([])).await, P);
 
     let addr = bitcoin::Address::from_script(&payout(), bitcoin::Network::Regtest).expect("addr");
     let v = result(&sim, "validateaddress", json!([addr.to_string()])).await;
@@ -559,7 +563,7 @@ async fn cookie_auth_chunked_replies_and_block_timer() {
     let v: Value = serde_json::from_slice(&body).expect("json");
     Template::from_json(v["result"].to_string().as_bytes()).expect("template");
     tokio::time::timeout(Duration::from_secs(10), async {
-        while sim.height() < 2 {
+        while sim.height() < P + 2 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -589,7 +593,7 @@ async fn proposal_mode_checks_without_storing() {
         result(&sim, "getblocktemplate", propose(&good)).await,
         Value::Null
     );
-    assert_eq!(sim.height(), 0, "a proposal is not stored");
+    assert_eq!(sim.height(), P, "a proposal is not stored");
     let mut bad = good.clone();
     bad.txdata[0].output[0].value += Amount::from_sat(1);
     bad.header.merkle_root = bad.compute_merkle_root().expect("root");
@@ -626,7 +630,7 @@ async fn dropped_connections_and_hard_bits_without_skip_are_refused() {
         assert!(res.is_err(), "no response while dropping");
     }
     sim.set_rpc_dropping(false);
-    assert_eq!(result(&sim, "getblockcount", json!([])).await, 0);
+    assert_eq!(result(&sim, "getblockcount", json!([])).await, P);
 
     let err = ChainSim::start(ChainSimConfig {
         bits: 0x1d00_ffff,
