@@ -726,3 +726,100 @@ async fn generatetoaddress_mines_blocks_paying_the_address_and_refuses_bad_input
     assert_eq!(v["error"]["code"], -3, "{v}");
     assert_eq!(sim.height(), height + 2);
 }
+
+/// `confirmations` of `getblockheader <hash> true`.
+async fn confirmations(sim: &ChainSimHandle, hash: &BlockHash) -> Value {
+    result(sim, "getblockheader", json!([hash.to_string(), true])).await["confirmations"].clone()
+}
+
+#[tokio::test]
+async fn invalidate_reconsider_and_a_competing_branch_reorg_as_core_does() {
+    let sim = start().await;
+    let mut zmq = zeromq::SubSocket::new();
+    zmq.connect(&sim.zmq_endpoint()).await.expect("zmq connect");
+    zmq.subscribe("hashblock").await.expect("subscribe");
+    tokio::time::sleep(Duration::from_millis(200)).await; // the subscription reaches the PUB
+    let base = sim.tip();
+    let a = sim.mine_network_block();
+    let b = sim.mine_network_block();
+    assert_eq!(confirmations(&sim, &a).await, 2);
+
+    // invalidateblock: a and b leave the active chain; the tip is a's parent, announced.
+    let (status, v) = rpc(&sim, "invalidateblock", json!([a.to_string()])).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["result"].is_null() && v["error"].is_null(), "{v}");
+    assert_eq!(sim.tip(), base);
+    assert_eq!(confirmations(&sim, &a).await, -1);
+    assert_eq!(confirmations(&sim, &b).await, -1);
+    let (_, t) = gbt(&sim).await;
+    assert_eq!(
+        t.prevhash(),
+        &base.to_byte_array(),
+        "the template follows the tip"
+    );
+    let mut announced = Vec::new();
+    for _ in 0..3 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), zmq.recv())
+            .await
+            .expect("hashblock in time")
+            .expect("message");
+        let mut hash = msg.get(1).expect("body").to_vec();
+        hash.reverse();
+        announced.push(BlockHash::from_slice(&hash).expect("hash"));
+    }
+    assert_eq!(announced, vec![a, b, base]);
+
+    // reconsiderblock: b's branch has the most work again.
+    assert!(
+        result(&sim, "reconsiderblock", json!([b.to_string()]))
+            .await
+            .is_null()
+    );
+    assert_eq!(sim.tip(), b);
+    assert_eq!(confirmations(&sim, &a).await, 2);
+
+    // A competing branch from a: x1 has equal work (stays a side branch, inconclusive for a
+    // submitted block), x2 gives it more and it takes over.
+    let x1 = sim.mine_network_block_on(&a);
+    assert_eq!(sim.tip(), b);
+    assert_eq!(confirmations(&sim, &x1).await, -1);
+    let x2 = sim.mine_network_block_on(&x1);
+    assert_eq!(sim.tip(), x2);
+    assert_eq!(confirmations(&sim, &b).await, -1);
+    assert_eq!(confirmations(&sim, &a).await, 3);
+    assert_eq!(sim.confirmations(&x1), Some(2));
+
+    // A miner's block on b (the old branch) is valid but has less work: inconclusive.
+    let (_, t) = gbt(&sim).await;
+    let mut stale = pool_block(t, false);
+    stale.header.prev_blockhash = b;
+    stale.header.time = sim_time(&sim, &b).await + 1;
+    let height = P + 3;
+    let mut script = stale.txdata[0].input[0].script_sig.to_bytes();
+    let (push, len) = bip34_height_push(height).expect("push");
+    let (old, old_len) = bip34_height_push(P + 4).expect("push");
+    assert_eq!(len, old_len);
+    assert_eq!(&script[..len], &old[..len]);
+    script[..len].copy_from_slice(&push[..len]);
+    stale.txdata[0].input[0].script_sig = ScriptBuf::from_bytes(script);
+    stale.txdata.truncate(1); // the mempool's transactions belong to the other branch
+    stale.txdata[0].output[0].value = Amount::from_sat(block_subsidy(height));
+    fix_and_grind(&mut stale);
+    assert_eq!(submit(&sim, &stale).await, json!("inconclusive"));
+    assert_eq!(confirmations(&sim, &stale.block_hash()).await, -1);
+    // getblock verbosity 1: the minimal fields.
+    let g = result(&sim, "getblock", json!([x2.to_string(), 1])).await;
+    assert_eq!(g["hash"], json!(x2.to_string()));
+    assert_eq!(g["confirmations"], 1);
+    assert_eq!(g["height"], P + 3);
+    assert_eq!(g["tx"].as_array().map(Vec::len), Some(1));
+    let (_, v) = rpc(&sim, "invalidateblock", json!(["00".repeat(32)])).await;
+    assert_eq!(v["error"]["code"], -5);
+}
+
+async fn sim_time(sim: &ChainSimHandle, hash: &BlockHash) -> u32 {
+    let h = result(sim, "getblockheader", json!([hash.to_string(), true])).await;
+    u32::try_from(h["mediantime"].as_u64().expect("time"))
+        .expect("u32")
+        .max(u32::try_from(h["time"].as_u64().expect("time")).expect("u32"))
+}

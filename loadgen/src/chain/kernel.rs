@@ -269,8 +269,7 @@ impl Kernel {
             }
             (Verdict::Invalid { result, reason, .. }, true) => {
                 let hash = block.block_hash();
-                state.mark_invalid(&hash);
-                state.activate_best_chain(None);
+                state.reject_by_engine(&hash);
                 let reason = reason
                     .clone()
                     .unwrap_or_else(|| format!("kernel-{}", result.to_lowercase()));

@@ -75,7 +75,9 @@ impl ChainState {
         let reorg = fork_height < self.height();
         if reorg {
             for e in self.chain.drain(fork_height as usize + 1..) {
-                returned.extend(e.block.txdata.iter().skip(1).cloned());
+                if !self.engine_rejected.contains(&e.hash) {
+                    returned.extend(e.block.txdata.iter().skip(1).cloned());
+                }
                 self.chain_bytes -= e.size as u64;
             }
             self.replay_utxo();
@@ -119,6 +121,14 @@ impl ChainState {
                 }
             }
         }
+    }
+
+    /// A block Core's engine rejected: invalid with its descendants, and taken off the
+    /// active chain without giving its transactions back to the mempool.
+    pub(crate) fn reject_by_engine(&mut self, hash: &BlockHash) {
+        self.engine_rejected.insert(*hash);
+        self.mark_invalid(hash);
+        self.activate_best_chain(None);
     }
 
     /// Marks `hash` and its descendants invalid.

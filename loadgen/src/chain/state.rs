@@ -136,6 +136,10 @@ pub(crate) struct ChainState {
     /// Blocks that failed validation or descend from one (Core's `BLOCK_FAILED_MASK`),
     /// including those marked by `invalidateblock`.
     pub(crate) invalid: HashSet<BlockHash>,
+    /// Blocks the simulator connected but Core's engine rejected: their transactions do not
+    /// go back to the mempool when they are disconnected (the engine saw a flaw, such as a
+    /// bad signature, that the simulator's own checks cannot).
+    pub(crate) engine_rejected: HashSet<BlockHash>,
     /// The unspent outputs of the active chain.
     pub(crate) utxo: Utxo,
     pub(crate) mempool: Mempool,
@@ -166,6 +170,7 @@ impl ChainState {
             known,
             children: HashMap::new(),
             invalid: HashSet::new(),
+            engine_rejected: HashSet::new(),
             utxo: Utxo::new(),
             mempool: Mempool::new(seed, mempool_target),
             updates: 1,
