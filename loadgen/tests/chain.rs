@@ -1,170 +1,27 @@
 //! The chain simulator against WarpPool's own template parsing, coinbase building and block
 //! assembly, and against Bitcoin Core's RPC and ZMQ conventions.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, Block, BlockHash, ScriptBuf, TxMerkleNode, TxOut};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::StatusCode;
-use hyper::header::HeaderMap;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use warppool_core::block::BlockCandidate;
 use warppool_core::coinbase::{CoinbaseConfig, bip34_height_push};
-use warppool_core::difficulty::ShareTarget;
-use warppool_core::job::Job;
-use warppool_core::limits::COINBASE_BYTES_MAX;
 use warppool_core::template::Template;
-use warppool_core::types::{Extranonce1, Extranonce2, JobId, Nonce};
 use warppool_loadgen::chain::{
-    ChainSim, ChainSimConfig, ChainSimHandle, PREMINE_BLOCKS_DEFAULT, RpcAuthConfig,
-    basic_auth_header, block_subsidy,
+    ChainSim, ChainSimConfig, ChainSimHandle, RpcAuthConfig, basic_auth_header, block_subsidy,
 };
 use zeromq::{Socket, SocketRecv};
 
-/// The height every simulator starts at (its premine).
-const P: u32 = PREMINE_BLOCKS_DEFAULT;
+#[path = "support/chain.rs"]
+mod support;
 
-/// One HTTP POST; returns status, headers and body.
-async fn post(
-    addr: SocketAddr,
-    auth: Option<(&str, &str)>,
-    body: &Value,
-) -> (StatusCode, HeaderMap, Bytes) {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder()
-        .method("POST")
-        .uri("/")
-        .header("host", addr.to_string())
-        .header("content-type", "application/json");
-    if let Some((u, p)) = auth {
-        req = req.header("authorization", basic_auth_header(u, p));
-    }
-    let req = req
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("request");
-    let resp = sender.send_request(req).await.expect("response");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, headers, body)
-}
-
-/// A JSON-RPC 1.0 call with the simulator's credentials: (HTTP status, reply object).
-async fn rpc(sim: &ChainSimHandle, method: &str, params: Value) -> (StatusCode, Value) {
-    let (u, p) = sim.rpc_auth();
-    let (status, _, body) = post(
-        sim.rpc_addr(),
-        Some((&u, &p)),
-        &json!({"method": method, "params": params, "id": 7}),
-    )
-    .await;
-    let v: Value = serde_json::from_slice(&body).expect("json reply");
-    assert_eq!(v["id"], 7);
-    (status, v)
-}
-
-async fn result(sim: &ChainSimHandle, method: &str, params: Value) -> Value {
-    let (status, v) = rpc(sim, method, params).await;
-    assert_eq!(status, StatusCode::OK, "{method}: {v}");
-    assert!(v["error"].is_null(), "{method}: {v}");
-    v["result"].clone()
-}
-
-async fn gbt(sim: &ChainSimHandle) -> (Value, Template) {
-    let v = result(sim, "getblocktemplate", json!([{"rules": ["segwit"]}])).await;
-    let t = Template::from_json(v.to_string().as_bytes()).expect("template parses");
-    (v, t)
-}
-
-async fn submit(sim: &ChainSimHandle, block: &Block) -> Value {
-    let hex = warppool_core::hex::encode(&bitcoin::consensus::serialize(block));
-    result(sim, "submitblock", json!([hex])).await
-}
-
-fn payout() -> ScriptBuf {
-    ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]))
-}
-
-/// A block from the template the way the pool builds one: `build_coinbase` via `Job`, a
-/// nonce found at the template's difficulty (or nonce 0 when `solve` is false), assembled by
-/// `BlockCandidate`.
-fn pool_block(template: Template, solve: bool) -> Block {
-    let job = Arc::new(
-        Job::new(
-            JobId::new(1),
-            Arc::new(template),
-            payout().as_bytes(),
-            &CoinbaseConfig::solo(b"/warppool-test/"),
-        )
-        .expect("job"),
-    );
-    let en1 = Extranonce1::from_u32(0x0102_0304);
-    let en2 = Extranonce2::from_bytes(&[0, 0, 0, 1]).expect("en2");
-    let root = job.merkle_branch().root(&job.coinbase_txid(&en1, &en2));
-    let mut nonce = 0u32;
-    let header = loop {
-        let h = job.header(&root, job.ntime(), Nonce::new(nonce), job.version());
-        if !solve
-            || job
-                .network_target()
-                .is_met_by(&warppool_hash::sha256d_header(&h))
-        {
-            break h;
-        }
-        nonce += 1;
-    };
-    let mut cb = [0u8; COINBASE_BYTES_MAX];
-    let len = job.write_coinbase(&en1, &en2, &mut cb);
-    let bytes = BlockCandidate::new(header, cb, len, job).to_block_bytes();
-    bitcoin::consensus::deserialize(&bytes).expect("the pool's block deserializes")
-}
-
-/// Recomputes the witness commitment and merkle root after a mutation, then grinds the nonce.
-fn fix_and_grind(block: &mut Block) {
-    let root = block.witness_root().expect("witness root");
-    let commitment = Block::compute_witness_commitment(&root, &[0u8; 32]);
-    let cb = &mut block.txdata[0];
-    let out = cb
-        .output
-        .iter_mut()
-        .rfind(|o| {
-            o.script_pubkey
-                .as_bytes()
-                .starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed])
-        })
-        .expect("commitment output");
-    let mut s = vec![0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
-    s.extend_from_slice(commitment.as_byte_array());
-    out.script_pubkey = ScriptBuf::from_bytes(s);
-    block.header.merkle_root = block.compute_merkle_root().expect("root");
-    grind(block);
-}
-
-fn grind(block: &mut Block) {
-    let target = ShareTarget::from_compact(block.header.bits.to_consensus()).expect("bits");
-    block.header.nonce = 0;
-    while !target.is_met_by(&block.block_hash().to_byte_array()) {
-        block.header.nonce += 1;
-    }
-}
-
-async fn start() -> ChainSimHandle {
-    ChainSim::start(ChainSimConfig {
-        seed: 42,
-        ..ChainSimConfig::default()
-    })
-    .await
-    .expect("start")
-}
+use support::*;
 
 #[tokio::test]
 async fn template_parses_has_witness_txs_and_core_commitment() {
@@ -733,7 +590,7 @@ async fn confirmations(sim: &ChainSimHandle, hash: &BlockHash) -> Value {
 }
 
 #[tokio::test]
-async fn invalidate_reconsider_and_a_competing_branch_reorg_as_core_does() {
+async fn invalidate_and_reconsider_move_the_tip_as_in_core() {
     let sim = start().await;
     let mut zmq = zeromq::SubSocket::new();
     zmq.connect(&sim.zmq_endpoint()).await.expect("zmq connect");
@@ -777,6 +634,15 @@ async fn invalidate_reconsider_and_a_competing_branch_reorg_as_core_does() {
     );
     assert_eq!(sim.tip(), b);
     assert_eq!(confirmations(&sim, &a).await, 2);
+    let (_, v) = rpc(&sim, "invalidateblock", json!(["00".repeat(32)])).await;
+    assert_eq!(v["error"]["code"], -5);
+}
+
+#[tokio::test]
+async fn a_competing_branch_with_more_work_takes_over_as_in_core() {
+    let sim = start().await;
+    let a = sim.mine_network_block();
+    let b = sim.mine_network_block();
 
     // A competing branch from a: x1 has equal work (stays a side branch, inconclusive for a
     // submitted block), x2 gives it more and it takes over.
@@ -813,8 +679,6 @@ async fn invalidate_reconsider_and_a_competing_branch_reorg_as_core_does() {
     assert_eq!(g["confirmations"], 1);
     assert_eq!(g["height"], P + 3);
     assert_eq!(g["tx"].as_array().map(Vec::len), Some(1));
-    let (_, v) = rpc(&sim, "invalidateblock", json!(["00".repeat(32)])).await;
-    assert_eq!(v["error"]["code"], -5);
 }
 
 async fn sim_time(sim: &ChainSimHandle, hash: &BlockHash) -> u32 {

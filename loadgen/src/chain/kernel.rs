@@ -255,7 +255,7 @@ impl Kernel {
             Err(SubmitError::Reject(r)) => r == "inconclusive",
             Err(SubmitError::Deserialize(_)) => false,
         };
-        let answer = match (&verdict, sim_valid) {
+        match (&verdict, sim_valid) {
             (Verdict::Valid { tip, .. }, true) => {
                 if *tip != state.tip().hash {
                     self.disagree(state);
@@ -275,8 +275,7 @@ impl Kernel {
                     .unwrap_or_else(|| format!("kernel-{}", result.to_lowercase()));
                 Err(SubmitError::Reject(reason))
             }
-        };
-        answer
+        }
     }
 
     /// Counts a disagreement and starts the engine over on the simulator's chain.
