@@ -18,8 +18,10 @@ Lines longer than LINE_BYTES_MAX are refused with "error". Only the standard lib
 pbk are used; stderr carries nothing unless the helper fails.
 """
 
+import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -56,9 +58,14 @@ class Engine:
         if self.datadir is not None:
             shutil.rmtree(self.datadir, ignore_errors=True)
         self.datadir = tempfile.mkdtemp(prefix="warppool-kernel-")
-        self.chainman = pbk.load_chainman(
-            self.datadir, pbk.ChainType.REGTEST, validation_callbacks=self.callbacks
-        )
+        context = pbk.make_context(pbk.ChainType.REGTEST, validation_callbacks=self.callbacks)
+        blocks = os.path.join(self.datadir, "blocks")
+        options = pbk.ChainstateManagerOptions(context, self.datadir, blocks)
+        # The block index and the UTXO set in memory: nothing of them needs to outlive us.
+        options.update_block_tree_db_in_memory(True)
+        options.update_chainstate_db_in_memory(True)
+        options.set_worker_threads_num(0)
+        self.chainman = pbk.ChainstateManager(options)
         self.logs.clear()
         return self.tip()[1]
 
@@ -102,6 +109,8 @@ class Engine:
 
 
 def main():
+    # A terminated helper still removes its data directory (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     engine = Engine()
     out = sys.stdout
     try:

@@ -1,40 +1,71 @@
 //! A regtest chain simulator: a fake `bitcoind` for the demo and the tests.
 //!
 //! It speaks Bitcoin Core's JSON-RPC over HTTP (basic auth or a cookie file) and publishes ZMQ
-//! `hashblock`, with Core's formats: `getblocktemplate` in Core 27's segwit format with a
-//! synthetic mempool of witness and legacy transactions, `submitblock` with full validation and
-//! Core's reject strings, and the read-only chain queries a pool uses. "The network" mines a
-//! block on the tip every [`ChainSimConfig::block_interval`] and on demand.
+//! `hashblock`, with Core's formats: `getblocktemplate` in Core 27's segwit format, `submitblock`
+//! with full validation and Core's reject strings, reorg hooks and the read-only chain queries
+//! a pool uses. "The network" mines a block on the tip every [`ChainSimConfig::block_interval`]
+//! and on demand ([`ChainSimHandle::mine_network_block`], or on any known block with
+//! [`ChainSimHandle::mine_network_block_on`]).
 //!
-//! `submitblock` checks, in Core's order, with Core's BIP22 result strings (the reply is JSON
-//! `null` on success, the string otherwise):
+//! **Chain.** The genesis block is regtest's real one. At start the simulator mines
+//! [`ChainSimConfig::premine_blocks`] blocks (101 by default, a few milliseconds) to its own
+//! key, so coinbases have matured. The active chain is the most-work chain of valid blocks, as
+//! in Core: a valid side-branch block that gives its branch more work than the active chain
+//! becomes the tip (a reorg: the UTXO set is rebuilt, disconnected transactions go back to the
+//! mempool, `hashblock` is published for the new tip); of equal work, the first seen stays.
+//! `invalidateblock <hash>` marks a block and its descendants invalid and activates the
+//! most-work valid chain (often the block's parent); `reconsiderblock <hash>` clears the mark
+//! on the block, its descendants and its ancestors and does the same. `getblockheader` and
+//! `getblock` report Core's `confirmations`: `tip height - height + 1` on the active chain, -1
+//! off it (side branch or invalid).
+//!
+//! **Mempool.** Real transactions, signed by the simulator's wallet (four keys derived from
+//! [`ChainSimConfig::seed`]): P2WPKH, P2TR key path (BIP341 Schnorr, default sighash), P2PKH
+//! and P2SH-P2WPKH spends of matured coinbases and of earlier spends, unconfirmed chains
+//! included (listed with Core's `depends`). Fees are real (inputs minus outputs), txids and
+//! wtxids come from the serialization, sigops are Core's cost. Up to
+//! [`ChainSimConfig::mempool_target`] transactions (at most 2000), refilled after each block.
+//!
+//! **Validation.** `submitblock` checks, in Core's order, with Core's BIP22 result strings (the
+//! reply is JSON `null` on success, the string otherwise):
 //!
 //! | check | result |
 //! |---|---|
-//! | hash already known (main or side branch) | `duplicate` |
+//! | hash already known (valid / invalid) | `duplicate` / `duplicate-invalid` |
 //! | header hash above the target of its own `nBits` | `high-hash` |
 //! | merkle root | `bad-txnmrklroot` |
 //! | the same txid twice | `bad-txns-duplicate` |
 //! | a second coinbase | `bad-cb-multiple` |
 //! | coinbase scriptSig not 2 to 100 bytes | `bad-cb-length` |
 //! | weight over 4 000 000 | `bad-blk-weight` |
-//! | parent unknown | `prev-blk-not-found` |
+//! | parent unknown / invalid | `prev-blk-not-found` / `bad-prevblk` |
 //! | `nBits` not the chain's | `bad-diffbits` |
-//! | time at or below the median of the last 11 blocks | `time-too-old` |
+//! | time at or below the median of the last 11 blocks of its branch | `time-too-old` |
 //! | time over 2 h ahead of the clock | `time-too-new` |
 //! | BIP34 height push at the start of the coinbase scriptSig | `bad-cb-height` |
 //! | witness reserved value not one 32-byte item | `bad-witness-nonce-size` |
 //! | witness commitment mismatch | `bad-witness-merkle-match` |
 //! | witness data without a commitment | `unexpected-witness` |
-//! | a non-coinbase transaction not in the simulator's mempool | `bad-txns-inputs-missingorspent` |
-//! | coinbase outputs above subsidy + fees of the included transactions | `bad-cb-amount` |
-//! | valid, but its parent is not the tip (stored on a side branch, no reorg) | `inconclusive` |
+//! | on connection: an input missing or spent | `bad-txns-inputs-missingorspent` |
+//! | on connection: a coinbase spent too early | `bad-txns-premature-spend-of-coinbase` |
+//! | on connection: outputs above inputs | `bad-txns-in-belowout` |
+//! | on connection: sigop cost over 80 000 | `bad-blk-sigops` |
+//! | on connection: coinbase above subsidy + fees | `bad-cb-amount` |
+//! | valid, but its branch has no more work than the active chain | `inconclusive` |
 //!
-//! Core answers `bad-prevblk` only for a block whose parent is known to be invalid; the
-//! simulator does not keep invalid blocks, so it never sends it. A block that does not
-//! deserialize, or does not start with a coinbase, is JSON-RPC error `-22`. Scripts and
-//! signatures are not checked: mempool transactions are synthetic (valid serialization, txid,
-//! wtxid, weight and fee; random signatures).
+//! A block that does not deserialize, or does not start with a coinbase, is JSON-RPC error
+//! `-22`. The simulator does not run scripts. **Bitcoin Core's own engine** does, when
+//! [`ChainSimConfig::kernel_python`] names a Python with `py-bitcoinkernel`
+//! (`scripts/kernel-venv`; `Default` reads [`KERNEL_PYTHON_ENV`]): a helper process keeps a
+//! fresh regtest chainstate and is fed every block of the simulator's tree in order from
+//! genesis, network blocks included. After the simulator's checks, the engine judges each
+//! block: when both reject, the simulator's reason is the answer; when only the engine
+//! rejects (a bad signature, say), the block is marked invalid, the tip moves back, and the
+//! answer is Core's reason as the engine's log gives it (`block-script-verify-flag-failed
+//! (Invalid Schnorr signature)`), or `kernel-<BlockValidationResult>` if the log has none.
+//! [`ChainSimHandle::kernel_stats`] counts the verdicts. The engine runs only with regtest
+//! `bits` and the simulator's own proof of work; it checks an empty block in 0.3 ms, one of
+//! 80 transactions in about 8 ms.
 //!
 //! Runtime: [`ChainSim::start`] is `async` and spawns its tasks (HTTP server, ZMQ publisher,
 //! timers) on the caller's Tokio runtime, which must have the `net` and `time` drivers enabled

@@ -38,6 +38,8 @@ pub(crate) const KERNEL_REPLY_BYTES_MAX: usize = 4_096;
 /// Replies the reader thread may queue: the caller has one request in flight, so 1 would do;
 /// a little slack lets the reader report its own end after a reply.
 pub(crate) const KERNEL_REPLIES_QUEUED_MAX: usize = 4;
+/// How long a dropped simulator waits for the helper to exit (and clean up) before killing it.
+const KERNEL_EXIT_WAIT: Duration = Duration::from_secs(3);
 /// The longest wait for one reply (a full block with scripts takes milliseconds).
 pub(crate) const KERNEL_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -79,7 +81,8 @@ pub struct KernelStats {
 #[derive(Debug)]
 pub(crate) struct Kernel {
     child: Child,
-    stdin: ChildStdin,
+    /// `None` once closed (at drop: the helper then exits and removes its data directory).
+    stdin: Option<ChildStdin>,
     replies: Receiver<Result<String, String>>,
     /// Blocks fed since the last reset (genesis is built in).
     fed: HashSet<BlockHash>,
@@ -98,7 +101,7 @@ impl Kernel {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-        let stdin = child.stdin.take().expect("piped");
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped");
         let (tx, replies) = sync_channel(KERNEL_REPLIES_QUEUED_MAX);
         std::thread::Builder::new()
@@ -140,9 +143,10 @@ impl Kernel {
             "a block is at most 4 MB"
         );
         let io = |e: std::io::Error| format!("cannot write to the engine: {e}");
-        self.stdin.write_all(line.as_bytes()).map_err(io)?;
-        self.stdin.write_all(b"\n").map_err(io)?;
-        self.stdin.flush().map_err(io)?;
+        let stdin = self.stdin.as_mut().ok_or("the engine's input is closed")?;
+        stdin.write_all(line.as_bytes()).map_err(io)?;
+        stdin.write_all(b"\n").map_err(io)?;
+        stdin.flush().map_err(io)?;
         self.reply()
     }
 
@@ -289,6 +293,16 @@ impl Kernel {
 
 impl Drop for Kernel {
     fn drop(&mut self) {
+        // End of input: the helper leaves its loop and removes its data directory (Core
+        // preallocates 16 MiB block files, so a killed helper would leave 18 MB behind).
+        drop(self.stdin.take());
+        let deadline = Instant::now() + KERNEL_EXIT_WAIT;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

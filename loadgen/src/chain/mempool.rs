@@ -178,6 +178,9 @@ impl Mempool {
             .map(|m| m.txid)
             .collect();
         self.txs.retain(|m| !confirmed.contains(&m.txid));
+        for m in &mut self.txs {
+            m.parents.retain(|p| !confirmed.contains(p));
+        }
         let spent_by_pool: HashSet<OutPoint> = self
             .txs
             .iter()

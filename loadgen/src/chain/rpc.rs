@@ -552,7 +552,7 @@ fn getblockheader(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
         "versionHex": format!("{:08x}", entry.header.version.to_consensus()),
         "merkleroot": entry.header.merkle_root.to_string(),
         "time": entry.header.time,
-        "mediantime": if main { s.median_time_past(entry.height) } else { entry.header.time },
+        "mediantime": s.median_time_past_of(&entry.hash),
         "nonce": entry.header.nonce,
         "bits": format!("{bits:08x}"),
         "difficulty": ChainState::difficulty(bits),
