@@ -12,7 +12,7 @@ every block of its chain in order, and reads one reply line per request line:
                                                   BlockValidationResult names, then Core's
                                                   reject reason as its log gave it, or "-"
     reset        ->  reset <genesis hash>         a new, empty chainstate (genesis only)
-    (bad input)  ->  error <message>
+    (bad input)  ->  error <message>           not hex, too long, or not a block
 
 Lines longer than LINE_BYTES_MAX are refused with "error". Only the standard library and
 pbk are used; stderr carries nothing unless the helper fails.
@@ -88,7 +88,8 @@ class Engine:
         try:
             block = pbk.Block(raw)
         except Exception as e:  # noqa: BLE001 - any decode failure is one answer
-            return f"invalid INVALID CONSENSUS block-decode-failed ({type(e).__name__})"
+            # Not a verdict of Core's validation: the simulator decodes every block first.
+            return f"error the engine cannot decode the block ({type(e).__name__})"
         try:
             self.chainman.process_block(block)
             failed = None

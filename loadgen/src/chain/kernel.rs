@@ -356,3 +356,48 @@ pub fn kernel_python_from_env() -> Option<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Verdict, parse_verdict};
+
+    #[test]
+    fn verdict_lines_parse_and_anything_else_is_an_error() {
+        let tip = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206";
+        assert_eq!(
+            parse_verdict(&format!("ok 0 {tip}")),
+            Ok(Verdict::Valid {
+                height: 0,
+                tip: tip.parse().expect("hash")
+            })
+        );
+        let with_spaces = "invalid INVALID CONSENSUS block-script-verify-flag-failed (Invalid \
+                           Schnorr signature)";
+        let Ok(Verdict::Invalid {
+            mode,
+            result,
+            reason,
+        }) = parse_verdict(with_spaces)
+        else {
+            panic!("an invalid verdict");
+        };
+        assert_eq!(mode, "INVALID");
+        assert_eq!(result, "CONSENSUS");
+        let reason = reason.expect("a reason");
+        assert_eq!(
+            reason,
+            "block-script-verify-flag-failed (Invalid Schnorr signature)"
+        );
+        assert_eq!(
+            parse_verdict("invalid INVALID MUTATED -"),
+            Ok(Verdict::Invalid {
+                mode: "INVALID".into(),
+                result: "MUTATED".into(),
+                reason: None
+            })
+        );
+        assert!(parse_verdict("error not hex").is_err());
+        assert!(parse_verdict("ok x y").is_err());
+        assert!(parse_verdict("").is_err());
+    }
+}
