@@ -23,6 +23,43 @@ mod support;
 
 use support::*;
 
+/// Checks that every template entry's `depends` lists (1-based) exactly the earlier entries it
+/// spends from; returns how many entries have any.
+fn template_depends_are_cores(raw: &Value) -> usize {
+    let entries = raw["transactions"].as_array().expect("array");
+    let txids: Vec<&str> = entries
+        .iter()
+        .map(|e| e["txid"].as_str().unwrap())
+        .collect();
+    let mut chained = 0;
+    for (i, e) in entries.iter().enumerate() {
+        let raw_tx = warppool_core::hex::decode(e["data"].as_str().unwrap()).unwrap();
+        let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&raw_tx).expect("tx");
+        let mut want: Vec<u64> = tx
+            .input
+            .iter()
+            .filter_map(|x| {
+                let parent = x.previous_output.txid.to_string();
+                txids.iter().position(|t| *t == parent)
+            })
+            .inspect(|j| assert!(*j < i, "a parent comes before its child"))
+            .map(|j| j as u64 + 1)
+            .collect();
+        want.sort_unstable();
+        want.dedup();
+        let mut got: Vec<u64> = e["depends"]
+            .as_array()
+            .expect("depends")
+            .iter()
+            .map(|d| d.as_u64().expect("index"))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "depends of entry {i}");
+        chained += usize::from(!want.is_empty());
+    }
+    chained
+}
+
 #[tokio::test]
 async fn template_parses_has_witness_txs_and_core_commitment() {
     let sim = start().await;
@@ -74,8 +111,12 @@ async fn template_parses_has_witness_txs_and_core_commitment() {
         assert_eq!(tx["weight"], decoded.weight().to_wu());
         assert!(tx["fee"].as_u64().expect("fee") > 0);
     }
+    assert!(
+        template_depends_are_cores(&raw) > 0,
+        "the mempool chains transactions"
+    );
     let fees: u64 = t.transactions().iter().map(|x| x.fee_sats()).sum();
-    assert_eq!(t.coinbase_value_sats(), block_subsidy(1) + fees);
+    assert_eq!(t.coinbase_value_sats(), block_subsidy(P + 1) + fees);
     // The commitment warppool_core computes is Core's default_witness_commitment.
     assert_eq!(
         Some(&t.witness_commitment_script(&[0u8; 32])[..]),
@@ -608,12 +649,26 @@ async fn invalidate_and_reconsider_move_the_tip_as_in_core() {
     assert_eq!(sim.tip(), base);
     assert_eq!(confirmations(&sim, &a).await, -1);
     assert_eq!(confirmations(&sim, &b).await, -1);
-    let (_, t) = gbt(&sim).await;
+    let (raw, t) = gbt(&sim).await;
     assert_eq!(
         t.prevhash(),
         &base.to_byte_array(),
         "the template follows the tip"
     );
+    // The disconnected blocks' transactions are back in the mempool, in the template.
+    let in_template: Vec<Value> = raw["transactions"]
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .map(|e| e["txid"].clone())
+        .collect();
+    let a_txs = result(&sim, "getblock", json!([a.to_string(), 1])).await["tx"].clone();
+    let a_txs = a_txs.as_array().expect("tx ids");
+    assert!(a_txs.len() > 1, "a carried mempool transactions");
+    for txid in &a_txs[1..] {
+        assert!(in_template.contains(txid), "{txid} is back in the template");
+    }
+    assert!(template_depends_are_cores(&raw) > 0);
     let mut announced = Vec::new();
     for _ in 0..3 {
         let msg = tokio::time::timeout(Duration::from_secs(5), zmq.recv())

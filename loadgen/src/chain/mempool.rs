@@ -229,6 +229,9 @@ impl Mempool {
         let mut kept: Vec<(Transaction, Vec<TxOut>)> = Vec::new();
         let mut kept_txids: HashSet<Txid> = HashSet::new();
         for tx in candidates {
+            if kept.len() == MEMPOOL_MAX {
+                break; // the rest (and what spends it) is dropped, as from a full mempool
+            }
             let txid = tx.compute_txid();
             if tx.is_coinbase() || !kept_txids.insert(txid) {
                 continue;
@@ -318,11 +321,13 @@ impl Mempool {
         let inputs: u64 = prevouts.iter().map(|(_, o)| o.value.to_sat()).sum();
         let outputs: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
         let by_outpoint: HashMap<OutPoint, TxOut> = prevouts.iter().cloned().collect();
-        let parents: Vec<Txid> = prevouts
+        let mut parents: Vec<Txid> = prevouts
             .iter()
             .map(|(o, _)| o.txid)
             .filter(|t| self.txs.iter().any(|m| m.txid == *t))
             .collect();
+        parents.sort_unstable();
+        parents.dedup();
         for (vout, output) in tx.output.iter().enumerate() {
             let outpoint = OutPoint::new(txid, u32::try_from(vout).expect("few outputs"));
             if spent.contains(&outpoint) {
