@@ -696,7 +696,7 @@ impl ChainSimHandle {
     }
 
     /// Blocks submitted through `submitblock` that became the tip, oldest first (the newest
-    /// 100 000).
+    /// 100 000). A later reorg does not remove them: use [`ChainSimHandle::confirmations`].
     #[must_use]
     pub fn submitted_blocks(&self) -> Vec<SubmittedBlock> {
         self.shared.lock().submitted()
