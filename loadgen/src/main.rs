@@ -262,9 +262,12 @@ struct NodeArgs {
     /// Write a Core-style cookie file (`__cookie__:<random>`) here instead of user/password.
     #[arg(long)]
     cookie: Option<PathBuf>,
-    /// Synthetic mempool size.
+    /// Mempool size: real signed transactions of the simulator's wallet (at most 2000).
     #[arg(long, default_value_t = 16)]
     mempool: usize,
+    /// Blocks mined at start (101 matures the first coinbase, so the mempool has coins).
+    #[arg(long, default_value_t = warppool_loadgen::chain::PREMINE_BLOCKS_DEFAULT)]
+    premine_blocks: u32,
     /// Longest long-poll wait, seconds.
     #[arg(long, default_value_t = 30)]
     longpoll_secs: u64,
@@ -331,6 +334,7 @@ async fn node(args: NodeArgs) -> std::process::ExitCode {
             .then(|| Duration::from_secs(args.block_interval_secs)),
         skip_own_pow: args.skip_own_pow,
         mempool_target: args.mempool,
+        premine_blocks: args.premine_blocks,
         longpoll_timeout: Duration::from_secs(args.longpoll_secs),
         chunked_replies: args.chunked,
         initial_block_download: args.ibd,

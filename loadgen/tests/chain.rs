@@ -1,165 +1,63 @@
 //! The chain simulator against WarpPool's own template parsing, coinbase building and block
 //! assembly, and against Bitcoin Core's RPC and ZMQ conventions.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, Block, BlockHash, ScriptBuf, TxMerkleNode, TxOut};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::StatusCode;
-use hyper::header::HeaderMap;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use warppool_core::block::BlockCandidate;
 use warppool_core::coinbase::{CoinbaseConfig, bip34_height_push};
-use warppool_core::difficulty::ShareTarget;
-use warppool_core::job::Job;
-use warppool_core::limits::COINBASE_BYTES_MAX;
 use warppool_core::template::Template;
-use warppool_core::types::{Extranonce1, Extranonce2, JobId, Nonce};
 use warppool_loadgen::chain::{
     ChainSim, ChainSimConfig, ChainSimHandle, RpcAuthConfig, basic_auth_header, block_subsidy,
 };
 use zeromq::{Socket, SocketRecv};
 
-/// One HTTP POST; returns status, headers and body.
-async fn post(
-    addr: SocketAddr,
-    auth: Option<(&str, &str)>,
-    body: &Value,
-) -> (StatusCode, HeaderMap, Bytes) {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder()
-        .method("POST")
-        .uri("/")
-        .header("host", addr.to_string())
-        .header("content-type", "application/json");
-    if let Some((u, p)) = auth {
-        req = req.header("authorization", basic_auth_header(u, p));
+#[path = "support/chain.rs"]
+mod support;
+
+use support::*;
+
+/// Checks that every template entry's `depends` lists (1-based) exactly the earlier entries it
+/// spends from; returns how many entries have any.
+fn template_depends_are_cores(raw: &Value) -> usize {
+    let entries = raw["transactions"].as_array().expect("array");
+    let txids: Vec<&str> = entries
+        .iter()
+        .map(|e| e["txid"].as_str().unwrap())
+        .collect();
+    let mut chained = 0;
+    for (i, e) in entries.iter().enumerate() {
+        let raw_tx = warppool_core::hex::decode(e["data"].as_str().unwrap()).unwrap();
+        let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&raw_tx).expect("tx");
+        let mut want: Vec<u64> = tx
+            .input
+            .iter()
+            .filter_map(|x| {
+                let parent = x.previous_output.txid.to_string();
+                txids.iter().position(|t| *t == parent)
+            })
+            .inspect(|j| assert!(*j < i, "a parent comes before its child"))
+            .map(|j| j as u64 + 1)
+            .collect();
+        want.sort_unstable();
+        want.dedup();
+        let mut got: Vec<u64> = e["depends"]
+            .as_array()
+            .expect("depends")
+            .iter()
+            .map(|d| d.as_u64().expect("index"))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "depends of entry {i}");
+        chained += usize::from(!want.is_empty());
     }
-    let req = req
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("request");
-    let resp = sender.send_request(req).await.expect("response");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, headers, body)
-}
-
-/// A JSON-RPC 1.0 call with the simulator's credentials: (HTTP status, reply object).
-async fn rpc(sim: &ChainSimHandle, method: &str, params: Value) -> (StatusCode, Value) {
-    let (u, p) = sim.rpc_auth();
-    let (status, _, body) = post(
-        sim.rpc_addr(),
-        Some((&u, &p)),
-        &json!({"method": method, "params": params, "id": 7}),
-    )
-    .await;
-    let v: Value = serde_json::from_slice(&body).expect("json reply");
-    assert_eq!(v["id"], 7);
-    (status, v)
-}
-
-async fn result(sim: &ChainSimHandle, method: &str, params: Value) -> Value {
-    let (status, v) = rpc(sim, method, params).await;
-    assert_eq!(status, StatusCode::OK, "{method}: {v}");
-    assert!(v["error"].is_null(), "{method}: {v}");
-    v["result"].clone()
-}
-
-async fn gbt(sim: &ChainSimHandle) -> (Value, Template) {
-    let v = result(sim, "getblocktemplate", json!([{"rules": ["segwit"]}])).await;
-    let t = Template::from_json(v.to_string().as_bytes()).expect("template parses");
-    (v, t)
-}
-
-async fn submit(sim: &ChainSimHandle, block: &Block) -> Value {
-    let hex = warppool_core::hex::encode(&bitcoin::consensus::serialize(block));
-    result(sim, "submitblock", json!([hex])).await
-}
-
-fn payout() -> ScriptBuf {
-    ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20]))
-}
-
-/// A block from the template the way the pool builds one: `build_coinbase` via `Job`, a
-/// nonce found at the template's difficulty (or nonce 0 when `solve` is false), assembled by
-/// `BlockCandidate`.
-fn pool_block(template: Template, solve: bool) -> Block {
-    let job = Arc::new(
-        Job::new(
-            JobId::new(1),
-            Arc::new(template),
-            payout().as_bytes(),
-            &CoinbaseConfig::solo(b"/warppool-test/"),
-        )
-        .expect("job"),
-    );
-    let en1 = Extranonce1::from_u32(0x0102_0304);
-    let en2 = Extranonce2::from_bytes(&[0, 0, 0, 1]).expect("en2");
-    let root = job.merkle_branch().root(&job.coinbase_txid(&en1, &en2));
-    let mut nonce = 0u32;
-    let header = loop {
-        let h = job.header(&root, job.ntime(), Nonce::new(nonce), job.version());
-        if !solve
-            || job
-                .network_target()
-                .is_met_by(&warppool_hash::sha256d_header(&h))
-        {
-            break h;
-        }
-        nonce += 1;
-    };
-    let mut cb = [0u8; COINBASE_BYTES_MAX];
-    let len = job.write_coinbase(&en1, &en2, &mut cb);
-    let bytes = BlockCandidate::new(header, cb, len, job).to_block_bytes();
-    bitcoin::consensus::deserialize(&bytes).expect("the pool's block deserializes")
-}
-
-/// Recomputes the witness commitment and merkle root after a mutation, then grinds the nonce.
-fn fix_and_grind(block: &mut Block) {
-    let root = block.witness_root().expect("witness root");
-    let commitment = Block::compute_witness_commitment(&root, &[0u8; 32]);
-    let cb = &mut block.txdata[0];
-    let out = cb
-        .output
-        .iter_mut()
-        .rfind(|o| {
-            o.script_pubkey
-                .as_bytes()
-                .starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed])
-        })
-        .expect("commitment output");
-    let mut s = vec![0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
-    s.extend_from_slice(commitment.as_byte_array());
-    out.script_pubkey = ScriptBuf::from_bytes(s);
-    block.header.merkle_root = block.compute_merkle_root().expect("root");
-    grind(block);
-}
-
-fn grind(block: &mut Block) {
-    let target = ShareTarget::from_compact(block.header.bits.to_consensus()).expect("bits");
-    block.header.nonce = 0;
-    while !target.is_met_by(&block.block_hash().to_byte_array()) {
-        block.header.nonce += 1;
-    }
-}
-
-async fn start() -> ChainSimHandle {
-    ChainSim::start(ChainSimConfig {
-        seed: 42,
-        ..ChainSimConfig::default()
-    })
-    .await
-    .expect("start")
+    chained
 }
 
 #[tokio::test]
@@ -195,7 +93,7 @@ async fn template_parses_has_witness_txs_and_core_commitment() {
     assert_eq!(raw["rules"], json!(["csv", "!segwit", "taproot"]));
     assert_eq!(raw["bits"], "207fffff");
     assert!(t.is_segwit());
-    assert_eq!(t.height(), 1);
+    assert_eq!(t.height(), P + 1);
     assert_eq!(t.prevhash(), &sim.tip().to_byte_array());
     let witness_txs = t
         .transactions()
@@ -213,8 +111,12 @@ async fn template_parses_has_witness_txs_and_core_commitment() {
         assert_eq!(tx["weight"], decoded.weight().to_wu());
         assert!(tx["fee"].as_u64().expect("fee") > 0);
     }
+    assert!(
+        template_depends_are_cores(&raw) > 0,
+        "the mempool chains transactions"
+    );
     let fees: u64 = t.transactions().iter().map(|x| x.fee_sats()).sum();
-    assert_eq!(t.coinbase_value_sats(), block_subsidy(1) + fees);
+    assert_eq!(t.coinbase_value_sats(), block_subsidy(P + 1) + fees);
     // The commitment warppool_core computes is Core's default_witness_commitment.
     assert_eq!(
         Some(&t.witness_commitment_script(&[0u8; 32])[..]),
@@ -234,7 +136,7 @@ async fn pool_block_is_accepted_becomes_tip_and_duplicate_after() {
     assert!(block.txdata.len() > 1);
     assert_eq!(submit(&sim, &block).await, Value::Null);
     assert_eq!(sim.tip(), block.block_hash());
-    assert_eq!(sim.height(), 1);
+    assert_eq!(sim.height(), P + 1);
     let found = sim.submitted_blocks();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].hash, block.block_hash());
@@ -242,7 +144,7 @@ async fn pool_block_is_accepted_becomes_tip_and_duplicate_after() {
     assert_eq!(submit(&sim, &block).await, json!("duplicate"));
     // The block's transactions left the mempool.
     let (_, next) = gbt(&sim).await;
-    assert_eq!(next.height(), 2);
+    assert_eq!(next.height(), P + 2);
     assert!(
         next.transactions()
             .iter()
@@ -281,7 +183,7 @@ async fn each_broken_block_gets_cores_reject_reason() {
 
     let mut b = good.clone();
     let mut script = b.txdata[0].input[0].script_sig.to_bytes();
-    let (push, len) = bip34_height_push(2).expect("push");
+    let (push, len) = bip34_height_push(P + 2).expect("push");
     script[..len].copy_from_slice(&push[..len]);
     b.txdata[0].input[0].script_sig = ScriptBuf::from_bytes(script);
     fix_and_grind(&mut b);
@@ -306,7 +208,7 @@ async fn each_broken_block_gets_cores_reject_reason() {
     );
 
     // Nothing above moved the tip; the good block still connects.
-    assert_eq!(sim.height(), 0);
+    assert_eq!(sim.height(), P);
     assert_eq!(submit(&sim, &good).await, Value::Null);
 
     // A valid block on the old tip: stored on a side branch, not connected.
@@ -344,7 +246,7 @@ async fn high_hash_with_harder_bits_and_network_blocks_skip_pow() {
     // The simulator's own blocks need no proof of work with skip_own_pow.
     let h = sim.mine_network_block();
     assert_eq!(sim.tip(), h);
-    assert_eq!(sim.height(), 1);
+    assert_eq!(sim.height(), P + 1);
     assert!(sim.submitted_blocks().is_empty());
 }
 
@@ -448,7 +350,7 @@ async fn long_poll_returns_on_a_new_block_and_times_out_otherwise() {
         .expect("in time")
         .expect("task");
     assert_eq!(fresh["previousblockhash"], json!(h.to_string()));
-    assert_eq!(fresh["height"], 2);
+    assert_eq!(fresh["height"], P + 2);
 }
 
 #[tokio::test]
@@ -479,7 +381,7 @@ async fn auth_errors_methods_ibd_and_outages() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let v: Value = serde_json::from_slice(&b).expect("json");
-    assert_eq!(v[0]["result"], 0);
+    assert_eq!(v[0]["result"], P);
     assert!(v[0].get("error").is_none());
     assert_eq!(v[1]["error"]["code"], -32601);
 
@@ -510,7 +412,7 @@ async fn auth_errors_methods_ibd_and_outages() {
     let (status, _, _) = post(sim.rpc_addr(), Some((&u, &p)), &body).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     sim.set_rpc_failing(false);
-    assert_eq!(result(&sim, "getblockcount", json!([])).await, 0);
+    assert_eq!(result(&sim, "getblockcount", json!([])).await, P);
 
     let addr = bitcoin::Address::from_script(&payout(), bitcoin::Network::Regtest).expect("addr");
     let v = result(&sim, "validateaddress", json!([addr.to_string()])).await;
@@ -559,7 +461,7 @@ async fn cookie_auth_chunked_replies_and_block_timer() {
     let v: Value = serde_json::from_slice(&body).expect("json");
     Template::from_json(v["result"].to_string().as_bytes()).expect("template");
     tokio::time::timeout(Duration::from_secs(10), async {
-        while sim.height() < 2 {
+        while sim.height() < P + 2 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -589,7 +491,7 @@ async fn proposal_mode_checks_without_storing() {
         result(&sim, "getblocktemplate", propose(&good)).await,
         Value::Null
     );
-    assert_eq!(sim.height(), 0, "a proposal is not stored");
+    assert_eq!(sim.height(), P, "a proposal is not stored");
     let mut bad = good.clone();
     bad.txdata[0].output[0].value += Amount::from_sat(1);
     bad.header.merkle_root = bad.compute_merkle_root().expect("root");
@@ -626,7 +528,7 @@ async fn dropped_connections_and_hard_bits_without_skip_are_refused() {
         assert!(res.is_err(), "no response while dropping");
     }
     sim.set_rpc_dropping(false);
-    assert_eq!(result(&sim, "getblockcount", json!([])).await, 0);
+    assert_eq!(result(&sim, "getblockcount", json!([])).await, P);
 
     let err = ChainSim::start(ChainSimConfig {
         bits: 0x1d00_ffff,
@@ -721,4 +623,122 @@ async fn generatetoaddress_mines_blocks_paying_the_address_and_refuses_bad_input
     let (_, v) = rpc(&sim, "generatetoaddress", json!(["x", addr.to_string()])).await;
     assert_eq!(v["error"]["code"], -3, "{v}");
     assert_eq!(sim.height(), height + 2);
+}
+
+/// `confirmations` of `getblockheader <hash> true`.
+async fn confirmations(sim: &ChainSimHandle, hash: &BlockHash) -> Value {
+    result(sim, "getblockheader", json!([hash.to_string(), true])).await["confirmations"].clone()
+}
+
+#[tokio::test]
+async fn invalidate_and_reconsider_move_the_tip_as_in_core() {
+    let sim = start().await;
+    let mut zmq = zeromq::SubSocket::new();
+    zmq.connect(&sim.zmq_endpoint()).await.expect("zmq connect");
+    zmq.subscribe("hashblock").await.expect("subscribe");
+    tokio::time::sleep(Duration::from_millis(200)).await; // the subscription reaches the PUB
+    let base = sim.tip();
+    let a = sim.mine_network_block();
+    let b = sim.mine_network_block();
+    assert_eq!(confirmations(&sim, &a).await, 2);
+
+    // invalidateblock: a and b leave the active chain; the tip is a's parent, announced.
+    let (status, v) = rpc(&sim, "invalidateblock", json!([a.to_string()])).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["result"].is_null() && v["error"].is_null(), "{v}");
+    assert_eq!(sim.tip(), base);
+    assert_eq!(confirmations(&sim, &a).await, -1);
+    assert_eq!(confirmations(&sim, &b).await, -1);
+    let (raw, t) = gbt(&sim).await;
+    assert_eq!(
+        t.prevhash(),
+        &base.to_byte_array(),
+        "the template follows the tip"
+    );
+    // The disconnected blocks' transactions are back in the mempool, in the template.
+    let in_template: Vec<Value> = raw["transactions"]
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .map(|e| e["txid"].clone())
+        .collect();
+    let a_txs = result(&sim, "getblock", json!([a.to_string(), 1])).await["tx"].clone();
+    let a_txs = a_txs.as_array().expect("tx ids");
+    assert!(a_txs.len() > 1, "a carried mempool transactions");
+    for txid in &a_txs[1..] {
+        assert!(in_template.contains(txid), "{txid} is back in the template");
+    }
+    assert!(template_depends_are_cores(&raw) > 0);
+    let mut announced = Vec::new();
+    for _ in 0..3 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), zmq.recv())
+            .await
+            .expect("hashblock in time")
+            .expect("message");
+        let mut hash = msg.get(1).expect("body").to_vec();
+        hash.reverse();
+        announced.push(BlockHash::from_slice(&hash).expect("hash"));
+    }
+    assert_eq!(announced, vec![a, b, base]);
+
+    // reconsiderblock: b's branch has the most work again.
+    assert!(
+        result(&sim, "reconsiderblock", json!([b.to_string()]))
+            .await
+            .is_null()
+    );
+    assert_eq!(sim.tip(), b);
+    assert_eq!(confirmations(&sim, &a).await, 2);
+    let (_, v) = rpc(&sim, "invalidateblock", json!(["00".repeat(32)])).await;
+    assert_eq!(v["error"]["code"], -5);
+}
+
+#[tokio::test]
+async fn a_competing_branch_with_more_work_takes_over_as_in_core() {
+    let sim = start().await;
+    let a = sim.mine_network_block();
+    let b = sim.mine_network_block();
+
+    // A competing branch from a: x1 has equal work (stays a side branch, inconclusive for a
+    // submitted block), x2 gives it more and it takes over.
+    let x1 = sim.mine_network_block_on(&a);
+    assert_eq!(sim.tip(), b);
+    assert_eq!(confirmations(&sim, &x1).await, -1);
+    let x2 = sim.mine_network_block_on(&x1);
+    assert_eq!(sim.tip(), x2);
+    assert_eq!(confirmations(&sim, &b).await, -1);
+    assert_eq!(confirmations(&sim, &a).await, 3);
+    assert_eq!(sim.confirmations(&x1), Some(2));
+
+    // A miner's block on b (the old branch) is valid but has less work: inconclusive.
+    let (_, t) = gbt(&sim).await;
+    let mut stale = pool_block(t, false);
+    stale.header.prev_blockhash = b;
+    stale.header.time = sim_time(&sim, &b).await + 1;
+    let height = P + 3;
+    let mut script = stale.txdata[0].input[0].script_sig.to_bytes();
+    let (push, len) = bip34_height_push(height).expect("push");
+    let (old, old_len) = bip34_height_push(P + 4).expect("push");
+    assert_eq!(len, old_len);
+    assert_eq!(&script[..len], &old[..len]);
+    script[..len].copy_from_slice(&push[..len]);
+    stale.txdata[0].input[0].script_sig = ScriptBuf::from_bytes(script);
+    stale.txdata.truncate(1); // the mempool's transactions belong to the other branch
+    stale.txdata[0].output[0].value = Amount::from_sat(block_subsidy(height));
+    fix_and_grind(&mut stale);
+    assert_eq!(submit(&sim, &stale).await, json!("inconclusive"));
+    assert_eq!(confirmations(&sim, &stale.block_hash()).await, -1);
+    // getblock verbosity 1: the minimal fields.
+    let g = result(&sim, "getblock", json!([x2.to_string(), 1])).await;
+    assert_eq!(g["hash"], json!(x2.to_string()));
+    assert_eq!(g["confirmations"], 1);
+    assert_eq!(g["height"], P + 3);
+    assert_eq!(g["tx"].as_array().map(Vec::len), Some(1));
+}
+
+async fn sim_time(sim: &ChainSimHandle, hash: &BlockHash) -> u32 {
+    let h = result(sim, "getblockheader", json!([hash.to_string(), true])).await;
+    u32::try_from(h["mediantime"].as_u64().expect("time"))
+        .expect("u32")
+        .max(u32::try_from(h["time"].as_u64().expect("time")).expect("u32"))
 }

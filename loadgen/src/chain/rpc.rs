@@ -301,6 +301,9 @@ async fn dispatch(shared: &Shared, method: &str, params: &Value) -> Result<Value
         "getmininginfo" => Ok(getmininginfo(shared)),
         "validateaddress" => validateaddress(params),
         "generatetoaddress" => generatetoaddress(shared, params),
+        "getblock" => getblock(shared, params),
+        "invalidateblock" => change_validity(shared, params, true),
+        "reconsiderblock" => change_validity(shared, params, false),
         _ => Err((RPC_METHOD_NOT_FOUND, "Method not found".into())),
     }
 }
@@ -383,18 +386,97 @@ fn decode_block(hexdata: &str) -> Result<Block, RpcError> {
 fn submitblock(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
     let hexdata = str_param(params, 0, "hexdata")?;
     let block = decode_block(hexdata)?;
-    let outcome = {
-        let mut s = shared.lock();
-        s.submit(&block, false, true).map(|_| s.updates())
-    };
+    let (outcome, new_tip, updates) = shared.process_block(&block, false, true);
+    // A side-branch block or a rejection may still move the tip (a reorg, or back after
+    // Core's engine rejected a block the simulator had connected).
+    shared.after_change(new_tip, updates);
     match outcome {
-        Ok(updates) => {
-            shared.after_change(Some(block.block_hash()), updates);
-            Ok(Value::Null)
-        }
+        Ok(()) => Ok(Value::Null),
         Err(SubmitError::Reject(reason)) => Ok(json!(reason)),
         Err(SubmitError::Deserialize(m)) => Err((RPC_DESERIALIZATION_ERROR, m.into())),
     }
+}
+
+/// A `blockhash` parameter, with Core's messages.
+fn hash_param(params: &Value, index: usize, name: &str) -> Result<BlockHash, RpcError> {
+    let text = str_param(params, index, name)?;
+    if text.len() != 64 {
+        return Err((
+            RPC_INVALID_PARAMETER,
+            format!(
+                "{name} must be of length 64 (not {}, for '{text}')",
+                text.len()
+            ),
+        ));
+    }
+    BlockHash::from_str(text).map_err(|_| {
+        (
+            RPC_INVALID_PARAMETER,
+            format!("{name} must be hexadecimal string (not '{text}')"),
+        )
+    })
+}
+
+/// `invalidateblock <hash>` / `reconsiderblock <hash>`: `null`, or -5 for an unknown block.
+fn change_validity(shared: &Shared, params: &Value, invalidate: bool) -> Result<Value, RpcError> {
+    let hash = hash_param(params, 0, "blockhash")?;
+    let result = if invalidate {
+        shared.change_validity(|s| s.invalidate(&hash))
+    } else {
+        shared.change_validity(|s| s.reconsider(&hash).map(|_| ()))
+    };
+    match result {
+        Ok(()) => Ok(Value::Null),
+        Err("Block not found") => Err((RPC_INVALID_ADDRESS_OR_KEY, "Block not found".into())),
+        Err(m) => Err((RPC_MISC_ERROR, m.into())),
+    }
+}
+
+/// `getblock <hash> [verbosity]`: 0 the hex, 1 a minimal verbose object (hash,
+/// confirmations, height, tx ids and the header fields), as Core names them.
+fn getblock(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
+    let hash = hash_param(params, 0, "blockhash")?;
+    let verbosity = match param(params, 1, "verbosity") {
+        None => 1,
+        Some(Value::Bool(b)) => i64::from(*b),
+        Some(v) => v.as_i64().ok_or((
+            RPC_TYPE_ERROR,
+            "JSON value of type for verbosity is not of expected type number".to_owned(),
+        ))?,
+    };
+    let s = shared.lock();
+    let entry = s
+        .lookup(&hash)
+        .ok_or((RPC_INVALID_ADDRESS_OR_KEY, "Block not found".to_owned()))?;
+    if verbosity == 0 {
+        let bytes = bitcoin::consensus::serialize(&*entry.block);
+        return Ok(json!(warppool_core::hex::encode(&bytes)));
+    }
+    let txids: Vec<String> = entry
+        .block
+        .txdata
+        .iter()
+        .map(|t| t.compute_txid().to_string())
+        .collect();
+    let mut v = json!({
+        "hash": entry.hash.to_string(),
+        "confirmations": s.confirmations(entry),
+        "height": entry.height,
+        "version": entry.header.version.to_consensus(),
+        "merkleroot": entry.header.merkle_root.to_string(),
+        "time": entry.header.time,
+        "nonce": entry.header.nonce,
+        "bits": format!("{:08x}", entry.header.bits.to_consensus()),
+        "chainwork": chainwork_hex(entry.chainwork),
+        "nTx": entry.tx_count,
+        "size": entry.size,
+        "weight": entry.weight,
+        "tx": txids,
+    });
+    if entry.height > 0 {
+        v["previousblockhash"] = json!(entry.header.prev_blockhash.to_string());
+    }
+    Ok(v)
 }
 
 fn chainwork_hex(w: bitcoin::Work) -> String {
@@ -442,22 +524,7 @@ fn getblockhash(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
 }
 
 fn getblockheader(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
-    let text = str_param(params, 0, "blockhash")?;
-    if text.len() != 64 {
-        return Err((
-            RPC_INVALID_PARAMETER,
-            format!(
-                "blockhash must be of length 64 (not {}, for '{text}')",
-                text.len()
-            ),
-        ));
-    }
-    let hash = BlockHash::from_str(text).map_err(|_| {
-        (
-            RPC_INVALID_PARAMETER,
-            format!("blockhash must be hexadecimal string (not '{text}')"),
-        )
-    })?;
+    let hash = hash_param(params, 0, "blockhash")?;
     let verbose = match param(params, 1, "verbose") {
         None => true,
         Some(v) => v.as_bool().ok_or((
@@ -475,11 +542,7 @@ fn getblockheader(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
         )));
     }
     let main = s.in_main_chain(entry);
-    let confirmations = if main {
-        i64::from(s.height()) - i64::from(entry.height) + 1
-    } else {
-        -1
-    };
+    let confirmations = s.confirmations(entry);
     let bits = entry.header.bits.to_consensus();
     let mut v = json!({
         "hash": entry.hash.to_string(),
@@ -489,7 +552,7 @@ fn getblockheader(shared: &Shared, params: &Value) -> Result<Value, RpcError> {
         "versionHex": format!("{:08x}", entry.header.version.to_consensus()),
         "merkleroot": entry.header.merkle_root.to_string(),
         "time": entry.header.time,
-        "mediantime": if main { s.median_time_past(entry.height) } else { entry.header.time },
+        "mediantime": s.median_time_past_of(&entry.hash),
         "nonce": entry.header.nonce,
         "bits": format!("{bits:08x}"),
         "difficulty": ChainState::difficulty(bits),
