@@ -250,7 +250,8 @@ impl BlockPath {
             next_check: Instant::now(),
             busy,
         });
-        if tracked.len() > BLOCKS_TRACKED_WARN {
+        // Once per BLOCKS_TRACKED_WARN more, not once per block.
+        if tracked.len() > BLOCKS_TRACKED_WARN && tracked.len() % BLOCKS_TRACKED_WARN == 1 {
             tracing::warn!(
                 tracked = tracked.len(),
                 "more unfinished blocks than BLOCKS_TRACKED_WARN: are the nodes answering?"
@@ -295,8 +296,10 @@ impl BlockPath {
         journaled.map(|()| status)
     }
 
-    /// Tracks every unfinished block of the journal again and checks each once (resubmitting
-    /// those no node knows). Returns how many.
+    /// Tracks every unfinished block of the journal again, due at once: the tracker checks
+    /// them (resubmitting those no node knows) concurrently with new blocks, at most
+    /// `BLOCK_CHECKS_PER_PASS_MAX` at a time, so a long journal never delays a new block.
+    /// Returns how many.
     ///
     /// # Errors
     /// None today; kept for callers that report a journal failure.
@@ -320,11 +323,9 @@ impl BlockPath {
                 finder: u.block.finder.clone(),
                 submissions: Vec::new(),
             });
-            let block = Arc::new(u.block);
-            self.track(Arc::clone(&block), u.status, true);
-            self.check(&block, false).await;
-            self.release(&block.hash);
+            self.track(Arc::new(u.block), u.status, false);
         }
+        self.wake.notify_one();
         Ok(count)
     }
 
