@@ -90,9 +90,15 @@ pub const JOBS_RETAINED_MAX: usize = 8;
 /// forgets the oldest; vardiff keeps honest miners near 18 shares/min per connection.
 pub const DUPLICATES_PER_JOB_MAX: usize = 65_536;
 
-/// Largest accepted ntime ahead of the job's ntime, in seconds (consensus allows two hours
-/// ahead of network-adjusted time; ckpool allows 7000 s).
+/// Largest accepted ntime ahead of the template's `curtime`, in seconds (ckpool allows 7000 s).
+/// Measured from `curtime`, not from a job's ntime (job variants move that ahead), so that it
+/// stays below `NODE_FUTURE_BLOCK_TIME_SECS_MAX` ahead of the pool's clock with 200 s to spare
+/// for clock skew between pool and node.
 pub const NTIME_AHEAD_SECS_MAX: u32 = 7_000;
+
+/// How far ahead of its clock Bitcoin Core accepts a block's time, in seconds
+/// (`MAX_FUTURE_BLOCK_TIME`, two hours; later ones are refused as `time-too-new`).
+pub const NODE_FUTURE_BLOCK_TIME_SECS_MAX: u32 = 2 * 60 * 60;
 
 /// Connections one shard accepts before refusing at `accept`.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 65_536;
@@ -209,8 +215,8 @@ const _: () = assert!(COINBASE_TAG_BYTES_MAX <= 75);
 // Output scripts and the extranonce have one-byte lengths in the coinbase.
 const _: () = assert!(OUTPUT_SCRIPT_BYTES_MAX < 0xfd);
 const _: () = assert!(EXTRANONCE1_BYTES + EXTRANONCE2_SIZE_MAX <= 75);
-// The ntime window stays inside consensus' two hours ahead of network-adjusted time.
-const _: () = assert!(NTIME_AHEAD_SECS_MAX < 2 * 60 * 60);
+// The ntime window stays inside the node's two hours ahead of its clock, with room for skew.
+const _: () = assert!(NTIME_AHEAD_SECS_MAX + 200 <= NODE_FUTURE_BLOCK_TIME_SECS_MAX);
 
 // Stratum V1 codec and vardiff relationships.
 const _: () = assert!(METHOD_BYTES_MAX < LINE_BYTES_MAX);
