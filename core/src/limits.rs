@@ -255,16 +255,27 @@ pub const STATS_BATCHES_QUEUED_PER_SHARD_MAX: usize = 64;
 /// Block candidates one shard may have queued to the control plane. A candidate is a share that
 /// meets the network target; producing this many on one shard between two drains of the
 /// control plane (which drains continuously) needs that many valid blocks, so the queue cannot
-/// fill on any real network. A full queue is an assertion failure, not a drop.
+/// fill on any real network. A full queue is never a panic: the candidate waits in the shard's
+/// overflow (`BLOCK_CANDIDATES_OVERFLOW_PER_SHARD_MAX`).
 pub const BLOCK_CANDIDATES_PER_SHARD_MAX: usize = 1024;
 
-/// Block candidates one shard sends on one previous-block hash. Only one block per tip can
-/// extend the chain; on mainnet a second candidate on the same tip from one shard never
-/// happens, but on a network whose target is easier than the share target (regtest: nearly
-/// every share is a block) a miner could otherwise flood the candidate queue. Shares past the
-/// cap are credited as shares. With `BLOCK_CANDIDATES_PER_SHARD_MAX` at least 16 times this,
-/// the queue fills only if the control plane stops draining it across 16 new tips, which it
-/// publishes itself.
+/// Block candidates one shard keeps (allocated at start) while the candidate queue is full,
+/// retried in order on every tick; past it a candidate is counted as lost and logged at error
+/// level (rate-limited), never a panic.
+pub const BLOCK_CANDIDATES_OVERFLOW_PER_SHARD_MAX: usize = 64;
+
+/// Shortest time between two log lines of one kind from one shard (refused connections per
+/// limit, lost block candidates), in milliseconds; each line carries the count since the last.
+pub const SHARD_LOG_INTERVAL_MS: u64 = 10_000;
+
+/// Block candidates one shard sends while one previous-block hash is its current tip (counted
+/// on every job, current or stale, so alternating them cannot reset it). Applied only on a
+/// chain whose network target is easier than the share target floor (`Difficulty::MIN`:
+/// regtest, where nearly every share is a block and a miner could otherwise flood the
+/// candidate queue); on mainnet, testnet and signet every share that meets the network target
+/// is sent. Shares past the cap are credited as shares. With `BLOCK_CANDIDATES_PER_SHARD_MAX`
+/// at least 16 times this, the queue fills only if the control plane stops draining it across
+/// 16 new tips, which it publishes itself.
 pub const BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX: usize = 64;
 
 /// Empty outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` bytes each) a shard keeps for reuse.

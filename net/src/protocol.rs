@@ -123,11 +123,9 @@ impl<S: Send + 'static, C: Send + 'static> Ctx<'_, S, C> {
     }
 
     /// Sends a block candidate to the control plane at once (before any reply is written).
-    ///
-    /// # Panics
-    ///
-    /// If the candidate queue is full, which `BLOCK_CANDIDATES_PER_SHARD_MAX` rules out on a
-    /// real network (see its docs).
+    /// Never panics: when the queue is full the candidate waits in the shard's overflow
+    /// (`BLOCK_CANDIDATES_OVERFLOW_PER_SHARD_MAX`, retried every tick), and only when that is
+    /// full too is it counted as lost (`CountersSnapshot::candidates_lost`) and logged.
     pub fn candidate(&mut self, candidate: C) {
         self.events.candidate(candidate);
     }
