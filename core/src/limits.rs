@@ -145,6 +145,10 @@ pub const DIFFICULTY_MIN_BITS: u32 = 16; // i.e. 2^-16
 /// Largest share difficulty, as a power of two (2^60 is far above any network difficulty).
 pub const DIFFICULTY_MAX_LOG2: u32 = 60;
 
+/// Longest decimal text of a difficulty, in bytes: 19 integer digits (2^60), the point and 32
+/// decimals (the fixed point's 2^-32 resolution), with room to spare.
+pub const DIFFICULTY_TEXT_BYTES_MAX: usize = 64;
+
 /// Seconds the vardiff looks back (EWMA time constant).
 pub const VARDIFF_WINDOW_SECS: u32 = 300;
 
@@ -200,6 +204,8 @@ const _: () = assert!(USERNAME_BYTES_MAX + PASSWORD_BYTES_MAX < LINE_BYTES_MAX);
 const _: () = assert!(WORKER_NAME_BYTES_MAX < USERNAME_BYTES_MAX);
 const _: () = assert!(DUPLICATES_PER_JOB_MAX.is_power_of_two());
 const _: () = assert!(DIFFICULTY_MAX_LOG2 + DIFFICULTY_MIN_BITS < 96);
+// 2^60 has 19 decimal digits; the point and 32 decimals follow.
+const _: () = assert!(19 + 1 + 32 <= DIFFICULTY_TEXT_BYTES_MAX);
 const _: () = assert!(SHARE_STATS_BATCH_MAX > 0);
 
 // Domain (template → job → share) relationships.
