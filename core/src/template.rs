@@ -156,6 +156,14 @@ pub struct Template {
     witness_root: [u8; 32],
 }
 
+/// The BIP141 witness merkle root: the merkle root of the wtxids, the coinbase's taken as zero.
+fn witness_root(transactions: &[TemplateTransaction]) -> [u8; 32] {
+    let mut wtxids = Vec::with_capacity(transactions.len() + 1);
+    wtxids.push([0u8; 32]);
+    wtxids.extend(transactions.iter().map(|t| t.wtxid));
+    merkle_root(&wtxids)
+}
+
 /// Decodes display-order (reversed) hash hex into internal order.
 fn hash_from_display_hex(s: &str, field: &'static str) -> Result<[u8; 32], TemplateError> {
     let mut h: [u8; 32] =
@@ -272,10 +280,7 @@ impl Template {
         let branch = MerkleBranch::from_txids(&txids)
             .map_err(|_| TemplateError::TooManyTransactions(transactions.len()))?;
         assert!(branch.steps().len() <= MERKLE_DEPTH_MAX);
-        let mut wtxids = Vec::with_capacity(transactions.len() + 1);
-        wtxids.push([0u8; 32]);
-        wtxids.extend(transactions.iter().map(|t| t.wtxid));
-        let witness_root = merkle_root(&wtxids);
+        let witness_root = witness_root(&transactions);
         Ok(Self {
             version,
             prevhash,
