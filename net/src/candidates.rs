@@ -42,7 +42,7 @@ impl<C> CandidateQueue<C> {
         self.retry();
         if self.overflow.is_empty() {
             match self.tx.try_send(candidate) {
-                Ok(()) => return,
+                Ok(()) => {}
                 Err(flume::TrySendError::Full(candidate)) => self.defer(candidate, counters),
                 // The control plane is gone: the pool is shutting down.
                 Err(flume::TrySendError::Disconnected(_)) => {}
