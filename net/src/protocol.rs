@@ -162,6 +162,18 @@ pub trait Protocol: 'static {
         ctx: &mut Ctx<'_, Self::Stat, Self::Candidate>,
     );
 
+    /// The lines of one read were handed to [`Protocol::on_line`] (called once after the last
+    /// of them, before the replies are written; not after a line that closed the connection).
+    /// Lets the protocol answer a pipelined batch as a whole (the Stratum session sends a
+    /// connection's first work here, so a protocol that wraps it must forward this call).
+    fn on_lines_end(
+        &mut self,
+        conn: &mut Self::Conn,
+        ctx: &mut Ctx<'_, Self::Stat, Self::Candidate>,
+    ) {
+        let _ = (conn, ctx);
+    }
+
     /// New jobs were published; called once per shard before the per-connection calls, to
     /// update shard-wide caches.
     fn on_shard_jobs(&mut self, jobs: &Arc<Self::Jobs>) {

@@ -531,6 +531,21 @@ fn call<P: Protocol>(
     }
 }
 
+/// [`Protocol::on_lines_end`] after the lines of one read.
+fn lines_end<P: Protocol>(
+    protocol: &mut P,
+    events: &mut Events<P::Stat, P::Candidate>,
+    counters: &ShardCounters,
+    pool: &mut BufferPool,
+    slot: &mut Slot<P::Conn>,
+    now: Instant,
+) {
+    call(protocol, events, counters, pool, slot, now, |p, c, ctx| {
+        p.on_lines_end(c, ctx);
+        Flow::Continue
+    });
+}
+
 enum Progress {
     /// All complete lines were handled; read more bytes.
     NeedBytes,
@@ -602,6 +617,9 @@ fn process_lines<P: Protocol>(
             now,
             |p, c, ctx| p.on_line(c, line, ctx),
         );
+    }
+    if lines > 0 && slot.closing.is_none() {
+        lines_end(protocol, events, counters, outbound_pool, slot, now);
     }
     bump(&counters.lines, lines);
     input.copy_within(start.., 0);
