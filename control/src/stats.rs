@@ -378,9 +378,12 @@ impl Recorder for SqliteRecorder {
                 ShareEvent::Difficulty {
                     connection,
                     difficulty,
+                    family,
                 } => {
-                    if let Some(worker) = names.by_connection.get(connection).cloned() {
-                        names.set_difficulty(worker, *difficulty);
+                    // Keyed by username and device family (warppool-net `UserAgentFamily`).
+                    if let Some(worker) = names.by_connection.get(connection) {
+                        let key = family.key(worker);
+                        names.set_difficulty(key, *difficulty);
                     }
                 }
                 ShareEvent::Closed { connection } => {

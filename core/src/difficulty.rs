@@ -12,10 +12,13 @@ use core::fmt;
 
 use thiserror::Error;
 
-use crate::limits::{DIFFICULTY_MAX_LOG2, DIFFICULTY_MIN_BITS};
+use crate::limits::{DIFFICULTY_MAX_LOG2, DIFFICULTY_MIN_BITS, DIFFICULTY_TEXT_BYTES_MAX};
 
 /// Fractional bits of the fixed-point [`Difficulty`].
 const FRAC_BITS: u32 = 32;
+
+/// Decimals that write any difficulty below 2^21 exactly (`units / 2^32` has at most 32).
+const TEXT_DECIMALS_MAX: usize = FRAC_BITS as usize;
 
 /// Why a difficulty or target was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Error)]
@@ -147,18 +150,80 @@ impl Difficulty {
     }
 }
 
+/// A `fmt::Write` into a fixed buffer (no allocation); fails when the buffer is full.
+struct TextBuf<'a> {
+    buf: &'a mut [u8; DIFFICULTY_TEXT_BYTES_MAX],
+    len: usize,
+}
+
+impl fmt::Write for TextBuf<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl Difficulty {
+    /// Reads a decimal difficulty as the Stratum request parser does: the nearest `f64`, then
+    /// [`Difficulty::from_f64_lossy`].
+    ///
+    /// # Errors
+    /// Not a number, or as [`Difficulty::from_f64_lossy`].
+    pub fn from_text_lossy(text: &str) -> Result<Self, DifficultyError> {
+        let v: f64 = text
+            .parse()
+            .map_err(|_| DifficultyError::NotPositive(f64::NAN))?;
+        Self::from_f64_lossy(v)
+    }
+
+    /// Writes the shortest decimal text (digits and at most one `.`, never an exponent) that
+    /// [`Difficulty::from_text_lossy`] reads back as exactly this difficulty, and returns it:
+    /// whole difficulties as integers, and `0.00015` for what a client asked as `0.00015`
+    /// (not `0.00014999997802078724`, the `f64` of the fixed point). No allocation. A
+    /// non-whole difficulty from 2^21 up (vardiff sends none: above 1 it sends whole numbers)
+    /// may have no such text; it is written as its `f64`'s shortest text.
+    pub fn write_shortest(self, out: &mut [u8; DIFFICULTY_TEXT_BYTES_MAX]) -> &str {
+        use fmt::Write as _;
+        let v = self.to_f64_lossy();
+        let mut len = 0;
+        let whole = self.whole();
+        let decimals_min = usize::from(whole.is_none());
+        for decimals in decimals_min..=TEXT_DECIMALS_MAX {
+            let mut text = TextBuf { buf: out, len: 0 };
+            let written = match whole {
+                Some(w) => write!(text, "{w}"),
+                None => write!(text, "{v:.decimals$}"),
+            };
+            debug_assert!(written.is_ok(), "every difficulty text fits the buffer");
+            len = text.len;
+            let back = core::str::from_utf8(&out[..len]).map(Self::from_text_lossy);
+            if whole.is_some() || back == Ok(Ok(self)) {
+                return core::str::from_utf8(&out[..len]).unwrap_or("");
+            }
+        }
+        let mut text = TextBuf { buf: out, len: 0 };
+        if write!(text, "{v}").is_ok() {
+            len = text.len;
+        }
+        core::str::from_utf8(&out[..len]).unwrap_or("")
+    }
+}
+
 impl fmt::Debug for Difficulty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Difficulty({})", self.to_f64_lossy())
     }
 }
 
+/// The shortest decimal text that reads back as this difficulty
+/// ([`Difficulty::write_shortest`]).
 impl fmt::Display for Difficulty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.whole() {
-            Some(w) => write!(f, "{w}"),
-            None => write!(f, "{}", self.to_f64_lossy()),
-        }
+        let mut text = [0u8; DIFFICULTY_TEXT_BYTES_MAX];
+        f.write_str(self.write_shortest(&mut text))
     }
 }
 

@@ -90,9 +90,15 @@ pub const JOBS_RETAINED_MAX: usize = 8;
 /// forgets the oldest; vardiff keeps honest miners near 18 shares/min per connection.
 pub const DUPLICATES_PER_JOB_MAX: usize = 65_536;
 
-/// Largest accepted ntime ahead of the job's ntime, in seconds (consensus allows two hours
-/// ahead of network-adjusted time; ckpool allows 7000 s).
+/// Largest accepted ntime ahead of the template's `curtime`, in seconds (ckpool allows 7000 s).
+/// Measured from `curtime`, not from a job's ntime (job variants move that ahead), so that it
+/// stays below `NODE_FUTURE_BLOCK_TIME_SECS_MAX` ahead of the pool's clock with 200 s to spare
+/// for clock skew between pool and node.
 pub const NTIME_AHEAD_SECS_MAX: u32 = 7_000;
+
+/// How far ahead of its clock Bitcoin Core accepts a block's time, in seconds
+/// (`MAX_FUTURE_BLOCK_TIME`, two hours; later ones are refused as `time-too-new`).
+pub const NODE_FUTURE_BLOCK_TIME_SECS_MAX: u32 = 2 * 60 * 60;
 
 /// Connections one shard accepts before refusing at `accept`.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 65_536;
@@ -138,6 +144,10 @@ pub const DIFFICULTY_MIN_BITS: u32 = 16; // i.e. 2^-16
 
 /// Largest share difficulty, as a power of two (2^60 is far above any network difficulty).
 pub const DIFFICULTY_MAX_LOG2: u32 = 60;
+
+/// Longest decimal text of a difficulty, in bytes: 19 integer digits (2^60), the point and 32
+/// decimals (the fixed point's 2^-32 resolution), with room to spare.
+pub const DIFFICULTY_TEXT_BYTES_MAX: usize = 64;
 
 /// Seconds the vardiff looks back (EWMA time constant).
 pub const VARDIFF_WINDOW_SECS: u32 = 300;
@@ -194,6 +204,8 @@ const _: () = assert!(USERNAME_BYTES_MAX + PASSWORD_BYTES_MAX < LINE_BYTES_MAX);
 const _: () = assert!(WORKER_NAME_BYTES_MAX < USERNAME_BYTES_MAX);
 const _: () = assert!(DUPLICATES_PER_JOB_MAX.is_power_of_two());
 const _: () = assert!(DIFFICULTY_MAX_LOG2 + DIFFICULTY_MIN_BITS < 96);
+// 2^60 has 19 decimal digits; the point and 32 decimals follow.
+const _: () = assert!(19 + 1 + 32 <= DIFFICULTY_TEXT_BYTES_MAX);
 const _: () = assert!(SHARE_STATS_BATCH_MAX > 0);
 
 // Domain (template → job → share) relationships.
@@ -209,8 +221,8 @@ const _: () = assert!(COINBASE_TAG_BYTES_MAX <= 75);
 // Output scripts and the extranonce have one-byte lengths in the coinbase.
 const _: () = assert!(OUTPUT_SCRIPT_BYTES_MAX < 0xfd);
 const _: () = assert!(EXTRANONCE1_BYTES + EXTRANONCE2_SIZE_MAX <= 75);
-// The ntime window stays inside consensus' two hours ahead of network-adjusted time.
-const _: () = assert!(NTIME_AHEAD_SECS_MAX < 2 * 60 * 60);
+// The ntime window stays inside the node's two hours ahead of its clock, with room for skew.
+const _: () = assert!(NTIME_AHEAD_SECS_MAX + 200 <= NODE_FUTURE_BLOCK_TIME_SECS_MAX);
 
 // Stratum V1 codec and vardiff relationships.
 const _: () = assert!(METHOD_BYTES_MAX < LINE_BYTES_MAX);
@@ -249,16 +261,27 @@ pub const STATS_BATCHES_QUEUED_PER_SHARD_MAX: usize = 64;
 /// Block candidates one shard may have queued to the control plane. A candidate is a share that
 /// meets the network target; producing this many on one shard between two drains of the
 /// control plane (which drains continuously) needs that many valid blocks, so the queue cannot
-/// fill on any real network. A full queue is an assertion failure, not a drop.
+/// fill on any real network. A full queue is never a panic: the candidate waits in the shard's
+/// overflow (`BLOCK_CANDIDATES_OVERFLOW_PER_SHARD_MAX`).
 pub const BLOCK_CANDIDATES_PER_SHARD_MAX: usize = 1024;
 
-/// Block candidates one shard sends on one previous-block hash. Only one block per tip can
-/// extend the chain; on mainnet a second candidate on the same tip from one shard never
-/// happens, but on a network whose target is easier than the share target (regtest: nearly
-/// every share is a block) a miner could otherwise flood the candidate queue. Shares past the
-/// cap are credited as shares. With `BLOCK_CANDIDATES_PER_SHARD_MAX` at least 16 times this,
-/// the queue fills only if the control plane stops draining it across 16 new tips, which it
-/// publishes itself.
+/// Block candidates one shard keeps (allocated at start) while the candidate queue is full,
+/// retried in order on every tick; past it a candidate is counted as lost and logged at error
+/// level (rate-limited), never a panic.
+pub const BLOCK_CANDIDATES_OVERFLOW_PER_SHARD_MAX: usize = 64;
+
+/// Shortest time between two log lines of one kind from one shard (refused connections per
+/// limit, lost block candidates), in milliseconds; each line carries the count since the last.
+pub const SHARD_LOG_INTERVAL_MS: u64 = 10_000;
+
+/// Block candidates one shard sends while one previous-block hash is its current tip (counted
+/// on every job, current or stale, so alternating them cannot reset it). Applied only on a
+/// chain whose network target is easier than the share target floor (`Difficulty::MIN`:
+/// regtest, where nearly every share is a block and a miner could otherwise flood the
+/// candidate queue); on mainnet, testnet and signet every share that meets the network target
+/// is sent. Shares past the cap are credited as shares. With `BLOCK_CANDIDATES_PER_SHARD_MAX`
+/// at least 16 times this, the queue fills only if the control plane stops draining it across
+/// 16 new tips, which it publishes itself.
 pub const BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX: usize = 64;
 
 /// Empty outbound buffers (`OUTBOUND_QUEUE_BYTES_MAX` bytes each) a shard keeps for reuse.

@@ -1,10 +1,10 @@
 //! Share validation: a pure function over a job and a submission, plus the per-shard job ring.
 //!
 //! Responsibilities: decide one share's [`Verdict`] with no allocation and no I/O. The order:
-//! job lookup ([`ShareReject::UnknownJob`]), extranonce2 size, version bits, ntime window, then
-//! the hash; a hash meeting the network target is a [`Verdict::Block`] whatever its bookkeeping
-//! (stale, duplicate, below the share target), which the caller submits before replying; then
-//! stale, share target and duplicate checks.
+//! job lookup ([`ShareReject::UnknownJob`]), extranonce2 size, then the hash; a hash meeting
+//! the network target is a [`Verdict::Block`] whatever its bookkeeping (version bits outside
+//! the mask, ntime outside the window, stale, below the share target, duplicate), which the
+//! caller submits before replying; then those checks in that order decide the accounting.
 //!
 //! Usage (the data plane's hot path, zero allocation per share):
 //! 1. at shard start, [`JobBook::new`] allocates every duplicate set once (or
@@ -59,6 +59,10 @@ pub enum ShareReject {
     /// The same header was already submitted for this job.
     #[error("duplicate share")]
     Duplicate,
+    /// A field of the submit does not decode (ntime, nonce or version bits that are not hex
+    /// of the right length, an extranonce2 that is not hex); never hashed.
+    #[error("malformed submit")]
+    Malformed,
 }
 
 impl ShareReject {
@@ -70,7 +74,10 @@ impl ShareReject {
             Self::UnknownJob | Self::Stale => 21,
             Self::Duplicate => 22,
             Self::LowDifficulty => 23,
-            Self::Extranonce2Size | Self::NtimeOutOfRange | Self::VersionBitsOutsideMask => 20,
+            Self::Extranonce2Size
+            | Self::NtimeOutOfRange
+            | Self::VersionBitsOutsideMask
+            | Self::Malformed => 20,
         }
     }
 
@@ -85,6 +92,7 @@ impl ShareReject {
             Self::VersionBitsOutsideMask => "version_bits",
             Self::LowDifficulty => "low_difficulty",
             Self::Duplicate => "duplicate",
+            Self::Malformed => "malformed",
         }
     }
 
@@ -99,6 +107,7 @@ impl ShareReject {
             Self::VersionBitsOutsideMask => "version bits outside mask",
             Self::LowDifficulty => "low difficulty share",
             Self::Duplicate => "duplicate share",
+            Self::Malformed => "malformed submit",
         }
     }
 }
@@ -337,9 +346,34 @@ impl DuplicateSet {
     }
 }
 
+/// The header version a share was mined on, and whether its version bits broke the mask. Bits
+/// outside the mask are taken as set on top of the job's version (the header the miner
+/// hashed), so a block mined that way is still found.
+fn share_version(job: &Job, bits: Option<u32>, mask: VersionMask) -> (u32, bool) {
+    match bits {
+        None => (job.version(), false),
+        Some(bits) if mask.allows(bits) => (mask.apply(job.version(), bits), false),
+        Some(bits) => (job.version() | bits, true),
+    }
+}
+
+/// Whether `ntime` is inside the job's window: not before the template's mintime, and at most
+/// [`NTIME_AHEAD_SECS_MAX`] after the template's `curtime` (not the job's ntime, which job
+/// variants move ahead). `curtime` is never ahead of the pool's clock, so the ceiling stays
+/// below the node's `time-too-new` limit ([`crate::limits::NODE_FUTURE_BLOCK_TIME_SECS_MAX`]).
+fn ntime_in_window(job: &Job, ntime: Ntime) -> bool {
+    let ahead = (ntime - job.template().curtime()).secs();
+    ntime >= job.ntime_min() && ahead <= i64::from(NTIME_AHEAD_SECS_MAX)
+}
+
 /// Judges one share against its job. Pure: no allocation, no I/O. `stale` says whether the job
-/// is from a previous tip; `duplicates` is
-/// the job's duplicate set.
+/// is from a previous tip; `duplicates` is the job's duplicate set.
+///
+/// Only a wrong extranonce2 size is rejected before hashing (the coinbase cannot be built
+/// without it). Version bits outside the mask and an ntime outside the window are rule
+/// violations judged after hashing: a hash that meets the network target is a
+/// [`Verdict::Block`] whatever else is wrong with the share (the node has the last word), with
+/// the violation as its `accounting`.
 #[must_use]
 pub fn validate_share(
     job: &Arc<Job>,
@@ -353,22 +387,18 @@ pub fn validate_share(
     if submission.extranonce2.size() != job.extranonce2_size() {
         return Verdict::Rejected(ShareReject::Extranonce2Size);
     }
-    let version = match submission.version_bits {
-        None => job.version(),
-        Some(bits) if version_mask.allows(bits) => version_mask.apply(job.version(), bits),
-        Some(_) => return Verdict::Rejected(ShareReject::VersionBitsOutsideMask),
-    };
+    let (version, outside_mask) = share_version(job, submission.version_bits, version_mask);
     let ntime = submission.ntime;
-    let ahead = (ntime - job.ntime()).secs();
-    if ntime < job.ntime_min() || ahead > i64::from(NTIME_AHEAD_SECS_MAX) {
-        return Verdict::Rejected(ShareReject::NtimeOutOfRange);
-    }
     let txid = job.coinbase_txid(extranonce1, &submission.extranonce2);
     let root = job.merkle_branch().root(&txid);
     let header = job.header(&root, ntime, submission.nonce, version);
     let hash = sha256d_header(&header);
 
-    let accounting = if stale {
+    let accounting = if outside_mask {
+        Some(ShareReject::VersionBitsOutsideMask)
+    } else if !ntime_in_window(job, ntime) {
+        Some(ShareReject::NtimeOutOfRange)
+    } else if stale {
         Some(ShareReject::Stale)
     } else if !share_target.is_met_by(&hash) {
         Some(ShareReject::LowDifficulty)

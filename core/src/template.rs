@@ -160,6 +160,18 @@ pub struct Template {
     longpollid: Option<String>,
     transactions: Vec<TemplateTransaction>,
     branch: MerkleBranch,
+    /// The BIP141 witness merkle root (the coinbase's wtxid taken as zero), computed once per
+    /// template: every coinbase built for it (one per payout script per shard) and every job
+    /// variant reuses it.
+    witness_root: [u8; 32],
+}
+
+/// The BIP141 witness merkle root: the merkle root of the wtxids, the coinbase's taken as zero.
+fn witness_root(transactions: &[TemplateTransaction]) -> [u8; 32] {
+    let mut wtxids = Vec::with_capacity(transactions.len() + 1);
+    wtxids.push([0u8; 32]);
+    wtxids.extend(transactions.iter().map(|t| t.wtxid));
+    merkle_root(&wtxids)
 }
 
 /// Decodes display-order (reversed) hash hex into internal order.
@@ -286,6 +298,7 @@ impl Template {
         let branch = MerkleBranch::from_txids(&txids)
             .map_err(|_| TemplateError::TooManyTransactions(transactions.len()))?;
         assert!(branch.steps().len() <= MERKLE_DEPTH_MAX);
+        let witness_root = witness_root(&transactions);
         Ok(Self {
             version,
             prevhash,
@@ -300,6 +313,7 @@ impl Template {
             longpollid: raw.longpollid,
             transactions,
             branch,
+            witness_root,
         })
     }
 
@@ -411,15 +425,13 @@ impl Template {
 
     /// The witness commitment output script for a coinbase witness reserved value:
     /// `6a24aa21a9ed ‖ sha256d(witness_root ‖ reserved)`, where the witness root is the merkle
-    /// root of the wtxids with the coinbase's taken as zero (BIP141).
+    /// root of the wtxids with the coinbase's taken as zero (BIP141). The root is computed
+    /// once, when the template is parsed: this is one `sha256d` of 64 bytes, whatever the
+    /// number of transactions.
     #[must_use]
     pub fn witness_commitment_script(&self, reserved: &[u8; 32]) -> [u8; 38] {
-        let mut wtxids = Vec::with_capacity(self.transactions.len() + 1);
-        wtxids.push([0u8; 32]);
-        wtxids.extend(self.transactions.iter().map(|t| t.wtxid));
-        let root = merkle_root(&wtxids);
         let mut preimage = [0u8; 64];
-        preimage[..32].copy_from_slice(&root);
+        preimage[..32].copy_from_slice(&self.witness_root);
         preimage[32..].copy_from_slice(reserved);
         let commitment = sha256d(&preimage);
         let mut script = [0u8; 38];

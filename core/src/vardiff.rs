@@ -70,7 +70,8 @@ pub struct VardiffConfig {
     pub shares_per_min_target: u32,
     /// Difficulty for new connections without a hint.
     pub difficulty_start: Difficulty,
-    /// Lowest difficulty of the port.
+    /// Lowest difficulty of the port (default [`Difficulty::MIN`]; below 1 only for
+    /// connections with `fractional`, the others are never sent less than 1).
     pub difficulty_min: Difficulty,
     /// Highest difficulty of the port.
     pub difficulty_max: Difficulty,
@@ -95,7 +96,10 @@ impl Default for VardiffConfig {
         Self {
             shares_per_min_target: 18,
             difficulty_start: Difficulty::from_whole(1024).unwrap_or(Difficulty::ONE),
-            difficulty_min: Difficulty::ONE,
+            // The floor, so that a CPU miner that asks for a fraction (a NerdMiner at about
+            // 50 kH/s suggests 0.00015) gets it on a port configured with defaults; a client
+            // that does not ask is never given less than 1 (`fractional` is false for it).
+            difficulty_min: Difficulty::MIN,
             difficulty_max: Difficulty::MAX,
             fractional: false,
             retarget_interval_ms_min: 30_000,

@@ -11,7 +11,10 @@ use proptest::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use warppool_core::coinbase::bip34_height_push;
-use warppool_core::limits::{DUPLICATES_PER_JOB_MAX, JOBS_RETAINED_MAX, NTIME_AHEAD_SECS_MAX};
+use warppool_core::limits::{
+    DUPLICATES_PER_JOB_MAX, JOBS_RETAINED_MAX, NODE_FUTURE_BLOCK_TIME_SECS_MAX,
+    NTIME_AHEAD_SECS_MAX,
+};
 use warppool_core::{
     CoinbaseConfig, DuplicateSet, Extranonce1, Extranonce2, ExtranonceSize, Job, JobBook, JobId,
     Nonce, Ntime, ShareReject, ShareTarget, Submission, Template, Verdict, VersionMask,
@@ -192,14 +195,22 @@ proptest! {
                 version_bits,
             };
             let verdict = book.submit(JobId::new(1), &en1v, &sub, mask, &share_target);
-            if let Some(b) = version_bits && !mask.allows(b) {
-                let want = Verdict::Rejected(ShareReject::VersionBitsOutsideMask);
-                prop_assert_eq!(format!("{verdict:?}"), format!("{want:?}"));
-                continue;
-            }
             let ahead = i64::from(ntime) - i64::from(CURTIME);
-            if ntime < MINTIME || ahead > i64::from(NTIME_AHEAD_SECS_MAX) {
-                prop_assert!(matches!(verdict, Verdict::Rejected(ShareReject::NtimeOutOfRange)));
+            let violation = if version_bits.is_some_and(|b| !mask.allows(b)) {
+                Some(ShareReject::VersionBitsOutsideMask)
+            } else if ntime < MINTIME || ahead > i64::from(NTIME_AHEAD_SECS_MAX) {
+                Some(ShareReject::NtimeOutOfRange)
+            } else {
+                None
+            };
+            if let Some(reason) = violation {
+                // Judged after hashing: a block still goes out, with the violation as its
+                // accounting.
+                match verdict {
+                    Verdict::Rejected(r) => prop_assert_eq!(r, reason),
+                    Verdict::Block { accounting, .. } => prop_assert_eq!(accounting, Some(reason)),
+                    Verdict::Accepted { .. } => prop_assert!(false, "accepted a {reason:?}"),
+                }
                 continue;
             }
             let version = match version_bits {
@@ -517,13 +528,113 @@ fn reject_codes_and_labels() {
         VersionBitsOutsideMask,
         LowDifficulty,
         Duplicate,
+        Malformed,
     ];
     let codes: Vec<i32> = all.iter().map(|r| r.stratum_code()).collect();
-    assert_eq!(codes, [21, 21, 20, 20, 20, 23, 22]);
+    assert_eq!(codes, [21, 21, 20, 20, 20, 23, 22, 20]);
     let labels: std::collections::HashSet<_> = all.iter().map(|r| r.metrics_label()).collect();
     assert_eq!(labels.len(), all.len());
     for r in all {
         assert!(!r.message().is_empty());
         assert_eq!(r.to_string(), r.to_string().to_lowercase());
     }
+}
+
+/// A share that meets the network target on a job, with a mutation applied before it is
+/// judged (the first regtest nonce whose hash, as the pool computes it, is a block).
+fn first_block(
+    book: &mut JobBook,
+    en1: &Extranonce1,
+    mask: VersionMask,
+    mut shape: impl FnMut(&mut Submission),
+) -> Verdict {
+    for nonce in 0..256u32 {
+        let mut s = submission(b"00000000", CURTIME, b"0");
+        s.nonce = Nonce::new(nonce);
+        shape(&mut s);
+        let v = book.submit(JobId::new(1), en1, &s, mask, &easy());
+        if matches!(v, Verdict::Block { .. }) {
+            return v;
+        }
+    }
+    panic!("about half the regtest hashes are blocks");
+}
+
+// See: issue 9, defect 3 (a share that meets the network target is submitted whatever else is
+// wrong with it).
+#[test]
+fn issue_9_block_with_version_bits_outside_the_mask_is_still_a_block() {
+    let mut book = JobBook::new(8);
+    let en1 = Extranonce1::from_u32(3);
+    let job = job_for(1, 2, 11, true, REGTEST_BITS, 4, [8; 32]);
+    book.install(Arc::clone(&job));
+    let mask = VersionMask::from_bits(0x0000_2000);
+    let v = first_block(&mut book, &en1, mask, |s| {
+        s.version_bits = Some(0x0000_4000)
+    });
+    let Verdict::Block {
+        candidate,
+        accounting,
+        ..
+    } = v
+    else {
+        unreachable!()
+    };
+    assert_eq!(accounting, Some(ShareReject::VersionBitsOutsideMask));
+    // The header carries the bits the miner rolled, on top of the job's version.
+    let block: bitcoin::Block = deserialize(&candidate.to_block_bytes()).unwrap();
+    assert_eq!(
+        block.header.version.to_consensus() as u32,
+        job.version() | 0x4000
+    );
+}
+
+// See: issue 9, defect 3.
+#[test]
+fn issue_9_block_with_ntime_outside_the_window_is_still_a_block() {
+    let mut book = JobBook::new(8);
+    let en1 = Extranonce1::from_u32(4);
+    book.install(job_for(1, 2, 12, true, REGTEST_BITS, 4, [9; 32]));
+    for ntime in [MINTIME - 1, CURTIME + NTIME_AHEAD_SECS_MAX + 1] {
+        let v = first_block(&mut book, &en1, VersionMask::POOL, |s| {
+            s.ntime = Ntime::from_secs(ntime);
+        });
+        let Verdict::Block { accounting, .. } = v else {
+            unreachable!()
+        };
+        assert_eq!(accounting, Some(ShareReject::NtimeOutOfRange));
+    }
+}
+
+// See: issue 9, defect 3 (the ntime ceiling stays inside what the node accepts: it is measured
+// from the template's curtime, so a job variant's later ntime does not move it).
+#[test]
+fn issue_9_ntime_ceiling_is_measured_from_the_template_curtime() {
+    let base = job_for(1, 1, 13, false, MAINNET_BITS, 4, [10; 32]);
+    let config =
+        CoinbaseConfig::new(b"/warppool/", ExtranonceSize::new(4).unwrap(), Vec::new()).unwrap();
+    let payout: Vec<u8> = [0x00, 0x14].into_iter().chain([13u8; 20]).collect();
+    let parts = warppool_core::build_coinbase(base.template(), &payout, &config).unwrap();
+    let variant_ntime = Ntime::from_secs(CURTIME + 600);
+    let variant = Job::from_parts(
+        JobId::new(2),
+        Arc::clone(base.template()),
+        &parts,
+        variant_ntime,
+    )
+    .unwrap();
+    let mut book = JobBook::new(8);
+    book.install(Arc::new(variant));
+    let en1 = Extranonce1::from_u32(5);
+    let mut judge = |ntime: u32, en2: &[u8]| {
+        let s = submission(en2, ntime, b"1");
+        book.submit(JobId::new(2), &en1, &s, VersionMask::POOL, &easy())
+    };
+    let top = CURTIME + NTIME_AHEAD_SECS_MAX;
+    assert!(matches!(judge(top, b"00000001"), Verdict::Accepted { .. }));
+    assert!(matches!(
+        judge(top + 1, b"00000002"),
+        Verdict::Rejected(ShareReject::NtimeOutOfRange)
+    ));
+    const { assert!(NTIME_AHEAD_SECS_MAX + 200 <= NODE_FUTURE_BLOCK_TIME_SECS_MAX) };
 }

@@ -408,3 +408,57 @@ fn version_bits_in_template_are_kept_out_of_the_mask() {
         0x2000_6004
     );
 }
+
+/// A small non-witness transaction, distinct per `i` (raw bytes as hex).
+fn distinct_transaction(i: u32) -> String {
+    let mut tx = Vec::with_capacity(64);
+    tx.extend_from_slice(&1u32.to_le_bytes());
+    tx.push(1);
+    tx.extend_from_slice(&[0x11; 28]);
+    tx.extend_from_slice(&i.to_le_bytes());
+    tx.extend_from_slice(&0u32.to_le_bytes());
+    tx.push(0);
+    tx.extend_from_slice(&u32::MAX.to_le_bytes());
+    tx.push(1);
+    tx.extend_from_slice(&1000u64.to_le_bytes());
+    tx.extend_from_slice(&[1, 0x51]);
+    tx.extend_from_slice(&0u32.to_le_bytes());
+    warppool_core::hex::encode(&tx)
+}
+
+// See: issue 9, defect 5 (the witness merkle root is computed once per template, not once per
+// payout script per shard).
+#[test]
+fn issue_9_witness_root_is_computed_once_per_template() {
+    // 20,000 transactions: recomputing the witness root is 20,000 `sha256d` per coinbase,
+    // about a second for these 500 coinbases; reusing it is one per coinbase.
+    let txs: Vec<serde_json::Value> = (0..20_000)
+        .map(|i| json!({"data": distinct_transaction(i)}))
+        .collect();
+    let mut t = bsv_template(json!(txs));
+    t["rules"] = json!(["csv", "!segwit", "taproot"]);
+    let template = Arc::new(Template::from_json(t.to_string().as_bytes()).unwrap());
+    assert!(template.is_segwit());
+    let config = CoinbaseConfig::solo(b"/warppool/");
+    let started = std::time::Instant::now();
+    for i in 0..500u32 {
+        let script: Vec<u8> = [0x00, 0x14]
+            .into_iter()
+            .chain([0; 16])
+            .chain(i.to_le_bytes())
+            .collect();
+        let parts = build_coinbase(&template, &script, &config).unwrap();
+        let job = Job::from_parts(
+            JobId::new(u64::from(i) + 1),
+            Arc::clone(&template),
+            &parts,
+            template.curtime(),
+        );
+        assert!(job.is_ok());
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_millis(300),
+        "500 coinbases and jobs took {elapsed:?}"
+    );
+}

@@ -339,3 +339,29 @@ fn config_validation() {
     };
     assert!(bad.validate().is_err());
 }
+
+// See: issue 9, defect 8 (a fresh port clamped a NerdMiner's 0.00015 request, so it never
+// found a share; fractions stay reserved for clients that ask).
+#[test]
+fn issue_9_default_port_serves_a_nerdminer_and_never_gives_a_non_asking_client_a_fraction() {
+    // A client that asked for a fraction: the session sets `fractional` for it.
+    let asking = VardiffConfig {
+        fractional: true,
+        ..VardiffConfig::default()
+    };
+    let mut nerd = Vardiff::new(asking, Millis::new(0), None);
+    let _ = nerd.suggest(Millis::new(0), frac(0.000_15));
+    assert!(
+        within(nerd.difficulty(), 0.000_15, 1.000_1),
+        "{:?}",
+        nerd.difficulty()
+    );
+    // A client that did not ask: silence lowers it, but never below 1.
+    let mut quiet = Vardiff::new(VardiffConfig::default(), Millis::new(0), None);
+    for minute in 1..=60u64 {
+        let _ = quiet.on_tick(Millis::new(minute * 60_000));
+    }
+    assert_eq!(quiet.difficulty(), whole(1));
+    let _ = quiet.suggest(Millis::new(3_600_001), frac(0.000_15));
+    assert_eq!(quiet.difficulty(), whole(1));
+}

@@ -1,4 +1,5 @@
-//! Admission control at accept: the per-shard token bucket and the pool-wide per-IP table.
+//! Admission control at accept: the per-shard token bucket, the pool-wide per-IP table, and
+//! the rate-limited log of refused connections ([`RefusalLog`]).
 //!
 //! **Per-IP cap across shards.** `SO_REUSEPORT` spreads connections over shards by a hash of
 //! the 4-tuple, so one address's connections land on every shard and a per-shard count would
@@ -17,6 +18,8 @@ use std::{
 };
 
 use warppool_core::limits::IP_TABLE_BUCKETS;
+
+use crate::ratelog::RateLog;
 
 /// Accept-rate limiter of one shard: `rate` tokens per second up to `burst`.
 #[derive(Debug)]
@@ -100,6 +103,98 @@ impl IpTable {
     }
 }
 
+/// Which admission limit refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The shard's accept token bucket was empty.
+    Rate,
+    /// The shard held `connections_per_shard_max` connections.
+    ShardFull,
+    /// The client address held `connections_per_ip_max` connections.
+    IpCap,
+}
+
+impl Refusal {
+    const ALL: [Self; 3] = [Self::Rate, Self::ShardFull, Self::IpCap];
+
+    /// The limit's name in the log.
+    pub(crate) const fn limit(self) -> &'static str {
+        match self {
+            Self::Rate => "accept rate",
+            Self::ShardFull => "connections per shard",
+            Self::IpCap => "connections per client address",
+        }
+    }
+
+    /// The configuration key(s) that raise the limit.
+    pub(crate) const fn config_key(self) -> &'static str {
+        match self {
+            Self::Rate => "pool.accept_rate_per_sec, pool.accept_burst",
+            Self::ShardFull => "pool.connections_per_shard_max",
+            Self::IpCap => "pool.connections_per_ip_max",
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            Self::Rate => 0,
+            Self::ShardFull => 1,
+            Self::IpCap => 2,
+        }
+    }
+}
+
+/// A shard's rate-limited log of refused connections: at most one warning per limit per
+/// `SHARD_LOG_INTERVAL_MS`, naming the limit and the configuration key that raises it, with
+/// the number refused since the previous line. (The counters in
+/// [`crate::CountersSnapshot`] count every refusal.)
+#[derive(Debug)]
+pub(crate) struct RefusalLog {
+    logs: [RateLog; 3],
+}
+
+impl RefusalLog {
+    pub(crate) const fn new() -> Self {
+        Self {
+            logs: [RateLog::new(), RateLog::new(), RateLog::new()],
+        }
+    }
+
+    /// One connection refused by `refusal` at `now`.
+    pub(crate) fn refused(&mut self, refusal: Refusal, now: Instant, shard: usize) {
+        if let Some(refused) = self.logs[refusal.index()].hit(now) {
+            log_refused(refusal, refused, shard);
+        }
+    }
+
+    /// Reports refusals not logged yet once their interval has passed (every tick).
+    pub(crate) fn flush(&mut self, now: Instant, shard: usize) {
+        for refusal in Refusal::ALL {
+            if let Some(refused) = self.logs[refusal.index()].flush(now) {
+                log_refused(refusal, refused, shard);
+            }
+        }
+    }
+
+    /// Lines logged for `refusal` (for tests).
+    #[cfg(test)]
+    fn lines(&self, refusal: Refusal) -> u64 {
+        self.logs[refusal.index()].lines
+    }
+}
+
+fn log_refused(refusal: Refusal, refused: u64, shard: usize) {
+    tracing::warn!(
+        shard,
+        limit = refusal.limit(),
+        refused,
+        raise_with = refusal.config_key(),
+        "connections refused at accept: {} limit reached (raise it with {})",
+        refusal.limit(),
+        refusal.config_key(),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +223,40 @@ mod tests {
         assert!(!table.try_acquire(bucket));
         table.release(bucket);
         assert!(table.try_acquire(bucket));
+    }
+
+    // See: issue 9, defect 11 (4,000 miners from one address, 2,976 closed, nothing in the log).
+    #[test]
+    fn issue_9_refused_connections_are_logged_once_per_interval_with_the_config_key() {
+        let start = Instant::now();
+        let mut log = RefusalLog::new();
+        for i in 0..2_976u64 {
+            log.refused(Refusal::IpCap, start + Duration::from_millis(i), 0);
+        }
+        log.refused(Refusal::Rate, start, 0);
+        assert_eq!(
+            log.lines(Refusal::IpCap),
+            1,
+            "one line per limit per interval"
+        );
+        assert_eq!(log.lines(Refusal::Rate), 1, "each limit has its own line");
+        let later = start + Duration::from_millis(warppool_core::limits::SHARD_LOG_INTERVAL_MS);
+        log.flush(later + Duration::from_secs(3), 0);
+        assert_eq!(
+            log.lines(Refusal::IpCap),
+            2,
+            "the rest of the burst is reported"
+        );
+        assert_eq!(log.lines(Refusal::ShardFull), 0);
+        assert_eq!(Refusal::IpCap.config_key(), "pool.connections_per_ip_max");
+        assert_eq!(
+            Refusal::ShardFull.config_key(),
+            "pool.connections_per_shard_max"
+        );
+        assert!(
+            Refusal::Rate
+                .config_key()
+                .contains("pool.accept_rate_per_sec")
+        );
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct ShardCounters {
     pub(crate) tls_errors: AtomicU64,
     pub(crate) ring_recv_completions: AtomicU64,
     pub(crate) ring_no_buffers: AtomicU64,
+    pub(crate) candidates_deferred: AtomicU64,
+    pub(crate) candidates_lost: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64, by: u64) {
@@ -44,6 +46,8 @@ impl ShardCounters {
             tls_errors: get(&self.tls_errors),
             ring_recv_completions: get(&self.ring_recv_completions),
             ring_no_buffers: get(&self.ring_no_buffers),
+            candidates_deferred: get(&self.candidates_deferred),
+            candidates_lost: get(&self.candidates_lost),
         }
     }
 }
@@ -53,11 +57,14 @@ impl ShardCounters {
 pub struct CountersSnapshot {
     /// Connections accepted and handed to the protocol.
     pub accepted: u64,
-    /// Connections closed at accept because the shard was full.
+    /// Connections closed at accept because the shard was full
+    /// (`pool.connections_per_shard_max`; logged, rate-limited).
     pub refused_shard_full: u64,
-    /// Connections closed at accept because their address was at its cap.
+    /// Connections closed at accept because their address was at its cap
+    /// (`pool.connections_per_ip_max`; logged, rate-limited).
     pub refused_ip_cap: u64,
-    /// Connections closed at accept because the accept rate was exceeded.
+    /// Connections closed at accept because the accept rate was exceeded
+    /// (`pool.accept_rate_per_sec`, `pool.accept_burst`; logged, rate-limited).
     pub refused_rate: u64,
     /// Accepted connections that have been closed.
     pub closed: u64,
@@ -81,6 +88,12 @@ pub struct CountersSnapshot {
     /// Multishot recvs the kernel ended because the provided-buffer ring was empty
     /// (`ENOBUFS`); each was re-armed.
     pub ring_no_buffers: u64,
+    /// Block candidates that found the candidate queue full and waited in the shard's
+    /// overflow (sent later, in order, as the control plane drains the queue).
+    pub candidates_deferred: u64,
+    /// Block candidates dropped because the queue and the shard's overflow were both full
+    /// (logged at error level, rate-limited). Should stay 0: alert on it.
+    pub candidates_lost: u64,
 }
 
 impl std::ops::AddAssign for CountersSnapshot {
@@ -99,5 +112,7 @@ impl std::ops::AddAssign for CountersSnapshot {
         self.tls_errors += o.tls_errors;
         self.ring_recv_completions += o.ring_recv_completions;
         self.ring_no_buffers += o.ring_no_buffers;
+        self.candidates_deferred += o.candidates_deferred;
+        self.candidates_lost += o.candidates_lost;
     }
 }

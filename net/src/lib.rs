@@ -104,6 +104,7 @@
 //! ```
 
 mod admission;
+mod candidates;
 mod config;
 mod counters;
 mod error;
@@ -111,6 +112,7 @@ mod outbound;
 mod plain;
 mod plane;
 mod protocol;
+mod ratelog;
 mod shard;
 pub mod stratum;
 mod tls;

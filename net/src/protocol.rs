@@ -123,11 +123,9 @@ impl<S: Send + 'static, C: Send + 'static> Ctx<'_, S, C> {
     }
 
     /// Sends a block candidate to the control plane at once (before any reply is written).
-    ///
-    /// # Panics
-    ///
-    /// If the candidate queue is full, which `BLOCK_CANDIDATES_PER_SHARD_MAX` rules out on a
-    /// real network (see its docs).
+    /// Never panics: when the queue is full the candidate waits in the shard's overflow
+    /// (`BLOCK_CANDIDATES_OVERFLOW_PER_SHARD_MAX`, retried every tick), and only when that is
+    /// full too is it counted as lost (`CountersSnapshot::candidates_lost`) and logged.
     pub fn candidate(&mut self, candidate: C) {
         self.events.candidate(candidate);
     }
@@ -163,6 +161,18 @@ pub trait Protocol: 'static {
         conn: &mut Self::Conn,
         ctx: &mut Ctx<'_, Self::Stat, Self::Candidate>,
     );
+
+    /// The lines of one read were handed to [`Protocol::on_line`] (called once after the last
+    /// of them, before the replies are written; not after a line that closed the connection).
+    /// Lets the protocol answer a pipelined batch as a whole (the Stratum session sends a
+    /// connection's first work here, so a protocol that wraps it must forward this call).
+    fn on_lines_end(
+        &mut self,
+        conn: &mut Self::Conn,
+        ctx: &mut Ctx<'_, Self::Stat, Self::Candidate>,
+    ) {
+        let _ = (conn, ctx);
+    }
 
     /// New jobs were published; called once per shard before the per-connection calls, to
     /// update shard-wide caches.

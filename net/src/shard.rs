@@ -60,7 +60,7 @@ use compio::{
 };
 use rustls::{ServerConfig, ServerConnection};
 use warppool_core::limits::{
-    ACCEPT_RETRY_MS, BLOCK_CANDIDATES_PER_SHARD_MAX, CLOSE_DRAIN_BYTES_MAX, CLOSE_FLUSH_MS_MAX,
+    ACCEPT_RETRY_MS, CLOSE_DRAIN_BYTES_MAX, CLOSE_FLUSH_MS_MAX,
     INFLIGHT_REQUESTS_PER_CONNECTION_MAX, LINE_BYTES_MAX, OUTBOUND_QUEUE_BYTES_MAX, READ_BYTES_MIN,
     SHARD_EPOLL_EVENTS_MAX, SHARD_READS_PER_EVENT_MAX, SHARD_SPARE_CARRY_BUFFERS,
     SHARD_SPARE_OUTBOUND_BUFFERS, SHARE_STATS_BATCH_MAX, SHUTDOWN_DRAIN_MS_MAX,
@@ -68,7 +68,8 @@ use warppool_core::limits::{
 };
 
 use crate::{
-    admission::{IpTable, TokenBucket},
+    admission::{IpTable, Refusal, RefusalLog, TokenBucket},
+    candidates::CandidateQueue,
     config::NetConfig,
     counters::{ShardCounters, bump},
     outbound::Outbound,
@@ -178,7 +179,7 @@ pub(crate) struct Events<S, C> {
     /// Buffers of consumed batches, back from the consumer ([`StatsBatch`]'s `Drop`).
     recycled_tx: flume::Sender<Vec<S>>,
     recycled_rx: flume::Receiver<Vec<S>>,
-    candidates_tx: flume::Sender<C>,
+    candidates: CandidateQueue<C>,
     counters: Arc<ShardCounters>,
 }
 
@@ -189,10 +190,6 @@ impl<S, C> Events<S, C> {
         counters: Arc<ShardCounters>,
     ) -> Self {
         assert!(stats_tx.capacity().is_some(), "stats queue must be bounded");
-        assert!(
-            candidates_tx.capacity().is_some(),
-            "candidate queue must be bounded"
-        );
         let (recycled_tx, recycled_rx) = flume::bounded(STATS_BUFFERS);
         for _ in 0..STATS_BUFFERS {
             let _ = recycled_tx.try_send(Vec::with_capacity(SHARE_STATS_BATCH_MAX));
@@ -202,7 +199,7 @@ impl<S, C> Events<S, C> {
             stats_tx,
             recycled_tx,
             recycled_rx,
-            candidates_tx,
+            candidates: CandidateQueue::new(candidates_tx),
             counters,
         }
     }
@@ -247,16 +244,15 @@ impl<S, C> Events<S, C> {
         }
     }
 
+    /// Sends a block candidate, or keeps it in the shard's overflow when the queue is full
+    /// (see [`CandidateQueue`]); never panics.
     pub(crate) fn candidate(&mut self, candidate: C) {
-        match self.candidates_tx.try_send(candidate) {
-            Ok(()) => {}
-            Err(flume::TrySendError::Full(_)) => panic!(
-                "block candidate queue full: more than {BLOCK_CANDIDATES_PER_SHARD_MAX} \
-                 undrained candidates on one shard"
-            ),
-            // The control plane is gone: the pool is shutting down.
-            Err(flume::TrySendError::Disconnected(_)) => {}
-        }
+        self.candidates.push(candidate, &self.counters);
+    }
+
+    /// Retries the candidates waiting in the overflow (every tick).
+    pub(crate) fn retry_candidates(&mut self) {
+        self.candidates.retry();
     }
 }
 
@@ -410,6 +406,8 @@ pub(crate) struct ShardState<P: Protocol> {
     drain_waker: Option<Waker>,
     shard: ShardId,
     bucket: TokenBucket,
+    /// Rate-limited log lines about refused connections.
+    refusals: RefusalLog,
     epoll: Epoll,
     plain_listeners: Vec<PlainListener>,
     /// When accepting on the plain listeners is retried after running out of descriptors.
@@ -458,6 +456,7 @@ impl<P: Protocol> ShardState<P> {
             drain_waker: None,
             shard,
             bucket,
+            refusals: RefusalLog::new(),
             epoll,
             plain_listeners: Vec::new(),
             accept_retry_at: None,
@@ -532,6 +531,21 @@ fn call<P: Protocol>(
     }
 }
 
+/// [`Protocol::on_lines_end`] after the lines of one read.
+fn lines_end<P: Protocol>(
+    protocol: &mut P,
+    events: &mut Events<P::Stat, P::Candidate>,
+    counters: &ShardCounters,
+    pool: &mut BufferPool,
+    slot: &mut Slot<P::Conn>,
+    now: Instant,
+) {
+    call(protocol, events, counters, pool, slot, now, |p, c, ctx| {
+        p.on_lines_end(c, ctx);
+        Flow::Continue
+    });
+}
+
 enum Progress {
     /// All complete lines were handled; read more bytes.
     NeedBytes,
@@ -603,6 +617,9 @@ fn process_lines<P: Protocol>(
             now,
             |p, c, ctx| p.on_line(c, line, ctx),
         );
+    }
+    if lines > 0 && slot.closing.is_none() {
+        lines_end(protocol, events, counters, outbound_pool, slot, now);
     }
     bump(&counters.lines, lines);
     input.copy_within(start.., 0);
@@ -1042,17 +1059,21 @@ fn admit<P: Protocol>(st: &mut ShardState<P>, peer: SocketAddr) -> Admission {
     if st.stopping {
         return Admission::Refuse;
     }
+    let shard = st.shard.index();
     if !st.bucket.try_take(now) {
         bump(&st.counters.refused_rate, 1);
+        st.refusals.refused(Refusal::Rate, now, shard);
         return Admission::Refuse;
     }
     if st.free.is_empty() {
         bump(&st.counters.refused_shard_full, 1);
+        st.refusals.refused(Refusal::ShardFull, now, shard);
         return Admission::Refuse;
     }
     let ip_bucket = st.ip_table.bucket(peer.ip());
     if !st.ip_table.try_acquire(ip_bucket) {
         bump(&st.counters.refused_ip_cap, 1);
+        st.refusals.refused(Refusal::IpCap, now, shard);
         return Admission::Refuse;
     }
     Admission::Admit(ip_bucket)
@@ -1752,6 +1773,8 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
         }
     }
     st.events.flush_stats();
+    st.events.retry_candidates();
+    st.refusals.flush(now, st.shard.index());
 }
 
 /// Calls `on_jobs` for every connection of the shard (plain ones get the notify written
@@ -2130,13 +2153,34 @@ mod tests {
         }
     }
 
+    // See: issue 9, defect 1 (a full block-candidate queue panicked, and a panic on a shard
+    // thread aborts the process; reachable from miner input).
     #[test]
-    #[should_panic(expected = "block candidate queue full")]
-    fn full_candidate_queue_is_an_assertion_failure() {
+    fn issue_9_full_candidate_queue_does_not_abort() {
+        use warppool_core::limits::BLOCK_CANDIDATES_OVERFLOW_PER_SHARD_MAX as OVERFLOW;
         let (stats_tx, _stats_rx) = flume::bounded::<StatsBatch<u8>>(1);
-        let (candidates_tx, _candidates_rx) = flume::bounded(1);
-        let mut events = Events::new(stats_tx, candidates_tx, Arc::default());
-        events.candidate(1u8);
-        events.candidate(2u8);
+        let (candidates_tx, candidates_rx) = flume::bounded(1);
+        let counters = Arc::new(ShardCounters::default());
+        let mut events = Events::new(stats_tx, candidates_tx, Arc::clone(&counters));
+        let sent = 1 + OVERFLOW + 3;
+        for i in 0..sent {
+            events.candidate(i);
+        }
+        // One in the queue, the overflow full, three lost: counted and logged once.
+        let snapshot = counters.snapshot();
+        assert_eq!(snapshot.candidates_deferred, OVERFLOW as u64);
+        assert_eq!(snapshot.candidates_lost, 3);
+        assert_eq!(events.candidates.loss_lines(), 1);
+        assert_eq!(events.candidates.waiting(), OVERFLOW);
+        // As the control plane drains, the tick's retry sends the waiting ones, in order.
+        let mut received = Vec::new();
+        while received.len() < 1 + OVERFLOW {
+            received.push(candidates_rx.try_recv().expect("a candidate"));
+            events.retry_candidates();
+        }
+        assert_eq!(received, (0..=OVERFLOW).collect::<Vec<_>>());
+        assert_eq!(events.candidates.waiting(), 0);
+        events.candidate(1000);
+        assert_eq!(candidates_rx.try_recv(), Ok(1000));
     }
 }

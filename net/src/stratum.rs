@@ -8,7 +8,9 @@
 //!   4-byte extranonce1 (shard index in the top bits) that a client can resume by session id;
 //!   `mining.authorize` with the payout address checked for the [`JobSet`]'s network (a bad
 //!   address is refused with error 24 and the connection kept), then the authorize reply,
-//!   `set_difficulty` and the first `notify` written together; suggest_difficulty /
+//!   `set_difficulty` and the first `notify` written together (after the replies to every
+//!   line of the same read, so a pipelined suggest_difficulty sets the first difficulty: one
+//!   `set_difficulty`, one `notify`); suggest_difficulty /
 //!   suggest_target any time (clamped); `mining.extranonce.subscribe`; `mining.ping`;
 //!   `mining.multi_version` and unknown methods refused with an error reply, never a
 //!   disconnect; 5- and 6-param submits with version bits accepted inside `1fffe000` even
@@ -20,13 +22,17 @@
 //! - Shares: judged through the connection's own `JobBook` (its duplicate sets; see
 //!   `CONNECTION_DUPLICATES_PER_JOB`) at the difficulty of the job they name (the lowest
 //!   difficulty in force while that job was current), vardiff per connection, a retarget sent
-//!   as `set_difficulty` then a fresh `notify`. A block candidate goes to the control plane
-//!   before the reply is written, with its exact finder ([`Candidate`]: worker, extranonce1,
-//!   user agent).
+//!   as `set_difficulty` then a fresh `notify`. A share that meets the network target goes to
+//!   the control plane as a block candidate before the reply is written, whatever else is
+//!   wrong with it, with its exact finder ([`Candidate`]: worker, extranonce1, user agent);
+//!   the per-tip cap holds candidates back only on regtest-like chains (see
+//!   `BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX`). An undecodable submit is
+//!   [`ShareReject::Malformed`].
 //! - Vardiff persistence: each difficulty change of an authorized connection is reported
-//!   ([`ShareEvent::Difficulty`]); at the authorize before the first work the session starts a
-//!   worker at its stored difficulty ([`WorkerDifficulties`], published by the control plane)
-//!   unless the miner asked for one (precedence in [`Session`]'s docs).
+//!   ([`ShareEvent::Difficulty`], with the connection's [`UserAgentFamily`]); at its first work
+//!   the session starts a worker at the difficulty stored for its username and device family
+//!   ([`WorkerDifficulties`], published by the control plane) unless the miner asked for one,
+//!   even in the same read as the authorize (precedence in [`Session`]'s docs).
 //!
 //! # Usage (the control plane)
 //!
@@ -47,8 +53,9 @@
 //!
 //! None on the share path (parse, judge, reply into the outbound queue, statistics entry; a
 //! difficulty change's event is a plain value too). Subscribe (the session registry),
-//! authorize (the connection's job book, 12 KiB), job building (once per payout script per
-//! template per shard) and a block candidate (its finder's strings) allocate.
+//! authorize (the connection's job book, 12 KiB), the first work (the stored-difficulty key),
+//! job building (once per payout script per template per shard) and a block candidate (its
+//! finder's strings) allocate.
 
 mod jobs;
 mod session;
@@ -161,14 +168,80 @@ impl Default for PortConfig {
     }
 }
 
-/// The stored difficulty of each known worker (vardiff persistence, DESIGN §4), published by
-/// the control plane and read by the shards at `mining.authorize`.
+/// The device class of a connection, from its subscribe user agent: the first word (up to
+/// the first `/` or space), lower-cased, ASCII letters, digits, `-` and `_` only, at most
+/// [`UserAgentFamily::BYTES_MAX`] bytes (`NerdMinerV2/V1.8.3` → `nerdminerv2`,
+/// `bitaxe/BM1370/v2.4.0` → `bitaxe`, `Antminer S21/...` → `antminer`; none → empty).
+/// Stored difficulties are keyed by username *and* family ([`UserAgentFamily::key`]), so
+/// devices of different classes under one username do not inherit each other's difficulty.
+/// A plain value (no heap): it rides in [`ShareEvent::Difficulty`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserAgentFamily {
+    bytes: [u8; UserAgentFamily::BYTES_MAX],
+    len: u8,
+}
+
+impl UserAgentFamily {
+    /// Longest family kept, in bytes (longer first words are cut).
+    pub const BYTES_MAX: usize = 24;
+
+    /// The family of a user agent (empty for none).
+    #[must_use]
+    pub fn from_user_agent(user_agent: Option<&str>) -> Self {
+        let mut family = Self {
+            bytes: [0; Self::BYTES_MAX],
+            len: 0,
+        };
+        let word = user_agent
+            .unwrap_or("")
+            .split(['/', ' '])
+            .next()
+            .unwrap_or("");
+        let kept = word
+            .bytes()
+            .filter(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+        for (slot, byte) in family.bytes.iter_mut().zip(kept) {
+            *slot = byte.to_ascii_lowercase();
+            family.len += 1;
+        }
+        family
+    }
+
+    /// The family as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are kept.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// The key of `username` on a device of this family in [`WorkerDifficulties`]:
+    /// `username`, `#`, the family (`bc1q….rig#bitaxe`; `bc1q….rig#` without a user agent).
+    #[must_use]
+    pub fn key(&self, username: &str) -> String {
+        let mut key = String::with_capacity(username.len() + 1 + usize::from(self.len));
+        key.push_str(username);
+        key.push('#');
+        key.push_str(self.as_str());
+        key
+    }
+}
+
+impl std::fmt::Debug for UserAgentFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UserAgentFamily({:?})", self.as_str())
+    }
+}
+
+/// The stored difficulty of each known worker on each device family (vardiff persistence,
+/// DESIGN §4), published by the control plane and read by the shards when a connection gets
+/// its first work.
 ///
-/// Reading is lock-free ([`ArcSwap::load`], then a hash lookup) and allocation-free; it happens
-/// only at authorize, never on the share path. The control plane replaces the whole map (at
-/// most [`WORKER_DIFFICULTIES_MAX`] entries) at a bounded rate
-/// (`WORKER_DIFFICULTY_PUBLISH_MS`). Keys are full usernames (`address[.worker]`), as in
-/// [`ShareEvent::Authorized`]. Clones share the same map.
+/// Reading is lock-free ([`ArcSwap::load`], then a hash lookup); it happens only before the
+/// first work, never on the share path. The control plane replaces the whole map (at most
+/// [`WORKER_DIFFICULTIES_MAX`] entries) at a bounded rate (`WORKER_DIFFICULTY_PUBLISH_MS`).
+/// Keys are [`UserAgentFamily::key`]s: the full username (`address[.worker]`, as in
+/// [`ShareEvent::Authorized`]) and the device family of the connection, which
+/// [`ShareEvent::Difficulty`] carries. Clones share the same map.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerDifficulties {
     map: Arc<ArcSwap<HashMap<Box<str>, Difficulty>>>,
@@ -190,10 +263,17 @@ impl WorkerDifficulties {
         self.map.store(Arc::new(map));
     }
 
-    /// The stored difficulty of `worker` (the full username), if any.
+    /// The stored difficulty under `key` (a [`UserAgentFamily::key`]), if any.
     #[must_use]
-    pub fn get(&self, worker: &str) -> Option<Difficulty> {
-        self.map.load().get(worker).copied()
+    pub fn get(&self, key: &str) -> Option<Difficulty> {
+        self.map.load().get(key).copied()
+    }
+
+    /// The stored difficulty of `username` on a device of `family`, if any (allocates the
+    /// key).
+    #[must_use]
+    pub fn get_for(&self, username: &str, family: &UserAgentFamily) -> Option<Difficulty> {
+        self.get(&family.key(username))
     }
 
     /// How many workers have a stored difficulty.
@@ -276,8 +356,9 @@ pub enum ShareEvent {
         connection: ConnectionId,
     },
     /// The difficulty of an authorized connection changed (vardiff retarget or a client's
-    /// suggestion), sent once per change, never per share. The control plane stores it per
-    /// worker so that a reconnecting worker starts there ([`WorkerDifficulties`]). Like every
+    /// suggestion), sent once per change, never per share. The control plane stores it under
+    /// `family.key(username)` so that a reconnecting worker on the same kind of device starts
+    /// there ([`WorkerDifficulties`]). Like every
     /// statistics entry it is dropped (and counted) when the shard's statistics queue is full;
     /// the stored value then stays at the previous change until the next one.
     Difficulty {
@@ -285,6 +366,8 @@ pub enum ShareEvent {
         connection: ConnectionId,
         /// The new difficulty, as sent in `mining.set_difficulty`.
         difficulty: Difficulty,
+        /// The connection's device family (from its subscribe user agent).
+        family: UserAgentFamily,
     },
 }
 

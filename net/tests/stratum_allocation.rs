@@ -84,6 +84,10 @@ impl Protocol for Counted {
         self.0.on_line_too_long(conn, ctx);
     }
 
+    fn on_lines_end(&mut self, conn: &mut Session, ctx: &mut C<'_>) {
+        self.0.on_lines_end(conn, ctx);
+    }
+
     fn on_shard_jobs(&mut self, jobs: &Arc<JobSet>) {
         self.0.on_shard_jobs(jobs);
     }

@@ -1,6 +1,7 @@
 //! Vardiff persistence in the Stratum session, over real sockets under both drivers: a
 //! worker's stored difficulty (published by the control plane in
-//! `StratumConfig::stored_difficulties`) is its first `mining.set_difficulty`, clamped to the
+//! `StratumConfig::stored_difficulties`, keyed by username and user-agent family) is its first
+//! `mining.set_difficulty`, clamped to the
 //! port's range; a miner's own request (`d=`, suggest_difficulty) wins over it; and a
 //! difficulty change is reported to the control plane as `ShareEvent::Difficulty`.
 
@@ -15,7 +16,9 @@ use harness::both_drivers;
 use serde_json::Value;
 use stratum::*;
 use warppool_core::Difficulty;
-use warppool_net::stratum::{ShareEvent, StratumConfig, StratumPlane, start_stratum};
+use warppool_net::stratum::{
+    ShareEvent, StratumConfig, StratumPlane, UserAgentFamily, start_stratum,
+};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -30,10 +33,16 @@ fn pool(force_polling: bool) -> StratumPlane {
         tls: None,
     }];
     let config = StratumConfig::new(range_port(d(8.0), d(1.0), d(4096.0)));
+    // Keyed by username and device family (the clients below subscribe as `test/1.0`).
+    let key = |user: &str| {
+        UserAgentFamily::from_user_agent(Some("test/1.0"))
+            .key(user)
+            .into_boxed_str()
+    };
     let stored: HashMap<Box<str>, Difficulty> = [
-        (format!("{ADDRESS}.stored").into_boxed_str(), d(512.0)),
-        (format!("{ADDRESS}.huge").into_boxed_str(), d(1_000_000.0)),
-        (format!("{ADDRESS}.asks").into_boxed_str(), d(512.0)),
+        (key(&format!("{ADDRESS}.stored")), d(512.0)),
+        (key(&format!("{ADDRESS}.huge")), d(1_000_000.0)),
+        (key(&format!("{ADDRESS}.asks")), d(512.0)),
     ]
     .into_iter()
     .collect();

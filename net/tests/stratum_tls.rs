@@ -101,8 +101,8 @@ fn bitaxe_setup<S: std::io::Read + std::io::Write>(m: &mut Miner<S>) {
             .any(|l| l.contains("\"method\":\"mining.set_difficulty\"")),
         "set_difficulty received"
     );
-    assert_eq!(m.difficulty, tiny().to_f64_lossy());
-    assert_eq!(m.newest().difficulty, tiny().to_f64_lossy());
+    assert_eq!(as_sent(m.difficulty), tiny());
+    assert_eq!(as_sent(m.newest().difficulty), tiny());
 }
 
 #[test]

@@ -4,9 +4,8 @@
 //! are taken already encoded (`&str`) so the job builder owns the encoding; they are checked to
 //! be hex so nothing here can break the JSON.
 
-use core::fmt::Write as _;
-
 use crate::difficulty::Difficulty;
+use crate::limits::DIFFICULTY_TEXT_BYTES_MAX;
 use crate::stratum::RequestId;
 use crate::stratum::error::WriteError;
 use crate::types::{Extranonce1, ExtranonceSize, JobId, VersionMask};
@@ -278,7 +277,8 @@ pub fn difficulty_for_client(d: Difficulty, fractional_ok: bool) -> Difficulty {
     Difficulty::from_whole(up).unwrap_or(Difficulty::MAX)
 }
 
-/// Writes a difficulty as a JSON number (see [`difficulty_for_client`]).
+/// Writes a difficulty as a JSON number (see [`difficulty_for_client`]): the shortest decimal
+/// text that reads back as the same fixed-point value ([`Difficulty::write_shortest`]).
 ///
 /// # Errors
 /// [`WriteError::BufferTooSmall`].
@@ -291,9 +291,10 @@ pub fn push_difficulty(
     match d.whole() {
         Some(whole) => w.push_u64(whole),
         None => {
-            let capacity = w.buf.len();
-            // Rust's f64 Display is the shortest round-trip text and never uses an exponent.
-            write!(w, "{}", d.to_f64_lossy()).map_err(|_| WriteError::BufferTooSmall { capacity })
+            // The shortest text that reads back as the same fixed-point value (`0.00015`),
+            // written on the stack: no allocation.
+            let mut text = [0u8; DIFFICULTY_TEXT_BYTES_MAX];
+            w.push(d.write_shortest(&mut text).as_bytes())
         }
     }
 }

@@ -4,27 +4,27 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use warppool_core::limits::{
-    BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX, CONNECTION_DUPLICATES_PER_JOB, JOBS_RETAINED_MAX,
-    MERKLE_DEPTH_MAX, SERVER_LINE_BYTES_MAX,
+    CONNECTION_DUPLICATES_PER_JOB, JOBS_RETAINED_MAX, MERKLE_DEPTH_MAX, SERVER_LINE_BYTES_MAX,
 };
 use warppool_core::stratum::{
-    Authorize, Configure, ErrorCode, Notify, Request, RequestId, Submit, Subscribe, WriteError,
+    Authorize, Configure, ErrorCode, Notify, Request, RequestId, Subscribe, WriteError,
     difficulty_for_client, parse_line, write_configure_reply, write_error, write_notify,
     write_result_bool, write_result_string, write_set_difficulty, write_subscribe_reply,
 };
 use warppool_core::vardiff::{Millis, Vardiff, VardiffConfig};
 use warppool_core::{
-    Difficulty, Extranonce1, Extranonce2, Job, JobBook, JobId, Nonce, Ntime, ShareReject,
-    ShareTarget, Submission, Verdict, VersionMask, hex, parse_username,
+    Difficulty, Extranonce1, Job, JobBook, JobId, ShareTarget, VersionMask, hex, parse_username,
 };
 
 use super::jobs::JobCache;
 use super::sessions::Registry;
 use super::{
-    BlockFinder, Candidate, ConnectionId, Fractional, JobSet, PortConfig, ShareEvent, ShareStat,
-    StratumConfig,
+    Candidate, ConnectionId, Fractional, JobSet, PortConfig, ShareEvent, StratumConfig,
+    UserAgentFamily,
 };
 use crate::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId};
+
+mod submit;
 
 type StratumCtx<'a> = Ctx<'a, ShareEvent, Candidate>;
 
@@ -42,13 +42,17 @@ pub struct Stratum {
     /// One outgoing line at a time is built here (`SERVER_LINE_BYTES_MAX`).
     scratch: Box<[u8]>,
     next_connection: u64,
-    /// The previous-block hash the candidates below were found on.
+    /// The shard's current tip (the previous-block hash of the newest published template).
     candidates_tip: [u8; 32],
-    /// Block candidates this shard sent on `candidates_tip`, capped at
-    /// `BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX` so that a network whose target is easier than
-    /// the share target (regtest, where nearly every share is a block) cannot fill the
-    /// candidate queue: only one block per tip can extend the chain.
+    /// Capped block candidates this shard sent since `candidates_tip` became the tip, on any
+    /// job (current or stale, so alternating them cannot reset the count), at most
+    /// `BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX`. The cap applies only to candidates whose
+    /// network target is easier than `share_target_floor` (regtest-like chains, where nearly
+    /// every share is a block and a miner could otherwise fill the candidate queue); on
+    /// mainnet, testnet and signet no share that meets the network target is ever held back.
     candidates_on_tip: usize,
+    /// The easiest share target any connection can have (`Difficulty::MIN`).
+    share_target_floor: ShareTarget,
 }
 
 /// An authorized user of a connection.
@@ -86,11 +90,18 @@ struct JobDifficulty {
 /// The difficulty of the first `mining.set_difficulty`, highest precedence first:
 ///
 /// 1. What the miner asked for before its first work: `d=` in the authorize password,
-///    `mining.suggest_difficulty` or `mining.suggest_target` (clamped to the port's range).
+///    `mining.suggest_difficulty` or `mining.suggest_target` (clamped to the port's range),
+///    including a suggestion pipelined in the same read as the authorize (the first work is
+///    sent after the last line of that read).
 /// 2. Else the worker's stored difficulty (vardiff persistence: the last difficulty the
-///    control plane stored for this exact username, [`super::WorkerDifficulties`]), clamped to
-///    the port's range. Consulted once, at the authorize that precedes the first work.
+///    control plane stored for this username *and* user-agent family,
+///    [`super::WorkerDifficulties`], so a NerdMiner never inherits the difficulty an S21 left
+///    under the same name), clamped to the port's range. Consulted once, when the first work
+///    is sent.
 /// 3. Else the port's `difficulty_start`.
+///
+/// Every later change (vardiff, a suggestion, `d=`/`md=` in a re-authorize, a late
+/// `mining.configure` minimum) sends `set_difficulty` and a fresh `notify`.
 ///
 /// The client's own minimum (`md=` in the password, BIP310 `minimum-difficulty` in
 /// `mining.configure`) is a floor under all three, and vardiff moves on from the start
@@ -127,6 +138,10 @@ pub struct Session {
     last_job_id: u64,
     /// Subscribed and authorized: set_difficulty was sent, notifies follow.
     working: bool,
+    /// Subscribed and authorized in the lines of the current read: the first work goes out
+    /// after the last of them (`on_lines_end`), so a `suggest_difficulty` pipelined behind the
+    /// authorize shapes it.
+    work_pending: bool,
     /// Hashes of the last block candidates sent, so a resubmitted block is not sent again (the
     /// job's duplicate set only holds shares that met the share target, and on a test network
     /// a block can miss a high share target).
@@ -179,48 +194,6 @@ fn vardiff_config(port: &PortConfig, fractional: bool) -> VardiffConfig {
     config
 }
 
-/// Why a submit was not credited: a share verdict, or a field that does not decode.
-#[derive(Debug, Clone, Copy)]
-enum Refusal {
-    Share(ShareReject),
-    Malformed(&'static str),
-}
-
-fn error_code(reject: ShareReject) -> ErrorCode {
-    match reject.stratum_code() {
-        21 => ErrorCode::JobNotFound,
-        22 => ErrorCode::Duplicate,
-        23 => ErrorCode::LowDifficulty,
-        _ => ErrorCode::Other,
-    }
-}
-
-/// Decodes a submit's fields for the job it names (no allocation).
-fn decode(submit: &Submit<'_>, book: &JobBook) -> Result<(JobId, Submission), Refusal> {
-    let job_id =
-        JobId::from_hex(submit.job_id).map_err(|_| Refusal::Share(ShareReject::UnknownJob))?;
-    let Some(job) = book.get(job_id) else {
-        return Err(Refusal::Share(ShareReject::UnknownJob));
-    };
-    let extranonce2 = Extranonce2::from_hex(submit.extranonce2, job.extranonce2_size())
-        .map_err(|_| Refusal::Share(ShareReject::Extranonce2Size))?;
-    let ntime = Ntime::from_hex(submit.ntime).map_err(|_| Refusal::Malformed("invalid ntime"))?;
-    let nonce = Nonce::from_hex(submit.nonce).map_err(|_| Refusal::Malformed("invalid nonce"))?;
-    let version_bits = match submit.version_bits {
-        None => None,
-        Some(bits) => {
-            Some(hex::parse_u32(bits).map_err(|_| Refusal::Malformed("invalid version bits"))?)
-        }
-    };
-    let submission = Submission {
-        extranonce2,
-        ntime,
-        nonce,
-        version_bits,
-    };
-    Ok((job_id, submission))
-}
-
 impl Stratum {
     pub(crate) fn new(
         shard: ShardId,
@@ -230,6 +203,7 @@ impl Stratum {
     ) -> Self {
         let mut cache = JobCache::new();
         cache.update(jobs.template.as_ref(), &jobs.coinbase);
+        let tip = jobs.template.as_ref().map_or([0; 32], |t| *t.prevhash());
         Self {
             shard,
             config,
@@ -239,8 +213,9 @@ impl Stratum {
             epoch: Instant::now(),
             scratch: vec![0; SERVER_LINE_BYTES_MAX].into_boxed_slice(),
             next_connection: 0,
-            candidates_tip: [0; 32],
+            candidates_tip: tip,
             candidates_on_tip: 0,
+            share_target_floor: Difficulty::MIN.to_target(),
         }
     }
 
@@ -313,7 +288,7 @@ impl Stratum {
             let _ = ctx.out().push(&line[..len]);
         }
         ctx.mark_subscribed();
-        self.start_work(conn, ctx);
+        Self::request_work(conn);
     }
 
     fn on_authorize(
@@ -332,18 +307,12 @@ impl Stratum {
             }
         };
         let now = self.millis(ctx.now());
+        let mut changed = false;
         if let Some(min) = authorize.hint.difficulty_min {
-            self.client_min(conn, min, now);
+            changed |= self.client_min(conn, min, now);
         }
         if let Some(start) = authorize.hint.difficulty_start {
-            self.hint(conn, start, now);
-        }
-        if !conn.working && !conn.difficulty_requested {
-            // Vardiff persistence (precedence 2 in the `Session` docs): lock-free lookup; a
-            // miner that already sent valid shares keeps its estimate (`suggest` ignores it).
-            if let Some(stored) = self.config.stored_difficulties.get(&authorize.username) {
-                let _ = conn.vardiff.suggest(now, stored);
-            }
+            changed |= self.hint(conn, start, now);
         }
         if conn.book.is_none() {
             conn.book = Some(Box::new(JobBook::new_lazy(CONNECTION_DUPLICATES_PER_JOB)));
@@ -365,12 +334,16 @@ impl Stratum {
             script,
         });
         self.reply_bool(ctx, id, true);
-        if new_payout && conn.working {
+        if changed && conn.working {
+            // `d=`/`md=` in a re-authorize: set_difficulty and a fresh notify (which also pays
+            // a new payout script).
+            self.retarget(conn, ctx);
+        } else if new_payout && conn.working {
             // Another payout script: new work at once (MINERS §5.2: the coinbase must pay the
             // address the miner authorized).
             self.send_job(conn, true, false, ctx);
         } else {
-            self.start_work(conn, ctx);
+            Self::request_work(conn);
         }
     }
 
@@ -389,7 +362,10 @@ impl Stratum {
         self.send(ctx, false, |buf| write_configure_reply(buf, id, &reply));
         if let Some(Some(min)) = configure.minimum_difficulty {
             let now = self.millis(ctx.now());
-            self.client_min(conn, min, now);
+            if self.client_min(conn, min, now) {
+                // A late minimum: set_difficulty and a fresh notify once working.
+                self.retarget(conn, ctx);
+            }
         }
     }
 
@@ -439,11 +415,38 @@ impl Stratum {
         }
     }
 
-    /// Subscribed and authorized for the first time: set_difficulty, then the first notify,
-    /// queued right behind the reply (the Bitaxe probe reads one KiB, MINERS §4.2).
+    /// Subscribed and authorized for the first time: the first work goes out after the last
+    /// line of this read ([`Protocol::on_lines_end`]).
+    fn request_work(conn: &mut Session) {
+        if !conn.working && conn.extranonce1.is_some() && conn.user.is_some() {
+            conn.work_pending = true;
+        }
+    }
+
+    /// The first work: the start difficulty (a stored one only if the miner asked for none),
+    /// set_difficulty, then the first notify, queued right behind the replies of the read (the
+    /// Bitaxe probe reads one KiB, MINERS §4.2).
     fn start_work(&mut self, conn: &mut Session, ctx: &mut StratumCtx<'_>) {
-        if conn.working || conn.extranonce1.is_none() || conn.user.is_none() {
+        conn.work_pending = false;
+        let Some(user) = conn.user.as_ref() else {
             return;
+        };
+        if conn.working || conn.extranonce1.is_none() {
+            return;
+        }
+        if !conn.difficulty_requested {
+            // Vardiff persistence (precedence 2 in the `Session` docs): lock-free lookup (the
+            // key allocates; not the share path). A miner that already sent valid shares keeps
+            // its estimate (`suggest` ignores it).
+            let family = UserAgentFamily::from_user_agent(conn.user_agent.as_deref());
+            let stored = self
+                .config
+                .stored_difficulties
+                .get_for(&user.username, &family);
+            if let Some(stored) = stored {
+                let now = self.millis(ctx.now());
+                let _ = conn.vardiff.suggest(now, stored);
+            }
         }
         conn.working = true;
         let d = conn.difficulty();
@@ -463,6 +466,7 @@ impl Stratum {
             ctx.stat(ShareEvent::Difficulty {
                 connection: conn.id,
                 difficulty: d,
+                family: UserAgentFamily::from_user_agent(conn.user_agent.as_deref()),
             });
         }
         if !conn.working {
@@ -501,127 +505,6 @@ impl Stratum {
         let d = conn.difficulty();
         conn.record_job(job.id(), d);
         self.send(ctx, droppable, |buf| notify_line(buf, &job, clean_jobs));
-    }
-
-    fn on_submit(
-        &mut self,
-        conn: &mut Session,
-        id: &RequestId,
-        submit: &Submit<'_>,
-        ctx: &mut StratumCtx<'_>,
-    ) {
-        let Some(en1) = conn.extranonce1 else {
-            self.reply_error(ctx, id, ErrorCode::NotSubscribed, "not subscribed");
-            return;
-        };
-        let (Some(user), Some(book)) = (conn.user.as_ref(), conn.book.as_mut()) else {
-            self.reply_error(ctx, id, ErrorCode::Unauthorized, "not authorized");
-            return;
-        };
-        if !user.accepts(submit.worker) {
-            self.reply_error(ctx, id, ErrorCode::Unauthorized, "unknown worker");
-            return;
-        }
-        let (job_id, submission) = match decode(submit, book) {
-            Ok(decoded) => decoded,
-            Err(refusal) => return self.refuse(conn, id, refusal, ctx),
-        };
-        let judged_at = conn
-            .job_difficulties
-            .iter()
-            .find(|j| j.id == Some(job_id))
-            .copied();
-        let Some(judged_at) = judged_at else {
-            return self.refuse(conn, id, Refusal::Share(ShareReject::UnknownJob), ctx);
-        };
-        let mask = conn.version_mask;
-        let verdict = book.submit(job_id, &en1, &submission, mask, &judged_at.target);
-        let (reject, hash, block) = match verdict {
-            Verdict::Accepted { hash } => (None, Some(hash), false),
-            Verdict::Block {
-                hash,
-                candidate,
-                accounting,
-            } => {
-                // A duplicate block was sent once already; re-sending could fill the queue.
-                let seen = conn.recent_blocks.contains(&hash);
-                let tip: [u8; 32] = candidate.header()[4..36].try_into().unwrap_or([0; 32]);
-                if tip != self.candidates_tip {
-                    self.candidates_tip = tip;
-                    self.candidates_on_tip = 0;
-                }
-                if seen || accounting == Some(ShareReject::Duplicate) {
-                    (Some(ShareReject::Duplicate), Some(hash), false)
-                } else if self.candidates_on_tip >= BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX {
-                    // Enough competing blocks on this tip are already on their way to the
-                    // node; the share is credited as a share.
-                    (accounting, Some(hash), false)
-                } else {
-                    self.candidates_on_tip += 1;
-                    conn.recent_blocks[conn.next_recent_block] = hash;
-                    conn.next_recent_block = (conn.next_recent_block + 1) % RECENT_BLOCKS;
-                    // Before the reply is written (DESIGN §3); the miner found a block. The
-                    // finder is exact: this connection's user (allocates; blocks are rare
-                    // and capped per tip).
-                    let finder = BlockFinder {
-                        connection: conn.id,
-                        worker: user.username.clone(),
-                        extranonce1: en1,
-                        user_agent: conn.user_agent.clone(),
-                    };
-                    ctx.candidate(Candidate {
-                        block: candidate,
-                        finder,
-                    });
-                    (None, Some(hash), true)
-                }
-            }
-            Verdict::Rejected(reject) => (Some(reject), None, false),
-        };
-        match reject {
-            None => self.reply_bool(ctx, id, true),
-            Some(r) => self.reply_error(ctx, id, error_code(r), r.message()),
-        }
-        ctx.stat(ShareEvent::Share(ShareStat {
-            connection: conn.id,
-            difficulty: judged_at.difficulty,
-            reject,
-            hash_difficulty: hash.map_or(0.0, |h| ShareTarget::hash_difficulty_lossy(&h)),
-            block,
-        }));
-        let now = self.millis(ctx.now());
-        if conn
-            .vardiff
-            .on_share(now, judged_at.difficulty, reject.is_none())
-            .is_some()
-        {
-            self.retarget(conn, ctx);
-        }
-    }
-
-    /// Answers a submit that was not judged (bad field or unknown job).
-    fn refuse(
-        &mut self,
-        conn: &mut Session,
-        id: &RequestId,
-        refusal: Refusal,
-        ctx: &mut StratumCtx<'_>,
-    ) {
-        let (code, message, reject) = match refusal {
-            Refusal::Share(r) => (error_code(r), r.message(), r),
-            // Counted like a wrong-size extranonce2: a malformed share.
-            Refusal::Malformed(m) => (ErrorCode::Other, m, ShareReject::Extranonce2Size),
-        };
-        self.reply_error(ctx, id, code, message);
-        ctx.stat(ShareEvent::Share(ShareStat {
-            connection: conn.id,
-            difficulty: conn.difficulty(),
-            reject: Some(reject),
-            hash_difficulty: 0.0,
-            block: false,
-        }));
-        let now = self.millis(ctx.now());
-        let _ = conn.vardiff.on_share(now, conn.difficulty(), false);
     }
 
     fn dispatch(
@@ -724,6 +607,7 @@ impl Protocol for Stratum {
             next_job_slot: 0,
             last_job_id: 0,
             working: false,
+            work_pending: false,
             recent_blocks: [[0; 32]; RECENT_BLOCKS],
             next_recent_block: 0,
         }
@@ -746,6 +630,12 @@ impl Protocol for Stratum {
 
     fn on_shard_jobs(&mut self, jobs: &Arc<JobSet>) {
         self.cache.update(jobs.template.as_ref(), &jobs.coinbase);
+        if let Some(template) = &jobs.template
+            && *template.prevhash() != self.candidates_tip
+        {
+            self.candidates_tip = *template.prevhash();
+            self.candidates_on_tip = 0;
+        }
         self.jobs = Arc::clone(jobs);
     }
 
@@ -757,9 +647,22 @@ impl Protocol for Stratum {
     ) -> Flow {
         if conn.working && jobs.has_work() {
             let first = conn.last_job_id == 0;
-            self.send_job(conn, jobs.clean_jobs || first, true, ctx);
+            // Wake-ups coalesce, and a gate can hold work back: what the connection last got
+            // decides, so a skipped publication that changed the tip still cleans.
+            let newest = conn.book.as_ref().and_then(|book| book.newest());
+            let tip_changed = match (newest, &jobs.template) {
+                (Some(newest), Some(template)) => newest.prevhash() != template.prevhash(),
+                _ => false,
+            };
+            self.send_job(conn, jobs.clean_jobs || first || tip_changed, true, ctx);
         }
         Flow::Continue
+    }
+
+    fn on_lines_end(&mut self, conn: &mut Session, ctx: &mut StratumCtx<'_>) {
+        if conn.work_pending {
+            self.start_work(conn, ctx);
+        }
     }
 
     fn on_tick(&mut self, conn: &mut Session, ctx: &mut StratumCtx<'_>) -> Flow {

@@ -312,6 +312,12 @@ impl MinerJob {
     }
 }
 
+/// The fixed-point difficulty a client's parsed `set_difficulty` value stands for (the pool
+/// sends the shortest text that reads back as it, not its exact `f64`).
+pub fn as_sent(client: f64) -> Difficulty {
+    Difficulty::from_f64_lossy(client).expect("a valid difficulty")
+}
+
 /// Whether `hash` meets difficulty `d`.
 pub fn meets(hash: &[u8; 32], d: f64) -> bool {
     Difficulty::from_f64_lossy(d)
