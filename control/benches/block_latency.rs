@@ -10,8 +10,14 @@
 //! every 50 blocks the node moves its tip, so the per-tip candidate cap never applies.
 //!
 //! Two phases of the same length: idle, then with 64 concurrent HTTP clients fetching
-//! `/api/v1/workers` (1,000 workers: three SQLite reads each, on the runtime's blocking pool)
-//! in a loop. Prints p50/p99/max of each and the loaded/idle p99 ratio.
+//! `/api/v1/workers` (1,000 workers: three SQLite reads each) in a loop. Prints p50/p99/max of
+//! each and the loaded/idle p99 ratio.
+//!
+//! As in `perf/run`, the pool gets CPU 0 and its peers CPU 1: the main thread is pinned to CPU
+//! 0 before the daemon starts (every pool thread inherits it; the shard pins itself), the
+//! node's, the miner's and the HTTP clients' runtimes pin their threads to CPU 1, so the
+//! clients' own JSON parsing is not charged to the pool. On a one-CPU machine nothing is
+//! pinned.
 //!
 //! `cargo bench -p warppool-control --bench block_latency` (`BLOCK_LATENCY_SAMPLES` per phase,
 //! default 200).
@@ -47,6 +53,8 @@ struct Node {
     fake: FakeNode,
     tip: Arc<AtomicU8>,
     submitted: Arc<Mutex<Vec<Instant>>>,
+    /// Blocks measured so far (the tip moves every `BLOCKS_PER_TIP`).
+    mined: AtomicU64,
 }
 
 async fn node() -> Node {
@@ -80,6 +88,7 @@ async fn node() -> Node {
         fake,
         tip,
         submitted,
+        mined: AtomicU64::new(0),
     }
 }
 
@@ -215,15 +224,10 @@ impl Miner {
 }
 
 /// Measures `samples` blocks; returns the latencies in microseconds.
-async fn measure(
-    miner: &mut Miner,
-    node: &Node,
-    samples: u64,
-    mined: &AtomicU64,
-) -> Histogram<u64> {
+async fn measure(miner: &mut Miner, node: &Node, samples: u64) -> Histogram<u64> {
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
     for _ in 0..samples {
-        if mined.load(Ordering::SeqCst) % BLOCKS_PER_TIP == BLOCKS_PER_TIP - 1 {
+        if node.mined.load(Ordering::SeqCst) % BLOCKS_PER_TIP == BLOCKS_PER_TIP - 1 {
             node.tip.fetch_add(1, Ordering::SeqCst);
             tokio::time::timeout(SAMPLE_TIMEOUT, miner.wait_new_tip())
                 .await
@@ -248,7 +252,7 @@ async fn measure(
             );
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
-        mined.fetch_add(1, Ordering::SeqCst);
+        node.mined.fetch_add(1, Ordering::SeqCst);
         let us = u64::try_from(arrived.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
         h.record(us.max(1)).expect("in bounds");
     }
@@ -284,6 +288,17 @@ fn hammer(
         .collect()
 }
 
+/// Pins the calling thread to `cpu`.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
+    // read and write that local set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw const set);
+    }
+}
+
 fn row(name: &str, h: &Histogram<u64>) -> String {
     format!(
         "| {name} | {} | {:.2} | {:.2} | {:.2} |",
@@ -294,33 +309,35 @@ fn row(name: &str, h: &Histogram<u64>) -> String {
     )
 }
 
-fn main() {
-    let samples: u64 = std::env::var("BLOCK_LATENCY_SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    let dir = std::env::temp_dir().join(format!("warppool-block-latency-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    // The node, the miner and the HTTP clients each on a runtime of their own, as separate
-    // processes would be: no one's work queues behind another's.
+/// The node's, the miner's and the HTTP clients' runtimes, one thread each, as separate
+/// processes would be (no one's work queues behind another's), pinned to CPU 1 while this
+/// thread, and so the daemon it starts, is pinned to CPU 0.
+fn peer_runtimes() -> (
+    tokio::runtime::Runtime,
+    tokio::runtime::Runtime,
+    tokio::runtime::Runtime,
+) {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cpus > 1 {
+        pin_to_cpu(0);
+    }
     let one_thread = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .on_thread_start(move || {
+                if cpus > 1 {
+                    pin_to_cpu(1);
+                }
+            })
             .enable_all()
             .build()
             .expect("runtime")
     };
-    let (node_runtime, miner_runtime, http_runtime) = (one_thread(), one_thread(), one_thread());
-    let node = node_runtime.block_on(node());
-    // The daemon on the production control-plane runtime.
-    let pool_runtime = warppool_control::run::build_runtime().expect("control runtime");
-    let config = config(&node, &dir);
-    let daemon = pool_runtime
-        .block_on(Daemon::start(config))
-        .expect("daemon");
-    let stratum = daemon.pool().local_addrs()[0];
-    let http = daemon.http_addr().expect("http");
+    (one_thread(), one_thread(), one_thread())
+}
+
+/// `WORKERS` authorized workers, so `/api/v1/workers` has something to read.
+fn register_workers(daemon: &Daemon) {
     let names: Vec<_> = (0..WORKERS)
         .map(|i| warppool_net::stratum::ShareEvent::Authorized {
             connection: 1_000_000 + i,
@@ -330,35 +347,66 @@ fn main() {
         .collect();
     daemon.recorder().on_shares(&names);
     daemon.recorder().flush();
+}
 
-    let mined = AtomicU64::new(0);
-    let mut miner = miner_runtime.block_on(Miner::connect(stratum));
-    let _warm = miner_runtime.block_on(measure(&mut miner, &node, 10, &mined));
-    let idle = miner_runtime.block_on(measure(&mut miner, &node, samples, &mined));
-    let stop = Arc::new(AtomicBool::new(false));
-    let requests = Arc::new(AtomicU64::new(0));
-    let hammer = hammer(&http_runtime, http, &stop, &requests);
-    std::thread::sleep(Duration::from_secs(1));
-    let loaded = miner_runtime.block_on(measure(&mut miner, &node, samples, &mined));
-    stop.store(true, Ordering::Relaxed);
-    for h in hammer {
-        let _ = http_runtime.block_on(h);
-    }
-    let requests = requests.load(Ordering::Relaxed);
+fn print(idle: &Histogram<u64>, loaded: &Histogram<u64>, requests: u64) {
     println!("| phase | blocks | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
-    println!("{}", row("idle", &idle));
-    println!(
-        "{}",
-        row(
-            &format!("{HTTP_CLIENTS} clients on /api/v1/workers"),
-            &loaded
-        )
-    );
+    println!("{}", row("idle", idle));
+    let name = format!("{HTTP_CLIENTS} clients on /api/v1/workers");
+    println!("{}", row(&name, loaded));
     println!(
         "loaded/idle p99: {:.2}; HTTP requests answered during the loaded phase: {requests}",
         loaded.value_at_quantile(0.99) as f64 / idle.value_at_quantile(0.99).max(1) as f64
     );
+}
+
+fn main() {
+    let samples: u64 = std::env::var("BLOCK_LATENCY_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let dir = std::env::temp_dir().join(format!("warppool-block-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (node_runtime, miner_runtime, http_runtime) = peer_runtimes();
+    let node = Arc::new(node_runtime.block_on(node()));
+    // The daemon on the production control-plane runtime.
+    let pool_runtime = warppool_control::run::build_runtime().expect("control runtime");
+    let config = config(&node, &dir);
+    let daemon = pool_runtime
+        .block_on(Daemon::start(config))
+        .expect("daemon");
+    let stratum = daemon.pool().local_addrs()[0];
+    let http = daemon.http_addr().expect("http");
+    register_workers(&daemon);
+
+    // The miner's work runs on its runtime's (pinned) worker, not on this thread.
+    let on_miner = |miner: Miner, samples: u64| {
+        let node = Arc::clone(&node);
+        miner_runtime
+            .block_on(miner_runtime.spawn(async move {
+                let mut miner = miner;
+                let h = measure(&mut miner, &node, samples).await;
+                (miner, h)
+            }))
+            .expect("miner task")
+    };
+    let miner = miner_runtime
+        .block_on(miner_runtime.spawn(Miner::connect(stratum)))
+        .expect("connect task");
+    let (miner, _warm) = on_miner(miner, 10);
+    let (miner, idle) = on_miner(miner, samples);
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
+    let hammer = hammer(&http_runtime, http, &stop, &requests);
+    std::thread::sleep(Duration::from_secs(1));
+    let (_miner, loaded) = on_miner(miner, samples);
+    stop.store(true, Ordering::Relaxed);
+    for h in hammer {
+        let _ = http_runtime.block_on(h);
+    }
+    print(&idle, &loaded, requests.load(Ordering::Relaxed));
     pool_runtime
         .block_on(daemon.shutdown())
         .expect("clean shutdown");

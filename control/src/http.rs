@@ -189,12 +189,18 @@ type Handler = fn(&ApiState) -> Result<serde_json::Value, crate::storage::Storag
 
 async fn blocking(state: ApiState, f: Handler) -> Response<Full<Bytes>> {
     let queries = state.queries.clone();
+    // The query and its JSON encoding both run on the query thread: the runtime's workers
+    // only move bytes.
     let result = queries
-        .run(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&state))))
+        .run(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match f(&state) {
+                Ok(value) => json_response(StatusCode::OK, &value),
+                Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            }))
+        })
         .await;
     match result {
-        Ok(Ok(Ok(value))) => json_response(StatusCode::OK, &value),
-        Ok(Ok(Err(e))) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Ok(Ok(response)) => response,
         Ok(Err(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "handler panicked"),
         Err(busy) => error(StatusCode::SERVICE_UNAVAILABLE, &busy.to_string()),
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use warppool_core::Difficulty;
 use warppool_core::limits::{WORKER_DIFFICULTIES_MAX, WORKER_DIFFICULTY_PUBLISH_MS};
-use warppool_net::stratum::{ShareEvent, WorkerDifficulties};
+use warppool_net::stratum::{ConnectionId, ShareEvent, WorkerDifficulties};
 
 use crate::blocks::BlockEvent;
 
@@ -332,6 +332,27 @@ impl SqliteRecorder {
     }
 }
 
+impl SqliteRecorder {
+    /// Remembers `connection`'s worker (until [`ShareEvent::Closed`]); a full map leaves only
+    /// this connection unnamed, counted and logged.
+    fn remember(&self, names: &mut Names, connection: ConnectionId, username: &str) {
+        if names.by_connection.len() < CONNECTIONS_REMEMBERED_MAX
+            || names.by_connection.contains_key(&connection)
+        {
+            names.by_connection.insert(connection, username.to_owned());
+            return;
+        }
+        let n = self.unnamed_connections.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                unnamed = n,
+                "connection → worker map full (CONNECTIONS_REMEMBERED_MAX): shares of new \
+                 connections go unnamed"
+            );
+        }
+    }
+}
+
 impl Recorder for SqliteRecorder {
     fn on_shares(&self, batch: &[ShareEvent]) {
         self.counters.on_shares(batch);
@@ -351,22 +372,7 @@ impl Recorder for SqliteRecorder {
                     username,
                     user_agent,
                 } => {
-                    if names.by_connection.len() < CONNECTIONS_REMEMBERED_MAX
-                        || names.by_connection.contains_key(connection)
-                    {
-                        names
-                            .by_connection
-                            .insert(*connection, username.to_string());
-                    } else {
-                        let n = self.unnamed_connections.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n.is_power_of_two() {
-                            tracing::warn!(
-                                unnamed = n,
-                                "connection → worker map full (CONNECTIONS_REMEMBERED_MAX): \
-                                 shares of new connections go unnamed"
-                            );
-                        }
-                    }
+                    self.remember(&mut names, *connection, username);
                     if names.workers.len() < WORKERS_LISTED_MAX {
                         names.workers.insert(username.to_string());
                     }

@@ -18,15 +18,31 @@ use warppool_loadgen::miner::{self, MinerConfig};
 /// The port's start and minimum difficulty (fractions always sent).
 const START: f64 = 0.000_02;
 
+/// The raw client's user agent (its device family keys its stored difficulty).
+const RAW_AGENT: &str = "persist-test/1.0";
+/// The simulated miner's user agent.
+const MINER_AGENT: &str = "cgminer/4.11.1";
+
+/// The key a difficulty of `username` sent from `agent` is stored under.
+fn key(agent: &str, username: &str) -> String {
+    warppool_net::stratum::UserAgentFamily::from_user_agent(Some(agent)).key(username)
+}
+
 /// A raw client that has sent subscribe and authorize (`username`, `password`).
 async fn handshake(pool: std::net::SocketAddr, username: &str, password: &str) -> RawClient {
+    handshake_as(pool, RAW_AGENT, username, password).await
+}
+
+/// As [`handshake`], subscribing as `agent`.
+async fn handshake_as(
+    pool: std::net::SocketAddr,
+    agent: &str,
+    username: &str,
+    password: &str,
+) -> RawClient {
     let mut client = RawClient::connect(pool).await;
     client
-        .send(
-            1,
-            "mining.subscribe",
-            serde_json::json!(["persist-test/1.0"]),
-        )
+        .send(1, "mining.subscribe", serde_json::json!([agent]))
         .await;
     client
         .send(
@@ -58,31 +74,22 @@ fn close_enough(a: f64, b: f64) -> bool {
     (a - b).abs() <= b * 1e-4
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reconnecting_worker_starts_at_its_stored_difficulty_after_a_restart() {
-    let sim = start_sim().await;
-    let dir = temp_dir("vardiff-persistence");
-    let options = PoolOptions {
-        difficulty: START,
-        ..PoolOptions::default()
-    };
-    let text = config_text(&sim, &dir, &options);
-    let ramped = format!("{REGTEST_ADDRESS}.ramped");
-    let suggested = format!("{REGTEST_ADDRESS}.suggested");
-
-    // First run: vardiff ramps one worker up; the other asks for 0.5 after authorize.
-    let daemon = Daemon::start(Config::from_toml(&text, Vec::new()).expect("config"))
+/// First run: vardiff ramps `ramped` up (a simulated CPU miner); `suggested` asks for 0.5
+/// after authorize; both are published to the data plane's lookup under their device keys,
+/// then the daemon stops.
+async fn first_run(text: &str, ramped: &str, suggested: &str) {
+    let daemon = Daemon::start(Config::from_toml(text, Vec::new()).expect("config"))
         .await
         .expect("daemon starts");
     let pool = daemon.pool().local_addrs()[0];
     let miner = {
-        let username = ramped.clone();
+        let username = ramped.to_owned();
         tokio::task::spawn_blocking(move || {
             miner::spawn(MinerConfig {
                 pool,
                 username,
                 password: "x".into(),
-                user_agent: "cgminer/4.11.1".into(),
+                user_agent: MINER_AGENT.into(),
                 hashrate_hps: 200_000.0,
             })
         })
@@ -90,7 +97,7 @@ async fn a_reconnecting_worker_starts_at_its_stored_difficulty_after_a_restart()
         .expect("spawn")
         .expect("miner connects")
     };
-    let mut client = handshake(pool, &suggested, "x").await;
+    let mut client = handshake(pool, suggested, "x").await;
     assert!(close_enough(next_difficulty(&mut client).await, START));
     client
         .send(3, "mining.suggest_difficulty", serde_json::json!([0.5]))
@@ -105,9 +112,9 @@ async fn a_reconnecting_worker_starts_at_its_stored_difficulty_after_a_restart()
         .expect("the SQLite recorder keeps worker difficulties");
     let published = e2e::wait_until(Duration::from_secs(60), || {
         lookup
-            .get(&ramped)
+            .get(&key(MINER_AGENT, ramped))
             .is_some_and(|d| d.to_f64_lossy() > START * 2.0)
-            && lookup.get(&suggested).is_some()
+            && lookup.get(&key(RAW_AGENT, suggested)).is_some()
     })
     .await;
     assert!(
@@ -123,12 +130,33 @@ async fn a_reconnecting_worker_starts_at_its_stored_difficulty_after_a_restart()
         .await
         .expect("shutdown within 20 s")
         .expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_worker_starts_at_its_stored_difficulty_after_a_restart() {
+    let sim = start_sim().await;
+    let dir = temp_dir("vardiff-persistence");
+    let options = PoolOptions {
+        difficulty: START,
+        ..PoolOptions::default()
+    };
+    let text = config_text(&sim, &dir, &options);
+    let ramped = format!("{REGTEST_ADDRESS}.ramped");
+    let suggested = format!("{REGTEST_ADDRESS}.suggested");
+
+    first_run(&text, &ramped, &suggested).await;
 
     // What the database holds after the first run.
     let (ramped_stored, suggested_stored) = {
         let reader = StorageReader::open(&dir.join("db.sqlite")).expect("reader");
-        let ramped_stored = reader.last_difficulty(&ramped).unwrap().expect("stored");
-        let suggested_stored = reader.last_difficulty(&suggested).unwrap().expect("stored");
+        let ramped_stored = reader
+            .last_difficulty(&key(MINER_AGENT, &ramped))
+            .unwrap()
+            .expect("stored");
+        let suggested_stored = reader
+            .last_difficulty(&key(RAW_AGENT, &suggested))
+            .unwrap()
+            .expect("stored");
         (ramped_stored, suggested_stored)
     };
     assert!(
@@ -142,11 +170,17 @@ async fn a_reconnecting_worker_starts_at_its_stored_difficulty_after_a_restart()
         .await
         .expect("daemon restarts");
     let pool = daemon.pool().local_addrs()[0];
-    let got = first_difficulty(pool, &ramped, "x").await;
+    // The same device family reconnecting gets its stored difficulty; another device under
+    // the same name does not inherit it.
+    let got = next_difficulty(&mut handshake_as(pool, MINER_AGENT, &ramped, "x").await).await;
     assert!(
         close_enough(got, ramped_stored),
         "first set_difficulty {got}, stored {ramped_stored}"
     );
+    assert!(close_enough(
+        first_difficulty(pool, &ramped, "x").await,
+        START
+    ));
     assert_eq!(first_difficulty(pool, &suggested, "x").await, 0.5);
     // The miner's own start difficulty wins over the stored one.
     assert_eq!(first_difficulty(pool, &suggested, "d=0.25").await, 0.25);

@@ -75,6 +75,17 @@ pub enum TemplateError {
 /// The `!`-prefixed rules WarpPool implements: a template may carry these and no others.
 pub const MANDATORY_RULES_KNOWN: [&str; 2] = ["!segwit", "!signet"];
 
+/// BIP9: a client must understand every mandatory (`!`) rule of the template.
+fn check_rules(rules: &[String]) -> Result<(), TemplateError> {
+    match rules
+        .iter()
+        .find(|r| r.starts_with('!') && !MANDATORY_RULES_KNOWN.contains(&r.as_str()))
+    {
+        Some(rule) => Err(TemplateError::UnknownMandatoryRule(rule.clone())),
+        None => Ok(()),
+    }
+}
+
 #[derive(Deserialize)]
 struct RawTemplate {
     version: i64,
@@ -269,14 +280,7 @@ impl Template {
         if raw.coinbasevalue > 21_000_000 * 100_000_000 {
             return Err(TemplateError::OutOfRange("coinbasevalue"));
         }
-        // BIP9: a client must understand every mandatory (`!`) rule of the template.
-        if let Some(rule) = raw
-            .rules
-            .iter()
-            .find(|r| r.starts_with('!') && !MANDATORY_RULES_KNOWN.contains(&r.as_str()))
-        {
-            return Err(TemplateError::UnknownMandatoryRule(rule.clone()));
-        }
+        check_rules(&raw.rules)?;
         let segwit = raw.rules.iter().any(|r| r == "segwit" || r == "!segwit");
         let default_witness_commitment = match &raw.default_witness_commitment {
             Some(s) => {

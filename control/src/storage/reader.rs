@@ -178,20 +178,21 @@ impl StorageReader {
         super::schema::version(&self.connection)
     }
 
-    /// The worker's last stored difficulty, for vardiff to resume from.
+    /// The last stored difficulty under `key` (`address.worker#family` as the data plane keys
+    /// it, or any key given to `Storage::set_last_difficulty`), for vardiff to resume from.
     ///
     /// # Errors
     /// [`StorageError::Sqlite`].
-    pub fn last_difficulty(&self, worker: &str) -> Result<Option<f64>, StorageError> {
+    pub fn last_difficulty(&self, key: &str) -> Result<Option<f64>, StorageError> {
         let difficulty = self
             .connection
-            .prepare_cached("SELECT last_difficulty FROM workers WHERE name = ?1")?
-            .query_row([worker], |row| row.get::<_, Option<f64>>(0))
+            .prepare_cached("SELECT difficulty FROM worker_difficulties WHERE key = ?1")?
+            .query_row([key], |row| row.get::<_, f64>(0))
             .optional()?;
-        Ok(difficulty.flatten())
+        Ok(difficulty)
     }
 
-    /// Every worker's last stored difficulty, most recently seen first, at most `limit` rows
+    /// Every stored difficulty (by key), most recently updated first, at most `limit` rows
     /// (vardiff persistence: loaded once at start for the data plane's lookup).
     ///
     /// # Errors
@@ -201,8 +202,8 @@ impl StorageReader {
         let rows = self
             .connection
             .prepare_cached(
-                "SELECT name, last_difficulty FROM workers WHERE last_difficulty > 0
-                 ORDER BY last_seen_unix_s DESC, id DESC LIMIT ?1",
+                "SELECT key, difficulty FROM worker_difficulties
+                 ORDER BY updated_unix_s DESC, key LIMIT ?1",
             )?
             .query_map([limit], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;

@@ -120,8 +120,24 @@ ALTER TABLE block_submissions_v4 RENAME TO block_submissions;
 CREATE INDEX IF NOT EXISTS block_submissions_block ON block_submissions(block_id);
 ";
 
+/// Version 5: stored vardiff difficulties keyed by worker *and device family*
+/// (`address.worker#family`, warppool-net's `UserAgentFamily::key`), so a NerdMiner and an S21
+/// under one username do not inherit each other's difficulty. Values stored before under the
+/// plain name are kept under it (they no longer match a connection's key, so those workers
+/// start once at the port's start). No worker rows are created for keys.
+const V5: &str = "
+CREATE TABLE IF NOT EXISTS worker_difficulties (
+    key TEXT PRIMARY KEY,
+    difficulty REAL NOT NULL CHECK (difficulty > 0),
+    updated_unix_s INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS worker_difficulties_updated ON worker_difficulties(updated_unix_s);
+INSERT OR IGNORE INTO worker_difficulties (key, difficulty, updated_unix_s)
+    SELECT name, last_difficulty, last_seen_unix_s FROM workers WHERE last_difficulty > 0;
+";
+
 /// The ordered migration steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes: the number of migration steps.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -283,6 +283,29 @@ fn apply_bucket(connection: &Connection, bucket: &MinuteBucket) -> rusqlite::Res
     Ok(())
 }
 
+/// Stores a vardiff difficulty under its key (`address.worker#family`), and shows it on the
+/// worker's row.
+fn store_difficulty(
+    connection: &Connection,
+    worker: &str,
+    difficulty: f64,
+    time_unix_s: i64,
+) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO worker_difficulties (key, difficulty, updated_unix_s)
+                 VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET
+                 difficulty = excluded.difficulty, updated_unix_s = excluded.updated_unix_s",
+        )?
+        .execute(params![worker, difficulty, time_unix_s])?;
+    // The worker's row shows its latest difficulty, whichever device sent it.
+    let name = worker.rsplit_once('#').map_or(worker, |(n, _)| n);
+    connection
+        .prepare_cached("UPDATE workers SET last_difficulty = ?2 WHERE name = ?1")?
+        .execute(params![name, difficulty])?;
+    Ok(())
+}
+
 fn apply_message(connection: &Connection, message: &Message) -> rusqlite::Result<()> {
     match message {
         Message::WorkerSeen {
@@ -301,12 +324,7 @@ fn apply_message(connection: &Connection, message: &Message) -> rusqlite::Result
             worker,
             difficulty,
             time_unix_s,
-        } => {
-            let id = worker_id(connection, worker, *time_unix_s)?;
-            connection
-                .prepare_cached("UPDATE workers SET last_difficulty = ?2 WHERE id = ?1")?
-                .execute(params![id, difficulty])?;
-        }
+        } => store_difficulty(connection, worker, *difficulty, *time_unix_s)?,
         Message::Block(block) => apply_block(connection, block)?,
         Message::BlockStatus {
             hash,
