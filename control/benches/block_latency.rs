@@ -16,8 +16,9 @@
 //! As in `perf/run`, the pool gets CPU 0 and its peers CPU 1: the main thread is pinned to CPU
 //! 0 before the daemon starts (every pool thread inherits it; the shard pins itself), the
 //! node's, the miner's and the HTTP clients' runtimes pin their threads to CPU 1, so the
-//! clients' own JSON parsing is not charged to the pool. On a one-CPU machine nothing is
-//! pinned.
+//! clients' own JSON parsing is not charged to the pool; the clients run at nice 19 there, so
+//! it does not delay the node double's receipt or the miner either. On a one-CPU machine
+//! nothing is pinned.
 //!
 //! `cargo bench -p warppool-control --bench block_latency` (`BLOCK_LATENCY_SAMPLES` per phase,
 //! default 200).
@@ -321,19 +322,26 @@ fn peer_runtimes() -> (
     if cpus > 1 {
         pin_to_cpu(0);
     }
-    let one_thread = || {
+    let one_thread = |nice: i32| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .on_thread_start(move || {
                 if cpus > 1 {
                     pin_to_cpu(1);
                 }
+                // SAFETY: setpriority on the calling thread (its tid) with a plain integer.
+                unsafe {
+                    let tid = libc::gettid();
+                    libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+                }
             })
             .enable_all()
             .build()
             .expect("runtime")
     };
-    (one_thread(), one_thread(), one_thread())
+    // The HTTP clients' own JSON parsing yields to the node double and the miner (the
+    // instruments) on their shared CPU.
+    (one_thread(0), one_thread(0), one_thread(19))
 }
 
 /// `WORKERS` authorized workers, so `/api/v1/workers` has something to read.

@@ -32,8 +32,8 @@ use serde::Serialize;
 use tokio::{
     net::TcpListener,
     sync::{Semaphore, watch},
-    task::JoinHandle,
 };
+use warppool_core::limits::API_QUERY_NICE;
 
 mod queries;
 
@@ -64,12 +64,15 @@ pub struct ApiState {
     pub queries: QueryPool,
 }
 
-/// A running HTTP server.
+/// A running HTTP server: its own thread (`warppool-http`) with a current-thread runtime, at
+/// the API's lower CPU priority (`API_QUERY_NICE`), so parsing requests and writing responses
+/// never competes at equal priority with the data plane, the block path or the template loop.
 #[derive(Debug)]
 pub struct HttpServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    done: flume::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl HttpServer {
@@ -78,11 +81,32 @@ impl HttpServer {
     /// # Errors
     /// If the address cannot be bound.
     pub async fn start(addr: SocketAddr, state: ApiState) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, state, stop_rx));
-        Ok(Self { addr, stop, task })
+        let (done_tx, done) = flume::bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("warppool-http".to_owned())
+            .spawn(move || {
+                queries::lower_priority(API_QUERY_NICE);
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => serve(listener, state, stop_rx).await,
+                        Err(e) => tracing::error!(error = %e, "http listener lost"),
+                    }
+                });
+                let _ = done_tx.send(());
+            })?;
+        Ok(Self {
+            addr,
+            stop,
+            done,
+            thread: Some(thread),
+        })
     }
 
     /// The bound address.
@@ -91,11 +115,13 @@ impl HttpServer {
         self.addr
     }
 
-    /// Stops accepting and waits for the accept loop (open connections end within their
-    /// bounded life).
-    pub async fn shutdown(self) {
+    /// Stops accepting and waits for the server's thread (open connections are closed).
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        let _ = self.done.recv_async().await;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub struct QueryPool {
 }
 
 /// Lowers the calling thread's CPU priority by `nice` (Linux: niceness is per thread).
-fn lower_priority(nice: i32) {
+pub(super) fn lower_priority(nice: i32) {
     // SAFETY: gettid and setpriority take and return plain integers; nothing is borrowed.
     let result = unsafe {
         let tid = libc::gettid();
