@@ -272,7 +272,9 @@ fn hammer(
         .no_proxy()
         .build()
         .expect("client");
-    let url = format!("http://{http}/api/v1/workers");
+    // BLOCK_LATENCY_PATH: another endpoint to load (e.g. /health, which reads no storage).
+    let path = std::env::var("BLOCK_LATENCY_PATH").unwrap_or_else(|_| "/api/v1/workers".into());
+    let url = format!("http://{http}{path}");
     (0..HTTP_CLIENTS)
         .map(|_| {
             let (stop, requests) = (Arc::clone(stop), Arc::clone(requests));

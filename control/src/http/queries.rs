@@ -1,6 +1,6 @@
 //! The API's query threads: storage reads for HTTP requests run here, never on the runtime's
 //! workers nor in its shared blocking pool, at a lower CPU priority than the data plane and
-//! the block path.
+//! the block path (`SCHED_IDLE`, and nice `API_QUERY_NICE`).
 //!
 //! `API_QUERY_THREADS` threads (`warppool-api-N`) take jobs from a queue of at most
 //! `API_QUERIES_QUEUED_MAX`; a full queue answers at once with [`QueriesBusy`] (the handler
@@ -23,16 +23,22 @@ pub struct QueryPool {
     jobs: flume::Sender<Job>,
 }
 
-/// Lowers the calling thread's CPU priority by `nice` (Linux: niceness is per thread).
+/// Lowers the calling thread's CPU priority (Linux: both are per thread): the `SCHED_IDLE`
+/// policy, which runs it only when nothing else wants the CPU, and `nice` on top for kernels
+/// or sandboxes that refuse the policy. Lowering one's own priority needs no privilege.
 pub(super) fn lower_priority(nice: i32) {
-    // SAFETY: gettid and setpriority take and return plain integers; nothing is borrowed.
-    let result = unsafe {
+    // SAFETY: gettid, setpriority and sched_setscheduler take plain integers and a pointer to a
+    // local struct that outlives the call; nothing else is borrowed.
+    let (niced, idle) = unsafe {
         let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+        let niced = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+        let param = libc::sched_param { sched_priority: 0 };
+        let idle = libc::sched_setscheduler(tid, libc::SCHED_IDLE, &raw const param);
+        (niced, idle)
     };
-    if result != 0 {
+    if niced != 0 || idle != 0 {
         let error = std::io::Error::last_os_error();
-        tracing::debug!(%error, "cannot lower the API thread's priority");
+        tracing::debug!(%error, "cannot lower an API thread's priority");
     }
 }
 
