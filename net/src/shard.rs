@@ -531,35 +531,29 @@ fn call<P: Protocol>(
     }
 }
 
-/// [`Protocol::on_line_too_long`], then the connection closes.
-fn line_too_long<P: Protocol>(
+/// Tells the protocol about a read's lines: that one was too long
+/// ([`Protocol::on_line_too_long`]; the connection then closes), or that all of the read's
+/// lines are handled ([`Protocol::on_lines_end`]).
+fn lines_event<P: Protocol>(
     protocol: &mut P,
     events: &mut Events<P::Stat, P::Candidate>,
     counters: &ShardCounters,
     pool: &mut BufferPool,
     slot: &mut Slot<P::Conn>,
     now: Instant,
+    too_long: bool,
 ) {
     call(protocol, events, counters, pool, slot, now, |p, c, ctx| {
-        p.on_line_too_long(c, ctx);
+        if too_long {
+            p.on_line_too_long(c, ctx);
+        } else {
+            p.on_lines_end(c, ctx);
+        }
         Flow::Continue
     });
-    slot.close(CloseReason::LineTooLong, false);
-}
-
-/// [`Protocol::on_lines_end`] after the lines of one read.
-fn lines_end<P: Protocol>(
-    protocol: &mut P,
-    events: &mut Events<P::Stat, P::Candidate>,
-    counters: &ShardCounters,
-    pool: &mut BufferPool,
-    slot: &mut Slot<P::Conn>,
-    now: Instant,
-) {
-    call(protocol, events, counters, pool, slot, now, |p, c, ctx| {
-        p.on_lines_end(c, ctx);
-        Flow::Continue
-    });
+    if too_long {
+        slot.close(CloseReason::LineTooLong, false);
+    }
 }
 
 enum Progress {
@@ -609,7 +603,7 @@ fn process_lines<P: Protocol>(
         slot.last_line_at = now;
         slot.inflight += 1;
         if line.len() > LINE_BYTES_MAX {
-            line_too_long(protocol, events, counters, outbound_pool, slot, now);
+            lines_event(protocol, events, counters, outbound_pool, slot, now, true);
             break;
         }
         call(
@@ -623,7 +617,7 @@ fn process_lines<P: Protocol>(
         );
     }
     if lines > 0 && slot.closing.is_none() {
-        lines_end(protocol, events, counters, outbound_pool, slot, now);
+        lines_event(protocol, events, counters, outbound_pool, slot, now, false);
     }
     bump(&counters.lines, lines);
     input.copy_within(start.., 0);
@@ -633,7 +627,7 @@ fn process_lines<P: Protocol>(
     let paused = matches!(progress, Progress::Paused);
     if slot.closing.is_none() && !paused && input.len() > LINE_BYTES_MAX {
         // No newline in more than LINE_BYTES_MAX bytes: memory stays bounded by dropping them.
-        line_too_long(protocol, events, counters, outbound_pool, slot, now);
+        lines_event(protocol, events, counters, outbound_pool, slot, now, true);
         input.clear();
     }
     if slot.closing.is_some() {
