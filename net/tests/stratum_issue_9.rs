@@ -398,3 +398,68 @@ fn issue_9_malformed_submit_has_its_own_reject_reason() {
         plane.stop();
     });
 }
+
+// See: issue 9, defect 4 (a slow reader's queued clean notify was dropped as superseded; the
+// same-tip notify that replaced it went out with clean_jobs=false).
+#[test]
+fn issue_9_a_slow_readers_clean_notify_is_never_dropped_as_superseded() {
+    both_drivers(DEADLINE, |force_polling| {
+        let jobs = Arc::new(ArcSwap::from_pointee(job_set(
+            template(BITS_DIFF1, 1, 3),
+            1,
+            true,
+        )));
+        let config = StratumConfig::new(pinned_port(tiny()));
+        let factory = stratum_factory(1, config, &jobs).unwrap();
+        let mut net = net_config(listeners(), force_polling);
+        net.socket_send_buffer_bytes = Some(4096);
+        let plane: StratumPlane = warppool_net::start(net, factory, Arc::clone(&jobs)).unwrap();
+        let addr: std::net::SocketAddr = plane.local_addrs()[0];
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let stream: TcpStream = socket.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut m = Miner::over(stream);
+        m.setup(&user());
+        let old_tip = m.newest().prevhash;
+        let new_tip = |generation: u64, clean: bool, tip: u64, n: u64| {
+            plane.publish(Arc::new(job_set(
+                template(BITS_DIFF1, tip, n),
+                generation,
+                clean,
+            )));
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // Not reading: same-tip updates fill the socket buffers, then the new tip's clean
+        // notify waits in the outbound queue, then more updates on the new tip supersede
+        // queued notifications.
+        let mut generation = 2;
+        for n in 0..24 {
+            new_tip(generation, false, 1, 40 + n);
+            generation += 1;
+        }
+        new_tip(generation, true, 2, 3);
+        generation += 1;
+        for n in 0..24 {
+            new_tip(generation, false, 2, 40 + n);
+            generation += 1;
+        }
+        let dropped = plane.counters_total().notifies_dropped;
+        assert!(dropped > 0, "the test queues more than the droppable bound");
+        let seen_clean = (0..200).any(|_| {
+            m.read_one().is_some()
+                && m.jobs
+                    .last()
+                    .is_some_and(|j| j.clean && j.prevhash != old_tip)
+        });
+        assert!(
+            seen_clean,
+            "a clean notify for the new tip reached the slow reader"
+        );
+        plane.stop();
+    });
+}

@@ -504,7 +504,11 @@ impl Stratum {
         book.install(Arc::clone(&job));
         let d = conn.difficulty();
         conn.record_job(job.id(), d);
-        self.send(ctx, droppable, |buf| notify_line(buf, &job, clean_jobs));
+        // A clean notify is never dropped as superseded: a later one on the same tip would go
+        // out with clean_jobs=false and the miner would keep hashing the old tip's work.
+        self.send(ctx, droppable && !clean_jobs, |buf| {
+            notify_line(buf, &job, clean_jobs)
+        });
     }
 
     fn dispatch(
