@@ -442,3 +442,57 @@ fn miners_address_of(script: &ScriptBuf) -> String {
         .expect("address")
         .to_string()
 }
+
+/// The statuses the journal in `dir` gives `hash`, in order, repeats folded.
+fn journal_walk(dir: &std::path::Path, hash: &str) -> Vec<warppool_control::journal::BlockStatus> {
+    let text = std::fs::read_to_string(dir.join("blocks.journal")).unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<warppool_control::journal::JournalEntry>(l).ok())
+        .filter(|e| e.hash == hash)
+    {
+        if out.last() != Some(&entry.status) {
+            out.push(entry.status);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_invalidateblock_walks_a_pool_block_in_chain_orphaned_in_chain() {
+    use warppool_control::journal::BlockStatus::{Found, InChain, Orphaned};
+    let sim = start_sim().await;
+    let options = PoolOptions {
+        difficulty: 0.000_1,
+        ..PoolOptions::default()
+    };
+    let (pool, dir) = start_pool(&sim, "reorg-walk", &options).await;
+    let (miner, _script) = spawn_miner(pool.local_addrs()[0], 7, 200_000.0);
+    let first = || sim.submitted_blocks().first().map(|b| b.hash.to_string());
+    let in_chain = e2e::wait_until(Duration::from_secs(60), || {
+        first().is_some_and(|h| journal_walk(&dir, &h).contains(&InChain))
+    })
+    .await;
+    // No more blocks: a competitor at the same height would keep the block orphaned.
+    drop(miner.stop());
+    assert!(in_chain, "a pool block in chain");
+    let hash = first().unwrap();
+    let block_hash: bitcoin::BlockHash = hash.parse().unwrap();
+    sim.invalidate_block(&block_hash).expect("invalidateblock");
+    let orphaned = e2e::wait_until(Duration::from_secs(40), || {
+        journal_walk(&dir, &hash).last() == Some(&Orphaned)
+    })
+    .await;
+    assert!(orphaned, "orphaned: {:?}", journal_walk(&dir, &hash));
+    sim.reconsider_block(&block_hash).expect("reconsiderblock");
+    let back = e2e::wait_until(Duration::from_secs(40), || {
+        journal_walk(&dir, &hash).last() == Some(&InChain)
+    })
+    .await;
+    let steps = journal_walk(&dir, &hash);
+    assert!(back, "in chain again: {steps:?}");
+    assert_eq!(steps, [Found, InChain, Orphaned, InChain]);
+    shutdown(pool).await;
+    sim.stop().await;
+}
