@@ -1,0 +1,218 @@
+//! Validation of the `[[node]]` and `[[port]]` sections.
+
+use super::*;
+
+pub(super) fn validate_nodes(raw: Vec<RawNode>) -> Result<Vec<NodeConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(invalid(
+            "node",
+            "no [[node]] configured",
+            "1 to NODES_MAX [[node]] tables",
+        ));
+    }
+    if raw.len() > NODES_MAX {
+        return Err(invalid(
+            "node",
+            format!("{} nodes", raw.len()),
+            &format!("at most {NODES_MAX}"),
+        ));
+    }
+    let mut nodes: Vec<NodeConfig> = Vec::with_capacity(raw.len());
+    for (i, n) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("node[{i}].{k}");
+        if n.name.is_empty() {
+            return Err(invalid(key("name"), "empty", "a short name"));
+        }
+        if nodes.iter().any(|o| o.name == n.name) {
+            return Err(invalid(
+                key("name"),
+                format!("{:?} is used twice", n.name),
+                "a unique name per node",
+            ));
+        }
+        let rest = n.rpc_url.strip_prefix("http://").ok_or_else(|| {
+            invalid(
+                key("rpc_url"),
+                format!("{:?} is not an http:// URL", n.rpc_url),
+                "http://host:port (plain HTTP to a local or trusted node)",
+            )
+        })?;
+        if rest.is_empty() || rest.starts_with('/') || reqwest::Url::parse(&n.rpc_url).is_err() {
+            return Err(invalid(key("rpc_url"), "no host", "http://host:port"));
+        }
+        let auth = match (n.rpc_user, n.rpc_password, n.rpc_cookie) {
+            (Some(user), Some(password), None) => RpcAuth::UserPassword { user, password },
+            (None, None, Some(path)) => RpcAuth::Cookie(path),
+            _ => {
+                return Err(invalid(
+                    key("rpc_user"),
+                    "incomplete or conflicting credentials",
+                    "either rpc_user and rpc_password, or rpc_cookie (the node's .cookie file)",
+                ));
+            }
+        };
+        if let Some(z) = &n.zmq_hashblock
+            && !z.starts_with("tcp://")
+        {
+            return Err(invalid(
+                key("zmq_hashblock"),
+                format!("{z:?} is not a tcp:// endpoint"),
+                "tcp://host:port as given to -zmqpubhashblock",
+            ));
+        }
+        let rpc_timeout = match n.rpc_timeout_ms {
+            None => Duration::from_millis(RPC_TIMEOUT_MS_DEFAULT),
+            Some(ms) if ms == 0 || ms > RPC_TIMEOUT_MS_MAX => {
+                return Err(invalid(
+                    key("rpc_timeout_ms"),
+                    format!("{ms} ms"),
+                    &format!("1..={RPC_TIMEOUT_MS_MAX}"),
+                ));
+            }
+            Some(ms) => Duration::from_millis(ms),
+        };
+        nodes.push(NodeConfig {
+            name: n.name,
+            rpc_url: n.rpc_url,
+            auth,
+            zmq_hashblock: n.zmq_hashblock,
+            rpc_timeout,
+        });
+    }
+    Ok(nodes)
+}
+
+fn difficulty(
+    key: String,
+    value: Option<f64>,
+    default: Difficulty,
+) -> Result<Difficulty, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(d) => Difficulty::from_f64_lossy(d).map_err(|e| {
+            invalid(
+                key,
+                format!("{d}: {e}"),
+                "a positive difficulty, e.g. 1024 or 0.001",
+            )
+        }),
+    }
+}
+
+pub(super) fn validate_ports(raw: Vec<RawPort>) -> Result<Vec<PortSettings>, ConfigError> {
+    if raw.is_empty() {
+        return Err(invalid(
+            "port",
+            "no [[port]] configured",
+            "1 to LISTENERS_MAX [[port]] tables",
+        ));
+    }
+    if raw.len() > LISTENERS_MAX {
+        return Err(invalid(
+            "port",
+            format!("{} ports", raw.len()),
+            &format!("at most {LISTENERS_MAX}"),
+        ));
+    }
+    let mut ports: Vec<PortSettings> = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("port[{i}].{k}");
+        let addr: SocketAddr = p.addr.parse().map_err(|_| {
+            invalid(
+                key("addr"),
+                format!("{:?} is not an address", p.addr),
+                "ip:port, e.g. \"0.0.0.0:3333\"",
+            )
+        })?;
+        if ports
+            .iter()
+            .any(|o| o.listener.addr == addr && addr.port() != 0)
+        {
+            return Err(invalid(
+                key("addr"),
+                format!("{addr} is used twice"),
+                "a distinct address per port",
+            ));
+        }
+        let tls = match (p.tls_cert, p.tls_key) {
+            (None, None) => None,
+            (Some(cert_path), Some(key_path)) => Some(TlsFiles {
+                cert_path,
+                key_path,
+            }),
+            _ => {
+                return Err(invalid(
+                    key("tls_cert"),
+                    "only one of tls_cert and tls_key given",
+                    "both (a TLS port) or neither (plain text)",
+                ));
+            }
+        };
+        let defaults = VardiffConfig::default();
+        let fractional = match p.fractional.as_deref() {
+            None | Some("on_request") => Fractional::OnRequest,
+            Some("never") => Fractional::Never,
+            Some("always") => Fractional::Always,
+            Some(other) => {
+                return Err(invalid(
+                    key("fractional"),
+                    format!("{other:?}"),
+                    "\"never\", \"on_request\", \"always\"",
+                ));
+            }
+        };
+        let mut vardiff = VardiffConfig {
+            difficulty_start: difficulty(
+                key("difficulty_start"),
+                p.difficulty_start,
+                defaults.difficulty_start,
+            )?,
+            difficulty_min: difficulty(
+                key("difficulty_min"),
+                p.difficulty_min,
+                defaults.difficulty_min,
+            )?,
+            difficulty_max: difficulty(
+                key("difficulty_max"),
+                p.difficulty_max,
+                defaults.difficulty_max,
+            )?,
+            shares_per_min_target: p
+                .shares_per_min_target
+                .unwrap_or(defaults.shares_per_min_target),
+            ..defaults
+        };
+        vardiff.fractional = fractional != Fractional::Never;
+        if vardiff.difficulty_min > vardiff.difficulty_max {
+            return Err(invalid(
+                key("difficulty_min"),
+                "above difficulty_max",
+                "difficulty_min ≤ difficulty_start ≤ difficulty_max",
+            ));
+        }
+        if vardiff.difficulty_start < vardiff.difficulty_min
+            || vardiff.difficulty_start > vardiff.difficulty_max
+        {
+            return Err(invalid(
+                key("difficulty_start"),
+                "outside difficulty_min..=difficulty_max",
+                "difficulty_min ≤ difficulty_start ≤ difficulty_max",
+            ));
+        }
+        if let Err(e) = vardiff.validate() {
+            return Err(invalid(
+                key("shares_per_min_target"),
+                format!("vardiff settings refused: {e}"),
+                "a target of 1..=600 shares a minute and difficulties ≥ 1 unless fractional",
+            ));
+        }
+        ports.push(PortSettings {
+            listener: ListenerConfig { addr, tls },
+            policy: PortConfig {
+                vardiff,
+                fractional,
+            },
+        });
+    }
+    Ok(ports)
+}
