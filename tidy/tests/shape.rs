@@ -7,11 +7,9 @@
 //! over a limit fails outright. Set `TIDY_SHAPE_PRINT=1` to print what exceeds the rules now,
 //! in the allowlist's format.
 
-use std::{
-    collections::BTreeMap,
-    fs,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, fs};
+
+use warppool_tidy::{root, rust_files};
 
 /// Lines per file at most.
 const FILE_LINES_MAX: usize = 800;
@@ -19,38 +17,6 @@ const FILE_LINES_MAX: usize = 800;
 const FN_LINES_MAX: usize = 70;
 /// Columns per line at most.
 const LINE_COLUMNS_MAX: usize = 100;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tidy/ has a parent")
-        .to_path_buf()
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().to_string();
-        if path.is_dir() {
-            let skip = [
-                "target",
-                "corpus",
-                "artifacts",
-                "coverage",
-                "node_modules",
-                ".git",
-            ];
-            if !skip.contains(&name.as_str()) {
-                rust_files(&path, out);
-            }
-        } else if name.ends_with(".rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// Removes string and char literals and comments, keeping line breaks, so braces can be
 /// counted. Lifetimes (`'a`) are kept as they are.
@@ -194,9 +160,7 @@ fn functions(stripped: &str) -> Vec<(String, usize)> {
 /// What exceeds the rules now: `(kind, file, item)` → size.
 fn measure() -> BTreeMap<(String, String, String), usize> {
     let root = root();
-    let mut files = Vec::new();
-    rust_files(&root, &mut files);
-    files.sort();
+    let files = rust_files(&root);
     let mut out = BTreeMap::new();
     for file in files {
         let rel = file.strip_prefix(&root).unwrap().display().to_string();
