@@ -135,15 +135,7 @@ fn issue_9_candidate_cap_is_not_reset_by_alternating_stale_and_current_shares() 
 #[test]
 fn issue_9_clean_jobs_survives_coalesced_publications() {
     both_drivers(DEADLINE, |force_polling| {
-        let jobs = Arc::new(ArcSwap::from_pointee(job_set(
-            template(BITS_DIFF1, 1, 3),
-            1,
-            true,
-        )));
-        let config = StratumConfig::new(pinned_port(tiny()));
-        let factory = stratum_factory(1, config, &jobs).unwrap();
-        let net = net_config(listeners(), force_polling);
-        let plane: StratumPlane = warppool_net::start(net, factory, Arc::clone(&jobs)).unwrap();
+        let (jobs, plane) = plane_with_jobs(force_polling, None);
         let mut m = Miner::connect(plane.local_addrs()[0]);
         m.setup(&user());
         let first_tip = m.newest().prevhash;
@@ -399,21 +391,31 @@ fn issue_9_malformed_submit_has_its_own_reject_reason() {
     });
 }
 
+/// A plane started from a job set the test can also store into without a wake-up (first job:
+/// tip 1), optionally with a small socket send buffer.
+fn plane_with_jobs(
+    force_polling: bool,
+    send_buffer: Option<u32>,
+) -> (Arc<ArcSwap<warppool_net::stratum::JobSet>>, StratumPlane) {
+    let jobs = Arc::new(ArcSwap::from_pointee(job_set(
+        template(BITS_DIFF1, 1, 3),
+        1,
+        true,
+    )));
+    let config = StratumConfig::new(pinned_port(tiny()));
+    let factory = stratum_factory(1, config, &jobs).unwrap();
+    let mut net = net_config(listeners(), force_polling);
+    net.socket_send_buffer_bytes = send_buffer;
+    let plane: StratumPlane = warppool_net::start(net, factory, Arc::clone(&jobs)).unwrap();
+    (jobs, plane)
+}
+
 // See: issue 9, defect 4 (a slow reader's queued clean notify was dropped as superseded; the
 // same-tip notify that replaced it went out with clean_jobs=false).
 #[test]
 fn issue_9_a_slow_readers_clean_notify_is_never_dropped_as_superseded() {
     both_drivers(DEADLINE, |force_polling| {
-        let jobs = Arc::new(ArcSwap::from_pointee(job_set(
-            template(BITS_DIFF1, 1, 3),
-            1,
-            true,
-        )));
-        let config = StratumConfig::new(pinned_port(tiny()));
-        let factory = stratum_factory(1, config, &jobs).unwrap();
-        let mut net = net_config(listeners(), force_polling);
-        net.socket_send_buffer_bytes = Some(4096);
-        let plane: StratumPlane = warppool_net::start(net, factory, Arc::clone(&jobs)).unwrap();
+        let (_jobs, plane) = plane_with_jobs(force_polling, Some(4096));
         let addr: std::net::SocketAddr = plane.local_addrs()[0];
         let socket =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
