@@ -2,10 +2,13 @@
 //!
 //! # Responsibilities
 //!
-//! For every block candidate from the data plane: (a) serialize it and journal it with an
-//! `fsync` before anything else, on the block path's own thread ([`BlockPath::spawn`]: its own
+//! For every block candidate from the data plane: (a) serialize it and write it to the
+//! journal before anything else, on the block path's own thread ([`BlockPath::spawn`]: its own
 //! runtime and its own RPC connections, so HTTP queries, template parsing or storage never
-//! queue in front of it); (b) `submitblock` to every node concurrently; (c) ask every node
+//! queue in front of it); the line's `fsync` runs on that runtime's own blocking thread while
+//! the block goes out, so a slow disk never delays a block (decision 0012); every later
+//! journal line is synced there too, never on the runtime thread; (b) `submitblock` to every
+//! node concurrently; (c) ask every node
 //! where the block is (`getblockheader`): **in chain** only when a node reports
 //! `confirmations >= 1`, **orphaned** when the nodes that know it report `-1`; `duplicate` and
 //! `inconclusive` only mean the node has it; (d) fast rounds with exponential back-off while
@@ -50,7 +53,9 @@ use warppool_net::stratum::Candidate;
 
 pub use self::check::{NodeAnswer, NodeView, SubmitOutcome, classify};
 use crate::{
-    journal::{BlockStatus, Finder, FoundBlock, Journal, JournalEntry, JournalError, unix_now},
+    journal::{
+        BlockStatus, Finder, FoundBlock, Journal, JournalEntry, JournalError, Unsynced, unix_now,
+    },
     rpc::Nodes,
 };
 
@@ -118,7 +123,7 @@ struct Tracked {
 #[derive(Debug)]
 pub struct BlockPath {
     nodes: Arc<Nodes>,
-    journal: Mutex<Journal>,
+    journal: Arc<Mutex<Journal>>,
     events: flume::Sender<BlockEvent>,
     retry: RetryPolicy,
     tracked: Mutex<HashMap<String, Tracked>>,
@@ -135,7 +140,7 @@ impl BlockPath {
         (
             Self {
                 nodes,
-                journal: Mutex::new(journal),
+                journal: Arc::new(Mutex::new(journal)),
                 events,
                 retry: RetryPolicy::default(),
                 tracked: Mutex::new(HashMap::new()),
@@ -176,15 +181,46 @@ impl BlockPath {
     }
 
     fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journal> {
-        self.journal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.journal)
     }
 
-    /// Appends to the journal on the calling thread: the block path's own, never a shared
-    /// blocking pool where HTTP queries or template parsing could be queued in front of it.
+    /// Syncs a written line on the block path runtime's own blocking thread (never a shared
+    /// pool where HTTP queries or template parsing could wait in front of it, never the runtime
+    /// thread the next block needs), then compacts the journal if the line finished a block.
+    /// A failure is logged here, at once, and returned to whoever awaits the handle.
+    fn sync_in_background(
+        &self,
+        unsynced: Unsynced,
+        hash: &str,
+    ) -> tokio::task::JoinHandle<Result<(), JournalError>> {
+        let journal = Arc::clone(&self.journal);
+        let hash = hash.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let finished = unsynced.finished_a_block;
+            let synced = unsynced.sync().and_then(|()| {
+                if finished {
+                    lock(&journal).compact_if_due()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = &synced {
+                tracing::error!(
+                    %hash, error = %e,
+                    "block journal sync failed: the line is written but may not survive a \
+                     power loss"
+                );
+            }
+            synced
+        })
+    }
+
+    /// Writes a status line on the calling thread (the block path's own) and syncs it in the
+    /// background.
     fn append(&self, entry: &JournalEntry) -> Result<(), JournalError> {
-        self.lock_journal().append(entry)
+        let unsynced = self.lock_journal().write(entry)?;
+        drop(self.sync_in_background(unsynced, &entry.hash));
+        Ok(())
     }
 
     fn emit(&self, event: BlockEvent) {
@@ -267,20 +303,25 @@ impl BlockPath {
         }
     }
 
-    /// Journals a newly found block (synced), then submits it and follows it through its fast
-    /// rounds; the tracker keeps following it after them.
+    /// Writes a newly found block to the journal, then submits it (while the line is synced in
+    /// the background) and follows it through its fast rounds; the tracker keeps following it
+    /// after them.
     ///
     /// # Errors
-    /// [`JournalError`] if the block could not be journaled; it is still submitted.
+    /// [`JournalError`] if the block could not be journaled or synced; it is still submitted.
     pub async fn submit_found(&self, block: FoundBlock) -> Result<BlockStatus, JournalError> {
         tracing::info!(height = block.height, hash = %block.hash, "block found");
-        let journaled = self.lock_journal().append_found(&block);
-        if let Err(e) = &journaled {
-            // Never hold a block back: submit anyway, and say loudly that it is not on disk.
-            tracing::error!(
-                hash = %block.hash, error = %e, "block NOT journaled; submitting anyway"
-            );
-        }
+        let written = self.lock_journal().write_found(&block);
+        let synced = match written {
+            Ok(unsynced) => Ok(self.sync_in_background(unsynced, &block.hash)),
+            Err(e) => {
+                // Never hold a block back: submit anyway, and say loudly that it is not on disk.
+                tracing::error!(
+                    hash = %block.hash, error = %e, "block NOT journaled; submitting anyway"
+                );
+                Err(e)
+            }
+        };
         self.emit(BlockEvent {
             height: block.height,
             hash: block.hash.clone(),
@@ -293,7 +334,13 @@ impl BlockPath {
         self.track(Arc::clone(&block), BlockStatus::Found, true);
         let status = self.fast_rounds(&block).await;
         self.release(&block.hash);
-        journaled.map(|()| status)
+        match synced?.await {
+            Ok(synced) => synced.map(|()| status),
+            Err(e) => Err(JournalError::Io {
+                path: self.lock_journal().path().to_path_buf(),
+                source: std::io::Error::other(e),
+            }),
+        }
     }
 
     /// Tracks every unfinished block of the journal again, due at once: the tracker checks
@@ -520,6 +567,12 @@ impl BlockPath {
             stop,
         })
     }
+}
+
+fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
+    journal
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The block path's thread (see [`BlockPath::spawn`]).

@@ -1,9 +1,12 @@
-//! The block journal: an append-only file of JSON lines, synced before a block is submitted.
+//! The block journal: an append-only file of JSON lines, written before a block is submitted.
 //!
 //! # Responsibilities
 //!
-//! - [`Journal::append`] writes one line and `fsync`s it (and the directory when the file was
-//!   just created), so a found block survives a crash at any later point. A write that fails
+//! - [`Journal::write`] writes one line (into the kernel's page cache: it survives a crash of
+//!   the process from that moment) and returns an [`Unsynced`] whose [`Unsynced::sync`] makes
+//!   it survive a power loss too; the block path runs that `fsync` on its own blocking thread
+//!   while the block is already on its way to the nodes (decision 0012), so a slow disk never
+//!   delays a block. [`Journal::append`] is both at once. A write that fails
 //!   part-way (disk full, `EFBIG`) is cut back to the last whole line, or, if even that fails,
 //!   the next entry starts with a newline: entries are never glued together. The failure is
 //!   returned; the caller still submits the block.
@@ -35,6 +38,7 @@ use std::{
     fs::{File, OpenOptions},
     io::{BufRead, BufReader, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use serde::{Deserialize, Serialize};
@@ -176,6 +180,26 @@ pub trait JournalFile: Write + Send + std::fmt::Debug {
     /// # Errors
     /// I/O errors.
     fn sync(&mut self) -> std::io::Result<()>;
+    /// A handle that syncs the same file from another thread.
+    ///
+    /// # Errors
+    /// I/O errors (the file could not be duplicated).
+    fn syncer(&self) -> std::io::Result<Arc<dyn JournalSync>>;
+}
+
+/// Syncs a journal file's data to disk from any thread ([`Unsynced::sync`]).
+pub trait JournalSync: Send + Sync + std::fmt::Debug {
+    /// `fdatasync`.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn sync(&self) -> std::io::Result<()>;
+}
+
+impl JournalSync for File {
+    fn sync(&self) -> std::io::Result<()> {
+        self.sync_data()
+    }
 }
 
 impl JournalFile for File {
@@ -187,6 +211,33 @@ impl JournalFile for File {
     }
     fn sync(&mut self) -> std::io::Result<()> {
         self.sync_data()
+    }
+    fn syncer(&self) -> std::io::Result<Arc<dyn JournalSync>> {
+        Ok(Arc::new(self.try_clone()?))
+    }
+}
+
+/// A line that is written but not yet synced: in the page cache, so it survives a crash of
+/// the process but not yet a power loss.
+#[derive(Debug)]
+#[must_use = "a journal line is durable only once synced"]
+pub struct Unsynced {
+    syncer: Arc<dyn JournalSync>,
+    path: PathBuf,
+    /// The line ended a block's life: the journal may be due for compaction once synced.
+    pub finished_a_block: bool,
+}
+
+impl Unsynced {
+    /// Syncs the file (every line written before this one too).
+    ///
+    /// # Errors
+    /// [`JournalError::Io`].
+    pub fn sync(self) -> Result<(), JournalError> {
+        self.syncer.sync().map_err(|source| JournalError::Io {
+            path: self.path,
+            source,
+        })
     }
 }
 
@@ -202,6 +253,7 @@ struct Tally {
 pub struct Journal {
     path: PathBuf,
     file: Box<dyn JournalFile>,
+    syncer: Arc<dyn JournalSync>,
     /// A failed write could not be cut back: the next entry starts with a newline.
     separator_needed: bool,
     blocks: HashMap<String, Tally>,
@@ -267,9 +319,11 @@ impl Journal {
             sync_dir(path).map_err(io)?;
         }
         let scan = scan(path)?;
+        let syncer = file.syncer().map_err(io)?;
         let mut journal = Self {
             path: path.to_path_buf(),
             file: Box::new(file),
+            syncer,
             separator_needed: false,
             blocks: scan.blocks,
             unreadable_bytes: scan.unreadable_bytes,
@@ -280,11 +334,15 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Replaces the file handle (fault injection in tests: a writer that fails part-way).
-    #[must_use]
-    pub fn with_file(mut self, file: Box<dyn JournalFile>) -> Self {
+    /// Replaces the file handle (fault injection in tests: a writer that fails part-way, a
+    /// slow `fsync`).
+    ///
+    /// # Errors
+    /// [`JournalError::Io`]: no sync handle for it.
+    pub fn with_file(mut self, file: Box<dyn JournalFile>) -> Result<Self, JournalError> {
+        self.syncer = file.syncer().map_err(|e| self.io(e))?;
         self.file = file;
-        self
+        Ok(self)
     }
 
     /// The file.
@@ -304,7 +362,7 @@ impl Journal {
         self.compactions
     }
 
-    /// Journals a newly found block (its `found` line, with the hex).
+    /// Journals a newly found block (its `found` line, with the hex), synced.
     ///
     /// # Errors
     /// [`JournalError::Io`].
@@ -312,23 +370,58 @@ impl Journal {
         self.append(&block.found_entry(unix_now()))
     }
 
+    /// Writes a newly found block's `found` line, not yet synced (see [`Journal::write`]).
+    ///
+    /// # Errors
+    /// [`JournalError::Io`].
+    pub fn write_found(&mut self, block: &FoundBlock) -> Result<Unsynced, JournalError> {
+        self.write(&block.found_entry(unix_now()))
+    }
+
     /// Appends `entry` as one line and syncs it to disk before returning. A final entry may
     /// compact the journal afterwards.
     ///
     /// # Errors
     /// [`JournalError::Io`]: the line is not in the file (cut back) and the next one starts
-    /// on its own line either way.
+    /// on its own line either way; or the sync failed.
     pub fn append(&mut self, entry: &JournalEntry) -> Result<(), JournalError> {
+        let unsynced = self.write(entry)?;
+        let finished = unsynced.finished_a_block;
+        unsynced.sync()?;
+        if finished {
+            self.maybe_compact()?;
+        }
+        Ok(())
+    }
+
+    /// Writes `entry` as one line, without syncing: the caller syncs the returned
+    /// [`Unsynced`] (on another thread if it likes) and then calls [`Journal::compact_if_due`]
+    /// when the line finished a block.
+    ///
+    /// # Errors
+    /// [`JournalError::Io`]: the line is not in the file (cut back) and the next one starts
+    /// on its own line either way.
+    pub fn write(&mut self, entry: &JournalEntry) -> Result<Unsynced, JournalError> {
         let mut line = serde_json::to_vec(entry).map_err(|e| self.io(std::io::Error::other(e)))?;
         line.push(b'\n');
         self.write_line(&line).map_err(|e| self.io(e))?;
         let tally = self.blocks.entry(entry.hash.clone()).or_default();
         tally.bytes += line.len() as u64;
         tally.finished = entry.is_final();
-        if entry.is_final() {
-            self.maybe_compact()?;
-        }
-        Ok(())
+        Ok(Unsynced {
+            syncer: Arc::clone(&self.syncer),
+            path: self.path.clone(),
+            finished_a_block: entry.is_final(),
+        })
+    }
+
+    /// Compacts the journal if its finished blocks outweigh the live ones (see the module
+    /// docs); a no-op otherwise.
+    ///
+    /// # Errors
+    /// [`JournalError::Io`]; the old file is then still in place and in use.
+    pub fn compact_if_due(&mut self) -> Result<(), JournalError> {
+        self.maybe_compact()
     }
 
     fn io(&self, source: std::io::Error) -> JournalError {
@@ -355,7 +448,7 @@ impl Journal {
             }
             return Err(e);
         }
-        self.file.sync()
+        Ok(())
     }
 
     fn garbage_and_live(&self) -> (u64, u64) {
@@ -427,7 +520,9 @@ impl Journal {
         }
         std::fs::rename(&tmp, &self.path).map_err(io)?;
         sync_dir(&self.path).map_err(io)?;
-        self.file = Box::new(open_append(&self.path).map_err(io)?);
+        let file = open_append(&self.path).map_err(io)?;
+        self.syncer = file.syncer().map_err(io)?;
+        self.file = Box::new(file);
         self.separator_needed = false;
         self.blocks = blocks;
         self.unreadable_bytes = 0;

@@ -18,7 +18,7 @@ use fake_node::{FakeNode, Reply, node_config};
 use serde_json::json;
 use warppool_control::{
     blocks::{BlockPath, RetryPolicy},
-    journal::{BlockStatus, Finder, FoundBlock, Journal, JournalEntry},
+    journal::{BlockStatus, Finder, FoundBlock, Journal, JournalEntry, JournalFile, JournalSync},
     rpc::Nodes,
 };
 
@@ -101,7 +101,7 @@ fn statuses(path: &PathBuf) -> Vec<BlockStatus> {
 }
 
 #[tokio::test]
-async fn the_block_is_journaled_and_synced_before_submitblock() {
+async fn the_block_is_in_the_journal_before_submitblock() {
     let path = temp_journal("order");
     let node = FakeNode::start().await;
     let b = block(1);
@@ -138,6 +138,103 @@ async fn the_block_is_journaled_and_synced_before_submitblock() {
         Journal::replay(&path).unwrap().len(),
         1,
         "an in-chain block is followed until it is mature"
+    );
+}
+
+/// A real journal file whose first `fsync` waits until the node has received `submitblock` (an
+/// SD card's fsync takes hundreds of milliseconds): at most `SLOW_SYNC_WAIT`, then it reports
+/// whether the submission came first. Later syncs (status lines) do not wait.
+#[derive(Debug)]
+struct SyncAfterSubmit {
+    file: std::fs::File,
+    submitted: Arc<std::sync::Mutex<Option<flume::Receiver<()>>>>,
+    submit_came_first: Arc<AtomicBool>,
+}
+
+const SLOW_SYNC_WAIT: Duration = Duration::from_secs(20);
+
+impl JournalSync for SyncAfterSubmit {
+    fn sync(&self) -> std::io::Result<()> {
+        let first = self.submitted.lock().unwrap().take();
+        if let Some(submitted) = first
+            && submitted.recv_timeout(SLOW_SYNC_WAIT).is_ok()
+        {
+            self.submit_came_first.store(true, Ordering::SeqCst);
+        }
+        self.file.sync_data()
+    }
+}
+
+impl std::io::Write for SyncAfterSubmit {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl JournalFile for SyncAfterSubmit {
+    fn size(&self) -> std::io::Result<u64> {
+        self.file.metadata().map(|m| m.len())
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        JournalSync::sync(self)
+    }
+    fn syncer(&self) -> std::io::Result<Arc<dyn JournalSync>> {
+        Ok(Arc::new(Self {
+            file: self.file.try_clone()?,
+            submitted: Arc::clone(&self.submitted),
+            submit_came_first: Arc::clone(&self.submit_came_first),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_slow_journal_fsync_does_not_delay_submitblock() {
+    let path = temp_journal("slow-fsync");
+    let node = FakeNode::start().await;
+    let b = block(7);
+    let (tx, rx) = flume::unbounded();
+    node.on("submitblock", move |_| {
+        let _ = tx.send(());
+        Reply::Result(serde_json::Value::Null)
+    });
+    node.on("getblockheader", header_for(b.hash.clone()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let submit_came_first = Arc::new(AtomicBool::new(false));
+    let slow = SyncAfterSubmit {
+        file,
+        submitted: Arc::new(std::sync::Mutex::new(Some(rx))),
+        submit_came_first: Arc::clone(&submit_came_first),
+    };
+    let journal = Journal::open(&path)
+        .unwrap()
+        .with_file(Box::new(slow))
+        .unwrap();
+    let nodes = Arc::new(Nodes::new(&[node_config("a", node.url())]).unwrap());
+    let (bp, _events) = BlockPath::new(nodes, journal);
+    let status = bp
+        .with_retry(quick())
+        .submit_found(b.clone())
+        .await
+        .unwrap();
+    assert_eq!(status, BlockStatus::InChain);
+    assert!(
+        submit_came_first.load(Ordering::SeqCst),
+        "submitblock reached the node while the found line's fsync was still running"
+    );
+    assert_eq!(
+        statuses(&path)[0],
+        BlockStatus::Found,
+        "and the line is in the file"
     );
 }
 

@@ -5,10 +5,11 @@
 use std::{
     io::Write,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use warppool_control::journal::{
-    BlockStatus, Finder, FoundBlock, Journal, JournalEntry, JournalFile,
+    BlockStatus, Finder, FoundBlock, Journal, JournalEntry, JournalFile, JournalSync,
 };
 
 fn temp_journal(name: &str) -> PathBuf {
@@ -96,6 +97,9 @@ impl JournalFile for FailingFile {
     fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data()
     }
+    fn syncer(&self) -> std::io::Result<Arc<dyn JournalSync>> {
+        Ok(Arc::new(self.file.try_clone()?))
+    }
 }
 
 fn failing(path: &Path, budget: usize, truncate_fails: bool) -> Box<dyn JournalFile> {
@@ -116,11 +120,15 @@ fn a_failed_append_leaves_no_fragment_to_glue_the_next_entry_onto() {
         let mut journal = Journal::open(&path).unwrap();
         journal.append_found(&first).unwrap();
         // The disk fills 40 bytes into the second block's line.
-        let mut journal = journal.with_file(failing(&path, 40, truncate_fails));
+        let mut journal = journal
+            .with_file(failing(&path, 40, truncate_fails))
+            .unwrap();
         let err = journal.append_found(&second).unwrap_err();
         assert!(err.to_string().contains("No space left"), "{err}");
         // Room again: the next entry is a line of its own.
-        let mut journal = journal.with_file(failing(&path, usize::MAX, false));
+        let mut journal = journal
+            .with_file(failing(&path, usize::MAX, false))
+            .unwrap();
         journal.append_found(&second).unwrap();
         journal
             .append(&status_entry(&first, BlockStatus::Submitted))
