@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use warppool_core::Difficulty;
 use warppool_core::limits::{WORKER_DIFFICULTIES_MAX, WORKER_DIFFICULTY_PUBLISH_MS};
-use warppool_net::stratum::{ConnectionId, ShareEvent, WorkerDifficulties};
+use warppool_core::plane::{ConnectionId, ShareEvent};
+use warppool_net::stratum::WorkerDifficulties;
 
 use crate::blocks::BlockEvent;
 

@@ -8,7 +8,7 @@ use warppool_control::{
     storage::{Storage, StorageConfig},
 };
 use warppool_core::Difficulty;
-use warppool_net::stratum::{ShareEvent, ShareStat};
+use warppool_core::plane::{ShareEvent, ShareStat};
 
 fn share(connection: u64) -> ShareEvent {
     ShareEvent::Share(ShareStat {

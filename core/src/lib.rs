@@ -12,6 +12,7 @@ pub mod job;
 pub mod limits;
 pub mod merkle;
 pub mod payout;
+pub mod plane;
 pub mod share;
 pub mod stratum;
 pub mod template;

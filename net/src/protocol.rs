@@ -129,6 +129,12 @@ impl<S: Send + 'static, C: Send + 'static> Ctx<'_, S, C> {
     pub fn candidate(&mut self, candidate: C) {
         self.events.candidate(candidate);
     }
+
+    /// Counts a job that could not be built for this connection
+    /// (`CountersSnapshot::job_build_failures`); the protocol logs it, rate-limited.
+    pub fn job_build_failed(&mut self) {
+        self.events.job_build_failed();
+    }
 }
 
 /// A line protocol plugged into the shards (see the module docs).

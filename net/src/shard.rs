@@ -204,6 +204,10 @@ impl<S, C> Events<S, C> {
         }
     }
 
+    pub(crate) fn job_build_failed(&self) {
+        bump(&self.counters.job_build_failures, 1);
+    }
+
     pub(crate) fn stat(&mut self, entry: S) {
         debug_assert!(self.batch.len() < SHARE_STATS_BATCH_MAX);
         self.batch.push(entry);

@@ -68,11 +68,12 @@ use arc_swap::ArcSwap;
 use bitcoin::Network;
 use warppool_core::limits::WORKER_DIFFICULTIES_MAX;
 use warppool_core::{
-    BlockCandidate, CoinbaseConfig, Difficulty, Extranonce1, ShareReject, Template,
-    vardiff::VardiffConfig,
+    BlockCandidate, CoinbaseConfig, Difficulty, Extranonce1, Template, vardiff::VardiffConfig,
 };
 
 pub use session::{Session, Stratum};
+/// Defined in core (they cross to the control plane); re-exported where they were.
+pub use warppool_core::plane::{ConnectionId, ShareEvent, ShareStat, UserAgentFamily};
 
 use crate::{DataPlaneOf, NetConfig, NetError, ShardId, start};
 
@@ -165,70 +166,6 @@ impl Default for PortConfig {
             vardiff: VardiffConfig::default(),
             fractional: Fractional::OnRequest,
         }
-    }
-}
-
-/// The device class of a connection, from its subscribe user agent: the first word (up to
-/// the first `/` or space), lower-cased, ASCII letters, digits, `-` and `_` only, at most
-/// [`UserAgentFamily::BYTES_MAX`] bytes (`NerdMinerV2/V1.8.3` → `nerdminerv2`,
-/// `bitaxe/BM1370/v2.4.0` → `bitaxe`, `Antminer S21/...` → `antminer`; none → empty).
-/// Stored difficulties are keyed by username *and* family ([`UserAgentFamily::key`]), so
-/// devices of different classes under one username do not inherit each other's difficulty.
-/// A plain value (no heap): it rides in [`ShareEvent::Difficulty`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UserAgentFamily {
-    bytes: [u8; UserAgentFamily::BYTES_MAX],
-    len: u8,
-}
-
-impl UserAgentFamily {
-    /// Longest family kept, in bytes (longer first words are cut).
-    pub const BYTES_MAX: usize = 24;
-
-    /// The family of a user agent (empty for none).
-    #[must_use]
-    pub fn from_user_agent(user_agent: Option<&str>) -> Self {
-        let mut family = Self {
-            bytes: [0; Self::BYTES_MAX],
-            len: 0,
-        };
-        let word = user_agent
-            .unwrap_or("")
-            .split(['/', ' '])
-            .next()
-            .unwrap_or("");
-        let kept = word
-            .bytes()
-            .filter(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
-        for (slot, byte) in family.bytes.iter_mut().zip(kept) {
-            *slot = byte.to_ascii_lowercase();
-            family.len += 1;
-        }
-        family
-    }
-
-    /// The family as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        // Only ASCII bytes are kept.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
-    }
-
-    /// The key of `username` on a device of this family in [`WorkerDifficulties`]:
-    /// `username`, `#`, the family (`bc1q….rig#bitaxe`; `bc1q….rig#` without a user agent).
-    #[must_use]
-    pub fn key(&self, username: &str) -> String {
-        let mut key = String::with_capacity(username.len() + 1 + usize::from(self.len));
-        key.push_str(username);
-        key.push('#');
-        key.push_str(self.as_str());
-        key
-    }
-}
-
-impl std::fmt::Debug for UserAgentFamily {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "UserAgentFamily({:?})", self.as_str())
     }
 }
 
@@ -328,63 +265,6 @@ impl StratumConfig {
         }
         Ok(())
     }
-}
-
-/// A connection's identity in statistics: the shard index in the top 16 bits, a shard-local
-/// counter below (never reused in one run).
-pub type ConnectionId = u64;
-
-/// A statistics entry sent to the control plane (in batches, see
-/// [`crate::DataPlane::stats_receivers`]).
-#[derive(Debug, Clone)]
-pub enum ShareEvent {
-    /// A connection authorized a user (allocates; not on the share path).
-    Authorized {
-        /// The connection.
-        connection: ConnectionId,
-        /// `address[.worker]` as sent.
-        username: String,
-        /// The subscribe user agent, if any.
-        user_agent: Option<String>,
-    },
-    /// One judged share.
-    Share(ShareStat),
-    /// An authorized connection closed: what was kept for it can go (sent once, only for
-    /// connections that sent [`ShareEvent::Authorized`]).
-    Closed {
-        /// The connection.
-        connection: ConnectionId,
-    },
-    /// The difficulty of an authorized connection changed (vardiff retarget or a client's
-    /// suggestion), sent once per change, never per share. The control plane stores it under
-    /// `family.key(username)` so that a reconnecting worker on the same kind of device starts
-    /// there ([`WorkerDifficulties`]). Like every
-    /// statistics entry it is dropped (and counted) when the shard's statistics queue is full;
-    /// the stored value then stays at the previous change until the next one.
-    Difficulty {
-        /// The connection (see [`ShareEvent::Authorized`] for its user).
-        connection: ConnectionId,
-        /// The new difficulty, as sent in `mining.set_difficulty`.
-        difficulty: Difficulty,
-        /// The connection's device family (from its subscribe user agent).
-        family: UserAgentFamily,
-    },
-}
-
-/// One judged share (compact, no heap).
-#[derive(Debug, Clone, Copy)]
-pub struct ShareStat {
-    /// The connection (see [`ShareEvent::Authorized`] for its user).
-    pub connection: ConnectionId,
-    /// The difficulty the share was judged at (credited when accepted).
-    pub difficulty: Difficulty,
-    /// `None` when accepted, else why not.
-    pub reject: Option<ShareReject>,
-    /// The share's own difficulty (diff-1 target / hash), for best-share tracking; 0 when the
-    /// share was rejected before hashing.
-    pub hash_difficulty: f64,
-    /// The hash met the network target (a block candidate was sent).
-    pub block: bool,
 }
 
 /// The data plane handle of a Stratum pool.

@@ -19,7 +19,8 @@ use harness::both_drivers;
 use serde_json::Value;
 use stratum::*;
 use warppool_core::{
-    Difficulty, ShareReject, ShareTarget, limits::BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX,
+    Difficulty, ShareReject, ShareTarget,
+    limits::{BLOCK_CANDIDATES_PER_TIP_PER_SHARD_MAX, JOB_VARIANTS_PER_TEMPLATE_MAX},
 };
 use warppool_net::stratum::{
     Fractional, PortConfig, ShareEvent, StratumConfig, StratumPlane, UserAgentFamily,
@@ -331,6 +332,37 @@ fn issue_9_every_difficulty_change_sends_set_difficulty_and_notify() {
         m.wait_jobs(3);
         assert_eq!(m.newest().difficulty, 4096.0);
         assert_eq!(set_difficulty_texts(&m.received), ["8", "64", "4096"]);
+        plane.stop();
+    });
+}
+
+// See: issue 9, defect 11 (a job that could not be built for a connection was dropped in
+// silence: the miner kept stale work and nothing counted or logged it).
+#[test]
+fn issue_9_a_job_that_cannot_be_built_for_a_connection_is_counted() {
+    both_drivers(DEADLINE, |force_polling| {
+        let port = range_port(Difficulty::from_whole(8).unwrap(), tiny(), Difficulty::MAX);
+        let plane = start_pool(force_polling, port, template(BITS_DIFF1, 1, 3));
+        let mut m = Miner::connect(plane.local_addrs()[0]);
+        m.setup(&user());
+        assert_eq!(plane.counters_total().job_build_failures, 0);
+        // Every difficulty change is a fresh job (a new ntime variant of the same template);
+        // past JOB_VARIANTS_PER_TEMPLATE_MAX on one template no more can be built.
+        let changes = u64::from(JOB_VARIANTS_PER_TEMPLATE_MAX) + 5;
+        for i in 0..changes {
+            let d = 16 + i;
+            let again = format!(
+                r#"{{"id":{},"method":"mining.authorize","params":["{}","d={d}"]}}"#,
+                10 + i,
+                user()
+            );
+            assert_true(&m.request(10 + i, &again));
+        }
+        let failures = plane.counters_total().job_build_failures;
+        assert!(
+            (1..=changes).contains(&failures),
+            "failures counted: {failures} of {changes} changes"
+        );
         plane.stop();
     });
 }

@@ -32,6 +32,19 @@ pub(crate) enum JobFailure {
     VariantsExhausted,
 }
 
+impl std::fmt::Display for JobFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Build(why) => write!(f, "coinbase not built: {why}"),
+            Self::VariantsExhausted => write!(
+                f,
+                "JOB_VARIANTS_PER_TEMPLATE_MAX ({JOB_VARIANTS_PER_TEMPLATE_MAX}) jobs were built \
+                 for this payout script on this template"
+            ),
+        }
+    }
+}
+
 /// Jobs of one shard (see the module docs).
 #[derive(Debug)]
 pub(crate) struct JobCache {

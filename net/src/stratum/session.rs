@@ -22,6 +22,7 @@ use super::{
     Candidate, ConnectionId, Fractional, JobSet, PortConfig, ShareEvent, StratumConfig,
     UserAgentFamily,
 };
+use crate::ratelog::RateLog;
 use crate::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId};
 
 mod submit;
@@ -53,6 +54,9 @@ pub struct Stratum {
     candidates_on_tip: usize,
     /// The easiest share target any connection can have (`Difficulty::MIN`).
     share_target_floor: ShareTarget,
+    /// Jobs that could not be built for a connection (counted in
+    /// `CountersSnapshot::job_build_failures`, logged at most once per interval).
+    job_failures: RateLog,
 }
 
 /// An authorized user of a connection.
@@ -216,6 +220,7 @@ impl Stratum {
             candidates_tip: tip,
             candidates_on_tip: 0,
             share_target_floor: Difficulty::MIN.to_target(),
+            job_failures: RateLog::new(),
         }
     }
 
@@ -497,9 +502,23 @@ impl Stratum {
             .newest()
             .filter(|j| template.is_some_and(|t| Arc::ptr_eq(j.template(), t)))
             .map(|j| j.ntime());
-        let Ok(job) = self.cache.job_for(&user.script, conn.last_job_id, floor) else {
-            // No coinbase for this script or too many variants: the miner keeps its job.
-            return;
+        let job = match self.cache.job_for(&user.script, conn.last_job_id, floor) {
+            Ok(job) => job,
+            Err(failure) => {
+                // No coinbase for this script or too many variants: the miner keeps its job,
+                // and the operator hears of it (counted; logged at most once per interval).
+                ctx.job_build_failed();
+                if let Some(failures) = self.job_failures.hit(ctx.now()) {
+                    tracing::warn!(
+                        shard = self.shard.index(),
+                        failures,
+                        worker = %user.username,
+                        reason = %failure,
+                        "no job could be built for a connection; it keeps the work it has"
+                    );
+                }
+                return;
+            }
         };
         book.install(Arc::clone(&job));
         let d = conn.difficulty();
@@ -670,6 +689,13 @@ impl Protocol for Stratum {
     }
 
     fn on_tick(&mut self, conn: &mut Session, ctx: &mut StratumCtx<'_>) -> Flow {
+        if let Some(failures) = self.job_failures.flush(ctx.now()) {
+            tracing::warn!(
+                shard = self.shard.index(),
+                failures,
+                "no job could be built for some connections; they keep the work they have"
+            );
+        }
         let now = self.millis(ctx.now());
         if conn.vardiff.on_tick(now).is_some() {
             self.retarget(conn, ctx);
