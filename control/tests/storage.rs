@@ -97,7 +97,7 @@ fn migrates_version_3_block_statuses_to_the_one_status_and_keeps_submissions() {
     {
         let connection = Connection::open(dir.db()).unwrap();
         for step in &schema::MIGRATIONS[..3] {
-            connection.execute_batch(step).unwrap();
+            connection.execute_batch(step.sql).unwrap();
         }
         connection.pragma_update(None, "user_version", 3).unwrap();
         connection
@@ -144,12 +144,60 @@ fn migrates_version_3_block_statuses_to_the_one_status_and_keeps_submissions() {
     );
 }
 
+// See: issue 9, defect 6 (difficulties stored before version 5 were keyed by username alone:
+// after the family keys they matched no connection, or, kept plain, would let a NerdMiner
+// inherit an S21's difficulty).
+#[test]
+fn pre_v5_stored_difficulties_are_rekeyed_by_the_device_family_last_seen() {
+    let dir = TempDir::new("v4-difficulties");
+    {
+        let connection = Connection::open(dir.db()).unwrap();
+        for step in &schema::MIGRATIONS[..4] {
+            connection.execute_batch(step.sql).unwrap();
+        }
+        connection.pragma_update(None, "user_version", 4).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO workers (name, first_seen_unix_s, last_seen_unix_s, user_agent,
+                     last_difficulty)
+                 VALUES ('bc1q.s21', 10, 20, 'Antminer S21/Tue Nov 26 2024', 500000.0),
+                        ('bc1q.axe', 10, 30, 'bitaxe/BM1370/v2.4.0', 2048.0),
+                        ('bc1q.cpu', 10, 40, NULL, 1.0);",
+            )
+            .unwrap();
+    }
+    let storage = Storage::open(StorageConfig::new(dir.db())).unwrap();
+    let reader = storage.reader().unwrap();
+    assert_eq!(reader.schema_version().unwrap(), schema::SCHEMA_VERSION);
+    assert_eq!(
+        reader.last_difficulty("bc1q.s21#antminer").unwrap(),
+        Some(500_000.0)
+    );
+    assert_eq!(
+        reader.last_difficulty("bc1q.axe#bitaxe").unwrap(),
+        Some(2048.0)
+    );
+    assert_eq!(reader.last_difficulty("bc1q.cpu#").unwrap(), Some(1.0));
+    assert_eq!(
+        reader.last_difficulty("bc1q.s21#nerdminerv2").unwrap(),
+        None,
+        "another device class under the S21's name inherits nothing"
+    );
+    let keys: Vec<String> = reader
+        .last_difficulties(10)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(keys.iter().all(|k| k.contains('#')), "{keys:?}");
+}
+
 #[test]
 fn migrates_a_version_1_database_and_keeps_its_rows() {
     let dir = TempDir::new("v1");
     {
         let connection = Connection::open(dir.db()).unwrap();
-        connection.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        connection.execute_batch(schema::MIGRATIONS[0].sql).unwrap();
         connection.pragma_update(None, "user_version", 1).unwrap();
         connection
             .execute(
@@ -163,7 +211,8 @@ fn migrates_a_version_1_database_and_keeps_its_rows() {
     let storage = Storage::open(StorageConfig::new(dir.db())).unwrap();
     let reader = storage.reader().unwrap();
     assert_eq!(reader.schema_version().unwrap(), schema::SCHEMA_VERSION);
-    assert_eq!(reader.last_difficulty("old.rig").unwrap(), Some(2048.0));
+    // No user agent known: the key of a device without one.
+    assert_eq!(reader.last_difficulty("old.rig#").unwrap(), Some(2048.0));
     let best = reader.best_share("old.rig").unwrap().unwrap();
     assert_eq!(best.all_time, 42.0);
     assert_eq!(

@@ -1,11 +1,13 @@
 //! Schema migrations, tracked in `PRAGMA user_version`.
 //!
-//! `MIGRATIONS[i]` takes a database from version `i` to version `i + 1`. Each step runs in its
-//! own transaction together with the `user_version` bump, so a crash leaves the file at one
-//! version or the next, and opening the file again resumes where it stopped. Steps are never
-//! edited once released: a change is a new step appended at the end.
+//! `MIGRATIONS[i]` takes a database from version `i` to version `i + 1`: its SQL, then its Rust
+//! part if it has one (for what SQL cannot say). Each step runs in its own transaction together
+//! with the `user_version` bump, so a crash leaves the file at one version or the next, and
+//! opening the file again resumes where it stopped. Steps are never edited once released: a
+//! change is a new step appended at the end.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use warppool_core::plane::UserAgentFamily;
 
 use super::StorageError;
 
@@ -122,9 +124,9 @@ CREATE INDEX IF NOT EXISTS block_submissions_block ON block_submissions(block_id
 
 /// Version 5: stored vardiff difficulties keyed by worker *and device family*
 /// (`address.worker#family`, warppool-net's `UserAgentFamily::key`), so a NerdMiner and an S21
-/// under one username do not inherit each other's difficulty. Values stored before under the
-/// plain name are kept under it (they no longer match a connection's key, so those workers
-/// start once at the port's start). No worker rows are created for keys.
+/// under one username do not inherit each other's difficulty. Values stored before are copied
+/// under the plain name; version 6 gives them their family. No worker rows are created for
+/// keys.
 const V5: &str = "
 CREATE TABLE IF NOT EXISTS worker_difficulties (
     key TEXT PRIMARY KEY,
@@ -136,8 +138,69 @@ INSERT OR IGNORE INTO worker_difficulties (key, difficulty, updated_unix_s)
     SELECT name, last_difficulty, last_seen_unix_s FROM workers WHERE last_difficulty > 0;
 ";
 
+/// Version 6: the difficulties version 5 copied under a plain username (no `#`) move to the
+/// key of the device family that name was last seen with (`workers.user_agent`): the device
+/// that learned the difficulty finds it again, and a device of another class under the same
+/// name does not inherit it. A name whose family key already has a value keeps that (newer)
+/// one. See [`rekey_plain_difficulties`].
+const V6: &str = "";
+
+/// One migration step: SQL, then an optional Rust part in the same transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// Run first (may be empty).
+    pub sql: &'static str,
+    /// Run after the SQL.
+    pub then: Option<fn(&Transaction<'_>) -> rusqlite::Result<()>>,
+}
+
+const fn sql(sql: &'static str) -> Step {
+    Step { sql, then: None }
+}
+
 /// The ordered migration steps; `MIGRATIONS[i]` upgrades version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[Step] = &[
+    sql(V1),
+    sql(V2),
+    sql(V3),
+    sql(V4),
+    sql(V5),
+    Step {
+        sql: V6,
+        then: Some(rekey_plain_difficulties),
+    },
+];
+
+/// Version 6's Rust part (see [`V6`]): every key without `#` becomes
+/// `UserAgentFamily::key` of the family of the worker's last user agent.
+fn rekey_plain_difficulties(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let plain: Vec<(String, f64, i64, Option<String>)> = tx
+        .prepare(
+            "SELECT d.key, d.difficulty, d.updated_unix_s, w.user_agent
+             FROM worker_difficulties d LEFT JOIN workers w ON w.name = d.key
+             WHERE instr(d.key, '#') = 0",
+        )?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, difficulty, updated, agent) in &plain {
+        let key = UserAgentFamily::from_user_agent(agent.as_deref()).key(name);
+        tx.execute(
+            "INSERT OR IGNORE INTO worker_difficulties (key, difficulty, updated_unix_s)
+             VALUES (?1, ?2, ?3)",
+            rusqlite::params![key, difficulty, updated],
+        )?;
+        tx.execute("DELETE FROM worker_difficulties WHERE key = ?1", [name])?;
+    }
+    if !plain.is_empty() {
+        tracing::info!(
+            workers = plain.len(),
+            "stored difficulties keyed by the device family each worker was last seen with"
+        );
+    }
+    Ok(())
+}
 
 /// The schema version this build writes: the number of migration steps.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -179,7 +242,10 @@ pub(super) fn migrate(connection: &mut Connection) -> Result<u32, StorageError> 
         if version(&transaction)? >= next {
             continue;
         }
-        transaction.execute_batch(step)?;
+        transaction.execute_batch(step.sql)?;
+        if let Some(then) = step.then {
+            then(&transaction)?;
+        }
         transaction.pragma_update(None, "user_version", next)?;
         transaction.commit()?;
     }
