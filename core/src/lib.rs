@@ -7,6 +7,7 @@
 pub mod block;
 pub mod coinbase;
 pub mod difficulty;
+pub mod hashrate;
 pub mod hex;
 pub mod job;
 pub mod limits;

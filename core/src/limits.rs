@@ -177,6 +177,22 @@ pub const VARDIFF_RETARGET_INTERVAL_MS_MIN: u64 = 1_000;
 /// Largest factor one vardiff retarget may raise or lower the difficulty by.
 pub const VARDIFF_STEP_FACTOR_MAX: u32 = 1 << 16;
 
+/// Largest gamma shape (share count + 1) whose quantile the hashrate interval computes exactly,
+/// by inverting the Poisson sum (at most this many terms per evaluation); above it the
+/// Wilson–Hilferty approximation is within 1e-6 relative at 95 % (`core::hashrate::quantile`).
+pub const HASHRATE_SHAPE_EXACT_MAX: u64 = 1_001;
+
+/// Most Newton or bisection steps that invert one gamma quantile (Newton takes 3 to 5; 64
+/// bisections alone shrink the starting bracket below one ulp).
+pub const HASHRATE_QUANTILE_ITERATIONS_MAX: u32 = 64;
+
+/// Lowest confidence level of a hashrate interval (a narrower bar is no error bar).
+pub const HASHRATE_CONFIDENCE_MIN: f64 = 0.5;
+
+/// Highest confidence level of a hashrate interval (four nines: the quantiles' accuracy is
+/// checked up to here).
+pub const HASHRATE_CONFIDENCE_MAX: f64 = 0.9999;
+
 const _: () = assert!(EXTRANONCE2_SIZE_MIN <= EXTRANONCE2_SIZE_DEFAULT);
 const _: () = assert!(EXTRANONCE2_SIZE_DEFAULT <= EXTRANONCE2_SIZE_MAX);
 const _: () = assert!(EXTRANONCE1_BYTES + EXTRANONCE2_SIZE_MAX <= 16);
@@ -237,6 +253,12 @@ const _: () = assert!(VARDIFF_STEP_FACTOR_MAX.is_power_of_two());
 const _: () = assert!(VARDIFF_RETARGET_INTERVAL_MS_MIN < VARDIFF_WINDOW_SECS as u64 * 1000);
 const _: () = assert!(SUBMIT_FIELD_BYTES_MAX >= JOB_ID_HEX_MAX);
 const _: () = assert!(SUBMIT_FIELD_BYTES_MAX >= 2 * EXTRANONCE2_SIZE_MAX);
+
+// Hashrate interval relationships.
+const _: () = assert!(HASHRATE_SHAPE_EXACT_MAX >= 2);
+const _: () = assert!(HASHRATE_CONFIDENCE_MIN > 0.0);
+const _: () = assert!(HASHRATE_CONFIDENCE_MIN < HASHRATE_CONFIDENCE_MAX);
+const _: () = assert!(HASHRATE_CONFIDENCE_MAX < 1.0);
 
 // ---------------------------------------------------------------------------------------------
 // Data plane (`warppool-net`): I/O buffers, queues and shard control.
