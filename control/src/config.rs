@@ -267,8 +267,10 @@ pub struct Config {
     pub share_minutes_retention_days: u64,
     /// Events older than this many days are deleted.
     pub events_retention_days: u64,
-    /// The HTTP API address (reserved for the API; validated and kept).
+    /// The HTTP API address.
     pub http_listen: Option<SocketAddr>,
+    /// Started by `warppool demo` (never set from a file: the API and health say so).
+    pub demo: bool,
 }
 
 /// Admission control and connection timeouts (`pool.*` keys; defaults in `core::limits`).
@@ -519,16 +521,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         raw.storage.events_retention_days,
         EVENTS_RETENTION_DAYS,
     )?;
-    let http_listen = match raw.http.listen {
-        None => None,
-        Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
-            invalid(
-                "http.listen",
-                format!("{s:?} is not an address"),
-                "ip:port, e.g. \"127.0.0.1:8080\"",
-            )
-        })?),
-    };
+    let http_listen = validate_http_listen(raw.http.listen)?;
     Ok(Config {
         network,
         nodes,
@@ -544,7 +537,22 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         share_minutes_retention_days,
         events_retention_days,
         http_listen,
+        demo: false,
     })
+}
+
+fn validate_http_listen(listen: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+    listen
+        .map(|s| {
+            s.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "http.listen",
+                    format!("{s:?} is not an address"),
+                    "ip:port, e.g. \"127.0.0.1:8080\"",
+                )
+            })
+        })
+        .transpose()
 }
 
 fn validate_coinbase(pool: &RawPool, network: Network) -> Result<CoinbaseConfig, ConfigError> {

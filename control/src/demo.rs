@@ -156,6 +156,26 @@ shares_per_min_target = 12
     )
 }
 
+/// The pool's configuration for the demo (marked `demo`: the API and health say so).
+fn demo_config(
+    options: &DemoOptions,
+    dir: &std::path::Path,
+    chain: &warppool_loadgen::chain::ChainSimHandle,
+) -> anyhow::Result<Config> {
+    let text = config_text(
+        options,
+        dir,
+        &chain.rpc_url(),
+        &chain.rpc_auth(),
+        &chain.zmq_endpoint(),
+    );
+    Ok(Config {
+        demo: true,
+        ..Config::from_toml(&text, std::iter::empty::<(String, String)>())
+            .context("demo configuration")?
+    })
+}
+
 /// Runs the demo until `stop` resolves or the duration passes.
 ///
 /// # Errors
@@ -187,16 +207,7 @@ pub async fn run_async(
     })
     .await
     .context("cannot start the chain simulator")?;
-    let text = config_text(
-        &options,
-        &dir,
-        &chain.rpc_url(),
-        &chain.rpc_auth(),
-        &chain.zmq_endpoint(),
-    );
-    let config = Config::from_toml(&text, std::iter::empty::<(String, String)>())
-        .context("demo configuration")?;
-    let daemon = Daemon::start(config).await?;
+    let daemon = Daemon::start(demo_config(&options, &dir, &chain)?).await?;
     let stratum = *daemon
         .pool()
         .local_addrs()

@@ -32,9 +32,9 @@ use warppool_core::limits::{
 use warppool_net::stratum::{JobSet, StratumPlane, start_stratum};
 
 use crate::{
+    api::{ApiState, HttpServer},
     blocks::{BlockPath, BlockThread},
     config::Config,
-    http::{ApiState, HttpServer},
     journal::Journal,
     rpc::Nodes,
     stats::{Recorder, SqliteRecorder, drain_block_events, drain_stats, publish_difficulties_task},
@@ -60,6 +60,40 @@ pub fn build_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot build the control plane runtime")
+}
+
+/// What the API is told about the pool at start (listeners, TLS fingerprints, limits).
+fn api_info(config: &Config) -> crate::api::PoolInfo {
+    let endpoints = config
+        .ports
+        .iter()
+        .map(|p| {
+            let fingerprint = p.listener.tls.as_ref().and_then(|tls| {
+                crate::api::v1::connect::fingerprint(&tls.cert_path)
+                    .map_err(|e| {
+                        tracing::warn!(
+                            cert = %tls.cert_path.display(), error = %e,
+                            "no TLS fingerprint for the connect page"
+                        );
+                    })
+                    .ok()
+            });
+            crate::api::v1::connect::Endpoint::new(p.listener.addr, fingerprint)
+        })
+        .collect();
+    let min_difficulty = config
+        .ports
+        .iter()
+        .map(|p| p.policy.vardiff.difficulty_min.to_f64_lossy())
+        .fold(f64::INFINITY, f64::min);
+    crate::api::PoolInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        network: config.network,
+        started_at: crate::api::now_s(),
+        demo: config.demo,
+        endpoints,
+        min_difficulty,
+    }
 }
 
 /// Runs the pool until SIGINT or SIGTERM.
@@ -103,20 +137,26 @@ impl Daemon {
         .context("storage open panicked")?
         .with_context(|| format!("cannot open the database {}", config.database.display()))?;
         let recorder = Arc::new(recorder);
-        let network = config.network;
+        let mut info = api_info(&config);
         let http_listen = config.http_listen;
         let pool = Pool::start(config, Arc::clone(&recorder) as Arc<dyn Recorder>).await?;
+        // Port 0 in the file: the API shows the ports the listeners got.
+        for (endpoint, addr) in info.endpoints.iter_mut().zip(pool.local_addrs()) {
+            endpoint.port = addr.port();
+        }
         let http = match http_listen {
             Some(addr) => {
                 let state = ApiState {
                     recorder: Arc::clone(&recorder),
                     status: pool.template_loop().status(),
-                    network,
                     template_seen: Arc::new(std::sync::Mutex::new((0, std::time::Instant::now()))),
-                    queries: crate::http::QueryPool::start()
+                    queries: crate::api::QueryPool::start()
                         .context("cannot start the API query threads")?,
+                    info: Arc::new(info),
+                    health: Arc::default(),
                 };
-                let server = HttpServer::start(addr, state)
+                let router = crate::api::router(Arc::new(state));
+                let server = HttpServer::start(addr, router)
                     .await
                     .with_context(|| format!("cannot bind the HTTP API on {addr}"))?;
                 tracing::info!(addr = %server.local_addr(), "http api listening");

@@ -233,6 +233,8 @@ pub struct SqliteRecorder {
     difficulties: WorkerDifficulties,
     /// Authorizations not remembered because the connection map was full.
     unnamed_connections: AtomicU64,
+    /// The live view of the pool and its workers (the API reads it).
+    live: Arc<crate::live::Live>,
 }
 
 impl SqliteRecorder {
@@ -260,6 +262,13 @@ impl SqliteRecorder {
                 );
             }
         }
+        let stored_best = storage
+            .reader()
+            .and_then(|r| r.best_all_time(warppool_core::limits::LIVE_WORKERS_MAX))
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "stored best shares not loaded into the live table");
+                Vec::new()
+            });
         let difficulties = WorkerDifficulties::new();
         difficulties.publish(snapshot(&names.difficulties));
         tracing::info!(
@@ -273,7 +282,14 @@ impl SqliteRecorder {
             names: std::sync::Mutex::new(names),
             difficulties,
             unnamed_connections: AtomicU64::new(0),
+            live: Arc::new(crate::live::Live::new(unix_now_s(), stored_best)),
         }
+    }
+
+    /// The live view of the pool and its workers.
+    #[must_use]
+    pub fn live(&self) -> &Arc<crate::live::Live> {
+        &self.live
     }
 
     /// The database file (readers open their own connections on it).
@@ -358,6 +374,7 @@ impl Recorder for SqliteRecorder {
     fn on_shares(&self, batch: &[ShareEvent]) {
         self.counters.on_shares(batch);
         let now = unix_now_s();
+        self.live.on_events(batch, now);
         let guard = self
             .storage
             .lock()

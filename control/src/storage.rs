@@ -69,8 +69,8 @@ use rusqlite::Connection;
 
 pub use error::StorageError;
 pub use reader::{
-    BestShare, BlockRow, BlockSubmissionRow, EventRow, HashrateWindow, ShareMinute, StorageReader,
-    WorkerRow,
+    BestScope, BestShare, BestShareRow, BlockRow, BlockSubmissionRow, EventRow, HashrateWindow,
+    ShareMinute, StorageReader, WorkerRow,
 };
 
 use aggregate::{Aggregator, MinuteBucket};

@@ -48,7 +48,7 @@ impl JobSink for StratumPlane {
 }
 
 /// What the loop publishes last, for tests and metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TemplateStatus {
     /// Generation of the last published job set.
     pub generation: u64,
@@ -56,6 +56,69 @@ pub struct TemplateStatus {
     pub height: Option<u32>,
     /// The gate in force.
     pub gate: Option<String>,
+    /// What kind of gate it is (for health codes).
+    pub gate_kind: Option<GateKind>,
+    /// The current template's summary.
+    pub template: Option<TemplateSummary>,
+}
+
+/// Why work is gated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GateKind {
+    /// No node answered.
+    NodeUnreachable,
+    /// Every answering node is in initial block download.
+    NodeSyncing,
+    /// A node's template was refused (an unknown `!` rule, a malformed template).
+    TemplateRefused,
+    /// A template arrived but its coinbase cannot be built (e.g. `[[pool.split]]` above the
+    /// coinbase value).
+    WorkUnbuildable,
+    /// No successful refresh for longer than the template age limit.
+    TemplateStale,
+}
+
+/// What the API shows of the current template.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TemplateSummary {
+    /// Previous block hash, display order.
+    pub prev_hash: [u8; 32],
+    /// Compact network target.
+    pub bits: u32,
+    /// Network difficulty (diff-1 target / network target).
+    pub network_difficulty: f64,
+    /// The template's `curtime`.
+    pub curtime: u32,
+    /// Transactions besides the coinbase.
+    pub tx_count: usize,
+    /// Their serialized size, bytes.
+    pub tx_bytes: usize,
+    /// Their fees, satoshis.
+    pub fees_sats: u64,
+    /// The coinbase value (subsidy + fees), satoshis.
+    pub coinbase_value_sats: u64,
+    /// Unix seconds when it was published.
+    pub published_at: i64,
+}
+
+impl TemplateSummary {
+    fn of(t: &Template) -> Self {
+        let mut prev_hash = *t.prevhash();
+        prev_hash.reverse();
+        Self {
+            prev_hash,
+            bits: t.bits(),
+            network_difficulty: t.network_target().to_difficulty_lossy(),
+            curtime: t.curtime().secs(),
+            tx_count: t.transactions().len(),
+            tx_bytes: t.transactions().iter().map(|x| x.data().len()).sum(),
+            fees_sats: t.transactions().iter().map(|x| x.fee_sats()).sum(),
+            coinbase_value_sats: t.coinbase_value_sats(),
+            published_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -124,20 +187,33 @@ async fn log_node_version(client: &RpcClient) {
 }
 
 /// Why a refresh found no usable node.
-fn gate_reason(ibd: usize, refused: usize, errors: &[String]) -> String {
-    if refused > 0 {
-        return format!("no usable template ({})", errors.join("; "));
+fn gate_reason(
+    ibd: usize,
+    refused: usize,
+    unbuildable: usize,
+    errors: &[String],
+) -> (GateKind, String) {
+    if refused > 0 || unbuildable > 0 {
+        let kind = if unbuildable > 0 {
+            GateKind::WorkUnbuildable
+        } else {
+            GateKind::TemplateRefused
+        };
+        return (kind, format!("no usable template ({})", errors.join("; ")));
     }
     if errors.is_empty() && ibd > 0 {
-        return "every node is in initial block download".to_owned();
+        let reason = "every node is in initial block download".to_owned();
+        return (GateKind::NodeSyncing, reason);
     }
     if ibd > 0 {
-        return format!(
+        let reason = format!(
             "no usable node: {ibd} in initial block download, others failing ({})",
             errors.join("; ")
         );
+        return (GateKind::NodeSyncing, reason);
     }
-    format!("no node reachable ({})", errors.join("; "))
+    let reason = format!("no node reachable ({})", errors.join("; "));
+    (GateKind::NodeUnreachable, reason)
 }
 
 impl TemplateLoop {
@@ -211,6 +287,7 @@ impl TemplateLoop {
     pub async fn refresh(&self) {
         let mut ibd = 0usize;
         let mut refused = 0usize;
+        let mut unbuildable = 0usize;
         let mut errors = Vec::new();
         for i in self.nodes.available() {
             let client = &self.nodes.clients()[i];
@@ -257,7 +334,10 @@ impl TemplateLoop {
                     tracing::error!(
                         node = client.name(), error = %e, "no work from this node's template"
                     );
-                    refused += 1;
+                    match e {
+                        Unusable::Refused(_) => refused += 1,
+                        Unusable::Unbuildable(_) => unbuildable += 1,
+                    }
                     errors.push(format!("{}: {e}", client.name()));
                 }
             }
@@ -265,23 +345,24 @@ impl TemplateLoop {
         if self.nodes.available().is_empty() && errors.is_empty() && ibd == 0 {
             errors.push(RpcError::NoNodeAvailable.to_string());
         }
-        self.gate(gate_reason(ibd, refused, &errors));
+        let (kind, reason) = gate_reason(ibd, refused, unbuildable, &errors);
+        self.gate(kind, reason);
     }
 
     /// Parses a template and checks that work can be built from it.
-    async fn usable(&self, raw: RawJson) -> Result<Template, String> {
+    async fn usable(&self, raw: RawJson) -> Result<Template, Unusable> {
         // A full mempool's template takes milliseconds to check: off the workers
         // (STYLE rule 11).
         let parsed =
             tokio::task::spawn_blocking(move || Template::from_json(raw.0.get().as_bytes()))
                 .await
-                .map_err(|_| "template parse panicked".to_owned())?;
-        let t = parsed.map_err(|e| format!("template refused: {e}"))?;
+                .map_err(|_| Unusable::Refused("template parse panicked".to_owned()))?;
+        let t = parsed.map_err(|e| Unusable::Refused(format!("template refused: {e}")))?;
         // Work that cannot be built must not be silent: the coinbase every shard builds,
         // tried once here (the split outputs do not depend on the payout script).
         build_coinbase(&t, &PROBE_PAYOUT_SCRIPT, &self.coinbase).map_err(|e| {
             self.job_build_failures.fetch_add(1, Ordering::Relaxed);
-            format!("cannot build work: {e} (check [[pool.split]])")
+            Unusable::Unbuildable(format!("cannot build work: {e} (check [[pool.split]])"))
         })?;
         Ok(t)
     }
@@ -322,6 +403,7 @@ impl TemplateLoop {
         state.template = Some(Arc::clone(&template));
         state.longpoll.clone_from(&longpoll);
         drop(state);
+        let summary = TemplateSummary::of(&template);
         let jobs = JobSet::new(
             template,
             generation,
@@ -347,12 +429,14 @@ impl TemplateLoop {
             generation,
             height: Some(height),
             gate: None,
+            gate_kind: None,
+            template: Some(summary),
         });
         self.longpoll
             .send_if_modified(|v| replace_if_changed(v, longpoll));
     }
 
-    fn gate(&self, reason: String) {
+    fn gate(&self, kind: GateKind, reason: String) {
         let mut state = self
             .state
             .lock()
@@ -375,6 +459,8 @@ impl TemplateLoop {
             generation: state.generation,
             height: state.template.as_ref().map(|t| t.height()),
             gate: Some(reason),
+            gate_kind: Some(kind),
+            template: self.status.borrow().template,
         };
         drop(state);
         self.sink.publish(Arc::new(jobs));
@@ -402,10 +488,28 @@ impl TemplateLoop {
                     .is_some_and(|at| at.elapsed() > self.settings.age_max)
         };
         if stale {
-            self.gate(format!(
-                "template older than {} s (no successful refresh)",
-                self.settings.age_max.as_secs()
-            ));
+            self.gate(
+                GateKind::TemplateStale,
+                format!(
+                    "template older than {} s (no successful refresh)",
+                    self.settings.age_max.as_secs()
+                ),
+            );
+        }
+    }
+}
+
+/// Why a node's answer gave no work.
+#[derive(Debug)]
+enum Unusable {
+    Refused(String),
+    Unbuildable(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) | Self::Unbuildable(why) => f.write_str(why),
         }
     }
 }

@@ -198,7 +198,7 @@ async fn a_slow_journal_fsync_does_not_delay_submitblock() {
     let path = temp_journal("slow-fsync");
     let node = FakeNode::start().await;
     let b = block(7);
-    let (tx, rx) = flume::unbounded();
+    let (tx, rx) = flume::bounded(1);
     node.on("submitblock", move |_| {
         let _ = tx.send(());
         Reply::Result(serde_json::Value::Null)

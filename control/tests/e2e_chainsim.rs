@@ -9,7 +9,7 @@ use std::{sync::atomic::Ordering, time::Duration};
 
 use bitcoin::{Address, ScriptBuf, WPubkeyHash, hashes::Hash};
 use e2e::{MAINNET_ADDRESS, PoolOptions, REGTEST_ADDRESS, RawClient, start_pool, start_sim};
-use warppool_control::config::Config;
+use warppool_control::{api::v1, config::Config};
 use warppool_loadgen::miner::{self, MinerConfig, MinerHandle};
 
 /// A distinct regtest P2WPKH payout address per miner.
@@ -320,6 +320,34 @@ async fn gating_on_ibd_stops_new_work_and_work_resumes_by_itself() {
     sim.stop().await;
 }
 
+/// `GET /api/v1/blocks` once it lists every one of `hashes` (at most 20 s).
+async fn api_blocks_listing(http: std::net::SocketAddr, hashes: &[String]) -> serde_json::Value {
+    let url = format!("http://{http}/api/v1/blocks");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply: serde_json::Value = reqwest::get(&url)
+            .await
+            .expect("GET /api/v1/blocks")
+            .json()
+            .await
+            .expect("JSON");
+        let listed: Vec<&str> = reply["rows"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .map(|b| b["hash"].as_str().unwrap_or_default())
+            .collect();
+        if hashes.iter().all(|h| listed.contains(&h.as_str())) {
+            return reply;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "accepted blocks missing from the API: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_record_their_exact_finder_in_sqlite_and_the_http_api() {
     let sim = start_sim().await;
@@ -358,37 +386,12 @@ async fn blocks_record_their_exact_finder_in_sqlite_and_the_http_api() {
         .collect();
     let accepted = sim.submitted_blocks();
 
-    // The API lists every accepted block with the worker whose coinbase it pays.
-    let url = format!("http://{http}/api/v1/blocks");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let listed = loop {
-        let reply: serde_json::Value = reqwest::get(&url)
-            .await
-            .expect("GET /api/v1/blocks")
-            .json()
-            .await
-            .expect("JSON");
-        let hashes: Vec<String> = reply["blocks"]
-            .as_array()
-            .expect("blocks")
-            .iter()
-            .map(|b| b["hash"].as_str().unwrap_or_default().to_owned())
-            .collect();
-        if accepted
-            .iter()
-            .all(|b| hashes.contains(&b.hash.to_string()))
-        {
-            break reply;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "accepted blocks missing from the API: {reply}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // The API lists every accepted block with the worker whose coinbase it pays (by id).
+    let hashes: Vec<String> = accepted.iter().map(|b| b.hash.to_string()).collect();
+    let listed = api_blocks_listing(http, &hashes).await;
     let mut extranonce1_by_worker = std::collections::HashMap::new();
     for block in &accepted {
-        let row = listed["blocks"]
+        let row = listed["rows"]
             .as_array()
             .unwrap()
             .iter()
@@ -399,8 +402,11 @@ async fn blocks_record_their_exact_finder_in_sqlite_and_the_http_api() {
             .enumerate()
             .find(|(_, (script, _))| *script == block.payouts[0].0)
             .expect("the block pays one of the miners");
-        assert_eq!(row["worker"], format!("{address}.w{i}"), "{row}");
-        assert_eq!(row["payout_address"], address.as_str(), "{row}");
+        // The public API masks the address; the id is the exact finder's (a hash of its full
+        // name), and the database below holds the name itself.
+        let finder = format!("{address}.w{i}");
+        assert_eq!(row["worker_id"], v1::worker_id(&finder), "{row}");
+        assert_eq!(row["worker"], v1::mask_name(&finder), "{row}");
         assert_eq!(row["user_agent"], format!("e2e-miner/{i}"), "{row}");
         let extranonce1 = row["extranonce1"].as_str().expect("extranonce1").to_owned();
         assert_eq!(extranonce1.len(), 8, "{row}");

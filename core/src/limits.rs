@@ -547,10 +547,31 @@ pub const API_QUERIES_QUEUED_MAX: usize = 64;
 /// scheduler runs shares and blocks first.
 pub const API_QUERY_NICE: i32 = 10;
 
+/// Workers the control plane follows live (hashrate rings, status, rejects) for the API: about
+/// 1.4 KiB each, so 50,000 cost about 70 MiB. Past it a new worker is recorded in SQLite but
+/// not followed live (counted, logged); a worker offline for `LIVE_WORKER_FORGET_SECS` makes
+/// room.
+pub const LIVE_WORKERS_MAX: usize = 50_000;
+
+/// Seconds after its last connection closed that a worker leaves the live table (its history
+/// stays in SQLite).
+pub const LIVE_WORKER_FORGET_SECS: i64 = 86_400;
+
+/// Connection starts kept per live worker, for `reconnects_24h`.
+pub const LIVE_WORKER_CONNECTS_KEPT: usize = 64;
+
+/// Most rows one `/api/v1/workers` page returns (`limit`).
+pub const API_PAGE_ROWS_MAX: usize = 1_000;
+
+/// Longest search text (`q`) and longest filter value the API accepts, in bytes.
+pub const API_QUERY_TEXT_BYTES_MAX: usize = 128;
+
 /// Milliseconds shutdown waits for the control tasks to finish before giving up on them.
 pub const CONTROL_SHUTDOWN_MS_MAX: u64 = 10_000;
 
 const _: () = assert!(NODES_MAX >= 1);
+const _: () = assert!(LIVE_WORKER_CONNECTS_KEPT >= 2);
+const _: () = assert!(API_PAGE_ROWS_MAX >= 1);
 const _: () = assert!(RPC_RESPONSE_BYTES_MAX > TEMPLATE_JSON_BYTES_MAX);
 const _: () = assert!(RPC_TIMEOUT_MS_DEFAULT <= RPC_TIMEOUT_MS_MAX);
 const _: () = assert!(RPC_TIMEOUT_MS_MAX <= RPC_LONGPOLL_TIMEOUT_MS);

@@ -424,6 +424,112 @@ impl StorageReader {
     }
 }
 
+/// Which best shares to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BestScope {
+    /// Ever.
+    AllTime,
+    /// Since the pool's last found block.
+    Round,
+    /// In the last 24 hours.
+    Day,
+}
+
+/// One best share: who, how good, and when if still known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BestShareRow {
+    /// `address[.worker]`.
+    pub worker: String,
+    /// The share's difficulty.
+    pub difficulty: f64,
+    /// The start of the minute it was found in, while that minute is still stored.
+    pub minute_unix_s: Option<i64>,
+    /// The worker's last user agent.
+    pub user_agent: Option<String>,
+}
+
+impl StorageReader {
+    /// How many blocks were recorded.
+    ///
+    /// # Errors
+    /// [`StorageError::Sqlite`].
+    pub fn block_count(&self) -> Result<u64, StorageError> {
+        let n: i64 = self
+            .connection
+            .prepare_cached("SELECT count(*) FROM blocks")?
+            .query_row([], |row| row.get(0))?;
+        Ok(to_u64(n))
+    }
+
+    /// The best `limit` workers' best shares in `scope`, best first (`now_unix_s` places the
+    /// day).
+    ///
+    /// # Errors
+    /// [`StorageError::Sqlite`].
+    pub fn best_shares(
+        &self,
+        scope: BestScope,
+        limit: usize,
+        now_unix_s: i64,
+    ) -> Result<Vec<BestShareRow>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = match scope {
+            BestScope::AllTime | BestScope::Round => {
+                let column = if scope == BestScope::AllTime {
+                    "best_difficulty"
+                } else {
+                    "best_difficulty_since_block"
+                };
+                format!(
+                    "SELECT w.name, w.{column},
+                         (SELECT max(m.minute_start_unix_s) FROM share_minutes m
+                          WHERE m.worker_id = w.id AND m.best_difficulty = w.{column}),
+                         w.user_agent
+                     FROM workers w WHERE w.{column} > 0 AND ?2 >= 0
+                     ORDER BY w.{column} DESC, w.name LIMIT ?1"
+                )
+            }
+            BestScope::Day => "SELECT w.name, max(m.best_difficulty), max(m.minute_start_unix_s),
+                     w.user_agent
+                 FROM share_minutes m JOIN workers w ON w.id = m.worker_id
+                 WHERE m.minute_start_unix_s >= ?2 - 86400 AND m.best_difficulty > 0
+                 GROUP BY w.id ORDER BY 2 DESC, w.name LIMIT ?1"
+                .to_owned(),
+        };
+        let rows = self
+            .connection
+            .prepare_cached(&sql)?
+            .query_map(params![limit, now_unix_s], |row| {
+                Ok(BestShareRow {
+                    worker: row.get(0)?,
+                    difficulty: row.get(1)?,
+                    minute_unix_s: row.get(2)?,
+                    user_agent: row.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Every stored worker's best share ever, by name (at most `limit`, best first): what the
+    /// live table starts from.
+    ///
+    /// # Errors
+    /// [`StorageError::Sqlite`].
+    pub fn best_all_time(&self, limit: usize) -> Result<Vec<(String, f64)>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .connection
+            .prepare_cached(
+                "SELECT name, best_difficulty FROM workers WHERE best_difficulty > 0
+                 ORDER BY best_difficulty DESC LIMIT ?1",
+            )?
+            .query_map([limit], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+}
+
 /// `sum(difficulty) * 2^32 / seconds`: each unit of difficulty is 2^32 hashes on average.
 pub(super) fn hashrate_from_sum(difficulty_sum: f64, seconds: i64) -> f64 {
     assert!(seconds > 0);

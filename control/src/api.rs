@@ -1,0 +1,206 @@
+//! The HTTP API (axum on our own hyper connection loop, [`server`]): `/api/v1/…` as
+//! `../shared/UI.md` §8.1 names it, documented by an OpenAPI 3.1 document generated from the
+//! handlers ([`openapi`], served at `/api/v1/openapi.json` and committed as
+//! `docs/api/openapi.json`).
+//!
+//! # Endpoints
+//! - `GET /health`: `{"status":"ok"|"gated","reason"}` (load balancers, `perf/run`).
+//! - `GET /api/v1/status`: version, network, uptime, template, gate, health.
+//! - `GET /api/v1/pool`: hashrate (1m/10m/1h/1d, each with its 95 % interval), workers by
+//!   status, shares by reason, best shares, blocks, expected time to block and odds.
+//! - `GET /api/v1/workers`: columnar, filter (`q`, `status`, `model`, `address`), sort on every
+//!   column, keyset paging (`limit`, `cursor`), `fields`, `group_by` counts.
+//! - `GET /api/v1/workers/{id}`: one worker, with rejects explained.
+//! - `GET /api/v1/addresses/{address}`: the workers and blocks of one payout address.
+//! - `GET /api/v1/blocks`: found blocks with their status and each node's answers.
+//! - `GET /api/v1/connect`: Stratum endpoints (TLS fingerprint), username and password hints,
+//!   per-firmware recipes.
+//! - `GET /api/v1/events/recent`: the latest pool events.
+//! - `GET /umbrel-api`: Umbrel's home-screen widget (hashrate, workers, blocks, best share).
+//! - `GET /api/v1/openapi.json`: this API's OpenAPI document.
+//!
+//! # Where the work runs
+//! Every handler's work (live-table reads, SQLite queries, JSON encoding) runs on the API's own
+//! query threads ([`QueryPool`]: `SCHED_IDLE`, nice `API_QUERY_NICE`); a full queue answers 503
+//! `BUSY` at once. The server thread only moves bytes. Each query thread keeps one SQLite
+//! reader open.
+
+mod error;
+pub mod openapi;
+mod queries;
+pub mod server;
+pub mod v1;
+
+use std::{cell::RefCell, sync::Arc, time::Instant};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use self::error::{ApiError, ErrorBody, ErrorDetail};
+pub use self::queries::{QueriesBusy, QueryPool};
+pub use self::server::HttpServer;
+use crate::{stats::SqliteRecorder, storage::StorageReader, templates::TemplateStatus};
+
+/// Largest request body accepted, in bytes (the API's writes are small JSON documents).
+pub const HTTP_REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// What the pool tells the API about itself at start.
+#[derive(Debug, Clone)]
+pub struct PoolInfo {
+    /// `CARGO_PKG_VERSION`.
+    pub version: &'static str,
+    /// The pool's network.
+    pub network: bitcoin::Network,
+    /// Unix seconds at start.
+    pub started_at: i64,
+    /// Started by `warppool demo`.
+    pub demo: bool,
+    /// The Stratum listeners.
+    pub endpoints: Vec<v1::connect::Endpoint>,
+    /// The lowest difficulty any port accepts.
+    pub min_difficulty: f64,
+}
+
+/// What the handlers read.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// Storage, counters and the live table.
+    pub recorder: Arc<SqliteRecorder>,
+    /// The template loop's status.
+    pub status: watch::Receiver<TemplateStatus>,
+    /// When the current template generation was first seen.
+    pub template_seen: Arc<std::sync::Mutex<(u64, Instant)>>,
+    /// Where handler work runs.
+    pub queries: QueryPool,
+    /// Facts fixed at start.
+    pub info: Arc<PoolInfo>,
+    /// When each health condition began.
+    pub health: Arc<crate::health::Health>,
+}
+
+thread_local! {
+    /// The query thread's SQLite reader (opened on first use, kept).
+    static READER: RefCell<Option<StorageReader>> = const { RefCell::new(None) };
+}
+
+impl ApiState {
+    /// Runs `f` with this query thread's storage reader.
+    ///
+    /// # Errors
+    /// The reader could not be opened, or `f`'s error.
+    pub fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&StorageReader) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        READER.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            if cell.is_none() {
+                *cell = Some(self.recorder.reader()?);
+            }
+            let reader = cell
+                .as_ref()
+                .ok_or_else(|| ApiError::internal("no reader"))?;
+            f(reader)
+        })
+    }
+
+    /// Runs `f` on a query thread and encodes its answer there.
+    ///
+    /// # Errors
+    /// [`ApiError::busy`] when the queue is full; `f`'s error; 500 if it panicked.
+    pub async fn query<T: Serialize + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Self) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<Encoded, ApiError> {
+        let state = Arc::clone(self);
+        let result = self
+            .queries
+            .run(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    f(&state).and_then(|value| Encoded::json(&value))
+                }))
+            })
+            .await;
+        match result {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(ApiError::internal("the handler panicked")),
+            Err(busy) => Err(ApiError::busy(busy.to_string())),
+        }
+    }
+}
+
+/// A JSON body encoded on a query thread.
+#[derive(Debug)]
+pub struct Encoded(Vec<u8>);
+
+impl Encoded {
+    /// Encodes `value`.
+    ///
+    /// # Errors
+    /// 500 if it cannot be encoded.
+    pub fn json(value: &impl Serialize) -> Result<Self, ApiError> {
+        serde_json::to_vec(value)
+            .map(Self)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+}
+
+impl IntoResponse for Encoded {
+    fn into_response(self) -> Response {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
+/// The router of every endpoint (see the module docs).
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/health", get(v1::status::health))
+        .route("/api/v1/status", get(v1::status::status))
+        .route("/api/v1/pool", get(v1::pool::pool))
+        .route("/api/v1/workers", get(v1::workers::list))
+        .route("/api/v1/workers/{id}", get(v1::workers::detail))
+        .route("/api/v1/addresses/{address}", get(v1::workers::address))
+        .route("/api/v1/blocks", get(v1::blocks::blocks))
+        .route("/api/v1/connect", get(v1::connect::connect))
+        .route("/api/v1/events/recent", get(v1::events::recent))
+        .route("/umbrel-api", get(v1::pool::umbrel))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(HTTP_REQUEST_BODY_BYTES_MAX))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint (see /api/v1/openapi.json)")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this endpoint does not take that method",
+    )
+}
+
+/// Unix seconds now.
+#[must_use]
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

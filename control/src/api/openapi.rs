@@ -1,0 +1,67 @@
+//! The OpenAPI 3.1 document of the API, generated from the handlers' `#[utoipa::path]` and
+//! the answer types' schemas. Served at `/api/v1/openapi.json`; committed as
+//! `docs/api/openapi.json`, which `control/tests/api_openapi.rs` keeps current (run it with
+//! `WARPPOOL_BLESS=1` to rewrite the file after an API change).
+
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use super::v1;
+
+/// The document (see the module docs).
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "WarpPool API",
+        description = "The HTTP API of WarpPool, a Bitcoin solo mining pool. Every hashrate \
+                       comes with its 95 % confidence interval from the shares behind it.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    paths(
+        v1::status::health,
+        v1::status::status,
+        v1::pool::pool,
+        v1::pool::umbrel,
+        v1::workers::list,
+        v1::workers::detail,
+        v1::workers::address,
+        v1::blocks::blocks,
+        v1::connect::connect,
+        v1::events::recent,
+        serve,
+    ),
+    tags(
+        (name = "status", description = "Is the pool working"),
+        (name = "pool", description = "The pool's figures"),
+        (name = "workers", description = "Miners and their payout addresses"),
+        (name = "blocks", description = "Blocks found"),
+        (name = "connect", description = "How to point a miner here"),
+        (name = "events", description = "What happened"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON with a final newline (the committed form).
+#[must_use]
+pub fn json() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses(
+    (status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn serve() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json(),
+    )
+}

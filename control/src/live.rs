@@ -1,0 +1,298 @@
+//! The live view of the pool and its workers: what the API answers from memory, never from
+//! SQLite, so `/api/v1/workers` at 10,000 workers costs a sort, not 30,000 queries.
+//!
+//! # Responsibilities
+//! - Fed with every batch of share events the recorder drains from the shards
+//!   ([`Live::on_events`]): authorizations, judged shares, difficulty changes and closes.
+//! - Per worker ([`LiveWorker`]): a minutes ring (the last hour) and an hours ring (the last
+//!   day) of accepted/rejected/stale counts and accepted difficulty, totals, best shares,
+//!   connections, the status rule ([`WorkerStatus`]).
+//! - Pool-wide: the same rings over every share.
+//! - Bounded: at most `LIVE_WORKERS_MAX` workers; a worker whose connections all closed more
+//!   than `LIVE_WORKER_FORGET_SECS` ago makes room; past that a new worker is not followed
+//!   (counted in [`Live::untracked`], logged) while SQLite still records it.
+//!
+//! Readers (the API's query threads) take a read lock and copy what they need; the recorder
+//! takes the write lock once per batch.
+
+pub mod device;
+pub mod ring;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::{
+    RwLock,
+    atomic::{AtomicU64, Ordering},
+};
+
+use warppool_core::limits::{LIVE_WORKER_FORGET_SECS, LIVE_WORKERS_MAX};
+use warppool_core::plane::{ConnectionId, ShareEvent};
+
+pub use self::ring::Tally;
+use self::worker::{Hours, Minutes};
+pub use self::worker::{LiveWorker, WorkerStatus};
+
+/// Expected hashes per share of difficulty 1.
+pub const HASHES_PER_DIFFICULTY: f64 = 4_294_967_296.0;
+
+/// Hashes per second from an accepted difficulty sum over `secs` seconds (0 for `secs <= 0`).
+#[must_use]
+pub fn hashes_per_second(difficulty_sum: f64, secs: i64) -> f64 {
+    if secs <= 0 {
+        return 0.0;
+    }
+    difficulty_sum * HASHES_PER_DIFFICULTY / secs as f64
+}
+
+/// A connection the table knows: its worker (an index into the slots).
+#[derive(Debug, Clone, Copy)]
+struct Conn {
+    worker: usize,
+}
+
+/// The pool-wide tallies.
+#[derive(Debug, Default)]
+pub struct PoolTallies {
+    /// Per-minute tallies of every share.
+    pub minutes: Minutes,
+    /// Per-hour tallies of every share.
+    pub hours: Hours,
+    /// Accepted shares since start.
+    pub accepted: u64,
+    /// Rejected shares since start, by reason.
+    pub rejects: std::collections::BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Workers by slot; `None` is a free slot (listed in `free`).
+    slots: Vec<Option<LiveWorker>>,
+    free: Vec<usize>,
+    by_name: HashMap<Box<str>, usize>,
+    by_connection: HashMap<ConnectionId, Conn>,
+    pool: PoolTallies,
+    /// Stored all-time best shares of workers not followed yet (taken at their first
+    /// authorization).
+    stored_best: HashMap<Box<str>, f64>,
+}
+
+/// The live table (see the module docs).
+#[derive(Debug)]
+pub struct Live {
+    inner: RwLock<Inner>,
+    started_at: i64,
+    untracked: AtomicU64,
+}
+
+impl Live {
+    /// An empty table whose counting starts at `now` (Unix seconds); `stored_best` holds the
+    /// all-time best share of workers seen before (from storage).
+    #[must_use]
+    pub fn new(now: i64, stored_best: impl IntoIterator<Item = (String, f64)>) -> Self {
+        let inner = Inner {
+            stored_best: stored_best
+                .into_iter()
+                .take(LIVE_WORKERS_MAX)
+                .map(|(k, v)| (k.into_boxed_str(), v))
+                .collect(),
+            ..Inner::default()
+        };
+        Self {
+            inner: RwLock::new(inner),
+            started_at: now,
+            untracked: AtomicU64::new(0),
+        }
+    }
+
+    /// When counting began.
+    #[must_use]
+    pub const fn started_at(&self) -> i64 {
+        self.started_at
+    }
+
+    /// Authorizations of new workers not followed because the table was full.
+    #[must_use]
+    pub fn untracked(&self) -> u64 {
+        self.untracked.load(Ordering::Relaxed)
+    }
+
+    /// Applies one batch of share events at `now`.
+    pub fn on_events(&self, batch: &[ShareEvent], now: i64) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        for event in batch {
+            match event {
+                ShareEvent::Authorized {
+                    connection,
+                    username,
+                    user_agent,
+                } => self.authorized(&mut inner, *connection, username, user_agent, now),
+                ShareEvent::Share(s) => {
+                    let reject = s.reject.map(warppool_core::ShareReject::metrics_label);
+                    let difficulty = s.difficulty.to_f64_lossy();
+                    inner.pool_share(now, difficulty, reject);
+                    if let Some(w) = inner.worker_of(s.connection) {
+                        w.share(now, difficulty, s.hash_difficulty, reject);
+                    }
+                }
+                ShareEvent::Difficulty {
+                    connection,
+                    difficulty,
+                    ..
+                } => {
+                    if let Some(w) = inner.worker_of(*connection) {
+                        w.difficulty = difficulty.to_f64_lossy();
+                        w.difficulty_at = Some(now);
+                    }
+                }
+                ShareEvent::Closed { connection } => {
+                    if let Some(conn) = inner.by_connection.remove(connection)
+                        && let Some(Some(w)) = inner.slots.get_mut(conn.worker)
+                    {
+                        w.disconnect(now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn authorized(
+        &self,
+        inner: &mut Inner,
+        connection: ConnectionId,
+        username: &str,
+        user_agent: &Option<String>,
+        now: i64,
+    ) {
+        // A re-authorize on the same connection moves it to the new name.
+        if let Some(old) = inner.by_connection.remove(&connection)
+            && let Some(Some(w)) = inner.slots.get_mut(old.worker)
+        {
+            w.disconnect(now);
+        }
+        let Some(slot) = inner.slot_for(username, now) else {
+            let n = self.untracked.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    untracked = n,
+                    limit = LIVE_WORKERS_MAX,
+                    "live worker table full (LIVE_WORKERS_MAX): new workers are stored but not \
+                     shown live"
+                );
+            }
+            return;
+        };
+        if let Some(Some(w)) = inner.slots.get_mut(slot) {
+            w.connect(user_agent.as_deref(), now);
+        }
+        inner
+            .by_connection
+            .insert(connection, Conn { worker: slot });
+    }
+
+    /// Runs `f` over every live worker (read lock held: copy what you need).
+    pub fn for_each(&self, mut f: impl FnMut(&LiveWorker)) {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        for w in inner.slots.iter().flatten() {
+            f(w);
+        }
+    }
+
+    /// Runs `f` on the worker named `name`, if followed.
+    pub fn with_worker<T>(&self, name: &str, f: impl FnOnce(&LiveWorker) -> T) -> Option<T> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let slot = *inner.by_name.get(name)?;
+        inner.slots.get(slot)?.as_ref().map(f)
+    }
+
+    /// Runs `f` on the pool-wide tallies.
+    pub fn with_pool<T>(&self, f: impl FnOnce(&PoolTallies) -> T) -> T {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        f(&inner.pool)
+    }
+
+    /// Workers followed now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_name
+            .len()
+    }
+
+    /// Whether no worker is followed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn worker_of(&mut self, connection: ConnectionId) -> Option<&mut LiveWorker> {
+        let conn = *self.by_connection.get(&connection)?;
+        self.slots.get_mut(conn.worker)?.as_mut()
+    }
+
+    fn pool_share(&mut self, now: i64, difficulty: f64, reject: Option<&'static str>) {
+        match reject {
+            None => {
+                self.pool.minutes.accept(now, difficulty);
+                self.pool.hours.accept(now, difficulty);
+                self.pool.accepted += 1;
+            }
+            Some(reason) => {
+                let stale = reason == "stale";
+                self.pool.minutes.reject(now, stale);
+                self.pool.hours.reject(now, stale);
+                *self.pool.rejects.entry(reason).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// The slot of `name`, creating it (evicting a long-offline worker when full).
+    fn slot_for(&mut self, name: &str, now: i64) -> Option<usize> {
+        if let Some(&slot) = self.by_name.get(name) {
+            return Some(slot);
+        }
+        if self.by_name.len() >= LIVE_WORKERS_MAX && !self.evict_one(now) {
+            return None;
+        }
+        let mut worker = LiveWorker::new(name, now);
+        worker.best_stored = self.stored_best.remove(name).unwrap_or(0.0);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(worker);
+                slot
+            }
+            None => {
+                self.slots.push(Some(worker));
+                self.slots.len() - 1
+            }
+        };
+        self.by_name.insert(name.into(), slot);
+        Some(slot)
+    }
+
+    /// Frees the slot of the worker offline the longest, if that is over
+    /// `LIVE_WORKER_FORGET_SECS`.
+    fn evict_one(&mut self, now: i64) -> bool {
+        let victim = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let w = w.as_ref()?;
+                let gone = w.disconnected_at.filter(|_| w.connections == 0)?;
+                (now - gone > LIVE_WORKER_FORGET_SECS).then_some((gone, i))
+            })
+            .min();
+        let Some((_, slot)) = victim else {
+            return false;
+        };
+        if let Some(w) = self.slots[slot].take() {
+            self.by_name.remove(&w.name);
+        }
+        self.free.push(slot);
+        true
+    }
+}
