@@ -16,6 +16,7 @@
 //! - `GET /api/v1/connect`: Stratum endpoints (TLS fingerprint), username and password hints,
 //!   per-firmware recipes.
 //! - `GET /api/v1/events/recent`: the latest pool events.
+//! - `GET /api/v1/events`: the live event stream (SSE, [`v1::stream`]).
 //! - `GET /umbrel-api`: Umbrel's home-screen widget (hashrate, workers, blocks, best share).
 //! - `GET /api/v1/openapi.json`: this API's OpenAPI document.
 //!
@@ -177,6 +178,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/blocks", get(v1::blocks::blocks))
         .route("/api/v1/connect", get(v1::connect::connect))
         .route("/api/v1/events/recent", get(v1::events::recent))
+        .route("/api/v1/events", get(v1::stream::events))
         .route("/umbrel-api", get(v1::pool::umbrel))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .fallback(not_found)

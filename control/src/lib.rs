@@ -7,8 +7,9 @@
 //! (template loop, gating, ZMQ, long-poll, watchdog), [`journal`] and [`blocks`] (a found
 //! block is never lost), [`stats`] (share statistics and the storage seam), [`run`] (the
 //! runtime and the wiring), [`storage`] (SQLite on one writer thread), [`live`] (the live
-//! view of workers the API reads), [`health`] (the pool's conditions), [`api`] (the HTTP
-//! API), [`demo`] (`warppool demo`: simulator, pool and miners in one process).
+//! view of workers the API reads), [`health`] (the pool's conditions), [`events`] (the live
+//! event hub), [`api`] (the HTTP API), [`demo`] (`warppool demo`: simulator, pool and miners
+//! in one process).
 
 pub mod api;
 pub mod block_status;
@@ -16,6 +17,7 @@ pub mod blocks;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod journal;
 pub mod live;

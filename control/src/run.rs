@@ -155,8 +155,10 @@ impl Daemon {
                     info: Arc::new(info),
                     health: Arc::default(),
                 };
-                let router = crate::api::router(Arc::new(state));
-                let server = HttpServer::start(addr, router)
+                let state = Arc::new(state);
+                let router = crate::api::router(Arc::clone(&state));
+                let ticker = move |stop| crate::api::v1::stream::ticker(state, stop);
+                let server = HttpServer::start_with(addr, router, ticker)
                     .await
                     .with_context(|| format!("cannot bind the HTTP API on {addr}"))?;
                 tracing::info!(addr = %server.local_addr(), "http api listening");

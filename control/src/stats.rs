@@ -235,6 +235,8 @@ pub struct SqliteRecorder {
     unnamed_connections: AtomicU64,
     /// The live view of the pool and its workers (the API reads it).
     live: Arc<crate::live::Live>,
+    /// Live events for the API's streams.
+    hub: Arc<crate::events::EventHub>,
 }
 
 impl SqliteRecorder {
@@ -283,7 +285,14 @@ impl SqliteRecorder {
             difficulties,
             unnamed_connections: AtomicU64::new(0),
             live: Arc::new(crate::live::Live::new(unix_now_s(), stored_best)),
+            hub: Arc::default(),
         }
+    }
+
+    /// The live event hub.
+    #[must_use]
+    pub fn hub(&self) -> &Arc<crate::events::EventHub> {
+        &self.hub
     }
 
     /// The live view of the pool and its workers.
@@ -432,6 +441,7 @@ impl Recorder for SqliteRecorder {
     fn on_block(&self, event: &BlockEvent) {
         use crate::journal::BlockStatus as S;
         self.counters.on_block(event);
+        crate::api::v1::stream::publish_block(&self.hub, event);
         let now = unix_now_s();
         self.with_storage(|storage| {
             // Each node's answer of a submission round goes to the block's history first.

@@ -566,12 +566,42 @@ pub const API_PAGE_ROWS_MAX: usize = 1_000;
 /// Longest search text (`q`) and longest filter value the API accepts, in bytes.
 pub const API_QUERY_TEXT_BYTES_MAX: usize = 128;
 
+/// Live events kept for `Last-Event-ID` resume, and how far a stream may fall behind before it
+/// is dropped (the broadcast channel's capacity).
+pub const EVENTS_RING_MAX: usize = 1024;
+
+/// Events of one kind and key go out at most once per this many milliseconds (the latest
+/// wins; UI.md §8.2's 1 Hz).
+pub const EVENTS_COALESCE_MS: u64 = 1000;
+
+/// Live event streams open at once; more are answered 503 (half the HTTP connection cap, so
+/// the API stays reachable with every stream open).
+pub const SSE_STREAMS_MAX: usize = 32;
+
+/// Seconds between `: ping` comments on an idle stream.
+pub const SSE_PING_SECS: u64 = 15;
+
+/// The `retry:` a stream asks the browser to wait before reconnecting, in milliseconds.
+pub const SSE_RETRY_MS: u64 = 2000;
+
+/// Longest life of one stream, in seconds; the browser reconnects with `Last-Event-ID` and
+/// misses nothing the ring still holds.
+pub const SSE_STREAM_SECS_MAX: u64 = 600;
+
+/// Events a stream may fall behind the hub before its connection is closed (its client does
+/// not read); below the ring, so a dropped client that comes back can still resume.
+pub const SSE_BEHIND_MAX: usize = EVENTS_RING_MAX / 2;
+
+/// `worker:<id>` topics one stream may ask for.
+pub const SSE_WORKER_TOPICS_MAX: usize = 16;
+
 /// Milliseconds shutdown waits for the control tasks to finish before giving up on them.
 pub const CONTROL_SHUTDOWN_MS_MAX: u64 = 10_000;
 
 const _: () = assert!(NODES_MAX >= 1);
 const _: () = assert!(LIVE_WORKER_CONNECTS_KEPT >= 2);
 const _: () = assert!(API_PAGE_ROWS_MAX >= 1);
+const _: () = assert!(SSE_BEHIND_MAX >= 64 && SSE_PING_SECS < SSE_STREAM_SECS_MAX);
 const _: () = assert!(RPC_RESPONSE_BYTES_MAX > TEMPLATE_JSON_BYTES_MAX);
 const _: () = assert!(RPC_TIMEOUT_MS_DEFAULT <= RPC_TIMEOUT_MS_MAX);
 const _: () = assert!(RPC_TIMEOUT_MS_MAX <= RPC_LONGPOLL_TIMEOUT_MS);

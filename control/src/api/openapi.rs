@@ -29,6 +29,7 @@ use super::v1;
         v1::blocks::blocks,
         v1::connect::connect,
         v1::events::recent,
+        v1::stream::events,
         serve,
     ),
     tags(

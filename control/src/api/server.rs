@@ -9,7 +9,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::{Router, extract::ConnectInfo};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
@@ -17,7 +17,9 @@ use hyper_util::{
 use tokio::{
     net::TcpListener,
     sync::{Semaphore, watch},
+    time::Instant,
 };
+use tower::ServiceExt;
 use warppool_core::limits::API_QUERY_NICE;
 
 /// Most HTTP connections served at once.
@@ -28,6 +30,37 @@ pub const HTTP_REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
 pub const HTTP_CONNECTION_SECS_MAX: u64 = 30;
 /// Seconds a client has to send a request head.
 pub const HTTP_HEADER_READ_SECS: u64 = 5;
+
+/// A connection's deadline (`HTTP_CONNECTION_SECS_MAX` from its start), which a long-lived
+/// answer (an event stream) may push back; every request carries it as an extension, with the
+/// peer's address as `ConnectInfo<SocketAddr>`.
+#[derive(Debug, Clone)]
+pub struct Lifetime(Arc<(std::sync::Mutex<Instant>, tokio::sync::Notify)>);
+
+impl Lifetime {
+    fn new(deadline: Instant) -> Self {
+        Self(Arc::new((
+            std::sync::Mutex::new(deadline),
+            tokio::sync::Notify::new(),
+        )))
+    }
+
+    fn deadline(&self) -> Instant {
+        *self.0.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the deadline to `at` if that is later.
+    pub fn extend_to(&self, at: Instant) {
+        let mut d = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        *d = (*d).max(at);
+    }
+
+    /// Ends the connection now (a stream that fell too far behind).
+    pub fn cut(&self) {
+        *self.0.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0.1.notify_one();
+    }
+}
 
 /// A running HTTP server (see the module docs).
 #[derive(Debug)]
@@ -44,6 +77,23 @@ impl HttpServer {
     /// # Errors
     /// If the address cannot be bound or the thread not started.
     pub async fn start(addr: SocketAddr, router: Router) -> std::io::Result<Self> {
+        Self::start_with(addr, router, |_| async {}).await
+    }
+
+    /// As [`HttpServer::start`], and runs `background(stop)` on the server's thread beside it
+    /// (the event ticker); `stop` changes when the server stops.
+    ///
+    /// # Errors
+    /// If the address cannot be bound or the thread not started.
+    pub async fn start_with<F, Fut>(
+        addr: SocketAddr,
+        router: Router,
+        background: F,
+    ) -> std::io::Result<Self>
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -57,10 +107,12 @@ impl HttpServer {
             .spawn(move || {
                 super::queries::lower_priority(API_QUERY_NICE);
                 runtime.block_on(async move {
+                    let beside = tokio::spawn(background(stop_rx.clone()));
                     match TcpListener::from_std(listener) {
                         Ok(listener) => serve(listener, router, stop_rx).await,
                         Err(e) => tracing::error!(error = %e, "http listener lost"),
                     }
+                    beside.abort();
                 });
                 let _ = done_tx.send(());
             })?;
@@ -98,7 +150,7 @@ async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<
             },
             _ = stop.changed() => return,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
@@ -109,15 +161,37 @@ async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<
             },
             _ = stop.changed() => return,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(HTTP_HEADER_READ_SECS))
-                .max_buf_size(HTTP_REQUEST_HEAD_BYTES_MAX)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(Duration::from_secs(HTTP_CONNECTION_SECS_MAX), conn).await;
+            connection(stream, peer, router).await;
         });
+    }
+}
+
+async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Router) {
+    let lifetime = Lifetime::new(Instant::now() + Duration::from_secs(HTTP_CONNECTION_SECS_MAX));
+    let on_request = lifetime.clone();
+    let service = tower::service_fn(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(on_request.clone());
+        req.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().oneshot(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(HTTP_HEADER_READ_SECS))
+        .max_buf_size(HTTP_REQUEST_HEAD_BYTES_MAX)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    loop {
+        let deadline = lifetime.deadline();
+        tokio::select! {
+            _ = &mut conn => return,
+            () = tokio::time::sleep_until(deadline) => {}
+            () = lifetime.0.1.notified() => {}
+        }
+        if lifetime.deadline() <= Instant::now() {
+            return;
+        }
     }
 }

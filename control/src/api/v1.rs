@@ -6,6 +6,7 @@ pub mod events;
 pub mod hashrate;
 pub mod pool;
 pub mod status;
+pub mod stream;
 pub mod workers;
 
 /// A worker's id in URLs: 16 hex digits of FNV-1a over its name. Stable across restarts, and

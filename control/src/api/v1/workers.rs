@@ -392,7 +392,8 @@ pub struct WorkerDetail {
     pub hourly_hashrate: Vec<f64>,
 }
 
-fn detail_of(w: &LiveWorker, now: i64, network_difficulty: Option<f64>) -> WorkerDetail {
+/// The detail of `w` at `now`.
+pub(crate) fn detail_of(w: &LiveWorker, now: i64, network_difficulty: Option<f64>) -> WorkerDetail {
     let dev = device::parse(w.user_agent.as_deref());
     let hashrate = Windows::of(w.difficulty, |secs| w.window(now, secs));
     let expected = expected_block_s(network_difficulty, hashrate.h1.hps);
