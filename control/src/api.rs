@@ -13,6 +13,8 @@
 //! - `GET /api/v1/workers/{id}`: one worker, with rejects explained.
 //! - `GET /api/v1/addresses/{address}`: the workers and blocks of one payout address.
 //! - `GET /api/v1/blocks`: found blocks with their status and each node's answers.
+//! - `GET /api/v1/network`: nodes (version, IBD, blocks, RPC latency), network hashrate, next
+//!   retarget, the template, the pool's share.
 //! - `GET /api/v1/connect`: Stratum endpoints (TLS fingerprint), username and password hints,
 //!   per-firmware recipes.
 //! - `GET /api/v1/events/recent`: the latest pool events.
@@ -84,6 +86,8 @@ pub struct ApiState {
     pub info: Arc<PoolInfo>,
     /// When each health condition began.
     pub health: Arc<crate::health::Health>,
+    /// What the nodes say (refreshed by the pool's network task).
+    pub network: watch::Receiver<crate::network::NetworkView>,
 }
 
 thread_local! {
@@ -176,6 +180,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/workers/{id}", get(v1::workers::detail))
         .route("/api/v1/addresses/{address}", get(v1::workers::address))
         .route("/api/v1/blocks", get(v1::blocks::blocks))
+        .route("/api/v1/network", get(v1::network::network))
         .route("/api/v1/connect", get(v1::connect::connect))
         .route("/api/v1/events/recent", get(v1::events::recent))
         .route("/api/v1/events", get(v1::stream::events))

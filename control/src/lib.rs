@@ -21,6 +21,7 @@ pub mod events;
 pub mod health;
 pub mod journal;
 pub mod live;
+pub mod network;
 pub mod rpc;
 pub mod run;
 pub mod stats;

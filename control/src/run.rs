@@ -62,6 +62,61 @@ pub fn build_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot build the control plane runtime")
 }
 
+/// The control tasks: template loop, watchdog, long-poll, ZMQ, difficulty publication, block
+/// path wake-ups and the network view.
+fn spawn_control(
+    config: &Config,
+    nodes: &Arc<Nodes>,
+    template_loop: &Arc<TemplateLoop>,
+    block_path: &Arc<BlockPath>,
+    recorder: &Arc<dyn Recorder>,
+    shutdown_rx: &watch::Receiver<bool>,
+) -> (JoinSet<()>, watch::Receiver<crate::network::NetworkView>) {
+    let mut control = JoinSet::new();
+    control.spawn(Arc::clone(template_loop).run(shutdown_rx.clone()));
+    control.spawn(watchdog_task(
+        Arc::clone(template_loop),
+        shutdown_rx.clone(),
+    ));
+    control.spawn(longpoll_task(
+        Arc::clone(template_loop),
+        shutdown_rx.clone(),
+    ));
+    for node in &config.nodes {
+        if let Some(endpoint) = &node.zmq_hashblock {
+            control.spawn(zmq_task(
+                Arc::clone(template_loop),
+                endpoint.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
+    }
+    if recorder.worker_difficulties().is_some() {
+        control.spawn(publish_difficulties_task(
+            Arc::clone(recorder),
+            shutdown_rx.clone(),
+        ));
+    }
+    control.spawn(wake_block_path_on_new_tip(
+        Arc::clone(template_loop),
+        Arc::clone(block_path),
+        shutdown_rx.clone(),
+    ));
+    let (network_tx, network) = watch::channel(crate::network::NetworkView::default());
+    let zmq = config
+        .nodes
+        .iter()
+        .map(|n| n.zmq_hashblock.is_some())
+        .collect();
+    control.spawn(crate::network::watch_task(
+        Arc::clone(nodes),
+        zmq,
+        network_tx,
+        shutdown_rx.clone(),
+    ));
+    (control, network)
+}
+
 /// What the API is told about the pool at start (listeners, TLS fingerprints, limits).
 fn api_info(config: &Config) -> crate::api::PoolInfo {
     let endpoints = config
@@ -154,6 +209,7 @@ impl Daemon {
                         .context("cannot start the API query threads")?,
                     info: Arc::new(info),
                     health: Arc::default(),
+                    network: pool.network(),
                 };
                 let state = Arc::new(state);
                 let router = crate::api::router(Arc::clone(&state));
@@ -250,6 +306,7 @@ pub struct Pool {
     blocks_thread: BlockThread,
     events_task: JoinHandle<()>,
     stats_tasks: Vec<JoinHandle<()>>,
+    network: watch::Receiver<crate::network::NetworkView>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -316,36 +373,14 @@ impl Pool {
             config.network,
             config.coinbase.clone(),
         ));
-        let mut control = JoinSet::new();
-        control.spawn(Arc::clone(&template_loop).run(shutdown_rx.clone()));
-        control.spawn(watchdog_task(
-            Arc::clone(&template_loop),
-            shutdown_rx.clone(),
-        ));
-        control.spawn(longpoll_task(
-            Arc::clone(&template_loop),
-            shutdown_rx.clone(),
-        ));
-        for node in &config.nodes {
-            if let Some(endpoint) = &node.zmq_hashblock {
-                control.spawn(zmq_task(
-                    Arc::clone(&template_loop),
-                    endpoint.clone(),
-                    shutdown_rx.clone(),
-                ));
-            }
-        }
-        if stored_difficulties.is_some() {
-            control.spawn(publish_difficulties_task(
-                Arc::clone(&recorder),
-                shutdown_rx.clone(),
-            ));
-        }
-        control.spawn(wake_block_path_on_new_tip(
-            Arc::clone(&template_loop),
-            Arc::clone(&block_path),
-            shutdown_rx.clone(),
-        ));
+        let (control, network) = spawn_control(
+            &config,
+            &nodes,
+            &template_loop,
+            &block_path,
+            &recorder,
+            &shutdown_rx,
+        );
         template_loop.trigger();
         Ok(Self {
             plane,
@@ -358,7 +393,15 @@ impl Pool {
             blocks_thread,
             events_task,
             stats_tasks,
+            network,
         })
+    }
+
+    /// What the nodes say about themselves and the chain (refreshed every
+    /// `NETWORK_REFRESH_SECS`).
+    #[must_use]
+    pub fn network(&self) -> watch::Receiver<crate::network::NetworkView> {
+        self.network.clone()
     }
 
     /// The bound address of each Stratum port, in configuration order.
@@ -389,6 +432,7 @@ impl Pool {
             blocks_thread,
             events_task,
             stats_tasks,
+            network: _,
         } = self;
         // 1. Stop the template tasks (they hold the plane through the sink).
         let _ = shutdown_tx.send(true);

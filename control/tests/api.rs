@@ -318,6 +318,16 @@ async fn status_reports_the_template_and_health() {
         .collect();
     assert!(codes.contains(&"NO_MINERS"), "{body}");
     assert_eq!(body["health"]["level"], "info", "{body}");
+    let network = until(p.http, "/api/v1/network", |b| b["refreshed_at"] != 0).await;
+    assert_eq!(network["nodes"][0]["name"], "fake");
+    assert_eq!(network["nodes"][0]["status"], "ok");
+    assert_eq!(network["nodes"][0]["version"], "/Satoshi:29.0.0/");
+    assert_eq!(network["nodes"][0]["blocks"], 101);
+    assert_eq!(network["template"]["height"], 102);
+    assert!(
+        network["nodes"][0]["rpc_latency_ms"].as_f64().is_some(),
+        "{network}"
+    );
     let (_, doc) = get(p.http, "/api/v1/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     p.daemon.shutdown().await.unwrap();

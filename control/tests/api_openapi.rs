@@ -70,7 +70,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("get", "/api/v1/workers/{id}/sessions"),
     ("get", "/api/v1/workers/{id}/events"),
     ("get", "/api/v1/best-shares"),
-    ("get", "/api/v1/network"),
     ("get", "/metrics"),
     ("post", "/api/v1/setup"),
     ("post", "/api/v1/auth/login"),

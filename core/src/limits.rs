@@ -566,6 +566,10 @@ pub const API_PAGE_ROWS_MAX: usize = 1_000;
 /// Longest search text (`q`) and longest filter value the API accepts, in bytes.
 pub const API_QUERY_TEXT_BYTES_MAX: usize = 128;
 
+/// Seconds between refreshes of the network view (each node's `getblockchaininfo`,
+/// `getnetworkinfo`; the first node's `getmininginfo` and two headers for the retarget).
+pub const NETWORK_REFRESH_SECS: u64 = 30;
+
 /// Live events kept for `Last-Event-ID` resume, and how far a stream may fall behind before it
 /// is dropped (the broadcast channel's capacity).
 pub const EVENTS_RING_MAX: usize = 1024;

@@ -4,6 +4,7 @@ pub mod blocks;
 pub mod connect;
 pub mod events;
 pub mod hashrate;
+pub mod network;
 pub mod pool;
 pub mod status;
 pub mod stream;
