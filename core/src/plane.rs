@@ -110,7 +110,8 @@ impl UserAgentFamily {
     }
 
     /// The key of `username` on a device of this family in the stored difficulties
-    /// (`WorkerDifficulties` in `warppool-net`): `username`, `#`, the family (`bc1q….rig#bitaxe`; `bc1q….rig#` without a user agent).
+    /// (`WorkerDifficulties` in `warppool-net`): `username`, `#`, the family
+    /// (`bc1q….rig#bitaxe`; `bc1q….rig#` without a user agent).
     #[must_use]
     pub fn key(&self, username: &str) -> String {
         let mut key = String::with_capacity(username.len() + 1 + usize::from(self.len));
