@@ -7,8 +7,10 @@
 //! (template loop, gating, ZMQ, long-poll, watchdog), [`journal`] and [`blocks`] (a found
 //! block is never lost), [`stats`] (share statistics and the storage seam), [`run`] (the
 //! runtime and the wiring), [`storage`] (SQLite on one writer thread),
-//! [`http`] (the HTTP API), [`demo`] (`warppool demo`: simulator, pool and miners in one process).
+//! [`http`] (the HTTP API), [`auth`] (admin authentication: passwords, TOTP, sessions, API
+//! tokens, audit log), [`demo`] (`warppool demo`: simulator, pool and miners in one process).
 
+pub mod auth;
 pub mod block_status;
 pub mod blocks;
 pub mod config;

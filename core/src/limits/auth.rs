@@ -130,7 +130,7 @@ const _: () = assert!(SESSION_IDLE_SECS <= SESSION_LIFETIME_SECS);
 const _: () = assert!(AUTH_TOUCH_SECS < SESSION_IDLE_SECS);
 const _: () = assert!(STEP_UP_WINDOW_SECS <= SESSION_IDLE_SECS);
 const _: () = assert!(SESSIONS_PER_ADMIN_MAX >= 1 && MFA_TICKETS_MAX >= 1);
-const _: () = assert!(RECOVERY_CODES_COUNT >= 1 && RECOVERY_CODE_CHARS % 4 == 0);
+const _: () = assert!(RECOVERY_CODES_COUNT >= 1 && RECOVERY_CODE_CHARS.is_multiple_of(4));
 const _: () = assert!(LOGIN_LOCKOUT_SECS_MIN > 0);
 const _: () = assert!(LOGIN_LOCKOUT_SECS_MIN <= LOGIN_LOCKOUT_SECS_MAX);
 const _: () = assert!(LOGIN_LOCKOUT_SECS_MAX <= LOGIN_FAILURES_FORGET_SECS);
