@@ -2,10 +2,13 @@
 
 use std::net::IpAddr;
 
-use warppool_control::auth::{AllowedHosts, AuthError, Outcome, Scope, action, check_host};
+use warppool_control::auth::{
+    AllowedHosts, Auth, AuthError, Outcome, Principal, SESSION_COOKIE, Scope, action, bearer,
+    check_host, clear_cookie, session_cookie,
+};
 use warppool_core::limits::{SESSION_IDLE_SECS, SESSION_LIFETIME_SECS, STEP_UP_WINDOW_SECS};
 
-use super::{LOOPBACK, REMOTE, T0, TempDir, at, audit_rows, log_in, open, principal};
+use super::{LOOPBACK, PASSWORD, REMOTE, T0, TempDir, at, audit_rows, log_in, open, principal};
 use super::{set_up, wrong_code};
 
 #[test]
@@ -247,4 +250,81 @@ fn token_creation_needs_a_recent_step_up() {
         auth.require_step_up(&who, at(LOOPBACK, after)),
         Err(AuthError::StepUpRequired)
     ));
+}
+
+#[test]
+fn the_cookie_is_httponly_samesite_strict_and_headers_parse() {
+    let dir = TempDir::new("auth-cookie");
+    let auth = open(&dir);
+    let (_, session, _) = set_up(&auth);
+    let plain = session.set_cookie(false);
+    let cookie = plain.expose();
+    assert!(cookie.starts_with(&format!(
+        "{SESSION_COOKIE}={}",
+        session.cookie_value.expose()
+    )));
+    for attribute in [
+        "; HttpOnly",
+        "; SameSite=Strict",
+        "; Path=/",
+        "; Max-Age=43200",
+    ] {
+        assert!(cookie.contains(attribute), "{attribute} missing");
+    }
+    assert!(!cookie.contains("Secure") && session.set_cookie(true).expose().ends_with("; Secure"));
+    assert!(clear_cookie(false).contains("Max-Age=0"));
+    let header = format!(
+        "theme=dark; {SESSION_COOKIE}={}; lang=de",
+        session.cookie_value.expose()
+    );
+    let value = session_cookie(&header).unwrap();
+    assert!(auth.session(value, T0).is_ok());
+    assert_eq!(session_cookie("theme=dark"), None);
+    assert_eq!(bearer("Bearer wpt_abc"), Some("wpt_abc"));
+    assert_eq!(bearer("bearer  wpt_abc "), Some("wpt_abc"));
+    assert_eq!(bearer("Basic dXNlcjpwYXNz"), None);
+    assert!(matches!(
+        auth.token("wpt_not-hex", T0),
+        Err(AuthError::Unauthenticated)
+    ));
+}
+
+#[test]
+fn two_logins_racing_with_one_code_let_only_one_in() {
+    let dir = TempDir::new("auth-race");
+    let auth = open(&dir);
+    let (secret, _, _) = set_up(&auth);
+    let now = T0 + 60;
+    let tickets: Vec<String> = (0..2)
+        .map(|_| {
+            auth.login("alice", PASSWORD, at(REMOTE, now))
+                .unwrap()
+                .ticket
+                .expose()
+                .to_owned()
+        })
+        .collect();
+    let code = secret.code_at(now as u64);
+    let results: Vec<Result<_, AuthError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tickets
+            .iter()
+            .map(|ticket| scope.spawn(|| auth.complete_totp(ticket, &code, at(REMOTE, now))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    let refused = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert!(matches!(refused, AuthError::TotpReplayed), "{refused:?}");
+}
+
+#[test]
+fn auth_and_principals_can_be_shared_between_blocking_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Auth>();
+    shared::<Principal>();
+    shared::<AllowedHosts>();
 }
