@@ -8,10 +8,12 @@
 //! block is never lost), [`stats`] (share statistics and the storage seam), [`run`] (the
 //! runtime and the wiring), [`storage`] (SQLite on one writer thread), [`live`] (the live
 //! view of workers the API reads), [`health`] (the pool's conditions), [`events`] (the live
-//! event hub), [`api`] (the HTTP API), [`demo`] (`warppool demo`: simulator, pool and miners
-//! in one process).
+//! event hub), [`api`] (the HTTP API), [`auth`] (admin authentication: passwords, TOTP,
+//! sessions, API tokens, audit log), [`demo`] (`warppool demo`: simulator, pool and miners in
+//! one process).
 
 pub mod api;
+pub mod auth;
 pub mod block_status;
 pub mod blocks;
 pub mod config;

@@ -12,7 +12,8 @@
 //! - Readers ([`StorageReader`]) open their own read-only connections; WAL lets them read while
 //!   the writer writes. Their queries block: call them from a blocking thread
 //!   (`tokio::task::spawn_blocking`), never directly on the control plane's runtime.
-//! - Schema migrations run at [`Storage::open`] (see [`schema`]).
+//! - Schema migrations run at [`Storage::open`] (see [`schema`]). A database it creates is
+//!   created with mode 0600: it holds the admin auth tables (`crate::auth`, schema v7).
 //! - Retention runs on the writer every [`STORAGE_RETENTION_INTERVAL_SECS`].
 //!
 //! # Back-pressure
@@ -210,6 +211,25 @@ pub struct Storage {
     config: StorageConfig,
 }
 
+/// Creates `path` empty with mode 0600 if it does not exist yet, so the database, which holds
+/// admin secrets (`auth`), is never open to group or others; SQLite gives its `-wal` and
+/// `-shm` files the database's mode. An existing file is left as it is (`auth` checks it).
+///
+/// # Errors
+/// The I/O error if the file cannot be created (a missing directory, no permission).
+pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Opens a connection with the pragmas every connection needs.
 fn configure(connection: &Connection) -> Result<(), StorageError> {
     connection.busy_timeout(Duration::from_millis(STORAGE_BUSY_TIMEOUT_MS))?;
@@ -231,6 +251,10 @@ impl Storage {
         assert!(config.batch_messages_max > 0);
         assert!(config.channel_capacity > 0);
         assert!(!config.flush_interval.is_zero());
+        if let Err(error) = create_private(&config.path) {
+            // SQLite's open below fails the same way and reports it.
+            tracing::debug!(%error, path = %config.path.display(), "cannot create the database");
+        }
         let mut connection = Connection::open(&config.path)?;
         configure(&connection)?;
         // Refuse a newer file before changing anything in it (even its journal mode).

@@ -58,6 +58,12 @@ fn table_names(path: &std::path::Path) -> Vec<String> {
 fn migrates_an_empty_database_to_the_latest_version() {
     let dir = TempDir::new("empty");
     let storage = Storage::open(StorageConfig::new(dir.db())).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&dir.db().metadata().unwrap().permissions());
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "created owner-only: it will hold admin secrets"
+    );
     assert_eq!(
         storage.reader().unwrap().schema_version().unwrap(),
         schema::SCHEMA_VERSION
@@ -65,6 +71,11 @@ fn migrates_an_empty_database_to_the_latest_version() {
     storage.shutdown().unwrap();
     let tables = table_names(&dir.db());
     for table in [
+        "admin_recovery_codes",
+        "admin_sessions",
+        "admins",
+        "api_tokens",
+        "audit_log",
         "block_submissions",
         "blocks",
         "events",

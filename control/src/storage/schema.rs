@@ -145,6 +145,66 @@ INSERT OR IGNORE INTO worker_difficulties (key, difficulty, updated_unix_s)
 /// one. See [`rekey_plain_difficulties`].
 const V6: &str = "";
 
+/// Version 7: admin authentication (`auth`). Admins (argon2id PHC password hash, TOTP secret
+/// and the last TOTP step accepted, so a code is never accepted twice), their server-side
+/// sessions and API tokens (each stored as the SHA-256 of its secret), one-time recovery codes
+/// (hashed), and the append-only audit log (triggers refuse updates and deletes).
+const V7: &str = "
+CREATE TABLE IF NOT EXISTS admins (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    totp_secret BLOB NOT NULL,
+    totp_last_step INTEGER NOT NULL DEFAULT -1,
+    totp_pending_secret BLOB,
+    created_unix_s INTEGER NOT NULL,
+    updated_unix_s INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS admin_sessions (
+    id INTEGER PRIMARY KEY,
+    admin_id INTEGER NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+    secret_hash BLOB NOT NULL UNIQUE,
+    user_agent TEXT,
+    ip TEXT,
+    created_unix_s INTEGER NOT NULL,
+    last_seen_unix_s INTEGER NOT NULL,
+    step_up_unix_s INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS admin_sessions_admin ON admin_sessions(admin_id);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id INTEGER PRIMARY KEY,
+    admin_id INTEGER NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'metrics', 'admin')),
+    secret_hash BLOB NOT NULL UNIQUE,
+    hint TEXT NOT NULL,
+    created_unix_s INTEGER NOT NULL,
+    last_used_unix_s INTEGER
+);
+CREATE TABLE IF NOT EXISTS admin_recovery_codes (
+    id INTEGER PRIMARY KEY,
+    admin_id INTEGER NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+    code_hash BLOB NOT NULL,
+    used_unix_s INTEGER,
+    UNIQUE (admin_id, code_hash)
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY,
+    time_unix_s INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    before TEXT CHECK (before IS NULL OR json_valid(before)),
+    after TEXT CHECK (after IS NULL OR json_valid(after)),
+    ip TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'denied'))
+);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+";
+
 /// One migration step: SQL, then an optional Rust part in the same transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Step {
@@ -169,6 +229,7 @@ pub const MIGRATIONS: &[Step] = &[
         sql: V6,
         then: Some(rekey_plain_difficulties),
     },
+    sql(V7),
 ];
 
 /// Version 6's Rust part (see [`V6`]): every key without `#` becomes
@@ -217,7 +278,7 @@ pub(super) fn version(connection: &Connection) -> Result<u32, StorageError> {
 ///
 /// # Errors
 /// [`StorageError::SchemaTooNew`], or [`StorageError::Sqlite`] if the file cannot be read.
-pub(super) fn check_version(connection: &Connection) -> Result<u32, StorageError> {
+pub(crate) fn check_version(connection: &Connection) -> Result<u32, StorageError> {
     let found = version(connection)?;
     if found > SCHEMA_VERSION {
         return Err(StorageError::SchemaTooNew {
@@ -233,7 +294,7 @@ pub(super) fn check_version(connection: &Connection) -> Result<u32, StorageError
 /// # Errors
 /// [`StorageError::SchemaTooNew`] if the file is newer than this build;
 /// [`StorageError::Sqlite`] if a step fails (that step is rolled back).
-pub(super) fn migrate(connection: &mut Connection) -> Result<u32, StorageError> {
+pub(crate) fn migrate(connection: &mut Connection) -> Result<u32, StorageError> {
     let found = check_version(connection)?;
     for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let next = index as u32 + 1;
