@@ -21,6 +21,13 @@
 //! - `GET /api/v1/events`: the live event stream (SSE, [`v1::stream`]).
 //! - `GET /umbrel-api`: Umbrel's home-screen widget (hashrate, workers, blocks, best share).
 //! - `GET /api/v1/openapi.json`: this API's OpenAPI document.
+//! - Admin ([`v1::admin`]): `POST /api/v1/setup` (+ `/confirm`), `POST /api/v1/auth/login`,
+//!   `/auth/totp`, `/auth/recovery`, `/auth/logout`, `/auth/step-up`, `GET /api/v1/auth/sessions`,
+//!   `DELETE /api/v1/auth/sessions/{id}`, `POST /api/v1/auth/totp/enroll` and `/confirm`,
+//!   `GET|POST /api/v1/admin/tokens`, `DELETE /api/v1/admin/tokens/{id}`,
+//!   `GET /api/v1/admin/audit`.
+//!
+//! Every request's `Host` is checked first (421 otherwise: DNS rebinding).
 //!
 //! # Where the work runs
 //! Every handler's work (live-table reads, SQLite queries, JSON encoding) runs on the API's own
@@ -88,6 +95,10 @@ pub struct ApiState {
     pub health: Arc<crate::health::Health>,
     /// What the nodes say (refreshed by the pool's network task).
     pub network: watch::Receiver<crate::network::NetworkView>,
+    /// Admin authentication (`None` if it could not be opened: admin endpoints answer 503).
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    /// The `Host` headers the API answers (DNS rebinding guard).
+    pub allowed_hosts: Arc<crate::auth::AllowedHosts>,
 }
 
 thread_local! {
@@ -96,6 +107,20 @@ thread_local! {
 }
 
 impl ApiState {
+    /// Admin authentication.
+    ///
+    /// # Errors
+    /// 503 when it could not be opened at start (the log says why).
+    pub fn auth(&self) -> Result<&crate::auth::Auth, ApiError> {
+        self.auth.as_deref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AUTH_UNAVAILABLE",
+                "admin authentication is not available (see the log)",
+            )
+        })
+    }
+
     /// Runs `f` with this query thread's storage reader.
     ///
     /// # Errors
@@ -186,10 +211,51 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/events", get(v1::stream::events))
         .route("/umbrel-api", get(v1::pool::umbrel))
         .route("/api/v1/openapi.json", get(openapi::serve))
+        .merge(admin_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(HTTP_REQUEST_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            host_guard,
+        ))
         .with_state(state)
+}
+
+fn admin_routes() -> Router<Arc<ApiState>> {
+    use axum::routing::{delete, post};
+    use v1::admin as a;
+    Router::new()
+        .route("/api/v1/setup", post(a::setup))
+        .route("/api/v1/setup/confirm", post(a::setup_confirm))
+        .route("/api/v1/auth/login", post(a::login))
+        .route("/api/v1/auth/totp", post(a::totp))
+        .route("/api/v1/auth/recovery", post(a::recovery))
+        .route("/api/v1/auth/logout", post(a::logout))
+        .route("/api/v1/auth/step-up", post(a::step_up))
+        .route("/api/v1/auth/sessions", get(a::sessions))
+        .route("/api/v1/auth/sessions/{id}", delete(a::revoke_session))
+        .route("/api/v1/auth/totp/enroll", post(a::totp_enroll))
+        .route("/api/v1/auth/totp/confirm", post(a::totp_confirm))
+        .route("/api/v1/admin/tokens", get(a::tokens).post(a::create_token))
+        .route("/api/v1/admin/tokens/{id}", delete(a::revoke_token))
+        .route("/api/v1/admin/audit", get(a::audit))
+}
+
+/// Refuses a request whose `Host` the API does not answer to (421, DNS rebinding).
+async fn host_guard(
+    axum::extract::State(state): axum::extract::State<Arc<ApiState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if let Err(e) = crate::auth::check_host(host, &state.allowed_hosts) {
+        return ApiError::from(e).into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> ApiError {

@@ -62,6 +62,35 @@ pub fn build_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot build the control plane runtime")
 }
 
+/// Opens admin authentication on the pool's database; prints the first-run setup token while
+/// no admin exists. `None` (logged) if it cannot be opened: the admin API then answers 503.
+async fn open_auth(database: &std::path::Path) -> Option<Arc<crate::auth::Auth>> {
+    let config = crate::auth::AuthConfig::new(database);
+    let opened = tokio::task::spawn_blocking(move || crate::auth::Auth::open(config)).await;
+    match opened {
+        Ok(Ok(auth)) => {
+            if matches!(auth.needs_setup(), Ok(true))
+                && let Some(token) = auth.setup_token()
+            {
+                tracing::warn!(
+                    setup_token = token.expose(),
+                    "no admin yet: open the admin setup from this machine, or from elsewhere \
+                     with this one-time setup token"
+                );
+            }
+            Some(Arc::new(auth))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "admin authentication unavailable");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "admin authentication failed to open");
+            None
+        }
+    }
+}
+
 /// The control tasks: template loop, watchdog, long-poll, ZMQ, difficulty publication, block
 /// path wake-ups and the network view.
 fn spawn_control(
@@ -193,6 +222,7 @@ impl Daemon {
         .with_context(|| format!("cannot open the database {}", config.database.display()))?;
         let recorder = Arc::new(recorder);
         let mut info = api_info(&config);
+        let database = config.database.clone();
         let http_listen = config.http_listen;
         let pool = Pool::start(config, Arc::clone(&recorder) as Arc<dyn Recorder>).await?;
         // Port 0 in the file: the API shows the ports the listeners got.
@@ -210,6 +240,11 @@ impl Daemon {
                     info: Arc::new(info),
                     health: Arc::default(),
                     network: pool.network(),
+                    auth: open_auth(&database).await,
+                    allowed_hosts: Arc::new(
+                        crate::auth::AllowedHosts::new::<&str>(addr.ip(), &[])
+                            .context("the HTTP API's allowed hosts")?,
+                    ),
                 };
                 let state = Arc::new(state);
                 let router = crate::api::router(Arc::clone(&state));

@@ -34,6 +34,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// See [`ErrorDetail::message`].
     pub message: String,
+    /// Seconds for a `Retry-After` header (a lockout).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -79,6 +81,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -97,6 +100,14 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }

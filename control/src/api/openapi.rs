@@ -32,6 +32,21 @@ use super::v1;
         v1::events::recent,
         v1::stream::events,
         serve,
+        v1::admin::setup,
+        v1::admin::setup_confirm,
+        v1::admin::login,
+        v1::admin::totp,
+        v1::admin::recovery,
+        v1::admin::logout,
+        v1::admin::step_up,
+        v1::admin::sessions,
+        v1::admin::revoke_session,
+        v1::admin::totp_enroll,
+        v1::admin::totp_confirm,
+        v1::admin::tokens,
+        v1::admin::create_token,
+        v1::admin::revoke_token,
+        v1::admin::audit,
     ),
     tags(
         (name = "status", description = "Is the pool working"),
@@ -42,6 +57,7 @@ use super::v1;
         (name = "connect", description = "How to point a miner here"),
         (name = "events", description = "What happened"),
         (name = "meta", description = "This document"),
+        (name = "admin", description = "Setup, login, sessions, tokens, audit log"),
     )
 )]
 pub struct ApiDoc;

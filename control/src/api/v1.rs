@@ -1,5 +1,6 @@
 //! The `/api/v1` handlers and their answer types (each type is an OpenAPI schema).
 
+pub mod admin;
 pub mod blocks;
 pub mod connect;
 pub mod events;

@@ -1,0 +1,349 @@
+//! The admin API over real HTTP against a running daemon with a real SQLite file: first-run
+//! setup with TOTP, sessions, CSRF, scoped tokens, the audit log, and the attacks: a replayed
+//! TOTP code, a missing CSRF header, token scope escalation, setup after an admin exists, a
+//! DNS-rebinding Host, an oversized body, brute force lockout. Each a clear 4xx.
+
+#[path = "support/fake_node.rs"]
+mod fake_node;
+#[path = "support/temp_dir.rs"]
+mod temp_dir;
+
+use fake_node::{FakeNode, Reply, blockchain_info, template};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use temp_dir::TempDir;
+use warppool_control::{auth::TotpSecret, config::Config, run::Daemon};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn daemon(name: &str) -> (Daemon, String, FakeNode, TempDir) {
+    let dir = TempDir::new(name);
+    let node = FakeNode::start().await;
+    node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
+    node.reply("getnetworkinfo", Reply::Result(json!({"version": 290000})));
+    node.reply("getblocktemplate", Reply::Result(template(0x11, 102)));
+    node.reply("getbestblockhash", Reply::Result(json!("11".repeat(32))));
+    let text = format!(
+        "version = 1\nnetwork = \"regtest\"\n[pool]\nshards = 1\n[storage]\n\
+         block_journal = \"{}\"\ndatabase = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [[node]]\nname = \"fake\"\nrpc_url = \"{}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
+         [[port]]\naddr = \"127.0.0.1:0\"\n",
+        dir.0.join("blocks.journal").display(),
+        dir.db().display(),
+        node.url()
+    );
+    let daemon = Daemon::start(Config::from_toml(&text, Vec::new()).unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", daemon.http_addr().unwrap());
+    (daemon, base, node, dir)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An admin signed in through the first-run setup: its cookie, CSRF token and TOTP secret.
+struct Admin {
+    cookie: String,
+    csrf: String,
+    /// The code setup was confirmed with.
+    setup_code: String,
+    recovery: Vec<String>,
+}
+
+async fn set_up(http: &Client, base: &str) -> Admin {
+    let r = http
+        .post(format!("{base}/api/v1/setup"))
+        .json(&json!({"username": "op", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let started: Value = r.json().await.unwrap();
+    assert!(
+        started["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let secret = TotpSecret::from_base32(started["secret_base32"].as_str().unwrap()).unwrap();
+    let setup_code = secret.code_at(now());
+    let r = http
+        .post(format!("{base}/api/v1/setup/confirm"))
+        .json(&json!({"ticket": started["ticket"], "code": setup_code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let done: Value = r.json().await.unwrap();
+    let recovery = done["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    Admin {
+        cookie,
+        csrf: done["csrf_token"].as_str().unwrap().to_owned(),
+        setup_code,
+        recovery,
+    }
+}
+
+async fn error_code(r: reqwest::Response) -> (StatusCode, String) {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// `GET url` with a cookie or a bearer token: status and JSON.
+async fn get(http: &Client, url: &str, cookie: Option<&str>, token: Option<&str>) -> (u16, Value) {
+    let mut r = http.get(url);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// `POST /api/v1/admin/tokens` of `scope` by `admin`, with or without its CSRF header.
+async fn make_token(
+    http: &Client,
+    base: &str,
+    admin: &Admin,
+    scope: &str,
+    csrf: bool,
+) -> reqwest::Response {
+    let mut r = http
+        .post(format!("{base}/api/v1/admin/tokens"))
+        .header("cookie", &admin.cookie)
+        .json(&json!({"name": format!("{scope} token"), "scope": scope}));
+    if csrf {
+        r = r.header("x-csrf-token", &admin.csrf);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_is_refused_once_an_admin_exists_and_the_session_lists_itself() {
+    let (daemon, base, _node, _dir) = daemon("admin-setup").await;
+    let http = Client::new();
+    let admin = set_up(&http, &base).await;
+    assert_eq!(admin.recovery.len(), 10);
+    let r = http
+        .post(format!("{base}/api/v1/setup"))
+        .json(&json!({"username": "eve", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(r).await,
+        (StatusCode::CONFLICT, "auth.already_set_up".into())
+    );
+    let url = format!("{base}/api/v1/auth/sessions");
+    let (status, sessions) = get(&http, &url, Some(&admin.cookie), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(sessions[0]["current"], true, "{sessions}");
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_need_csrf_keep_their_scope_and_die_when_revoked() {
+    let (daemon, base, _node, _dir) = daemon("admin-tokens").await;
+    let http = Client::new();
+    let admin = set_up(&http, &base).await;
+    let (status, _) = error_code(make_token(&http, &base, &admin, "read", false).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF header");
+    let read: Value = make_token(&http, &base, &admin, "read", true)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let read_text = read["text"].as_str().unwrap().to_owned();
+    assert!(read_text.starts_with("wpt_"), "{read}");
+    let tokens = format!("{base}/api/v1/admin/tokens");
+    let (status, _) = get(&http, &tokens, None, Some(&read_text)).await;
+    assert_eq!(status, 403, "a read token cannot act as an admin");
+    let admin_token: Value = make_token(&http, &base, &admin, "admin", true)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let admin_text = admin_token["text"].as_str().unwrap().to_owned();
+    let (_, listed) = get(&http, &tokens, None, Some(&admin_text)).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(
+        !listed.to_string().contains(&read_text),
+        "secrets never come back"
+    );
+    let id = read["token"]["id"].as_i64().unwrap();
+    let r = http
+        .delete(format!("{tokens}/{id}"))
+        .bearer_auth(&admin_text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let audit = format!("{base}/api/v1/admin/audit?limit=200");
+    assert_eq!(
+        get(&http, &audit, None, Some(&read_text)).await.0,
+        401,
+        "revoked at once"
+    );
+    let (_, log) = get(&http, &audit, None, Some(&admin_text)).await;
+    let actions: Vec<&str> = log["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.iter().any(|a| a.contains("token")), "{actions:?}");
+    assert!(actions.iter().any(|a| a.contains("csrf")), "{actions:?}");
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_clears_the_cookie_and_ends_the_session_at_once() {
+    let (daemon, base, _node, _dir) = daemon("admin-logout").await;
+    let http = Client::new();
+    let admin = set_up(&http, &base).await;
+    let r = http
+        .post(format!("{base}/api/v1/auth/logout"))
+        .header("cookie", &admin.cookie)
+        .header("x-csrf-token", &admin.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let url = format!("{base}/api/v1/auth/sessions");
+    assert_eq!(get(&http, &url, Some(&admin.cookie), None).await.0, 401);
+    daemon.shutdown().await.unwrap();
+}
+
+async fn login(http: &Client, base: &str, password: &str) -> reqwest::Response {
+    http.post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "op", "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_totp_code_and_a_reused_recovery_code_are_refused() {
+    let (daemon, base, _node, _dir) = daemon("admin-replay").await;
+    let http = Client::new();
+    let admin = set_up(&http, &base).await;
+    // The code setup used, again (still inside the ±1 step window): its step is spent.
+    let ticket: Value = login(&http, &base, PASSWORD).await.json().await.unwrap();
+    let r = http
+        .post(format!("{base}/api/v1/auth/totp"))
+        .json(&json!({"mfa_token": ticket["mfa_token"], "code": admin.setup_code}))
+        .send()
+        .await
+        .unwrap();
+    let (status, code) = error_code(r).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(code, "auth.totp_replayed");
+    let recover = |ticket: Value| {
+        http.post(format!("{base}/api/v1/auth/recovery"))
+            .json(&json!({"mfa_token": ticket["mfa_token"], "code": admin.recovery[0]}))
+            .send()
+    };
+    let ticket: Value = login(&http, &base, PASSWORD).await.json().await.unwrap();
+    assert_eq!(recover(ticket).await.unwrap().status(), 200);
+    let ticket: Value = login(&http, &base, PASSWORD).await.json().await.unwrap();
+    assert_eq!(
+        recover(ticket).await.unwrap().status(),
+        401,
+        "used once already"
+    );
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebinding_host_an_oversized_body_and_bad_json_get_4xx() {
+    let (daemon, base, _node, _dir) = daemon("admin-bad-input").await;
+    let http = Client::new();
+    let r = http
+        .get(format!("{base}/api/v1/pool"))
+        .header("host", "evil.example:8080")
+        .send()
+        .await
+        .unwrap();
+    let expected = (
+        StatusCode::MISDIRECTED_REQUEST,
+        "auth.host_not_allowed".to_owned(),
+    );
+    assert_eq!(error_code(r).await, expected);
+    // On its own connection: the server closes it after a 413, the rest of the body unread.
+    let r = Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"username\":\"op\",\"password\":\"{}\"}}",
+            "x".repeat(100_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{\"user\":1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await.0, StatusCode::BAD_REQUEST);
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_locks_out_with_a_retry_after() {
+    let (daemon, base, _node, _dir) = daemon("admin-lockout").await;
+    let http = Client::new();
+    let _admin = set_up(&http, &base).await;
+    let mut locked = None;
+    for _ in 0..10 {
+        let r = login(&http, &base, "not the password at all").await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            locked = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let retry: u64 = locked.expect("locked out within 10 tries").parse().unwrap();
+    assert!(retry > 0);
+    let r = login(&http, &base, PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    daemon.shutdown().await.unwrap();
+}
