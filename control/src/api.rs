@@ -12,6 +12,7 @@
 //!   column, keyset paging (`limit`, `cursor`), `fields`, `group_by` counts.
 //! - `GET /api/v1/workers/{id}`: one worker, with rejects explained.
 //! - `GET /api/v1/addresses/{address}`: the workers and blocks of one payout address.
+//! - `GET /api/v1/best-shares?scope=all|round|day`: the high scores.
 //! - `GET /api/v1/blocks`: found blocks with their status and each node's answers.
 //! - `GET /api/v1/network`: nodes (version, IBD, blocks, RPC latency), network hashrate, next
 //!   retarget, the template, the pool's share.
@@ -205,6 +206,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/workers/{id}", get(v1::workers::detail))
         .route("/api/v1/addresses/{address}", get(v1::workers::address))
         .route("/api/v1/blocks", get(v1::blocks::blocks))
+        .route("/api/v1/best-shares", get(v1::best::best_shares))
         .route("/api/v1/network", get(v1::network::network))
         .route("/api/v1/connect", get(v1::connect::connect))
         .route("/api/v1/events/recent", get(v1::events::recent))

@@ -180,6 +180,16 @@ async fn a_miners_shares_show_in_pool_workers_blocks_and_the_umbrel_widget() {
     .await;
     assert_eq!(blocks["rows"][0]["submissions"][0]["node"], "fake");
     assert_eq!(blocks["rows"][0]["worker_id"], id.as_str());
+    let best = until(p.http, "/api/v1/best-shares?scope=all", |b| {
+        b["rows"].as_array().is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    assert_eq!(best["rows"][0]["worker_id"], id.as_str());
+    assert_eq!(best["rows"][0]["model"], "bitaxe");
+    let (status, day) = get(p.http, "/api/v1/best-shares?scope=day").await;
+    assert_eq!((status, day["scope"].clone()), (200, json!("day")));
+    let (status, _) = get(p.http, "/api/v1/best-shares?scope=week").await;
+    assert_eq!(status, 400);
     let (_, umbrel) = get(p.http, "/umbrel-api").await;
     assert_eq!(umbrel["type"], "four-stats");
     assert_eq!(umbrel["refresh"], "30s");

@@ -27,6 +27,7 @@ use super::v1;
         v1::workers::detail,
         v1::workers::address,
         v1::blocks::blocks,
+        v1::best::best_shares,
         v1::network::network,
         v1::connect::connect,
         v1::events::recent,

@@ -1,6 +1,7 @@
 //! The `/api/v1` handlers and their answer types (each type is an OpenAPI schema).
 
 pub mod admin;
+pub mod best;
 pub mod blocks;
 pub mod connect;
 pub mod events;
