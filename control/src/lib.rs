@@ -12,6 +12,7 @@
 //! sessions, API tokens, audit log), [`demo`] (`warppool demo`: simulator, pool and miners in
 //! one process).
 
+pub mod admin_cli;
 pub mod api;
 pub mod auth;
 pub mod block_status;

@@ -47,12 +47,136 @@ enum Command {
         #[arg(long, default_value_t = warppool_control::demo::DEMO_MINER_HASHRATE_HPS)]
         hashrate: f64,
     },
+    /// Loads and validates a configuration file, then exits (also `config check`).
+    Check {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Admin accounts (on the configuration's database).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// API tokens (on the configuration's database).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
     /// Loads and validates a configuration file, then exits.
     Check {
         /// The TOML configuration file.
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Creates an admin (password from WARPPOOL_ADMIN_PASSWORD or stdin); prints its TOTP
+    /// secret and recovery codes once.
+    Create {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The admin's name.
+        #[arg(long)]
+        username: String,
+    },
+    /// Gives an admin a new TOTP secret and recovery codes (a lost device).
+    ResetTotp {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The admin's name.
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Creates an API token (shown once).
+    Create {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The admin it acts for.
+        #[arg(long)]
+        username: String,
+        /// A name for it.
+        #[arg(long)]
+        name: String,
+        /// `read`, `metrics` or `admin`.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Revokes an API token.
+    Revoke {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Its id (`token list`).
+        #[arg(long)]
+        id: i64,
+    },
+    /// Lists the API tokens (never their secrets).
+    List {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// `warppool check` / `warppool config check`.
+fn check(config: &std::path::Path) -> anyhow::Result<()> {
+    let config = warppool_control::config::Config::load(config, std::env::vars())?;
+    println!(
+        "configuration ok: {} node(s), {} port(s), network {}",
+        config.nodes.len(),
+        config.ports.len(),
+        config.network
+    );
+    if config.splits_total_sats > 0 {
+        match node_height(&config) {
+            Ok(height) => {
+                for w in config.split_warnings(height) {
+                    println!("warning: {w}");
+                }
+            }
+            Err(e) => println!(
+                "warning: [[pool.split]] not checked against the subsidy: cannot read \
+                 the chain height from node {} ({e})",
+                config.nodes[0].name
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
+    use warppool_control::admin_cli as a;
+    match command {
+        AdminCommand::Create { config, username } => a::admin_create(&config, &username),
+        AdminCommand::ResetTotp { config, username } => a::admin_reset_totp(&config, &username),
+    }
+}
+
+fn token_command(command: TokenCommand) -> anyhow::Result<()> {
+    use warppool_control::admin_cli as a;
+    match command {
+        TokenCommand::Create {
+            config,
+            username,
+            name,
+            scope,
+        } => a::token_create(&config, &username, &name, &scope),
+        TokenCommand::Revoke { config, id } => a::token_revoke(&config, id),
+        TokenCommand::List { config } => a::token_list(&config),
+    }
 }
 
 /// The first node's chain height (for `check`), within its RPC timeout.
@@ -96,29 +220,10 @@ fn main() -> anyhow::Result<()> {
             block_interval: std::time::Duration::from_secs(block_interval_secs.max(1)),
             hashrate_hps: hashrate,
         }),
-        Command::Check { config } => {
-            let config = warppool_control::config::Config::load(&config, std::env::vars())?;
-            println!(
-                "configuration ok: {} node(s), {} port(s), network {}",
-                config.nodes.len(),
-                config.ports.len(),
-                config.network
-            );
-            if config.splits_total_sats > 0 {
-                match node_height(&config) {
-                    Ok(height) => {
-                        for w in config.split_warnings(height) {
-                            println!("warning: {w}");
-                        }
-                    }
-                    Err(e) => println!(
-                        "warning: [[pool.split]] not checked against the subsidy: cannot read \
-                         the chain height from node {} ({e})",
-                        config.nodes[0].name
-                    ),
-                }
-            }
-            Ok(())
+        Command::Check { config } | Command::Config(ConfigCommand::Check { config }) => {
+            check(&config)
         }
+        Command::Admin(command) => admin_command(command),
+        Command::Token(command) => token_command(command),
     }
 }

@@ -180,11 +180,18 @@ async fn a_miners_shares_show_in_pool_workers_blocks_and_the_umbrel_widget() {
     .await;
     assert_eq!(blocks["rows"][0]["submissions"][0]["node"], "fake");
     assert_eq!(blocks["rows"][0]["worker_id"], id.as_str());
+    records_and_widgets(&p, &id, stratum).await;
+    p.daemon.shutdown().await.unwrap();
+}
+
+/// Best shares, the Umbrel widget, the address lookup and the connect page after the first
+/// test's five blocks by worker `id`.
+async fn records_and_widgets(p: &Pool, id: &str, stratum: std::net::SocketAddr) {
     let best = until(p.http, "/api/v1/best-shares?scope=all", |b| {
         b["rows"].as_array().is_some_and(|r| !r.is_empty())
     })
     .await;
-    assert_eq!(best["rows"][0]["worker_id"], id.as_str());
+    assert_eq!(best["rows"][0]["worker_id"], id);
     assert_eq!(best["rows"][0]["model"], "bitaxe");
     let (status, day) = get(p.http, "/api/v1/best-shares?scope=day").await;
     assert_eq!((status, day["scope"].clone()), (200, json!("day")));
@@ -204,7 +211,6 @@ async fn a_miners_shares_show_in_pool_workers_blocks_and_the_umbrel_widget() {
         connect["endpoints"][0]["url"],
         format!("stratum+tcp://127.0.0.1:{}", stratum.port())
     );
-    p.daemon.shutdown().await.unwrap();
 }
 
 /// `n` authorized workers of two models, through the recorder as the shards report them.
