@@ -146,6 +146,9 @@ pub struct CountersSnapshot {
     pub closed: u64,
     /// Connections open now.
     pub connections: u64,
+    /// Connections open now, by listener index (`NetConfig::listeners` order; the entries past
+    /// the configured listeners stay 0).
+    pub connections_by_listener: [u64; crate::limits::LISTENERS_MAX],
     /// Lines handed to the protocol.
     pub lines: u64,
     /// Job notifications dropped from outbound queues because newer ones superseded them.
@@ -183,6 +186,13 @@ impl std::ops::AddAssign for CountersSnapshot {
         self.refused_rate += o.refused_rate;
         self.closed += o.closed;
         self.connections += o.connections;
+        for (mine, theirs) in self
+            .connections_by_listener
+            .iter_mut()
+            .zip(o.connections_by_listener)
+        {
+            *mine += theirs;
+        }
         self.lines += o.lines;
         self.notifies_dropped += o.notifies_dropped;
         self.stats_dropped += o.stats_dropped;

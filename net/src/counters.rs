@@ -15,6 +15,8 @@ pub(crate) struct ShardCounters {
     pub(crate) refused_rate: AtomicU64,
     pub(crate) closed: AtomicU64,
     pub(crate) connections: AtomicU64,
+    /// Open connections by listener index (accept and close only, never the share path).
+    pub(crate) connections_by_listener: [AtomicU64; warppool_core::limits::LISTENERS_MAX],
     pub(crate) lines: AtomicU64,
     pub(crate) notifies_dropped: AtomicU64,
     pub(crate) stats_dropped: AtomicU64,
@@ -42,6 +44,7 @@ impl ShardCounters {
             refused_rate: get(&self.refused_rate),
             closed: get(&self.closed),
             connections: get(&self.connections),
+            connections_by_listener: std::array::from_fn(|i| get(&self.connections_by_listener[i])),
             lines: get(&self.lines),
             notifies_dropped: get(&self.notifies_dropped),
             stats_dropped: get(&self.stats_dropped),

@@ -1015,6 +1015,8 @@ fn finish_in<P: Protocol>(st: &mut ShardState<P>, index: usize) {
     st.counters
         .connections
         .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
+    st.counters.connections_by_listener[slot.info.listener]
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     let conn = slot
         .conn
         .take()
@@ -1144,6 +1146,12 @@ fn install<P: Protocol>(
     st.counters
         .connections
         .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
+    let listener = st.slots[index]
+        .as_ref()
+        .expect("just installed")
+        .info
+        .listener;
+    bump(&st.counters.connections_by_listener[listener], 1);
     index
 }
 
