@@ -8,7 +8,8 @@
 //! block is never lost), [`stats`] (share statistics and the storage seam), [`run`] (the
 //! runtime and the wiring), [`storage`] (SQLite on one writer thread), [`live`] (the live
 //! view of workers the API reads), [`health`] (the pool's conditions), [`api`] (the HTTP
-//! API), [`demo`] (`warppool demo`: simulator, pool and miners in one process).
+//! API), [`metrics`] (Prometheus `/metrics`), [`demo`] (`warppool demo`: simulator, pool and
+//! miners in one process).
 
 pub mod api;
 pub mod block_status;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod health;
 pub mod journal;
 pub mod live;
+pub mod metrics;
 pub mod rpc;
 pub mod run;
 pub mod stats;

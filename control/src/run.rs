@@ -146,7 +146,17 @@ impl Daemon {
         }
         let http = match http_listen {
             Some(addr) => {
+                let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
+                    recorder: Arc::clone(&recorder),
+                    status: pool.template_loop().status(),
+                    pool: pool.metrics_sources().clone(),
+                    version: info.version,
+                    network: info.network,
+                    started_at: info.started_at,
+                    min_difficulty: info.min_difficulty,
+                });
                 let state = ApiState {
+                    metrics: Arc::new(metrics),
                     recorder: Arc::clone(&recorder),
                     status: pool.template_loop().status(),
                     template_seen: Arc::new(std::sync::Mutex::new((0, std::time::Instant::now()))),
@@ -248,6 +258,7 @@ pub struct Pool {
     blocks_thread: BlockThread,
     events_task: JoinHandle<()>,
     stats_tasks: Vec<JoinHandle<()>>,
+    metrics: crate::metrics::PoolSources,
 }
 
 impl std::fmt::Debug for Pool {
@@ -273,7 +284,7 @@ impl Pool {
         // runtime, so nothing the control plane's runtime does can delay a block.
         let block_nodes =
             Arc::new(Nodes::new(&config.nodes).context("cannot build the RPC clients")?);
-        let (block_path, block_events) = BlockPath::new(block_nodes, journal);
+        let (block_path, block_events) = BlockPath::new(Arc::clone(&block_nodes), journal);
         let block_path = Arc::new(block_path);
         let events_task = tokio::spawn(drain_block_events(block_events, Arc::clone(&recorder)));
 
@@ -307,6 +318,13 @@ impl Pool {
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let sink: Arc<dyn JobSink> = Arc::clone(&plane) as Arc<dyn JobSink>;
+        let listeners = local_addrs
+            .iter()
+            .zip(&config.ports)
+            .map(|(addr, port)| {
+                crate::metrics::ListenerLabels::new(*addr, port.listener.tls.is_some())
+            })
+            .collect();
         let template_loop = Arc::new(TemplateLoop::new(
             Arc::clone(&nodes),
             sink,
@@ -345,7 +363,14 @@ impl Pool {
             shutdown_rx.clone(),
         ));
         template_loop.trigger();
+        let metrics = crate::metrics::PoolSources {
+            plane: Arc::downgrade(&plane),
+            template_loop: Arc::downgrade(&template_loop),
+            nodes: [nodes, block_nodes],
+            listeners,
+        };
         Ok(Self {
+            metrics,
             plane,
             local_addrs,
             recorder,
@@ -371,6 +396,12 @@ impl Pool {
         &self.template_loop
     }
 
+    /// What `/metrics` reads of the pool.
+    #[must_use]
+    pub const fn metrics_sources(&self) -> &crate::metrics::PoolSources {
+        &self.metrics
+    }
+
     /// Stops everything in order (see the module docs).
     ///
     /// # Errors
@@ -387,6 +418,7 @@ impl Pool {
             blocks_thread,
             events_task,
             stats_tasks,
+            metrics: _,
         } = self;
         // 1. Stop the template tasks (they hold the plane through the sink).
         let _ = shutdown_tx.send(true);

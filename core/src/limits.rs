@@ -566,12 +566,21 @@ pub const API_PAGE_ROWS_MAX: usize = 1_000;
 /// Longest search text (`q`) and longest filter value the API accepts, in bytes.
 pub const API_QUERY_TEXT_BYTES_MAX: usize = 128;
 
+/// Most per-worker series `/metrics` exposes (the highest ten-minute hashrates first; the
+/// rest are counted in `warppool_worker_series_over_cap`): bounded label cardinality.
+pub const METRICS_WORKER_SERIES_MAX: usize = 1_000;
+
+/// Seconds without an update (share, connection, close, difficulty change) after which a
+/// worker's series leave `/metrics` (solo-pool-rs drops series unwritten for 24 h too).
+pub const METRICS_WORKER_SERIES_IDLE_SECS: i64 = 86_400;
+
 /// Milliseconds shutdown waits for the control tasks to finish before giving up on them.
 pub const CONTROL_SHUTDOWN_MS_MAX: u64 = 10_000;
 
 const _: () = assert!(NODES_MAX >= 1);
 const _: () = assert!(LIVE_WORKER_CONNECTS_KEPT >= 2);
 const _: () = assert!(API_PAGE_ROWS_MAX >= 1);
+const _: () = assert!(METRICS_WORKER_SERIES_MAX <= LIVE_WORKERS_MAX);
 const _: () = assert!(RPC_RESPONSE_BYTES_MAX > TEMPLATE_JSON_BYTES_MAX);
 const _: () = assert!(RPC_TIMEOUT_MS_DEFAULT <= RPC_TIMEOUT_MS_MAX);
 const _: () = assert!(RPC_TIMEOUT_MS_MAX <= RPC_LONGPOLL_TIMEOUT_MS);

@@ -30,6 +30,7 @@ use super::v1;
         v1::connect::connect,
         v1::events::recent,
         serve,
+        crate::metrics::scrape::metrics,
     ),
     tags(
         (name = "status", description = "Is the pool working"),
@@ -38,7 +39,7 @@ use super::v1;
         (name = "blocks", description = "Blocks found"),
         (name = "connect", description = "How to point a miner here"),
         (name = "events", description = "What happened"),
-        (name = "meta", description = "This document"),
+        (name = "meta", description = "This document and the Prometheus metrics"),
     )
 )]
 pub struct ApiDoc;

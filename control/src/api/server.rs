@@ -6,10 +6,13 @@
 //! At most `HTTP_CONNECTIONS_MAX` connections at once (more wait in the kernel backlog);
 //! request heads at most `HTTP_REQUEST_HEAD_BYTES_MAX`, read within
 //! `HTTP_HEADER_READ_SECS`; each connection lives at most `HTTP_CONNECTION_SECS_MAX`.
+//!
+//! Each request carries its connection's peer address as an
+//! [`axum::extract::ConnectInfo<SocketAddr>`] extension (for `/metrics`' loopback rule).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::{Router, extract::ConnectInfo};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
@@ -18,6 +21,7 @@ use tokio::{
     net::TcpListener,
     sync::{Semaphore, watch},
 };
+use tower::ServiceExt;
 use warppool_core::limits::API_QUERY_NICE;
 
 /// Most HTTP connections served at once.
@@ -98,7 +102,7 @@ async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<
             },
             _ = stop.changed() => return,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
@@ -109,7 +113,14 @@ async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<
             },
             _ = stop.changed() => return,
         };
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address rides on every request as axum's `ConnectInfo` (what
+        // `into_make_service_with_connect_info` would insert): `/metrics` checks it.
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
         tokio::spawn(async move {
             let _permit = permit;
             let conn = hyper::server::conn::http1::Builder::new()

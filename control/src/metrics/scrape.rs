@@ -1,0 +1,157 @@
+//! `GET /metrics`: who may scrape ([`authorize`]) and the handler ([`metrics`]).
+//!
+//! # Access
+//! A peer on a loopback address (`127.0.0.0/8`, `::1`, or `::ffff:127.x.y.z`) may scrape
+//! without credentials: a Prometheus next to the pool, or behind a reverse proxy on the same
+//! host. Anyone else gets 401 `UNAUTHORIZED` with `WWW-Authenticate: Bearer`. API tokens with
+//! the `metrics` scope (`Authorization: Bearer …`) are being built in `control/src/auth/`
+//! (branch `auth`); when it merges, [`authorize`] checks the token there and nothing else
+//! changes: it already receives the header. Until then a token is not accepted from a
+//! non-loopback peer, and no token is needed from loopback. A request without a peer address
+//! (the server always inserts one) is refused.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use super::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE, wants_openmetrics};
+use crate::api::{ApiError, ApiState, ErrorBody};
+
+/// Why a scrape was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No peer address came with the request.
+    NoPeer,
+    /// Not from loopback, and no accepted credential.
+    NotAuthorized,
+}
+
+/// Whether `ip` is a loopback address (IPv4-mapped IPv6 included).
+#[must_use]
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// The access rule of `/metrics` (see the module docs): `peer` is the connection's remote
+/// address, `authorization` the request's `Authorization` header. The `metrics`-scoped token
+/// check arrives here with the `auth` merge.
+///
+/// # Errors
+/// [`Refusal`] when the scrape is not allowed.
+pub fn authorize(
+    peer: Option<SocketAddr>,
+    authorization: Option<&HeaderValue>,
+) -> Result<(), Refusal> {
+    let Some(peer) = peer else {
+        return Err(Refusal::NoPeer);
+    };
+    if is_loopback(peer.ip()) {
+        return Ok(());
+    }
+    // Seam: `auth::check_token(authorization, Scope::Metrics)` after the auth merge.
+    let _ = authorization;
+    Err(Refusal::NotAuthorized)
+}
+
+/// Prometheus metrics of the pool (OpenMetrics 1.0.0 when asked for, as Prometheus does;
+/// Prometheus text 0.0.4 otherwise).
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+    (status = 200, description = "Every metric family, each with its help text \
+        (OpenMetrics 1.0.0 when the Accept header asks for it, else Prometheus text 0.0.4)",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    (status = 401, description = "Not from loopback and no accepted token", body = ErrorBody),
+    (status = 503, description = "The API's query threads are busy", body = ErrorBody)))]
+pub async fn metrics(State(state): State<Arc<ApiState>>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let headers = request.headers();
+    if let Err(refusal) = authorize(peer, headers.get(header::AUTHORIZATION)) {
+        tracing::debug!(?peer, ?refusal, "metrics scrape refused");
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "metrics are served to loopback peers; tokens with the metrics scope arrive with \
+             the auth module",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"warppool-metrics\""),
+        );
+        return response;
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let openmetrics = wants_openmetrics(accept);
+    let encoded = state
+        .run(move |state| {
+            state
+                .metrics
+                .encode(openmetrics)
+                .map_err(|e| ApiError::internal(e.to_string()))
+        })
+        .await;
+    let content_type = if openmetrics {
+        OPENMETRICS_CONTENT_TYPE
+    } else {
+        PROMETHEUS_TEXT_CONTENT_TYPE
+    };
+    match encoded {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_scrapes_and_others_are_refused_even_with_a_token_until_auth_lands() {
+        let token = HeaderValue::from_static("Bearer wp_metrics_0123");
+        for peer in [
+            "127.0.0.1:5000",
+            "127.8.9.10:1",
+            "[::1]:9090",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            assert_eq!(authorize(Some(peer), None), Ok(()), "{peer}");
+        }
+        for peer in [
+            "192.0.2.7:5000",
+            "[2001:db8::1]:9090",
+            "[::ffff:192.0.2.7]:80",
+            "0.0.0.0:1",
+        ] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            assert_eq!(
+                authorize(Some(peer), None),
+                Err(Refusal::NotAuthorized),
+                "{peer}"
+            );
+            assert_eq!(
+                authorize(Some(peer), Some(&token)),
+                Err(Refusal::NotAuthorized)
+            );
+        }
+        assert_eq!(authorize(None, None), Err(Refusal::NoPeer));
+    }
+}
