@@ -70,7 +70,7 @@ pub fn authorize(
 #[utoipa::path(get, path = "/metrics", tag = "meta", responses(
     (status = 200, description = "Every metric family, each with its help text \
         (OpenMetrics 1.0.0 when the Accept header asks for it, else Prometheus text 0.0.4)",
-        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
     (status = 401, description = "Not from loopback and no accepted token", body = ErrorBody),
     (status = 503, description = "The API's query threads are busy", body = ErrorBody)))]
 pub async fn metrics(State(state): State<Arc<ApiState>>, request: Request) -> Response {
