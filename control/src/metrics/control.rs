@@ -7,7 +7,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{
     Sources,
-    encode::{HistogramRow, Labels, counter, counters, gauge, gauges, histograms, label},
+    encode::{HistogramRow, counter, counters, gauge, gauges, histograms, label},
 };
 use crate::{
     rpc::{LatencyBuckets, RPC_LATENCY_BUCKETS_US},
@@ -41,6 +41,9 @@ pub(super) fn encode(
         sources.started_at,
     )
 }
+
+/// Every `SubmitOutcome::label`.
+const SUBMIT_RESULTS: [&str; 5] = ["accepted", "duplicate", "inconclusive", "rejected", "failed"];
 
 const GATE_KINDS: [(GateKind, &str); 5] = [
     (GateKind::NodeUnreachable, "node_unreachable"),
@@ -200,11 +203,20 @@ fn encode_blocks(encoder: &mut DescriptorEncoder<'_>, sources: &Sources) -> fmt:
          orphaned, rejected).",
         statuses,
     )?;
-    let submissions: Vec<(Labels, u64)> = stats
-        .block_submissions()
+    // Every configured node and every result, at zero until it happens (alert rules then
+    // watch series that exist); a node name only the journal knows is added as it comes.
+    let mut answers: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+    for client in sources.pool.nodes[1].clients() {
+        for result in SUBMIT_RESULTS {
+            answers.insert((client.name().to_owned(), result), 0);
+        }
+    }
+    for (node, result, n) in stats.block_submissions() {
+        answers.insert((node, result), n);
+    }
+    let submissions = answers
         .into_iter()
-        .map(|(node, result, n)| (vec![label("node", node), label("result", result)], n))
-        .collect();
+        .map(|((node, result), n)| (vec![label("node", node), label("result", result)], n));
     counters(
         encoder,
         "warppool_block_submissions",
