@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Defined in core (it crosses to the control plane); re-exported where it was.
 pub use warppool_core::plane::CountersSnapshot;
+use warppool_core::plane::FANOUT_BUCKETS_US;
 
 /// A shard's live counters (see [`CountersSnapshot`] for their meaning).
 #[derive(Debug, Default)]
@@ -28,6 +29,21 @@ pub(crate) struct ShardCounters {
     pub(crate) candidates_deferred: AtomicU64,
     pub(crate) candidates_lost: AtomicU64,
     pub(crate) job_build_failures: AtomicU64,
+    /// When jobs were last published to this shard ([`mono_ns`] + 1; 0 once the shard has
+    /// recorded that publication's fan-out).
+    pub(crate) jobs_published_ns: AtomicU64,
+    pub(crate) fanout_buckets: [AtomicU64; FANOUT_BUCKETS_US.len() + 1],
+    pub(crate) fanout_sum_ns: AtomicU64,
+}
+
+/// Nanoseconds on a monotonic clock shared by the control side and every shard.
+pub(crate) fn mono_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let nanos = EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos();
+    u64::try_from(nanos).unwrap_or(u64::MAX)
 }
 
 pub(crate) fn bump(counter: &AtomicU64, by: u64) {
@@ -35,6 +51,25 @@ pub(crate) fn bump(counter: &AtomicU64, by: u64) {
 }
 
 impl ShardCounters {
+    /// Marks a publication (called by `DataPlane::publish` before it wakes the shard).
+    pub(crate) fn published(&self) {
+        self.jobs_published_ns
+            .store(mono_ns().saturating_add(1), Ordering::Release);
+    }
+
+    /// Records the fan-out of the newest publication, once (after the shard's `fan_out`).
+    pub(crate) fn fanned_out(&self) {
+        let published = self.jobs_published_ns.swap(0, Ordering::Acquire);
+        if published == 0 {
+            return;
+        }
+        let ns = mono_ns().saturating_sub(published - 1);
+        let us = ns / 1_000;
+        let bucket = FANOUT_BUCKETS_US.partition_point(|&bound| bound < us);
+        bump(&self.fanout_buckets[bucket], 1);
+        bump(&self.fanout_sum_ns, ns);
+    }
+
     pub(crate) fn snapshot(&self) -> CountersSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CountersSnapshot {
@@ -56,6 +91,8 @@ impl ShardCounters {
             candidates_deferred: get(&self.candidates_deferred),
             candidates_lost: get(&self.candidates_lost),
             job_build_failures: get(&self.job_build_failures),
+            fanout_buckets: std::array::from_fn(|i| get(&self.fanout_buckets[i])),
+            fanout_sum_ns: get(&self.fanout_sum_ns),
         }
     }
 }

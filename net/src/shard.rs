@@ -2068,7 +2068,9 @@ async fn shard_main<P: Protocol>(
     // Ends on `Stop`, or when the handle is gone (its sender dropped).
     while let Ok(ShardMsg::Jobs) = control_rx.recv_async().await {
         let current = Arc::clone(cache.load());
-        fan_out(&mut state.borrow_mut(), &current);
+        let mut st = state.borrow_mut();
+        fan_out(&mut st, &current);
+        st.counters.fanned_out();
     }
     {
         let mut st = state.borrow_mut();
