@@ -7,7 +7,7 @@
 //! - Data plane, per shard ([`plane`]): open connections by protocol, port and shard;
 //!   accepted, refused (by limit) and closed connections; closes by cause; lines; dropped
 //!   notifies and statistics; io_uring ring figures; block candidates deferred and lost; job
-//!   build failures.
+//!   build failures; the job fan-out latency histogram.
 //! - Shares and workers ([`shares`]): shares by result and reason, block shares,
 //!   authorizations, difficulty changes, pool hashrate per window with its 95 % interval,
 //!   workers by status, per-worker hashrate ([`workers`]: at most `METRICS_WORKER_SERIES_MAX`

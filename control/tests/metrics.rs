@@ -279,6 +279,9 @@ async fn the_text_parses_every_family_has_help_and_shares_move_with_a_miner() {
     let m10 = "warppool_pool_hashrate_hashes_per_second{window=\"10m\"}";
     let low = "warppool_pool_hashrate_low_hashes_per_second{window=\"10m\"}";
     assert!(after.get(low).unwrap() < after.get(m10).unwrap());
+    // The first template's publication reached the shard (a fan-out with no miner yet).
+    let fanouts = after.get("warppool_job_fanout_seconds_count{shard=\"0\"}");
+    assert!(fanouts.is_some_and(|n| n >= 1.0), "{after:?}");
     let rpc = "warppool_rpc_latency_seconds_count{node=\"fake\",method=\"submitblock\"}";
     assert!(after.get(rpc).is_some_and(|n| n >= 3.0), "{after:?}");
     p.daemon.shutdown().await.unwrap();

@@ -43,7 +43,13 @@ pub(super) fn encode(
 }
 
 /// Every `SubmitOutcome::label`.
-const SUBMIT_RESULTS: [&str; 5] = ["accepted", "duplicate", "inconclusive", "rejected", "failed"];
+const SUBMIT_RESULTS: [&str; 5] = [
+    "accepted",
+    "duplicate",
+    "inconclusive",
+    "rejected",
+    "failed",
+];
 
 const GATE_KINDS: [(GateKind, &str); 5] = [
     (GateKind::NodeUnreachable, "node_unreachable"),

@@ -4,11 +4,11 @@
 use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
-use warppool_core::plane::CountersSnapshot;
+use warppool_core::plane::{CountersSnapshot, FANOUT_BUCKETS_US};
 
 use super::{
     Sources,
-    encode::{Labels, counters, gauges, label},
+    encode::{HistogramRow, Labels, counters, gauges, histograms, label},
 };
 
 /// A per-shard counter: its family name (without `_total`), help, and how to read it.
@@ -132,5 +132,24 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder<'_>, sources: &Sources) -> 
         let rows = shards.iter().enumerate().map(|(i, c)| (shard(i), read(c)));
         counters(encoder, name, help, rows)?;
     }
-    Ok(())
+    let fanouts: Vec<HistogramRow> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, c)| HistogramRow {
+            labels: shard(i),
+            buckets: FANOUT_BUCKETS_US
+                .iter()
+                .map(|us| *us as f64 / 1e6)
+                .chain([f64::INFINITY])
+                .zip(c.fanout_buckets)
+                .collect(),
+            sum: c.fanout_sum_ns as f64 / 1e9,
+        })
+        .collect();
+    histograms(
+        encoder,
+        "warppool_job_fanout_seconds",
+        "Time from a job publication to the shard having handed the new jobs to every one of          its connections, per shard (publications that coalesce into one wake-up count once).",
+        &fanouts,
+    )
 }
