@@ -51,6 +51,20 @@ pub(crate) fn bump(counter: &AtomicU64, by: u64) {
 }
 
 impl ShardCounters {
+    /// A connection accepted on `listener`; `live` are open on the shard now.
+    pub(crate) fn accepted_on(&self, listener: usize, live: usize) {
+        bump(&self.accepted, 1);
+        self.connections.store(live as u64, Ordering::Relaxed);
+        bump(&self.connections_by_listener[listener], 1);
+    }
+
+    /// A connection of `listener` closed; `live` are open on the shard now.
+    pub(crate) fn closed_on(&self, listener: usize, live: usize) {
+        bump(&self.closed, 1);
+        self.connections.store(live as u64, Ordering::Relaxed);
+        self.connections_by_listener[listener].fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Marks a publication (called by `DataPlane::publish` before it wakes the shard).
     pub(crate) fn published(&self) {
         self.jobs_published_ns

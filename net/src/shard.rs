@@ -1011,12 +1011,7 @@ fn finish_in<P: Protocol>(st: &mut ShardState<P>, index: usize) {
     assert!(st.live > 0);
     st.live -= 1;
     st.ip_table.release(slot.ip_bucket);
-    bump(&st.counters.closed, 1);
-    st.counters
-        .connections
-        .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
-    st.counters.connections_by_listener[slot.info.listener]
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    st.counters.closed_on(slot.info.listener, st.live);
     let conn = slot
         .conn
         .take()
@@ -1142,16 +1137,7 @@ fn install<P: Protocol>(
     st.slots[index] = Some(slot);
     st.live += 1;
     assert!(st.live <= st.config.connections_per_shard_max);
-    bump(&st.counters.accepted, 1);
-    st.counters
-        .connections
-        .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
-    let listener = st.slots[index]
-        .as_ref()
-        .expect("just installed")
-        .info
-        .listener;
-    bump(&st.counters.connections_by_listener[listener], 1);
+    st.counters.accepted_on(info.listener, st.live);
     index
 }
 
@@ -1776,7 +1762,7 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
 }
 
 /// Calls `on_jobs` for every connection of the shard (plain ones get the notify written
-/// through at once).
+/// through at once), then records the fan-out's latency.
 fn fan_out<P: Protocol>(st: &mut ShardState<P>, jobs: &Arc<P::Jobs>) {
     let now = Instant::now();
     st.protocol.on_shard_jobs(jobs);
@@ -1813,6 +1799,7 @@ fn fan_out<P: Protocol>(st: &mut ShardState<P>, jobs: &Arc<P::Jobs>) {
             plain_after_callback(st, index);
         }
     }
+    st.counters.fanned_out();
 }
 
 /// Everything a shard thread needs.
@@ -2068,9 +2055,7 @@ async fn shard_main<P: Protocol>(
     // Ends on `Stop`, or when the handle is gone (its sender dropped).
     while let Ok(ShardMsg::Jobs) = control_rx.recv_async().await {
         let current = Arc::clone(cache.load());
-        let mut st = state.borrow_mut();
-        fan_out(&mut st, &current);
-        st.counters.fanned_out();
+        fan_out(&mut state.borrow_mut(), &current);
     }
     {
         let mut st = state.borrow_mut();
