@@ -90,6 +90,24 @@ pub struct PoolSources {
     pub listeners: Vec<ListenerLabels>,
 }
 
+impl PoolSources {
+    /// The sources of a pool that runs `plane` and `template_loop` (held weakly).
+    #[must_use]
+    pub fn new(
+        plane: &Arc<StratumPlane>,
+        template_loop: &Arc<TemplateLoop>,
+        nodes: [Arc<Nodes>; 2],
+        listeners: Vec<ListenerLabels>,
+    ) -> Self {
+        Self {
+            plane: Arc::downgrade(plane),
+            template_loop: Arc::downgrade(template_loop),
+            nodes,
+            listeners,
+        }
+    }
+}
+
 /// Everything a scrape reads.
 #[derive(Debug, Clone)]
 pub struct Sources {

@@ -34,8 +34,9 @@ use warppool_net::stratum::{JobSet, StratumPlane, start_stratum};
 use crate::{
     api::{ApiState, HttpServer},
     blocks::{BlockPath, BlockThread},
-    config::Config,
+    config::{Config, NodeConfig, PortSettings},
     journal::Journal,
+    metrics::{ListenerLabels, PoolSources},
     rpc::Nodes,
     stats::{Recorder, SqliteRecorder, drain_block_events, drain_stats, publish_difficulties_task},
     storage::{Storage, StorageConfig},
@@ -258,7 +259,7 @@ pub struct Pool {
     blocks_thread: BlockThread,
     events_task: JoinHandle<()>,
     stats_tasks: Vec<JoinHandle<()>>,
-    metrics: crate::metrics::PoolSources,
+    metrics: PoolSources,
 }
 
 impl std::fmt::Debug for Pool {
@@ -301,9 +302,7 @@ impl Pool {
             .context("data plane start panicked")?
             .context("cannot start the data plane")?;
         let local_addrs = plane.local_addrs().to_vec();
-        for (addr, port) in local_addrs.iter().zip(&config.ports) {
-            tracing::info!(%addr, tls = port.listener.tls.is_some(), "stratum listening");
-        }
+        let listeners = listening(&local_addrs, &config.ports);
         let plane = Arc::new(plane);
 
         // Unfinished blocks of an earlier run go out first, then the new candidates.
@@ -318,13 +317,6 @@ impl Pool {
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let sink: Arc<dyn JobSink> = Arc::clone(&plane) as Arc<dyn JobSink>;
-        let listeners = local_addrs
-            .iter()
-            .zip(&config.ports)
-            .map(|(addr, port)| {
-                crate::metrics::ListenerLabels::new(*addr, port.listener.tls.is_some())
-            })
-            .collect();
         let template_loop = Arc::new(TemplateLoop::new(
             Arc::clone(&nodes),
             sink,
@@ -342,15 +334,7 @@ impl Pool {
             Arc::clone(&template_loop),
             shutdown_rx.clone(),
         ));
-        for node in &config.nodes {
-            if let Some(endpoint) = &node.zmq_hashblock {
-                control.spawn(zmq_task(
-                    Arc::clone(&template_loop),
-                    endpoint.clone(),
-                    shutdown_rx.clone(),
-                ));
-            }
-        }
+        spawn_zmq_tasks(&mut control, &template_loop, &config.nodes, &shutdown_rx);
         if stored_difficulties.is_some() {
             control.spawn(publish_difficulties_task(
                 Arc::clone(&recorder),
@@ -363,14 +347,8 @@ impl Pool {
             shutdown_rx.clone(),
         ));
         template_loop.trigger();
-        let metrics = crate::metrics::PoolSources {
-            plane: Arc::downgrade(&plane),
-            template_loop: Arc::downgrade(&template_loop),
-            nodes: [nodes, block_nodes],
-            listeners,
-        };
         Ok(Self {
-            metrics,
+            metrics: PoolSources::new(&plane, &template_loop, [nodes, block_nodes], listeners),
             plane,
             local_addrs,
             recorder,
@@ -398,7 +376,7 @@ impl Pool {
 
     /// What `/metrics` reads of the pool.
     #[must_use]
-    pub const fn metrics_sources(&self) -> &crate::metrics::PoolSources {
+    pub const fn metrics_sources(&self) -> &PoolSources {
         &self.metrics
     }
 
@@ -470,6 +448,35 @@ impl Pool {
             .context("flush panicked")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Logs each Stratum listener and names it for the metrics (port and protocol).
+fn listening(local_addrs: &[SocketAddr], ports: &[PortSettings]) -> Vec<ListenerLabels> {
+    local_addrs
+        .iter()
+        .zip(ports)
+        .map(|(addr, port)| {
+            let tls = port.listener.tls.is_some();
+            tracing::info!(%addr, tls, "stratum listening");
+            ListenerLabels::new(*addr, tls)
+        })
+        .collect()
+}
+
+/// One `hashblock` subscriber per node with a ZMQ endpoint.
+fn spawn_zmq_tasks(
+    control: &mut JoinSet<()>,
+    template_loop: &Arc<TemplateLoop>,
+    nodes: &[NodeConfig],
+    shutdown: &watch::Receiver<bool>,
+) {
+    for endpoint in nodes.iter().filter_map(|n| n.zmq_hashblock.as_ref()) {
+        control.spawn(zmq_task(
+            Arc::clone(template_loop),
+            endpoint.clone(),
+            shutdown.clone(),
+        ));
     }
 }
 

@@ -109,6 +109,10 @@ fn encode_template(
             t.tx_count as u64,
         )?;
     }
+    encode_template_loop(encoder, sources)
+}
+
+fn encode_template_loop(encoder: &mut DescriptorEncoder<'_>, sources: &Sources) -> fmt::Result {
     let Some(template_loop) = sources.pool.template_loop.upgrade() else {
         return Ok(());
     };

@@ -80,6 +80,19 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder<'_>, sources: &Sources) -> 
     };
     let shards = plane.counters();
     drop(plane);
+    encode_connections(encoder, sources, &shards)?;
+    for (name, help, read) in SHARD_COUNTERS {
+        let rows = shards.iter().enumerate().map(|(i, c)| (shard(i), read(c)));
+        counters(encoder, name, help, rows)?;
+    }
+    encode_fanout(encoder, &shards)
+}
+
+fn encode_connections(
+    encoder: &mut DescriptorEncoder<'_>,
+    sources: &Sources,
+    shards: &[CountersSnapshot],
+) -> fmt::Result {
     let mut open = Vec::new();
     for (index, counters) in shards.iter().enumerate() {
         for (listener, labels) in sources.pool.listeners.iter().enumerate() {
@@ -127,11 +140,10 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder<'_>, sources: &Sources) -> 
         "Stratum connections closed by the pool, by cause (slow_reader: outbound queue \
          overflow, timeout: subscribe or idle timeout, tls_error: TLS failure), per shard.",
         causes,
-    )?;
-    for (name, help, read) in SHARD_COUNTERS {
-        let rows = shards.iter().enumerate().map(|(i, c)| (shard(i), read(c)));
-        counters(encoder, name, help, rows)?;
-    }
+    )
+}
+
+fn encode_fanout(encoder: &mut DescriptorEncoder<'_>, shards: &[CountersSnapshot]) -> fmt::Result {
     let fanouts: Vec<HistogramRow> = shards
         .iter()
         .enumerate()
@@ -149,7 +161,8 @@ pub(super) fn encode(encoder: &mut DescriptorEncoder<'_>, sources: &Sources) -> 
     histograms(
         encoder,
         "warppool_job_fanout_seconds",
-        "Time from a job publication to the shard having handed the new jobs to every one of          its connections, per shard (publications that coalesce into one wake-up count once).",
+        "Time from a job publication to the shard having handed the new jobs to every one of \
+         its connections, per shard (publications that coalesce into one wake-up count once).",
         &fanouts,
     )
 }
