@@ -263,7 +263,11 @@ async fn the_text_parses_every_family_has_help_and_shares_move_with_a_miner() {
     }
     let port = stratum.port();
     // A worker's rate needs a window longer than zero seconds: the first second has none.
-    let series = format!("warppool_worker_hashrate_hashes_per_second{{worker=\"{worker}\"}}");
+    let id = warppool_control::api::v1::worker_id(&worker);
+    let masked = warppool_control::api::v1::mask_name(&worker);
+    let series = format!(
+        "warppool_worker_hashrate_hashes_per_second{{worker_id=\"{id}\",worker=\"{masked}\"}}"
+    );
     let after = until(p.http, |m| {
         m.get(ACCEPTED) == Some(3.0)
             && m.get("warppool_block_submissions_total{node=\"fake\",result=\"accepted\"}")
@@ -309,12 +313,17 @@ async fn per_worker_series_stay_under_their_cap_and_the_rest_are_counted() {
         m.get("warppool_workers{status=\"online\"}"),
         Some((METRICS_WORKER_SERIES_MAX + extra) as f64)
     );
-    // No shares: equal rates, so the names decide, first ones first.
+    // No shares: equal rates, so the names decide, first ones first; addresses are masked.
+    let first = format!("{ADDRESS}.w00000");
+    let first = format!(
+        "warppool_worker_hashrate_hashes_per_second{{worker_id=\"{}\",worker=\"{}\"}}",
+        warppool_control::api::v1::worker_id(&first),
+        warppool_control::api::v1::mask_name(&first),
+    );
+    assert_eq!(m.get(&first), Some(0.0), "{text}");
     assert!(
-        m.get(&format!(
-            "warppool_worker_hashrate_hashes_per_second{{worker=\"{ADDRESS}.w00000\"}}"
-        ))
-        .is_some()
+        !text.contains(ADDRESS),
+        "no full payout address in the metrics"
     );
     p.daemon.shutdown().await.unwrap();
 }
@@ -354,6 +363,10 @@ async fn a_peer_outside_loopback_is_refused_by_the_real_router() {
         if token {
             request = request.header("authorization", "Bearer wp_0123456789");
         }
+        if peer == Some("127.0.0.1:40001") {
+            // A reverse proxy on the pool's host: loopback peer, a client behind it.
+            request = request.header("x-forwarded-for", "203.0.113.9");
+        }
         let mut request = request.body(Body::empty()).unwrap();
         if let Some(peer) = peer {
             let peer: SocketAddr = peer.parse().unwrap();
@@ -361,10 +374,12 @@ async fn a_peer_outside_loopback_is_refused_by_the_real_router() {
         }
         router.clone().oneshot(request)
     };
-    for (peer, token) in [
+    let refused = [
         (Some("192.0.2.7:40000"), false),
         (Some("[2001:db8::1]:1"), true),
-    ] {
+        (Some("127.0.0.1:40001"), false),
+    ];
+    for (peer, token) in refused {
         let response = ask(peer, token).await.unwrap();
         assert_eq!(response.status().as_u16(), 401, "{peer:?}");
         assert!(

@@ -2,8 +2,10 @@
 //!
 //! # Access
 //! A peer on a loopback address (`127.0.0.0/8`, `::1`, or `::ffff:127.x.y.z`) may scrape
-//! without credentials: a Prometheus next to the pool, or behind a reverse proxy on the same
-//! host. Anyone else gets 401 `UNAUTHORIZED` with `WWW-Authenticate: Bearer`. API tokens with
+//! without credentials: a Prometheus on the pool's host. A request that came through a proxy
+//! (it carries `Forwarded`, `X-Forwarded-For` or `X-Real-IP`) has no trustworthy peer
+//! ([`peer_of`]): a reverse proxy on the same host would otherwise make every client
+//! loopback. Anyone else gets 401 `UNAUTHORIZED` with `WWW-Authenticate: Bearer`. API tokens with
 //! the `metrics` scope (`Authorization: Bearer …`) are being built in `control/src/auth/`
 //! (branch `auth`); when it merges, [`authorize`] checks the token there and nothing else
 //! changes: it already receives the header. Until then a token is not accepted from a
@@ -17,7 +19,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
@@ -42,6 +44,16 @@ pub fn is_loopback(ip: IpAddr) -> bool {
             v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     }
+}
+
+/// The peer to judge: the connection's, unless the request came through a proxy (then none:
+/// the client behind it is unknown).
+#[must_use]
+pub fn peer_of(connection: Option<SocketAddr>, headers: &HeaderMap) -> Option<SocketAddr> {
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    connection.filter(|_| !proxied)
 }
 
 /// The access rule of `/metrics` (see the module docs): `peer` is the connection's remote
@@ -74,11 +86,9 @@ pub fn authorize(
     (status = 401, description = "Not from loopback and no accepted token", body = ErrorBody),
     (status = 503, description = "The API's query threads are busy", body = ErrorBody)))]
 pub async fn metrics(State(state): State<Arc<ApiState>>, request: Request) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
     let headers = request.headers();
+    let connection = request.extensions().get::<ConnectInfo<SocketAddr>>();
+    let peer = peer_of(connection.map(|c| c.0), headers);
     if let Err(refusal) = authorize(peer, headers.get(header::AUTHORIZATION)) {
         tracing::debug!(?peer, ?refusal, "metrics scrape refused");
         let mut response = ApiError::new(
@@ -153,5 +163,16 @@ mod tests {
             );
         }
         assert_eq!(authorize(None, None), Err(Refusal::NoPeer));
+    }
+
+    #[test]
+    fn a_proxied_request_has_no_peer_to_trust() {
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(peer_of(Some(local), &HeaderMap::new()), Some(local));
+        for name in ["forwarded", "x-forwarded-for", "x-real-ip"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static("203.0.113.9"));
+            assert_eq!(peer_of(Some(local), &headers), None, "{name}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use super::{
     workers::{Selector, hashrate_10m, last_update},
 };
 use crate::{
-    api::v1::{hashrate::HashrateView, pool::Windows},
+    api::v1::{hashrate::HashrateView, mask_name, pool::Windows, worker_id},
     live::WorkerStatus,
 };
 
@@ -153,14 +153,19 @@ fn encode_workers(encoder: &mut DescriptorEncoder<'_>, sources: &Sources, now: i
         "Workers in the live table by status (online, degraded, idle, offline).",
         statuses,
     )?;
-    let rows = series
-        .rows
-        .iter()
-        .map(|(name, hps)| (vec![label("worker", name)], *hps));
+    // The address is masked as the API masks it for visitors; the id keeps series apart.
+    let rows = series.rows.iter().map(|(name, hps)| {
+        let labels = vec![
+            label("worker_id", worker_id(name)),
+            label("worker", mask_name(name)),
+        ];
+        (labels, *hps)
+    });
     gauges(
         encoder,
         "warppool_worker_hashrate_hashes_per_second",
-        "A worker's hashrate over the last ten minutes, from its accepted shares. At most \
+        "A worker's hashrate over the last ten minutes, from its accepted shares (worker: the \
+         name with its payout address shortened; worker_id: the API's id). At most \
          METRICS_WORKER_SERIES_MAX workers (the fastest); a worker without an update for 24 h \
          has no series.",
         rows,
