@@ -4,15 +4,15 @@
 //! already keeps for itself, read when Prometheus asks.
 //!
 //! # Families
-//! - Data plane, per shard ([`plane`]): open connections by protocol, port and shard;
+//! - Data plane, per shard (`metrics/plane.rs`): open connections by protocol, port and shard;
 //!   accepted, refused (by limit) and closed connections; closes by cause; lines; dropped
 //!   notifies and statistics; io_uring ring figures; block candidates deferred and lost; job
 //!   build failures; the job fan-out latency histogram.
-//! - Shares and workers ([`shares`]): shares by result and reason, block shares,
+//! - Shares and workers (`metrics/shares.rs`): shares by result and reason, block shares,
 //!   authorizations, difficulty changes, pool hashrate per window with its 95 % interval,
 //!   workers by status, per-worker hashrate ([`workers`]: at most `METRICS_WORKER_SERIES_MAX`
 //!   series, a worker without an update for `METRICS_WORKER_SERIES_IDLE_SECS` leaves).
-//! - Control plane ([`control`]): template height, age and refresh age, gate, job
+//! - Control plane (`metrics/control.rs`): template height, age and refresh age, gate, job
 //!   publications, unusable templates, network difficulty, node state, RPC latency histograms
 //!   per node and method, ZMQ subscriptions and notifications, block events and submissions,
 //!   storage writer queue and counters, build information.
