@@ -29,6 +29,8 @@
 //!   `GET /api/v1/admin/audit`.
 //!
 //! Every request's `Host` is checked first (421 otherwise: DNS rebinding).
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]; loopback peers only until
+//!   `metrics`-scoped tokens arrive with the auth module).
 //!
 //! # Where the work runs
 //! Every handler's work (live-table reads, SQLite queries, JSON encoding) runs on the API's own
@@ -100,6 +102,8 @@ pub struct ApiState {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// The `Host` headers the API answers (DNS rebinding guard).
     pub allowed_hosts: Arc<crate::auth::AllowedHosts>,
+    /// The Prometheus registry (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 thread_local! {
@@ -150,14 +154,22 @@ impl ApiState {
         self: &Arc<Self>,
         f: impl FnOnce(&Self) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<Encoded, ApiError> {
+        self.run(move |state| f(state).and_then(|value| Encoded::json(&value)))
+            .await
+    }
+
+    /// Runs `f` on a query thread and hands back its answer.
+    ///
+    /// # Errors
+    /// [`ApiError::busy`] when the queue is full; `f`'s error; 500 if it panicked.
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Self) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let state = Arc::clone(self);
         let result = self
             .queries
-            .run(move || {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    f(&state).and_then(|value| Encoded::json(&value))
-                }))
-            })
+            .run(move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&state))))
             .await;
         match result {
             Ok(Ok(answer)) => answer,
@@ -214,6 +226,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/umbrel-api", get(v1::pool::umbrel))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .merge(admin_routes())
+        .route("/metrics", get(crate::metrics::scrape::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(HTTP_REQUEST_BODY_BYTES_MAX))

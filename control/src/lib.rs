@@ -9,8 +9,8 @@
 //! runtime and the wiring), [`storage`] (SQLite on one writer thread), [`live`] (the live
 //! view of workers the API reads), [`health`] (the pool's conditions), [`events`] (the live
 //! event hub), [`api`] (the HTTP API), [`auth`] (admin authentication: passwords, TOTP,
-//! sessions, API tokens, audit log), [`demo`] (`warppool demo`: simulator, pool and miners in
-//! one process).
+//! sessions, API tokens, audit log), [`metrics`] (Prometheus `/metrics`), [`demo`]
+//! (`warppool demo`: simulator, pool and miners in one process).
 
 pub mod admin_cli;
 pub mod api;
@@ -24,6 +24,7 @@ pub mod events;
 pub mod health;
 pub mod journal;
 pub mod live;
+pub mod metrics;
 pub mod network;
 pub mod rpc;
 pub mod run;

@@ -65,6 +65,34 @@ pub struct LatencySummary {
     pub max_us: u64,
 }
 
+/// Upper bounds of the buckets of the RPC latency histograms (`warppool_rpc_latency_seconds`),
+/// in microseconds; one more bucket takes the slower calls.
+pub const RPC_LATENCY_BUCKETS_US: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    10_000_000,
+];
+
+/// The method label of long-poll `getblocktemplate` calls in [`RpcClient::latency_buckets`]:
+/// they wait for a new template by design, so they are kept apart from the ordinary ones.
+pub const LONGPOLL_METHOD_LABEL: &str = "getblocktemplate_longpoll";
+
+/// One method's calls by latency since start (a fixed-bucket histogram).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencyBuckets {
+    /// Calls per bucket of [`RPC_LATENCY_BUCKETS_US`], then the slower ones (not cumulative).
+    pub counts: [u64; RPC_LATENCY_BUCKETS_US.len() + 1],
+    /// Sum of the calls' latencies, microseconds.
+    pub sum_us: u64,
+}
+
+impl LatencyBuckets {
+    fn record(&mut self, us: u64) {
+        let bucket = RPC_LATENCY_BUCKETS_US.partition_point(|&bound| bound < us);
+        self.counts[bucket] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+}
+
 /// A JSON-RPC client of one node.
 pub struct RpcClient {
     name: String,
@@ -75,6 +103,8 @@ pub struct RpcClient {
     /// The `user:password` from the cookie file, read lazily and re-read on 401.
     cookie: Mutex<Option<String>>,
     latency: Mutex<BTreeMap<&'static str, Histogram<u64>>>,
+    /// Per method (a finite set of `&'static str` in this crate's code).
+    buckets: Mutex<BTreeMap<&'static str, LatencyBuckets>>,
     next_id: AtomicU64,
 }
 
@@ -126,6 +156,7 @@ impl RpcClient {
             http,
             cookie: Mutex::new(None),
             latency: Mutex::new(BTreeMap::new()),
+            buckets: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
         })
     }
@@ -160,7 +191,14 @@ impl RpcClient {
     ) -> Result<T, RpcError> {
         let started = Instant::now();
         let result = self.call_inner(method, &params, timeout).await;
-        self.record(method, started.elapsed());
+        let elapsed = started.elapsed();
+        self.record(method, elapsed);
+        let label = if timeout > self.timeout {
+            LONGPOLL_METHOD_LABEL
+        } else {
+            method
+        };
+        self.record_bucket(label, elapsed);
         let body = result?;
         decode_reply(&body)
     }
@@ -247,6 +285,26 @@ impl RpcClient {
         });
         // In bounds by the clamp above.
         let _ = histogram.record(us);
+    }
+
+    fn record_bucket(&self, method: &'static str, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(method)
+            .or_default()
+            .record(us);
+    }
+
+    /// Calls by latency per method since start (long-polls under [`LONGPOLL_METHOD_LABEL`]).
+    #[must_use]
+    pub fn latency_buckets(&self) -> Vec<(&'static str, LatencyBuckets)> {
+        let map = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter().map(|(m, b)| (*m, *b)).collect()
     }
 
     /// Latency summaries per method since start (for metrics).
@@ -444,6 +502,16 @@ impl Nodes {
     /// [`Nodes::record_call`]).
     pub fn record(&self, index: usize, outcome: Result<(), &RpcError>) {
         self.record_call(index, "", outcome);
+    }
+
+    /// Whether node `index` has not failed since its last success (a node failure starts a
+    /// back-off; only a success clears it).
+    #[must_use]
+    pub fn is_up(&self, index: usize) -> bool {
+        let h = self.health[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        h.failures == 0
     }
 
     /// Whether node `index`'s version should be read now (once at start, and again whenever

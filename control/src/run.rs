@@ -34,8 +34,9 @@ use warppool_net::stratum::{JobSet, StratumPlane, start_stratum};
 use crate::{
     api::{ApiState, HttpServer},
     blocks::{BlockPath, BlockThread},
-    config::Config,
+    config::{Config, NodeConfig, PortSettings},
     journal::Journal,
+    metrics::{ListenerLabels, PoolSources},
     rpc::Nodes,
     stats::{Recorder, SqliteRecorder, drain_block_events, drain_stats, publish_difficulties_task},
     storage::{Storage, StorageConfig},
@@ -111,15 +112,7 @@ fn spawn_control(
         Arc::clone(template_loop),
         shutdown_rx.clone(),
     ));
-    for node in &config.nodes {
-        if let Some(endpoint) = &node.zmq_hashblock {
-            control.spawn(zmq_task(
-                Arc::clone(template_loop),
-                endpoint.clone(),
-                shutdown_rx.clone(),
-            ));
-        }
-    }
+    spawn_zmq_tasks(&mut control, template_loop, &config.nodes, shutdown_rx);
     if recorder.worker_difficulties().is_some() {
         control.spawn(publish_difficulties_task(
             Arc::clone(recorder),
@@ -231,7 +224,17 @@ impl Daemon {
         }
         let http = match http_listen {
             Some(addr) => {
+                let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
+                    recorder: Arc::clone(&recorder),
+                    status: pool.template_loop().status(),
+                    pool: pool.metrics_sources().clone(),
+                    version: info.version,
+                    network: info.network,
+                    started_at: info.started_at,
+                    min_difficulty: info.min_difficulty,
+                });
                 let state = ApiState {
+                    metrics: Arc::new(metrics),
                     recorder: Arc::clone(&recorder),
                     status: pool.template_loop().status(),
                     template_seen: Arc::new(std::sync::Mutex::new((0, std::time::Instant::now()))),
@@ -342,6 +345,7 @@ pub struct Pool {
     events_task: JoinHandle<()>,
     stats_tasks: Vec<JoinHandle<()>>,
     network: watch::Receiver<crate::network::NetworkView>,
+    metrics: PoolSources,
 }
 
 impl std::fmt::Debug for Pool {
@@ -367,7 +371,7 @@ impl Pool {
         // runtime, so nothing the control plane's runtime does can delay a block.
         let block_nodes =
             Arc::new(Nodes::new(&config.nodes).context("cannot build the RPC clients")?);
-        let (block_path, block_events) = BlockPath::new(block_nodes, journal);
+        let (block_path, block_events) = BlockPath::new(Arc::clone(&block_nodes), journal);
         let block_path = Arc::new(block_path);
         let events_task = tokio::spawn(drain_block_events(block_events, Arc::clone(&recorder)));
 
@@ -384,9 +388,7 @@ impl Pool {
             .context("data plane start panicked")?
             .context("cannot start the data plane")?;
         let local_addrs = plane.local_addrs().to_vec();
-        for (addr, port) in local_addrs.iter().zip(&config.ports) {
-            tracing::info!(%addr, tls = port.listener.tls.is_some(), "stratum listening");
-        }
+        let listeners = listening(&local_addrs, &config.ports);
         let plane = Arc::new(plane);
 
         // Unfinished blocks of an earlier run go out first, then the new candidates.
@@ -418,6 +420,7 @@ impl Pool {
         );
         template_loop.trigger();
         Ok(Self {
+            metrics: PoolSources::new(&plane, &template_loop, [nodes, block_nodes], listeners),
             plane,
             local_addrs,
             recorder,
@@ -451,6 +454,12 @@ impl Pool {
         &self.template_loop
     }
 
+    /// What `/metrics` reads of the pool.
+    #[must_use]
+    pub const fn metrics_sources(&self) -> &PoolSources {
+        &self.metrics
+    }
+
     /// Stops everything in order (see the module docs).
     ///
     /// # Errors
@@ -468,6 +477,7 @@ impl Pool {
             events_task,
             stats_tasks,
             network: _,
+            metrics: _,
         } = self;
         // 1. Stop the template tasks (they hold the plane through the sink).
         let _ = shutdown_tx.send(true);
@@ -519,6 +529,35 @@ impl Pool {
             .context("flush panicked")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Logs each Stratum listener and names it for the metrics (port and protocol).
+fn listening(local_addrs: &[SocketAddr], ports: &[PortSettings]) -> Vec<ListenerLabels> {
+    local_addrs
+        .iter()
+        .zip(ports)
+        .map(|(addr, port)| {
+            let tls = port.listener.tls.is_some();
+            tracing::info!(%addr, tls, "stratum listening");
+            ListenerLabels::new(*addr, tls)
+        })
+        .collect()
+}
+
+/// One `hashblock` subscriber per node with a ZMQ endpoint.
+fn spawn_zmq_tasks(
+    control: &mut JoinSet<()>,
+    template_loop: &Arc<TemplateLoop>,
+    nodes: &[NodeConfig],
+    shutdown: &watch::Receiver<bool>,
+) {
+    for endpoint in nodes.iter().filter_map(|n| n.zmq_hashblock.as_ref()) {
+        control.spawn(zmq_task(
+            Arc::clone(template_loop),
+            endpoint.clone(),
+            shutdown.clone(),
+        ));
     }
 }
 

@@ -59,6 +59,15 @@ pub struct MemoryStats {
     pub authorized: AtomicU64,
     /// Block events seen.
     pub block_events: AtomicU64,
+    /// Difficulty changes of authorized connections (vardiff retargets and client
+    /// suggestions, [`ShareEvent::Difficulty`]).
+    pub difficulty_changes: AtomicU64,
+    /// Block events by status, in [`BlockStatus::ALL`](crate::block_status::BlockStatus::ALL)
+    /// order.
+    pub block_statuses: [AtomicU64; 6],
+    /// `submitblock` answers by node and [`crate::blocks::SubmitOutcome::label`] (nodes come
+    /// from the configuration, at most `NODES_MAX`, and five labels).
+    pub block_submissions: std::sync::Mutex<HashMap<(String, &'static str), u64>>,
 }
 
 /// A snapshot of [`MemoryStats`].
@@ -74,6 +83,8 @@ pub struct StatsSnapshot {
     pub authorized: u64,
     /// Block events seen.
     pub block_events: u64,
+    /// Difficulty changes of authorized connections.
+    pub difficulty_changes: u64,
 }
 
 impl MemoryStats {
@@ -86,7 +97,30 @@ impl MemoryStats {
             block_shares: self.block_shares.load(Ordering::Relaxed),
             authorized: self.authorized.load(Ordering::Relaxed),
             block_events: self.block_events.load(Ordering::Relaxed),
+            difficulty_changes: self.difficulty_changes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Block events by status since start, in `BlockStatus::ALL` order.
+    #[must_use]
+    pub fn block_statuses(&self) -> [(crate::block_status::BlockStatus, u64); 6] {
+        let all = crate::block_status::BlockStatus::ALL;
+        std::array::from_fn(|i| (all[i], self.block_statuses[i].load(Ordering::Relaxed)))
+    }
+
+    /// `submitblock` answers since start: node, answer label, count.
+    #[must_use]
+    pub fn block_submissions(&self) -> Vec<(String, &'static str, u64)> {
+        let map = self
+            .block_submissions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rows: Vec<_> = map
+            .iter()
+            .map(|((node, label), n)| (node.clone(), *label, *n))
+            .collect();
+        rows.sort_unstable();
+        rows
     }
 }
 
@@ -97,7 +131,10 @@ impl Recorder for MemoryStats {
                 ShareEvent::Authorized { .. } => {
                     self.authorized.fetch_add(1, Ordering::Relaxed);
                 }
-                ShareEvent::Difficulty { .. } | ShareEvent::Closed { .. } => {}
+                ShareEvent::Difficulty { .. } => {
+                    self.difficulty_changes.fetch_add(1, Ordering::Relaxed);
+                }
+                ShareEvent::Closed { .. } => {}
                 ShareEvent::Share(s) => {
                     if s.reject.is_none() {
                         self.shares_accepted.fetch_add(1, Ordering::Relaxed);
@@ -112,8 +149,22 @@ impl Recorder for MemoryStats {
         }
     }
 
-    fn on_block(&self, _event: &BlockEvent) {
+    fn on_block(&self, event: &BlockEvent) {
         self.block_events.fetch_add(1, Ordering::Relaxed);
+        let all = crate::block_status::BlockStatus::ALL;
+        if let Some(i) = all.iter().position(|s| *s == event.status) {
+            self.block_statuses[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if !event.submissions.is_empty() {
+            let mut map = self
+                .block_submissions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for answer in &event.submissions {
+                let key = (answer.node.clone(), answer.outcome.label());
+                *map.entry(key).or_insert(0) += 1;
+            }
+        }
     }
 
     fn flush(&self) {
@@ -311,6 +362,22 @@ impl SqliteRecorder {
     #[must_use]
     pub fn counters(&self) -> StatsSnapshot {
         self.counters.snapshot()
+    }
+
+    /// The in-memory counters themselves (block events by status and submissions by node).
+    #[must_use]
+    pub const fn memory_stats(&self) -> &MemoryStats {
+        &self.counters
+    }
+
+    /// The storage writer's figures, while storage runs.
+    #[must_use]
+    pub fn storage_stats(&self) -> Option<crate::storage::StorageStats> {
+        let guard = self
+            .storage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.as_ref().map(crate::storage::Storage::stats)
     }
 
     /// The worker names seen since start (at most `WORKERS_LISTED_MAX`).

@@ -166,6 +166,25 @@ pub struct BlockRecord {
     pub found_unix_s: i64,
 }
 
+/// The writer's figures ([`Storage::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Messages waiting in the writer's channel (worker updates, events, blocks, control).
+    pub queued_messages: u64,
+    /// The channel's capacity (`STORAGE_CHANNEL_MESSAGES_MAX`).
+    pub channel_capacity: u64,
+    /// Worker-minute share buckets aggregated in memory, waiting for the next commit.
+    pub pending_share_buckets: u64,
+    /// Batches committed.
+    pub batches_committed: u64,
+    /// Shares dropped because `SHARE_BUCKETS_MAX` buckets were pending.
+    pub dropped_shares: u64,
+    /// Messages dropped on a full channel.
+    pub dropped_messages: u64,
+    /// Batches that failed to commit.
+    pub write_errors: u64,
+}
+
 /// State shared between the handle and the writer thread.
 #[derive(Debug)]
 struct Shared {
@@ -174,6 +193,9 @@ struct Shared {
     batches_committed: AtomicU64,
     dropped_messages: AtomicU64,
     write_errors: AtomicU64,
+    /// Messages in the writer's channel: counted up before a send (down again if it fails),
+    /// down when the writer receives one.
+    queued: AtomicU64,
     last_write_error: Mutex<Option<String>>,
 }
 
@@ -270,6 +292,7 @@ impl Storage {
             batches_committed: AtomicU64::new(0),
             dropped_messages: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
             last_write_error: Mutex::new(None),
         });
         let (sender, receiver) = sync_channel(config.channel_capacity);
@@ -481,12 +504,40 @@ impl Storage {
         (count, last)
     }
 
+    /// The writer's figures now (for metrics).
+    pub fn stats(&self) -> StorageStats {
+        // One lock of the aggregator, released before anything else is read.
+        let (pending_share_buckets, dropped_shares) = {
+            let aggregator = self
+                .shared
+                .aggregator
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (aggregator.len() as u64, aggregator.dropped_shares())
+        };
+        StorageStats {
+            queued_messages: self.shared.queued.load(Ordering::Relaxed),
+            channel_capacity: self.config.channel_capacity as u64,
+            pending_share_buckets,
+            batches_committed: self.batches_committed(),
+            dropped_shares,
+            dropped_messages: self.dropped_messages(),
+            write_errors: self.write_errors().0,
+        }
+    }
+
     fn sender(&self) -> Result<&SyncSender<Message>, StorageError> {
         self.sender.as_ref().ok_or(StorageError::WriterStopped)
     }
 
     fn try_send(&self, message: Message, what: &'static str) -> Result<(), StorageError> {
-        match self.sender()?.try_send(message) {
+        let sender = self.sender()?;
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = sender.try_send(message);
+        if sent.is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.shared.dropped_messages.fetch_add(1, Ordering::Relaxed);
@@ -503,7 +554,12 @@ impl Storage {
         let started = Instant::now();
         let mut message = message;
         loop {
-            match sender.try_send(message) {
+            self.shared.queued.fetch_add(1, Ordering::Relaxed);
+            let sent = sender.try_send(message);
+            if sent.is_err() {
+                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            }
+            match sent {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Disconnected(_)) => return Err(StorageError::WriterStopped),
                 Err(TrySendError::Full(back)) => message = back,
@@ -520,9 +576,12 @@ impl Storage {
     /// room in the channel without a time limit: the writer always drains it.
     fn request(&self, make: impl FnOnce(writer::Ack) -> Message) -> Result<(), StorageError> {
         let (ack, answer) = sync_channel(1);
-        self.sender()?
-            .send(make(ack))
-            .map_err(|_| StorageError::WriterStopped)?;
+        let sender = self.sender()?;
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        if sender.send(make(ack)).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(StorageError::WriterStopped);
+        }
         answer.recv().map_err(|_| StorageError::WriterStopped)?
     }
 

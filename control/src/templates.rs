@@ -145,6 +145,18 @@ pub struct TemplateLoop {
     status: watch::Sender<TemplateStatus>,
     longpoll: watch::Sender<Option<(usize, String)>>,
     job_build_failures: AtomicU64,
+    /// Each ZMQ endpoint's state, by endpoint (one per configured node at most).
+    zmq: Mutex<std::collections::BTreeMap<String, ZmqState>>,
+}
+
+/// What one ZMQ `hashblock` subscription has done ([`TemplateLoop::zmq_states`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZmqState {
+    /// Subscribed (the socket reconnects by itself after that, so a node that went away is
+    /// not seen here: watch `hashblocks` and the node's RPC state).
+    pub subscribed: bool,
+    /// `hashblock` notifications received.
+    pub hashblocks: u64,
 }
 
 impl std::fmt::Debug for TemplateLoop {
@@ -238,7 +250,36 @@ impl TemplateLoop {
             status: watch::Sender::new(TemplateStatus::default()),
             longpoll: watch::Sender::new(None),
             job_build_failures: AtomicU64::new(0),
+            zmq: Mutex::new(std::collections::BTreeMap::new()),
         }
+    }
+
+    /// Each ZMQ endpoint's state, by endpoint.
+    #[must_use]
+    pub fn zmq_states(&self) -> Vec<(String, ZmqState)> {
+        let map = self
+            .zmq
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter().map(|(e, s)| (e.clone(), *s)).collect()
+    }
+
+    fn zmq_update(&self, endpoint: &str, f: impl FnOnce(&mut ZmqState)) {
+        let mut map = self
+            .zmq
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(map.entry(endpoint.to_owned()).or_default());
+    }
+
+    /// How long ago a node last answered with a usable template (`None` before the first).
+    #[must_use]
+    pub fn refreshed_ago(&self) -> Option<Duration> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fetched_at
+            .map(|at| at.elapsed())
     }
 
     /// Asks for a refresh as soon as possible (coalesces with pending requests).
@@ -607,6 +648,7 @@ pub async fn zmq_task(
     mut shutdown: watch::Receiver<bool>,
 ) {
     use zeromq::{Socket, SocketRecv};
+    lp.zmq_update(&endpoint, |_| {});
     loop {
         let mut socket = zeromq::SubSocket::new();
         let connected = tokio::select! {
@@ -625,6 +667,7 @@ pub async fn zmq_task(
             continue;
         }
         tracing::info!(%endpoint, "zmq hashblock subscribed");
+        lp.zmq_update(&endpoint, |s| s.subscribed = true);
         loop {
             tokio::select! {
                 message = socket.recv() => match message {
@@ -633,6 +676,7 @@ pub async fn zmq_task(
                         if m.get(0).is_some_and(|t| t.as_ref() == b"hashblock")
                             && m.get(1).is_some_and(|h| h.len() == 32)
                         {
+                            lp.zmq_update(&endpoint, |s| s.hashblocks += 1);
                             lp.on_hashblock();
                         }
                     }

@@ -69,7 +69,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("get", "/api/v1/workers/{id}/history"),
     ("get", "/api/v1/workers/{id}/sessions"),
     ("get", "/api/v1/workers/{id}/events"),
-    ("get", "/metrics"),
     ("get", "/api/v1/admin/config"),
     ("put", "/api/v1/admin/config"),
     ("get", "/api/v1/admin/nodes"),

@@ -128,6 +128,13 @@ impl std::fmt::Debug for UserAgentFamily {
     }
 }
 
+/// Upper bounds of the buckets of each shard's job fan-out latency histogram, in microseconds
+/// (time from `DataPlane::publish` to the shard having handed the new jobs to every one of its
+/// connections); one more bucket takes the slower fan-outs.
+pub const FANOUT_BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 250_000, 1_000_000,
+];
+
 /// A copy of one shard's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CountersSnapshot {
@@ -146,6 +153,9 @@ pub struct CountersSnapshot {
     pub closed: u64,
     /// Connections open now.
     pub connections: u64,
+    /// Connections open now, by listener index (`NetConfig::listeners` order; the entries past
+    /// the configured listeners stay 0).
+    pub connections_by_listener: [u64; crate::limits::LISTENERS_MAX],
     /// Lines handed to the protocol.
     pub lines: u64,
     /// Job notifications dropped from outbound queues because newer ones superseded them.
@@ -173,6 +183,12 @@ pub struct CountersSnapshot {
     /// Jobs that could not be built for a connection (no coinbase for its payout script, or
     /// its job variants exhausted; logged, rate-limited): the miner keeps the work it has.
     pub job_build_failures: u64,
+    /// Job fan-outs by latency (publish → every connection of the shard handed its jobs), per
+    /// bucket of [`FANOUT_BUCKETS_US`] then the slower ones (not cumulative). At most one per
+    /// publication; publications that coalesce into one wake-up count once.
+    pub fanout_buckets: [u64; FANOUT_BUCKETS_US.len() + 1],
+    /// Sum of the recorded fan-out latencies, nanoseconds.
+    pub fanout_sum_ns: u64,
 }
 
 impl std::ops::AddAssign for CountersSnapshot {
@@ -183,6 +199,13 @@ impl std::ops::AddAssign for CountersSnapshot {
         self.refused_rate += o.refused_rate;
         self.closed += o.closed;
         self.connections += o.connections;
+        for (mine, theirs) in self
+            .connections_by_listener
+            .iter_mut()
+            .zip(o.connections_by_listener)
+        {
+            *mine += theirs;
+        }
         self.lines += o.lines;
         self.notifies_dropped += o.notifies_dropped;
         self.stats_dropped += o.stats_dropped;
@@ -194,5 +217,9 @@ impl std::ops::AddAssign for CountersSnapshot {
         self.candidates_deferred += o.candidates_deferred;
         self.candidates_lost += o.candidates_lost;
         self.job_build_failures += o.job_build_failures;
+        for (mine, theirs) in self.fanout_buckets.iter_mut().zip(o.fanout_buckets) {
+            *mine += theirs;
+        }
+        self.fanout_sum_ns += o.fanout_sum_ns;
     }
 }

@@ -66,6 +66,18 @@ pub enum ShareReject {
 }
 
 impl ShareReject {
+    /// Every reason (metrics list each, at zero until one happens).
+    pub const ALL: [Self; 8] = [
+        Self::UnknownJob,
+        Self::Stale,
+        Self::Extranonce2Size,
+        Self::NtimeOutOfRange,
+        Self::VersionBitsOutsideMask,
+        Self::LowDifficulty,
+        Self::Duplicate,
+        Self::Malformed,
+    ];
+
     /// The Stratum V1 error code: 20 other, 21 job not found or stale, 22 duplicate, 23 low
     /// difficulty.
     #[must_use]

@@ -94,6 +94,10 @@ impl<J, S, C> DataPlane<J, S, C> {
     /// of its connections. Wake-ups coalesce, so publishing faster than the shards fan out
     /// delivers the newest jobs at least once.
     pub fn publish(&self, jobs: Arc<J>) {
+        // Stamped before the swap: a shard that sees these jobs sees this time or a newer one.
+        for shard in &self.shards {
+            shard.counters.published();
+        }
         self.jobs.store(jobs);
         for shard in &self.shards {
             // Full: a wake-up is already queued and will load the newest jobs.

@@ -1011,10 +1011,7 @@ fn finish_in<P: Protocol>(st: &mut ShardState<P>, index: usize) {
     assert!(st.live > 0);
     st.live -= 1;
     st.ip_table.release(slot.ip_bucket);
-    bump(&st.counters.closed, 1);
-    st.counters
-        .connections
-        .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
+    st.counters.closed_on(slot.info.listener, st.live);
     let conn = slot
         .conn
         .take()
@@ -1140,10 +1137,7 @@ fn install<P: Protocol>(
     st.slots[index] = Some(slot);
     st.live += 1;
     assert!(st.live <= st.config.connections_per_shard_max);
-    bump(&st.counters.accepted, 1);
-    st.counters
-        .connections
-        .store(st.live as u64, std::sync::atomic::Ordering::Relaxed);
+    st.counters.accepted_on(info.listener, st.live);
     index
 }
 
@@ -1768,7 +1762,7 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
 }
 
 /// Calls `on_jobs` for every connection of the shard (plain ones get the notify written
-/// through at once).
+/// through at once), then records the fan-out's latency.
 fn fan_out<P: Protocol>(st: &mut ShardState<P>, jobs: &Arc<P::Jobs>) {
     let now = Instant::now();
     st.protocol.on_shard_jobs(jobs);
@@ -1805,6 +1799,7 @@ fn fan_out<P: Protocol>(st: &mut ShardState<P>, jobs: &Arc<P::Jobs>) {
             plain_after_callback(st, index);
         }
     }
+    st.counters.fanned_out();
 }
 
 /// Everything a shard thread needs.

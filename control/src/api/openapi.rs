@@ -48,6 +48,7 @@ use super::v1;
         v1::admin::create_token,
         v1::admin::revoke_token,
         v1::admin::audit,
+        crate::metrics::scrape::metrics,
     ),
     tags(
         (name = "status", description = "Is the pool working"),
@@ -57,7 +58,7 @@ use super::v1;
         (name = "network", description = "Nodes and the chain"),
         (name = "connect", description = "How to point a miner here"),
         (name = "events", description = "What happened"),
-        (name = "meta", description = "This document"),
+        (name = "meta", description = "This document and the Prometheus metrics"),
         (name = "admin", description = "Setup, login, sessions, tokens, audit log"),
     )
 )]

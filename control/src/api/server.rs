@@ -6,6 +6,9 @@
 //! At most `HTTP_CONNECTIONS_MAX` connections at once (more wait in the kernel backlog);
 //! request heads at most `HTTP_REQUEST_HEAD_BYTES_MAX`, read within
 //! `HTTP_HEADER_READ_SECS`; each connection lives at most `HTTP_CONNECTION_SECS_MAX`.
+//!
+//! Each request carries its connection's peer address as an
+//! [`axum::extract::ConnectInfo<SocketAddr>`] extension (for `/metrics`' loopback rule).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

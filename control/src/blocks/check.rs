@@ -36,6 +36,19 @@ impl SubmitOutcome {
         matches!(self, Self::Accepted | Self::Duplicate | Self::Inconclusive)
     }
 
+    /// A short, stable label for metrics: `accepted`, `duplicate`, `inconclusive`,
+    /// `rejected` or `failed`.
+    #[must_use]
+    pub const fn label(&self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Inconclusive => "inconclusive",
+            Self::Rejected(_) => "rejected",
+            Self::Failed(_) => "failed",
+        }
+    }
+
     /// The answer as stored and shown (`accepted`, `duplicate`, `rejected: high-hash`…).
     #[must_use]
     pub fn describe(&self) -> String {

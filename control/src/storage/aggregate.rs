@@ -47,6 +47,11 @@ pub(super) struct Aggregator {
 }
 
 impl Aggregator {
+    /// Buckets held now.
+    pub(super) const fn len(&self) -> usize {
+        self.buckets_count
+    }
+
     /// Folds one share in. Returns `false` (and counts it) if it needed a new bucket and
     /// `buckets_max` are already held.
     pub(super) fn add(&mut self, share: &super::ShareRecord<'_>, buckets_max: usize) -> bool {

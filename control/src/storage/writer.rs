@@ -1,6 +1,7 @@
 //! The writer thread: owns the only write connection and commits batches.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -116,7 +117,11 @@ impl Writer {
                 deadline = Instant::now() + self.config.flush_interval;
                 continue;
             }
-            match self.receiver.recv_timeout(deadline - now) {
+            let received = self.receiver.recv_timeout(deadline - now);
+            if received.is_ok() {
+                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            }
+            match received {
                 Ok(Message::Flush(ack)) => {
                     let _ = ack.send(self.flush());
                 }

@@ -53,6 +53,15 @@ pub const SSE_BEHIND_MAX: usize = EVENTS_RING_MAX / 2;
 /// `worker:<id>` topics one stream may ask for.
 pub const SSE_WORKER_TOPICS_MAX: usize = 16;
 
+/// Most per-worker series `/metrics` exposes (the highest ten-minute hashrates first; the
+/// rest are counted in `warppool_worker_series_over_cap`): bounded label cardinality.
+pub const METRICS_WORKER_SERIES_MAX: usize = 1_000;
+
+/// Seconds without an update (share, connection, close, difficulty change) after which a
+/// worker's series leave `/metrics` (solo-pool-rs drops series unwritten for 24 h too).
+pub const METRICS_WORKER_SERIES_IDLE_SECS: i64 = 86_400;
+
 const _: () = assert!(LIVE_WORKER_CONNECTS_KEPT >= 2);
+const _: () = assert!(METRICS_WORKER_SERIES_MAX <= LIVE_WORKERS_MAX);
 const _: () = assert!(API_PAGE_ROWS_MAX >= 1);
 const _: () = assert!(SSE_BEHIND_MAX >= 64 && SSE_PING_SECS < SSE_STREAM_SECS_MAX);
