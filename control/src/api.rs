@@ -230,6 +230,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(HTTP_REQUEST_BODY_BYTES_MAX))
+        .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             host_guard,
@@ -255,6 +256,47 @@ fn admin_routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/admin/tokens", get(a::tokens).post(a::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(a::revoke_token))
         .route("/api/v1/admin/audit", get(a::audit))
+}
+
+/// Bytes of a plain-text refusal kept as the JSON error's message.
+const REFUSAL_TEXT_BYTES_MAX: usize = 1024;
+
+/// Turns the plain-text refusals of axum's extractors (a query, path or body that does not
+/// parse) into the API's JSON error, so every 4xx has one shape.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !status.is_client_error() || json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, REFUSAL_TEXT_BYTES_MAX)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let code = match status {
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        _ => "BAD_REQUEST",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_owned()
+    } else {
+        text
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for name in [header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::ALLOW] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 /// Refuses a request whose `Host` the API does not answer to (421, DNS rebinding).

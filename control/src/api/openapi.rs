@@ -50,6 +50,7 @@ use super::v1;
         v1::admin::audit,
         crate::metrics::scrape::metrics,
     ),
+    components(schemas(v1::stream::StreamEvent)),
     tags(
         (name = "status", description = "Is the pool working"),
         (name = "pool", description = "The pool's figures"),
@@ -67,11 +68,61 @@ pub struct ApiDoc;
 /// The document as pretty JSON with a final newline (the committed form).
 #[must_use]
 pub fn json() -> String {
-    let mut text = ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    complete(&mut doc);
+    let mut text =
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     text.push('\n');
     text
+}
+
+/// What every operation can answer besides what its handler documents: any 4xx and a 503
+/// (`BUSY`, the query queue is full), each as an [`super::ErrorBody`]; and `/metrics` in the
+/// Prometheus text format as well as OpenMetrics.
+fn complete(doc: &mut serde_json::Value) {
+    let error = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    // A stream message matches one of these by its event name; objects may match several
+    // shapes (`reset` is `{}`), so any-of, not one-of.
+    if let Some(event) = doc.pointer_mut("/components/schemas/StreamEvent")
+        && let Some(one_of) = event.as_object_mut().and_then(|o| o.remove("oneOf"))
+    {
+        event["anyOf"] = one_of;
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            responses
+                .entry("4XX")
+                .or_insert_with(|| error("A request this endpoint refuses (see the code)"));
+            responses
+                .entry("503")
+                .or_insert_with(|| error("Busy: API_QUERIES_QUEUED_MAX queries are waiting"));
+            if path == "/metrics"
+                && let Some(content) = responses
+                    .get_mut("200")
+                    .and_then(|r| r.get_mut("content"))
+                    .and_then(|c| c.as_object_mut())
+            {
+                content.insert(
+                    "text/plain; version=0.0.4; charset=utf-8".to_owned(),
+                    serde_json::json!({"schema": {"type": "string"}}),
+                );
+            }
+        }
+    }
 }
 
 /// This API's OpenAPI document.

@@ -20,6 +20,7 @@ pub const BEST_SHARES_ROWS: usize = 20;
 #[into_params(parameter_in = Query)]
 pub struct BestQuery {
     /// `all` (ever, default), `round` (since the pool's last block) or `day` (24 hours).
+    #[param(pattern = "^(all|round|day)$")]
     pub scope: Option<String>,
 }
 
@@ -40,7 +41,7 @@ pub struct BestRow {
 
 /// `GET /api/v1/best-shares`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BestShares {
+pub struct BestShareTable {
     /// The scope asked for.
     pub scope: &'static str,
     /// Best first, at most 20.
@@ -49,7 +50,7 @@ pub struct BestShares {
 
 /// The best shares of all time, this round or today, one per worker.
 #[utoipa::path(get, path = "/api/v1/best-shares", tag = "pool", params(BestQuery), responses(
-    (status = 200, description = "High scores", body = BestShares),
+    (status = 200, description = "High scores", body = BestShareTable),
     (status = 400, description = "An unknown scope", body = ErrorBody),
     (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
 pub async fn best_shares(
@@ -80,7 +81,7 @@ pub async fn best_shares(
                         at: b.minute_unix_s,
                     })
                     .collect();
-                Ok(BestShares { scope: name, rows })
+                Ok(BestShareTable { scope: name, rows })
             })
         })
         .await

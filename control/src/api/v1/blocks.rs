@@ -19,6 +19,7 @@ pub const BLOCKS_PAGE_MAX: usize = 100;
 #[into_params(parameter_in = Query)]
 pub struct BlocksQuery {
     /// Blocks to list, newest first, 1..=100 (default 100).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 

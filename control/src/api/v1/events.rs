@@ -18,6 +18,7 @@ pub const RECENT_EVENTS_MAX: usize = 200;
 #[into_params(parameter_in = Query)]
 pub struct RecentQuery {
     /// Events to list, 1..=200 (default 20).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
 }
 

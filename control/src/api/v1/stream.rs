@@ -49,7 +49,8 @@ pub struct StreamQuery {
     /// Comma-separated extra topics: `workers`, `worker:<id>` (at most 16).
     pub topics: Option<String>,
     /// Resume after this id (browsers send `Last-Event-ID` on reconnects themselves).
-    pub last_event_id: Option<u64>,
+    #[param(minimum = 0)]
+    pub last_event_id: Option<i64>,
 }
 
 /// `hello`: the first event of every stream.
@@ -126,6 +127,47 @@ pub struct JobEvent {
     pub fees_sats: u64,
 }
 
+/// `reset`: the ring no longer holds what came after `Last-Event-ID`; refetch.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reset {}
+
+/// The `data:` of any message of the stream, by its `event:` name: `hello`, `pool`,
+/// `workers`, `worker`, `job`, `block`, `health`, `reset`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum StreamEvent {
+    /// `hello`.
+    Hello(Hello),
+    /// `pool`.
+    Pool(PoolEvent),
+    /// `workers`.
+    Workers(WorkersEvent),
+    /// `worker`.
+    Worker(Box<super::workers::WorkerDetail>),
+    /// `job`.
+    Job(JobEvent),
+    /// `block`.
+    Block(BlockStreamEvent),
+    /// `health`.
+    Health(crate::health::HealthView),
+    /// `reset`.
+    Reset(Reset),
+}
+
+/// One message of the stream, as `text/event-stream` frames it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SseMessage {
+    /// The global sequence id (every message but `hello` and `reset`).
+    pub id: Option<String>,
+    /// `hello`, `pool`, `workers`, `worker`, `job`, `block`, `health` or `reset`.
+    pub event: String,
+    /// The payload: JSON text of the [`StreamEvent`] of that name.
+    pub data: String,
+    /// Milliseconds a browser waits before reconnecting (on `hello`).
+    pub retry: Option<u64>,
+}
+
 /// Publishes a block path event on `hub` (coalesced per block hash).
 pub fn publish_block(hub: &EventHub, event: &BlockEvent) {
     let data = BlockStreamEvent {
@@ -198,7 +240,7 @@ fn sse(event: &HubEvent) -> Event {
 /// The live event stream.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(StreamQuery), responses(
     (status = 200, description = "An SSE stream: hello, then pool, workers, worker, job, block, \
-      health and reset events", content_type = "text/event-stream", body = Hello),
+      health and reset events", content_type = "text/event-stream", body = SseMessage),
     (status = 400, description = "An unknown topic", body = ErrorBody),
     (status = 403, description = "A topic that needs an admin session", body = ErrorBody),
     (status = 503, description = "SSE_STREAMS_MAX streams are open", body = ErrorBody)))]
@@ -219,7 +261,10 @@ pub async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .or(query.last_event_id);
+        .or(query.last_event_id.and_then(|id| u64::try_from(id).ok()));
+    if query.last_event_id.is_some_and(|id| id < 0) {
+        return Err(ApiError::bad_request("last_event_id must be 0 or more"));
+    }
     let life = Duration::from_secs(SSE_STREAM_SECS_MAX);
     lifetime.extend_to(tokio::time::Instant::now() + life + Duration::from_secs(5));
     let progress = Arc::new(Progress::default());

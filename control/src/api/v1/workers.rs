@@ -27,20 +27,27 @@ const PAGE_ROWS_DEFAULT: usize = 100;
 #[into_params(parameter_in = Query)]
 pub struct WorkersQuery {
     /// Case-insensitive text in the worker's name, model or firmware.
+    #[param(max_length = 128)]
     pub q: Option<String>,
     /// Comma-separated statuses (`online,degraded,idle,offline`).
+    #[param(pattern = "^(online|degraded|idle|offline)(,(online|degraded|idle|offline))*$")]
     pub status: Option<String>,
     /// Exact model (first user-agent segment).
+    #[param(max_length = 128)]
     pub model: Option<String>,
     /// Exact payout address.
+    #[param(max_length = 128)]
     pub address: Option<String>,
     /// Count groups by `status`, `model`, `firmware` or `address`.
+    #[param(pattern = "^(status|model|firmware|address)$")]
     pub group_by: Option<String>,
     /// The column to sort on (any of `columns`; default `hashrate_m10`).
     pub sort: Option<String>,
     /// `asc` or `desc` (default `desc`).
+    #[param(pattern = "^(asc|desc)$")]
     pub dir: Option<String>,
     /// Rows per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

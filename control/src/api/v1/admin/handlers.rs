@@ -521,6 +521,7 @@ pub struct AuditQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<i64>,
     /// Rows, 1..=200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
 }
 
