@@ -2,6 +2,8 @@
 //! file) on a bitcoind double serving regtest templates, with a real Stratum miner whose
 //! shares are blocks.
 
+#[path = "support/api_pool.rs"]
+mod api_pool;
 #[path = "support/fake_node.rs"]
 mod fake_node;
 #[path = "support/raw_miner.rs"]
@@ -9,71 +11,18 @@ mod raw_miner;
 #[path = "support/temp_dir.rs"]
 mod temp_dir;
 
+use api_pool::Pool;
+
 use std::time::Duration;
 
-use fake_node::{FakeNode, Reply, blockchain_info, template};
 use raw_miner::Miner;
 use serde_json::{Value, json};
-use temp_dir::TempDir;
 use tokio::io::AsyncWriteExt;
-use warppool_control::{config::Config, run::Daemon, stats::Recorder};
+use warppool_control::{run::Daemon, stats::Recorder};
 use warppool_core::plane::ShareEvent;
 
 const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn node() -> FakeNode {
-    let fake = FakeNode::start().await;
-    fake.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
-    fake.reply(
-        "getnetworkinfo",
-        Reply::Result(json!({"version": 290000, "subversion": "/Satoshi:29.0.0/"})),
-    );
-    // A node's template carries its clock: now, as Core's does.
-    let mut t = template(0x11, 102);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    t["curtime"] = json!(now);
-    fake.reply("getblocktemplate", Reply::Result(t));
-    fake.reply("getbestblockhash", Reply::Result(json!("11".repeat(32))));
-    fake.reply("submitblock", Reply::Result(Value::Null));
-    fake.on("getblockheader", |p| {
-        Reply::Result(json!({"hash": p[0], "confirmations": 1, "height": 102}))
-    });
-    fake
-}
-
-fn config(node: &FakeNode, dir: &TempDir) -> Config {
-    let text = format!(
-        r#"
-version = 1
-network = "regtest"
-[pool]
-shards = 1
-[storage]
-block_journal = "{journal}"
-database = "{db}"
-[http]
-listen = "127.0.0.1:0"
-[[node]]
-name = "fake"
-rpc_url = "{url}"
-rpc_user = "user"
-rpc_password = "pass"
-[[port]]
-addr = "127.0.0.1:0"
-difficulty_start = 0.0000152587890625
-difficulty_min = 0.0000152587890625
-fractional = "always"
-"#,
-        journal = dir.0.join("blocks.journal").display(),
-        db = dir.db().display(),
-        url = node.url(),
-    );
-    Config::from_toml(&text, Vec::new()).expect("config")
-}
 
 async fn get(http: std::net::SocketAddr, path: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -102,25 +51,10 @@ async fn until(http: std::net::SocketAddr, path: &str, ok: impl Fn(&Value) -> bo
     }
 }
 
-struct Pool {
-    daemon: Daemon,
-    http: std::net::SocketAddr,
-    _node: FakeNode,
-    _dir: TempDir,
-}
-
 async fn pool(name: &str) -> Pool {
-    let dir = TempDir::new(name);
-    let node = node().await;
-    let daemon = Daemon::start(config(&node, &dir)).await.expect("daemon");
-    let http = daemon.http_addr().expect("http");
-    until(http, "/health", |b| b["status"] == "ok").await;
-    Pool {
-        daemon,
-        http,
-        _node: node,
-        _dir: dir,
-    }
+    let p = api_pool::start(name).await;
+    until(p.http, "/health", |b| b["status"] == "ok").await;
+    p
 }
 
 fn column(page: &Value, name: &str) -> usize {

@@ -3,40 +3,24 @@
 //! TOTP code, a missing CSRF header, token scope escalation, setup after an admin exists, a
 //! DNS-rebinding Host, an oversized body, brute force lockout. Each a clear 4xx.
 
+#[path = "support/api_pool.rs"]
+mod api_pool;
 #[path = "support/fake_node.rs"]
 mod fake_node;
 #[path = "support/temp_dir.rs"]
 mod temp_dir;
 
-use fake_node::{FakeNode, Reply, blockchain_info, template};
+use fake_node::FakeNode;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use temp_dir::TempDir;
-use warppool_control::{auth::TotpSecret, config::Config, run::Daemon};
+use warppool_control::{auth::TotpSecret, run::Daemon};
 
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn daemon(name: &str) -> (Daemon, String, FakeNode, TempDir) {
-    let dir = TempDir::new(name);
-    let node = FakeNode::start().await;
-    node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
-    node.reply("getnetworkinfo", Reply::Result(json!({"version": 290000})));
-    node.reply("getblocktemplate", Reply::Result(template(0x11, 102)));
-    node.reply("getbestblockhash", Reply::Result(json!("11".repeat(32))));
-    let text = format!(
-        "version = 1\nnetwork = \"regtest\"\n[pool]\nshards = 1\n[storage]\n\
-         block_journal = \"{}\"\ndatabase = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
-         [[node]]\nname = \"fake\"\nrpc_url = \"{}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
-         [[port]]\naddr = \"127.0.0.1:0\"\n",
-        dir.0.join("blocks.journal").display(),
-        dir.db().display(),
-        node.url()
-    );
-    let daemon = Daemon::start(Config::from_toml(&text, Vec::new()).unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", daemon.http_addr().unwrap());
-    (daemon, base, node, dir)
+    let p = api_pool::start(name).await;
+    (p.daemon, p.base, p.node, p.dir)
 }
 
 fn now() -> u64 {

@@ -2,6 +2,8 @@
 //! resume with `Last-Event-ID`, `reset` past the ring, and a client that stops reading is
 //! dropped while the API keeps answering.
 
+#[path = "support/api_pool.rs"]
+mod api_pool;
 #[path = "support/fake_node.rs"]
 mod fake_node;
 #[path = "support/temp_dir.rs"]
@@ -9,7 +11,7 @@ mod temp_dir;
 
 use std::time::Duration;
 
-use fake_node::{FakeNode, Reply, blockchain_info, template};
+use fake_node::FakeNode;
 use serde_json::{Value, json};
 use temp_dir::TempDir;
 use tokio::{
@@ -17,33 +19,15 @@ use tokio::{
     net::TcpStream,
 };
 use warppool_control::{
-    blocks::BlockEvent, config::Config, events::Topic, journal::BlockStatus, run::Daemon,
-    stats::Recorder,
+    blocks::BlockEvent, events::Topic, journal::BlockStatus, run::Daemon, stats::Recorder,
 };
 use warppool_core::limits::{EVENTS_RING_MAX, SSE_BEHIND_MAX};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn daemon(name: &str) -> (Daemon, std::net::SocketAddr, FakeNode, TempDir) {
-    let dir = TempDir::new(name);
-    let node = FakeNode::start().await;
-    node.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
-    node.reply("getnetworkinfo", Reply::Result(json!({"version": 290000})));
-    node.reply("getblocktemplate", Reply::Result(template(0x11, 102)));
-    node.reply("getbestblockhash", Reply::Result(json!("11".repeat(32))));
-    let text = format!(
-        "version = 1\nnetwork = \"regtest\"\n[pool]\nshards = 1\n[storage]\n\
-         block_journal = \"{}\"\ndatabase = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
-         [[node]]\nname = \"fake\"\nrpc_url = \"{}\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n\
-         [[port]]\naddr = \"127.0.0.1:0\"\n",
-        dir.0.join("blocks.journal").display(),
-        dir.db().display(),
-        node.url()
-    );
-    let config = Config::from_toml(&text, Vec::new()).expect("config");
-    let daemon = Daemon::start(config).await.expect("daemon");
-    let http = daemon.http_addr().expect("http");
-    (daemon, http, node, dir)
+    let p = api_pool::start(name).await;
+    (p.daemon, p.http, p.node, p.dir)
 }
 
 /// One SSE message.

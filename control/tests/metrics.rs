@@ -4,6 +4,8 @@
 //! move when the miner submits, per-worker series appear and stay under their cap, and a
 //! peer outside loopback is refused by the real router.
 
+#[path = "support/api_pool.rs"]
+mod api_pool;
 #[path = "support/fake_node.rs"]
 mod fake_node;
 #[path = "support/raw_miner.rs"]
@@ -11,92 +13,23 @@ mod raw_miner;
 #[path = "support/temp_dir.rs"]
 mod temp_dir;
 
+use api_pool::Pool;
+
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{body::Body, extract::ConnectInfo, http::Request};
-use fake_node::{FakeNode, Reply, blockchain_info, template};
 use raw_miner::Miner;
-use serde_json::{Value, json};
-use temp_dir::TempDir;
 use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
-use warppool_control::{config::Config, run::Daemon, stats::Recorder};
+use warppool_control::stats::Recorder;
 use warppool_core::{limits::METRICS_WORKER_SERIES_MAX, plane::ShareEvent};
 
 const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const DEADLINE: Duration = Duration::from_secs(30);
 const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5";
 
-async fn node() -> FakeNode {
-    let fake = FakeNode::start().await;
-    fake.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
-    fake.reply(
-        "getnetworkinfo",
-        Reply::Result(json!({"version": 290000, "subversion": "/Satoshi:29.0.0/"})),
-    );
-    let mut t = template(0x11, 102);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    t["curtime"] = json!(now);
-    fake.reply("getblocktemplate", Reply::Result(t));
-    fake.reply("getbestblockhash", Reply::Result(json!("11".repeat(32))));
-    fake.reply("submitblock", Reply::Result(Value::Null));
-    fake.on("getblockheader", |p| {
-        Reply::Result(json!({"hash": p[0], "confirmations": 1, "height": 102}))
-    });
-    fake
-}
-
-fn config(node: &FakeNode, dir: &TempDir) -> Config {
-    let text = format!(
-        r#"
-version = 1
-network = "regtest"
-[pool]
-shards = 1
-[storage]
-block_journal = "{journal}"
-database = "{db}"
-[http]
-listen = "127.0.0.1:0"
-[[node]]
-name = "fake"
-rpc_url = "{url}"
-rpc_user = "user"
-rpc_password = "pass"
-[[port]]
-addr = "127.0.0.1:0"
-difficulty_start = 0.0000152587890625
-difficulty_min = 0.0000152587890625
-fractional = "always"
-"#,
-        journal = dir.0.join("blocks.journal").display(),
-        db = dir.db().display(),
-        url = node.url(),
-    );
-    Config::from_toml(&text, Vec::new()).expect("config")
-}
-
-struct Pool {
-    daemon: Daemon,
-    http: SocketAddr,
-    _node: FakeNode,
-    _dir: TempDir,
-}
-
 async fn pool(name: &str) -> Pool {
-    let dir = TempDir::new(name);
-    let node = node().await;
-    let daemon = Daemon::start(config(&node, &dir)).await.expect("daemon");
-    let http = daemon.http_addr().expect("http");
-    Pool {
-        daemon,
-        http,
-        _node: node,
-        _dir: dir,
-    }
+    api_pool::start(name).await
 }
 
 /// One scrape: status, content type, body.
@@ -343,7 +276,7 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
     });
     // A metrics token, made the way the CLI makes one.
     let auth = Arc::new(
-        warppool_control::auth::Auth::open(warppool_control::auth::AuthConfig::new(p._dir.db()))
+        warppool_control::auth::Auth::open(warppool_control::auth::AuthConfig::new(p.dir.db()))
             .unwrap(),
     );
     auth.cli_create_admin("op", "correct horse battery staple", 0)
