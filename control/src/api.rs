@@ -28,9 +28,10 @@
 //!   `GET|POST /api/v1/admin/tokens`, `DELETE /api/v1/admin/tokens/{id}`,
 //!   `GET /api/v1/admin/audit`.
 //!
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]; loopback peers, or a token of the
+//!   `metrics` scope).
+//!
 //! Every request's `Host` is checked first (421 otherwise: DNS rebinding).
-//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]; loopback peers only until
-//!   `metrics`-scoped tokens arrive with the auth module).
 //!
 //! # Where the work runs
 //! Every handler's work (live-table reads, SQLite queries, JSON encoding) runs on the API's own
