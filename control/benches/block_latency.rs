@@ -10,15 +10,15 @@
 //! every 50 blocks the node moves its tip, so the per-tip candidate cap never applies.
 //!
 //! Two phases of the same length: idle, then with 64 concurrent HTTP clients fetching
-//! `/api/v1/workers` (1,000 workers: three SQLite reads each) in a loop. Prints p50/p99/max of
+//! `/api/v1/workers` (1,000 workers, pages of 100 from the live table) in a loop. Prints p50/p99/max of
 //! each and the loaded/idle p99 ratio.
 //!
 //! As in `perf/run`, the pool gets CPU 0 and its peers CPU 1: the main thread is pinned to CPU
 //! 0 before the daemon starts (every pool thread inherits it; the shard pins itself), the
 //! node's, the miner's and the HTTP clients' runtimes pin their threads to CPU 1, so the
-//! clients' own JSON parsing is not charged to the pool; the clients run at nice 19 there, so
-//! it does not delay the node double's receipt or the miner either. On a one-CPU machine
-//! nothing is pinned.
+//! clients' own JSON parsing is not charged to the pool; the clients run at `SCHED_IDLE` (and
+//! nice 19) there, so it does not delay the node double's receipt or the miner either. On a
+//! one-CPU machine nothing is pinned.
 //!
 //! `cargo bench -p warppool-control --bench block_latency` (`BLOCK_LATENCY_SAMPLES` per phase,
 //! default 1,000: at 200 the p99 is the second-worst sample, and it moved by 2× between runs).
@@ -231,10 +231,18 @@ fn peer_runtimes() -> (
                 if cpus > 1 {
                     pin_to_cpu(1);
                 }
-                // SAFETY: setpriority on the calling thread (its tid) with a plain integer.
+                // SAFETY: setpriority and sched_setscheduler on the calling thread (its tid)
+                // with plain integers and a pointer to a local struct that outlives the call.
                 unsafe {
                     let tid = libc::gettid();
                     libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+                    if nice > 0 {
+                        // The load (the HTTP clients) never delays the instruments (the node
+                        // double's receipt, the miner): SCHED_IDLE is preempted at once,
+                        // where a nice-19 thread may run out its slice first.
+                        let param = libc::sched_param { sched_priority: 0 };
+                        libc::sched_setscheduler(tid, libc::SCHED_IDLE, &raw const param);
+                    }
                 }
             })
             .enable_all()
