@@ -10,8 +10,8 @@
 //! every 50 blocks the node moves its tip, so the per-tip candidate cap never applies.
 //!
 //! Two phases of the same length: idle, then with 64 concurrent HTTP clients fetching
-//! `/api/v1/workers` (1,000 workers, pages of 100 from the live table) in a loop. Prints p50/p99/max of
-//! each and the loaded/idle p99 ratio.
+//! `/api/v1/workers` (1,000 workers, pages of 100 from the live table) in a loop. Prints
+//! p50/p99/max of each and the loaded/idle p99 ratio.
 //!
 //! As in `perf/run`, the pool gets CPU 0 and its peers CPU 1: the main thread is pinned to CPU
 //! 0 before the daemon starts (every pool thread inherits it; the shard pins itself), the
