@@ -28,8 +28,26 @@ const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const DEADLINE: Duration = Duration::from_secs(30);
 const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5";
 
+/// A daemon whose first template has been published and fanned out to the shards: the
+/// template families (height, age, difficulty, transactions, fan-out) exist only from then on,
+/// so two scrapes compared later see the same families.
 async fn pool(name: &str) -> Pool {
-    api_pool::start(name).await
+    let p = api_pool::start(name).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (_, _, text) = scrape(p.http, None).await;
+        let ready = ["warppool_template_height", "warppool_job_fanout_seconds"]
+            .iter()
+            .all(|f| text.contains(&format!("# TYPE {f} ")));
+        if ready {
+            return p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no template in time: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// One scrape: status, content type, body.
