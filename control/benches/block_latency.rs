@@ -261,6 +261,9 @@ fn register_workers(daemon: &Daemon) {
             connection: 1_000_000 + i,
             username: format!("{ADDRESS}.w{i}"),
             user_agent: Some("bitaxe/BM1370/v2.9.0".to_owned()),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
+            local_port: 3333,
+            tls: false,
         })
         .collect();
     daemon.recorder().on_shares(&names);

@@ -125,6 +125,7 @@ impl Live {
                     connection,
                     username,
                     user_agent,
+                    ..
                 } => self.authorized(&mut inner, *connection, username, user_agent, now),
                 ShareEvent::Share(s) => {
                     let reject = s.reject.map(warppool_core::ShareReject::metrics_label);
@@ -144,7 +145,7 @@ impl Live {
                         w.difficulty_at = Some(now);
                     }
                 }
-                ShareEvent::Closed { connection } => {
+                ShareEvent::Closed { connection, .. } => {
                     if let Some(conn) = inner.by_connection.remove(connection)
                         && let Some(Some(w)) = inner.slots.get_mut(conn.worker)
                     {

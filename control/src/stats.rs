@@ -465,6 +465,7 @@ impl Recorder for SqliteRecorder {
                     connection,
                     username,
                     user_agent,
+                    ..
                 } => {
                     self.remember(&mut names, *connection, username);
                     if names.workers.len() < WORKERS_LISTED_MAX {
@@ -486,7 +487,7 @@ impl Recorder for SqliteRecorder {
                         names.set_difficulty(key, *difficulty);
                     }
                 }
-                ShareEvent::Closed { connection } => {
+                ShareEvent::Closed { connection, .. } => {
                     names.by_connection.remove(connection);
                 }
                 ShareEvent::Share(s) => {

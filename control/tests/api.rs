@@ -158,6 +158,9 @@ fn seed_workers(daemon: &Daemon, n: u64) {
             } else {
                 "bitaxe/BM1370/v2.4.0".to_owned()
             }),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
+            local_port: 3333,
+            tls: false,
         })
         .collect();
     daemon.recorder().on_shares(&events);

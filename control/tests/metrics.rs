@@ -251,6 +251,9 @@ async fn per_worker_series_stay_under_their_cap_and_the_rest_are_counted() {
             connection: 1_000_000 + i,
             username: format!("{ADDRESS}.w{i:05}"),
             user_agent: Some("bitaxe/BM1370/v2.4.0".to_owned()),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
+            local_port: 3333,
+            tls: false,
         })
         .collect();
     p.daemon.recorder().on_shares(&events);

@@ -25,6 +25,9 @@ fn authorized(connection: u64, username: &str) -> ShareEvent {
         connection,
         username: username.into(),
         user_agent: None,
+        peer: std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
+        local_port: 3333,
+        tls: false,
     }
 }
 
@@ -42,7 +45,10 @@ fn a_long_lived_miner_keeps_its_name_after_70_000_connections_came_and_went() {
             [
                 authorized(c, "bcrt1qchurn.esp"),
                 share(c),
-                ShareEvent::Closed { connection: c },
+                ShareEvent::Closed {
+                    connection: c,
+                    reason: warppool_core::plane::CloseReason::PeerClosed,
+                },
             ]
         })
         .collect();

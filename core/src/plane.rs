@@ -4,6 +4,8 @@
 //! without knowing the control plane, and the control plane reads them without knowing the
 //! data plane's internals.
 
+use std::net::SocketAddr;
+
 use crate::{Difficulty, ShareReject};
 
 /// A connection's identity in statistics: the shard index in the top 16 bits, a shard-local
@@ -22,6 +24,12 @@ pub enum ShareEvent {
         username: String,
         /// The subscribe user agent, if any.
         user_agent: Option<String>,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// The local port it connected to (which listener).
+        local_port: u16,
+        /// Whether the connection is TLS.
+        tls: bool,
     },
     /// One judged share.
     Share(ShareStat),
@@ -30,6 +38,8 @@ pub enum ShareEvent {
     Closed {
         /// The connection.
         connection: ConnectionId,
+        /// Why it closed.
+        reason: CloseReason,
     },
     /// The difficulty of an authorized connection changed (vardiff retarget or a client's
     /// suggestion), sent once per change, never per share. The control plane stores it under
@@ -45,6 +55,37 @@ pub enum ShareEvent {
         /// The connection's device family (from its subscribe user agent).
         family: UserAgentFamily,
     },
+}
+
+/// Why a connection was closed (passed to `Protocol::on_close` in `warppool-net`, and carried to the control plane in
+/// [`ShareEvent::Closed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed the connection (EOF or TLS close_notify).
+    PeerClosed,
+    /// A socket error (reset, broken pipe, ...).
+    SocketError,
+    /// A protocol callback asked to close (`Flow::Close` in `warppool-net`).
+    Protocol,
+    /// A line longer than `LINE_BYTES_MAX` arrived (after `on_line_too_long`).
+    LineTooLong,
+    /// The outbound queue overflowed: the peer does not read.
+    SlowReader,
+    /// Not subscribed within the subscribe timeout.
+    SubscribeTimeout,
+    /// Subscribed but silent for the idle timeout.
+    IdleTimeout,
+    /// A TLS handshake or record error (including plain text on a TLS port).
+    TlsError,
+    /// A TLS ClientHello arrived on a plain port.
+    TlsOnPlainPort,
+    /// The data plane is stopping.
+    Shutdown,
+    /// An operator closed it (admin API kick, or "disconnect all").
+    Kicked,
+    /// An operator banned its address while it was connected.
+    Banned,
 }
 
 /// One judged share (compact, no heap).

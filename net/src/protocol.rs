@@ -8,6 +8,8 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
+pub use warppool_core::plane::CloseReason;
+
 use crate::{outbound::Outbound, shard::Events};
 
 /// Index of a shard (0-based, below `SHARDS_MAX`).
@@ -28,32 +30,6 @@ pub enum Flow {
     Continue,
     /// Flush what is queued, then close the connection.
     Close,
-}
-
-/// Why a connection was closed (passed to [`Protocol::on_close`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// The peer closed the connection (EOF or TLS close_notify).
-    PeerClosed,
-    /// A socket error (reset, broken pipe, ...).
-    SocketError,
-    /// A callback returned [`Flow::Close`].
-    Protocol,
-    /// A line longer than `LINE_BYTES_MAX` arrived (after `on_line_too_long`).
-    LineTooLong,
-    /// The outbound queue overflowed: the peer does not read.
-    SlowReader,
-    /// Not subscribed within the subscribe timeout.
-    SubscribeTimeout,
-    /// Subscribed but silent for the idle timeout.
-    IdleTimeout,
-    /// A TLS handshake or record error (including plain text on a TLS port).
-    TlsError,
-    /// A TLS ClientHello arrived on a plain port.
-    TlsOnPlainPort,
-    /// The data plane is stopping.
-    Shutdown,
 }
 
 /// Facts about a connection, fixed for its life.
@@ -207,8 +183,8 @@ pub trait Protocol: 'static {
     /// A statistics entry announcing that `conn` is closing, sent just before
     /// [`Protocol::on_close`] (so the control plane can forget what it kept per connection).
     /// None by default.
-    fn closing_stat(&mut self, conn: &Self::Conn) -> Option<Self::Stat> {
-        let _ = conn;
+    fn closing_stat(&mut self, conn: &Self::Conn, reason: CloseReason) -> Option<Self::Stat> {
+        let _ = (conn, reason);
         None
     }
 

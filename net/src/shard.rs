@@ -1016,7 +1016,7 @@ fn finish_in<P: Protocol>(st: &mut ShardState<P>, index: usize) {
         .conn
         .take()
         .expect("connection state present until on_close");
-    if let Some(stat) = st.protocol.closing_stat(&conn) {
+    if let Some(stat) = st.protocol.closing_stat(&conn, closing.reason) {
         st.events.stat(stat);
     }
     st.protocol.on_close(conn, &slot.info, closing.reason);

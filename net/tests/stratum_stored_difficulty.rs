@@ -15,7 +15,7 @@ use std::{collections::HashMap, time::Duration};
 use harness::both_drivers;
 use serde_json::Value;
 use stratum::*;
-use warppool_core::Difficulty;
+use warppool_core::{Difficulty, plane::CloseReason};
 use warppool_net::stratum::{
     ShareEvent, StratumConfig, StratumPlane, UserAgentFamily, start_stratum,
 };
@@ -157,7 +157,7 @@ fn a_suggest_before_authorize_wins_and_changes_are_reported() {
 }
 
 #[test]
-fn an_authorized_connection_that_closes_is_reported_closed_once() {
+fn an_authorized_connection_that_closes_is_reported_closed_once_with_its_peer_and_reason() {
     both_drivers(DEADLINE, |force_polling| {
         let plane = pool(force_polling);
         first_difficulty(&plane, &format!("{ADDRESS}.closes"), "x");
@@ -171,10 +171,22 @@ fn an_authorized_connection_that_closes_is_reported_closed_once() {
                 while let Ok(batch) = queue.try_recv() {
                     for event in batch.iter() {
                         match event {
-                            ShareEvent::Authorized { connection, .. } => {
+                            ShareEvent::Authorized {
+                                connection,
+                                peer,
+                                local_port,
+                                tls,
+                                ..
+                            } => {
+                                assert!(peer.ip().is_loopback() && peer.port() != 0, "{peer}");
+                                assert_eq!(*local_port, plane.local_addrs()[0].port());
+                                assert!(!tls);
                                 authorized.push(*connection);
                             }
-                            ShareEvent::Closed { connection } => closed.push(*connection),
+                            ShareEvent::Closed { connection, reason } => {
+                                assert_eq!(*reason, CloseReason::PeerClosed);
+                                closed.push(*connection);
+                            }
                             _ => {}
                         }
                     }

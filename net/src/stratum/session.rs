@@ -332,6 +332,9 @@ impl Stratum {
             connection: conn.id,
             username: authorize.username.clone(),
             user_agent: conn.user_agent.clone(),
+            peer: ctx.info().peer,
+            local_port: ctx.info().local.port(),
+            tls: ctx.info().tls,
         });
         conn.user = Some(User {
             username: authorize.username,
@@ -703,9 +706,10 @@ impl Protocol for Stratum {
         Flow::Continue
     }
 
-    fn closing_stat(&mut self, conn: &Session) -> Option<ShareEvent> {
+    fn closing_stat(&mut self, conn: &Session, reason: CloseReason) -> Option<ShareEvent> {
         conn.user.as_ref().map(|_| ShareEvent::Closed {
             connection: conn.id,
+            reason,
         })
     }
 
