@@ -105,6 +105,8 @@ pub struct ApiState {
     pub allowed_hosts: Arc<crate::auth::AllowedHosts>,
     /// The Prometheus registry (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The job set published last (the payout check).
+    pub jobs: Arc<crate::payout::LastJobs>,
 }
 
 thread_local! {

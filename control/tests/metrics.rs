@@ -321,6 +321,7 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
         health: Arc::default(),
         metrics: Arc::new(metrics),
         network: pool.network(),
+        jobs: Arc::clone(pool.jobs()),
         auth: Some(Arc::clone(&auth)),
         allowed_hosts: Arc::new(
             warppool_control::auth::AllowedHosts::new::<&str>([127, 0, 0, 1].into(), &[]).unwrap(),

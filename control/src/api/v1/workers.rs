@@ -397,10 +397,22 @@ pub struct WorkerDetail {
     pub reconnects_24h: u64,
     /// Hashrate of each of the last 24 hours and the current one, oldest first, H/s.
     pub hourly_hashrate: Vec<f64>,
+    /// The payout check: the decoded outputs of the coinbase this worker hashes now.
+    pub payout: Option<crate::payout::Payout>,
+    /// Why there is no payout check, when there is none.
+    pub payout_error: Option<String>,
 }
 
 /// The detail of `w` at `now`.
-pub(crate) fn detail_of(w: &LiveWorker, now: i64, network_difficulty: Option<f64>) -> WorkerDetail {
+pub(crate) fn detail_of(
+    w: &LiveWorker,
+    now: i64,
+    network_difficulty: Option<f64>,
+    jobs: Option<&warppool_net::stratum::JobSet>,
+) -> WorkerDetail {
+    let payout = jobs
+        .ok_or(crate::payout::PayoutCheckError::NoTemplate)
+        .and_then(|j| crate::payout::check(j, &w.name, super::mask_address));
     let dev = device::parse(w.user_agent.as_deref());
     let hashrate = Windows::of(w.difficulty, |secs| w.window(now, secs));
     let expected = expected_block_s(network_difficulty, hashrate.h1.hps);
@@ -439,6 +451,8 @@ pub(crate) fn detail_of(w: &LiveWorker, now: i64, network_difficulty: Option<f64
         odds: expected.map(odds),
         reconnects_24h: w.reconnects_24h(now),
         hourly_hashrate: w.hours.series(now).to_vec(),
+        payout_error: payout.as_ref().err().map(ToString::to_string),
+        payout: payout.ok(),
     }
 }
 
@@ -458,10 +472,11 @@ pub async fn detail(
         .query(move |s| {
             let now = now_s();
             let difficulty = s.status.borrow().template.map(|t| t.network_difficulty);
+            let jobs = s.jobs.last();
             let mut found = None;
             s.recorder.live().for_each(|w| {
                 if found.is_none() && super::worker_id(&w.name) == id {
-                    found = Some(detail_of(w, now, difficulty));
+                    found = Some(detail_of(w, now, difficulty, jobs.as_deref()));
                 }
             });
             found.ok_or_else(|| ApiError::not_found(format!("no live worker with id {id}")))
