@@ -44,6 +44,7 @@ pub mod openapi;
 mod queries;
 pub mod server;
 pub mod v1;
+pub mod viewer;
 
 use std::{cell::RefCell, sync::Arc, time::Instant};
 
@@ -60,6 +61,7 @@ use tokio::sync::watch;
 pub use self::error::{ApiError, ErrorBody, ErrorDetail};
 pub use self::queries::{QueriesBusy, QueryPool};
 pub use self::server::HttpServer;
+pub use self::viewer::{UiPolicy, Viewer};
 use crate::{stats::SqliteRecorder, storage::StorageReader, templates::TemplateStatus};
 
 /// Largest request body accepted, in bytes (the API's writes are small JSON documents).
@@ -80,6 +82,8 @@ pub struct PoolInfo {
     pub endpoints: Vec<v1::connect::Endpoint>,
     /// The lowest difficulty any port accepts.
     pub min_difficulty: f64,
+    /// `[ui]`: who reads the public pages, who sees full addresses.
+    pub ui: UiPolicy,
 }
 
 /// What the handlers read.
@@ -215,18 +219,7 @@ impl IntoResponse for Encoded {
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/health", get(v1::status::health))
-        .route("/api/v1/status", get(v1::status::status))
-        .route("/api/v1/pool", get(v1::pool::pool))
-        .route("/api/v1/workers", get(v1::workers::list))
-        .route("/api/v1/workers/{id}", get(v1::workers::detail))
-        .route("/api/v1/addresses/{address}", get(v1::workers::address))
-        .route("/api/v1/blocks", get(v1::blocks::blocks))
-        .route("/api/v1/best-shares", get(v1::best::best_shares))
-        .route("/api/v1/network", get(v1::network::network))
-        .route("/api/v1/connect", get(v1::connect::connect))
-        .route("/api/v1/events/recent", get(v1::events::recent))
-        .route("/api/v1/events", get(v1::stream::events))
-        .route("/umbrel-api", get(v1::pool::umbrel))
+        .merge(public_routes(&state))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .merge(admin_routes())
         .route("/metrics", get(crate::metrics::scrape::metrics))
@@ -239,6 +232,35 @@ pub fn router(state: Arc<ApiState>) -> Router {
             host_guard,
         ))
         .with_state(state)
+}
+
+/// The read endpoints of the public pages (behind `ui.public`; see [`viewer`]).
+fn public_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/api/v1/status", get(v1::status::status))
+        .route("/api/v1/pool", get(v1::pool::pool))
+        .route("/api/v1/workers", get(v1::workers::list))
+        .route("/api/v1/workers/{id}", get(v1::workers::detail))
+        .route("/api/v1/addresses/{address}", get(v1::workers::address))
+        .route("/api/v1/blocks", get(v1::blocks::blocks))
+        .route("/api/v1/best-shares", get(v1::best::best_shares))
+        .route("/api/v1/network", get(v1::network::network))
+        .route("/api/v1/connect", get(v1::connect::connect))
+        .route("/api/v1/events/recent", get(v1::events::recent))
+        .route("/api/v1/events", get(v1::stream::events))
+        .route("/umbrel-api", get(v1::pool::umbrel))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(state),
+            viewer::viewer,
+        ))
+}
+
+/// The peer of a request (unspecified when served without our connection loop, as in tests
+/// that call the router directly).
+fn peer_of(req: &axum::extract::Request) -> std::net::SocketAddr {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| ([0, 0, 0, 0], 0).into(), |c| c.0)
 }
 
 fn admin_routes() -> Router<Arc<ApiState>> {

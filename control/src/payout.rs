@@ -115,7 +115,10 @@ pub fn check(
     let parts = build_coinbase(template, script.as_bytes(), &jobs.coinbase)
         .map_err(|e| PayoutCheckError::Coinbase(e.to_string()))?;
     let mut bytes = parts.coinb1().to_vec();
-    bytes.resize(bytes.len() + EXTRANONCE1_BYTES + parts.extranonce2_size().bytes(), 0);
+    bytes.resize(
+        bytes.len() + EXTRANONCE1_BYTES + parts.extranonce2_size().bytes(),
+        0,
+    );
     bytes.extend_from_slice(parts.coinb2());
     let tx = Transaction::consensus_decode(&mut bytes.as_slice())
         .map_err(|e| PayoutCheckError::Coinbase(format!("built coinbase does not decode: {e}")))?;
@@ -172,7 +175,10 @@ fn script_type(script: &Script) -> &'static str {
         "p2wsh"
     } else if script.is_p2tr() {
         "p2tr"
-    } else if script.as_bytes().starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]) {
+    } else if script
+        .as_bytes()
+        .starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed])
+    {
         "witness_commitment"
     } else {
         "other"

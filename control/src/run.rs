@@ -170,6 +170,7 @@ fn api_info(config: &Config) -> crate::api::PoolInfo {
         demo: config.demo,
         endpoints,
         min_difficulty,
+        ui: config.ui,
     }
 }
 

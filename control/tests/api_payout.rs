@@ -57,7 +57,8 @@ async fn worker(http: std::net::SocketAddr, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_payout_check_shows_the_outputs_of_the_coinbase_the_miner_received() {
-    let split = format!("\n[[pool.split]]\naddress = \"{SPLIT_ADDRESS}\"\nvalue_sats = {SPLIT_SATS}\n");
+    let split =
+        format!("\n[[pool.split]]\naddress = \"{SPLIT_ADDRESS}\"\nvalue_sats = {SPLIT_SATS}\n");
     let p = api_pool::start_with("api-payout", &split).await;
     let stratum = p.daemon.pool().local_addrs()[0];
     let name = format!("{ADDRESS}.axe1");
@@ -90,7 +91,10 @@ async fn the_payout_check_shows_the_outputs_of_the_coinbase_the_miner_received()
         .iter()
         .map(|o| o["script_type"].as_str().unwrap())
         .collect();
-    assert!(types.contains(&"p2wpkh") && types.contains(&"p2tr"), "{types:?}");
+    assert!(
+        types.contains(&"p2wpkh") && types.contains(&"p2tr"),
+        "{types:?}"
+    );
     assert!(types.contains(&"witness_commitment"), "{types:?}");
     let split_output = outputs.iter().find(|o| o["script_type"] == "p2tr").unwrap();
     assert_eq!(split_output["sats"].as_u64(), Some(SPLIT_SATS));

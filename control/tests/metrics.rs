@@ -317,6 +317,7 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
             demo: false,
             endpoints: Vec::new(),
             min_difficulty: 1.0,
+            ui: warppool_control::api::UiPolicy::default(),
         }),
         health: Arc::default(),
         metrics: Arc::new(metrics),

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{ApiError, ApiState, Encoded, ErrorBody};
+use crate::api::{ApiError, ApiState, Encoded, ErrorBody, Viewer};
 
 /// Most events one answer lists.
 pub const RECENT_EVENTS_MAX: usize = 200;
@@ -76,6 +76,7 @@ pub struct RecentEvents {
         (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
 pub async fn recent(
     State(state): State<Arc<ApiState>>,
+    Extension(viewer): Extension<Viewer>,
     Query(query): Query<RecentQuery>,
 ) -> Result<Encoded, ApiError> {
     let limit = query.limit.unwrap_or(20);
@@ -97,7 +98,7 @@ pub async fn recent(
                                 // Worker names carry payout addresses: masked here.
                                 let v = match (k.as_str(), v) {
                                     ("worker", serde_json::Value::String(w)) => {
-                                        Field::Text(super::mask_name(&w))
+                                        Field::Text(viewer.name(&w))
                                     }
                                     (_, v) => Field::from(v),
                                 };
