@@ -25,110 +25,38 @@
 
 #[path = "../tests/support/fake_node.rs"]
 mod fake_node;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "../tests/support/raw_miner.rs"]
 mod raw_miner;
 
 use std::{
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use fake_node::{FakeNode, Reply, blockchain_info, template};
+use harness::{ADDRESS, Node, config, node, peer_runtimes, register_workers, row};
 use hdrhistogram::Histogram;
 use raw_miner::Miner;
 use tokio::io::AsyncWriteExt;
-use warppool_control::{config::Config, run::Daemon, stats::Recorder};
+use warppool_control::run::Daemon;
 
-const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const HTTP_CLIENTS: usize = 64;
 const WORKERS: u64 = 1_000;
 const BLOCKS_PER_TIP: u64 = 50;
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The node double: a tip that moves on demand and the arrival time of each `submitblock`.
-struct Node {
-    fake: FakeNode,
-    tip: Arc<AtomicU8>,
-    submitted: Arc<Mutex<Vec<Instant>>>,
-    /// Blocks measured so far (the tip moves every `BLOCKS_PER_TIP`).
-    mined: AtomicU64,
-}
-
-async fn node() -> Node {
-    let fake = FakeNode::start().await;
-    let tip = Arc::new(AtomicU8::new(0x11));
-    let submitted: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    fake.reply("getblockchaininfo", Reply::Result(blockchain_info(false)));
-    fake.reply(
-        "getnetworkinfo",
-        Reply::Result(serde_json::json!({"version": 290000, "subversion": "/Satoshi:29.0.0/"})),
-    );
-    let t = Arc::clone(&tip);
-    fake.on("getblocktemplate", move |_| {
-        Reply::Result(template(t.load(Ordering::SeqCst), 102))
-    });
-    let t = Arc::clone(&tip);
-    fake.on("getbestblockhash", move |_| {
-        Reply::Result(serde_json::json!(
-            format!("{:02x}", t.load(Ordering::SeqCst)).repeat(32)
-        ))
-    });
-    let s = Arc::clone(&submitted);
-    fake.on("submitblock", move |_| {
-        s.lock().unwrap().push(Instant::now());
-        Reply::Result(serde_json::Value::Null)
-    });
-    fake.on("getblockheader", |p| {
-        Reply::Result(serde_json::json!({"hash": p[0], "confirmations": 1, "height": 102}))
-    });
-    Node {
-        fake,
-        tip,
-        submitted,
-        mined: AtomicU64::new(0),
-    }
-}
-
-fn config(node: &Node, dir: &std::path::Path) -> Config {
-    let text = format!(
-        r#"
-version = 1
-network = "regtest"
-[pool]
-shards = 1
-[template]
-best_block_poll_ms = 50
-[storage]
-block_journal = "{journal}"
-database = "{db}"
-[http]
-listen = "127.0.0.1:0"
-[[node]]
-name = "fake"
-rpc_url = "{url}"
-rpc_user = "user"
-rpc_password = "pass"
-[[port]]
-addr = "127.0.0.1:0"
-difficulty_start = 0.0000152587890625
-difficulty_min = 0.0000152587890625
-fractional = "always"
-"#,
-        journal = dir.join("blocks.journal").display(),
-        db = dir.join("db.sqlite").display(),
-        url = node.fake.url(),
-    );
-    Config::from_toml(&text, Vec::new()).expect("bench config")
-}
+/// Blocks measured so far (the tip moves every `BLOCKS_PER_TIP`).
+static MINED: AtomicU64 = AtomicU64::new(0);
 
 /// Measures `samples` blocks; returns the latencies in microseconds.
 async fn measure(miner: &mut Miner, node: &Node, samples: u64) -> Histogram<u64> {
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
     for _ in 0..samples {
-        if node.mined.load(Ordering::SeqCst) % BLOCKS_PER_TIP == BLOCKS_PER_TIP - 1 {
+        if MINED.load(Ordering::SeqCst) % BLOCKS_PER_TIP == BLOCKS_PER_TIP - 1 {
             node.tip.fetch_add(1, Ordering::SeqCst);
             tokio::time::timeout(SAMPLE_TIMEOUT, miner.wait_new_tip())
                 .await
@@ -153,7 +81,7 @@ async fn measure(miner: &mut Miner, node: &Node, samples: u64) -> Histogram<u64>
             );
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
-        node.mined.fetch_add(1, Ordering::SeqCst);
+        MINED.fetch_add(1, Ordering::SeqCst);
         let us = u64::try_from(arrived.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
         h.record(us.max(1)).expect("in bounds");
     }
@@ -191,85 +119,6 @@ fn hammer(
         .collect()
 }
 
-/// Pins the calling thread to `cpu`.
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
-    // read and write that local set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw const set);
-    }
-}
-
-fn row(name: &str, h: &Histogram<u64>) -> String {
-    format!(
-        "| {name} | {} | {:.2} | {:.2} | {:.2} |",
-        h.len(),
-        h.value_at_quantile(0.5) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.max() as f64 / 1000.0
-    )
-}
-
-/// The node's, the miner's and the HTTP clients' runtimes, one thread each, as separate
-/// processes would be (no one's work queues behind another's), pinned to CPU 1 while this
-/// thread, and so the daemon it starts, is pinned to CPU 0.
-fn peer_runtimes() -> (
-    tokio::runtime::Runtime,
-    tokio::runtime::Runtime,
-    tokio::runtime::Runtime,
-) {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if cpus > 1 {
-        pin_to_cpu(0);
-    }
-    let one_thread = |nice: i32| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .on_thread_start(move || {
-                if cpus > 1 {
-                    pin_to_cpu(1);
-                }
-                // SAFETY: setpriority and sched_setscheduler on the calling thread (its tid)
-                // with plain integers and a pointer to a local struct that outlives the call.
-                unsafe {
-                    let tid = libc::gettid();
-                    libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
-                    if nice > 0 {
-                        // The load (the HTTP clients) never delays the instruments (the node
-                        // double's receipt, the miner): SCHED_IDLE is preempted at once,
-                        // where a nice-19 thread may run out its slice first.
-                        let param = libc::sched_param { sched_priority: 0 };
-                        libc::sched_setscheduler(tid, libc::SCHED_IDLE, &raw const param);
-                    }
-                }
-            })
-            .enable_all()
-            .build()
-            .expect("runtime")
-    };
-    // The HTTP clients' own JSON parsing yields to the node double and the miner (the
-    // instruments) on their shared CPU.
-    (one_thread(0), one_thread(0), one_thread(19))
-}
-
-/// `WORKERS` authorized workers, so `/api/v1/workers` has something to read.
-fn register_workers(daemon: &Daemon) {
-    let names: Vec<_> = (0..WORKERS)
-        .map(|i| warppool_net::stratum::ShareEvent::Authorized {
-            connection: 1_000_000 + i,
-            username: format!("{ADDRESS}.w{i}"),
-            user_agent: Some("bitaxe/BM1370/v2.9.0".to_owned()),
-            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
-            local_port: 3333,
-            tls: false,
-        })
-        .collect();
-    daemon.recorder().on_shares(&names);
-    daemon.recorder().flush();
-}
-
 fn print(idle: &Histogram<u64>, loaded: &Histogram<u64>, requests: u64) {
     println!("| phase | blocks | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
@@ -291,16 +140,16 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let (node_runtime, miner_runtime, http_runtime) = peer_runtimes();
-    let node = Arc::new(node_runtime.block_on(node()));
+    let node = Arc::new(node_runtime.block_on(node(None)));
     // The daemon on the production control-plane runtime.
     let pool_runtime = warppool_control::run::build_runtime().expect("control runtime");
-    let config = config(&node, &dir);
+    let config = config(&node, &dir, "");
     let daemon = pool_runtime
         .block_on(Daemon::start(config))
         .expect("daemon");
     let stratum = daemon.pool().local_addrs()[0];
     let http = daemon.http_addr().expect("http");
-    register_workers(&daemon);
+    register_workers(&daemon, WORKERS);
 
     // The miner's work runs on its runtime's (pinned) worker, not on this thread.
     let on_miner = |miner: Miner, samples: u64| {

@@ -24,15 +24,10 @@ use tokio::{
 };
 use tower::ServiceExt;
 use warppool_core::limits::API_QUERY_NICE;
-
-/// Most HTTP connections served at once.
-pub const HTTP_CONNECTIONS_MAX: usize = 64;
-/// Largest request head (request line and headers), in bytes.
-pub const HTTP_REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
-/// Longest life of one HTTP connection, in seconds.
-pub const HTTP_CONNECTION_SECS_MAX: u64 = 30;
-/// Seconds a client has to send a request head.
-pub const HTTP_HEADER_READ_SECS: u64 = 5;
+pub use warppool_core::limits::{
+    HTTP_CONNECTION_SECS_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADER_READ_SECS,
+    HTTP_REQUEST_HEAD_BYTES_MAX,
+};
 
 /// A connection's deadline (`HTTP_CONNECTION_SECS_MAX` from its start), which a long-lived
 /// answer (an event stream) may push back; every request carries it as an extension, with the

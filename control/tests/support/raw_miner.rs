@@ -74,6 +74,14 @@ impl Miner {
 
     /// A submit line for a share of the current job that meets the regtest target.
     pub fn block_share(&mut self) -> String {
+        // Regtest's target is 0x7fffff << 208: the top byte of the hash (last in internal
+        // order) below 0x7f is always under it.
+        self.share_where(9, 64, |hash| hash[31] < 0x7f)
+    }
+
+    /// A submit line with request id `id` for a share of the current job whose header hash
+    /// (internal byte order) satisfies `ok`, trying `nonces` nonces per extranonce2.
+    pub fn share_where(&mut self, id: u64, nonces: u32, ok: impl Fn(&[u8; 32]) -> bool) -> String {
         let p = &self.job;
         let hex = |v: &serde_json::Value| warppool_core::hex::decode(v.as_str().unwrap()).unwrap();
         loop {
@@ -102,14 +110,11 @@ impl Miner {
             header[36..68].copy_from_slice(&root);
             header[68..72].copy_from_slice(&word(&p[7]).to_le_bytes());
             header[72..76].copy_from_slice(&word(&p[6]).to_le_bytes());
-            for nonce in 0..64u32 {
+            for nonce in 0..nonces {
                 header[76..].copy_from_slice(&nonce.to_le_bytes());
-                let hash = sha256d::Hash::hash(&header).to_byte_array();
-                // Regtest's target is 0x7fffff << 208: the top byte of the hash (last in
-                // internal order) below 0x7f is always under it.
-                if hash[31] < 0x7f {
+                if ok(&warppool_hash::sha256d_header(&header)) {
                     return format!(
-                        "{{\"id\":9,\"method\":\"mining.submit\",\"params\":[\"{}\",\
+                        "{{\"id\":{id},\"method\":\"mining.submit\",\"params\":[\"{}\",\
                          \"{}\",\"{en2}\",\"{}\",\"{nonce:08x}\"]}}\n",
                         self.worker,
                         p[0].as_str().unwrap(),

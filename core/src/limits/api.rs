@@ -32,9 +32,23 @@ pub const EVENTS_RING_MAX: usize = 1024;
 /// wins; UI.md §8.2's 1 Hz).
 pub const EVENTS_COALESCE_MS: u64 = 1000;
 
+/// Most HTTP connections the API serves at once (more wait in the kernel backlog). Over
+/// HTTP/1.1 each live event stream holds one, so this is twice [`SSE_STREAMS_MAX`]: the API
+/// stays reachable with every stream open.
+pub const HTTP_CONNECTIONS_MAX: usize = 256;
+/// Largest HTTP request head (request line and headers), in bytes.
+pub const HTTP_REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// Longest life of one HTTP connection, in seconds (an event stream extends its own, up to
+/// [`SSE_STREAM_SECS_MAX`]).
+pub const HTTP_CONNECTION_SECS_MAX: u64 = 30;
+/// Seconds an HTTP client has to send a request head.
+pub const HTTP_HEADER_READ_SECS: u64 = 5;
+
 /// Live event streams open at once; more are answered 503 (half the HTTP connection cap, so
-/// the API stays reachable with every stream open).
-pub const SSE_STREAMS_MAX: usize = 32;
+/// the API stays reachable with every stream open). 128: a farm's wall of dashboards and
+/// every phone of a household, with room (the fan-out bench runs 100).
+pub const SSE_STREAMS_MAX: usize = 128;
+const _: () = assert!(SSE_STREAMS_MAX * 2 == HTTP_CONNECTIONS_MAX);
 
 /// Seconds between `: ping` comments on an idle stream.
 pub const SSE_PING_SECS: u64 = 15;

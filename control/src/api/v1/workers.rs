@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use warppool_core::limits::{API_PAGE_ROWS_MAX, API_QUERY_TEXT_BYTES_MAX};
 
 pub use self::table::{COLUMNS, Cell, Cursor};
-use self::table::{Row, column, row, sort};
+use self::table::{Row, column, key_row, row, sort};
 use super::pool::{Odds, Windows, WorkerCounts, expected_block_s, odds};
 use crate::{
     api::{ApiError, ApiState, Encoded, ErrorBody, Viewer, now_s},
@@ -174,8 +174,10 @@ fn plan(query: &WorkersQuery) -> Result<Plan, ApiError> {
     })
 }
 
-fn matches_text(row: &Row, q: &str) -> bool {
-    [&row.name, &row.model, &row.firmware]
+/// Whether `q` is in the row's name (as the viewer sees it: a visitor cannot find an address
+/// by searching for parts of it), model or firmware.
+fn matches_text(row: &Row, q: &str, viewer: Viewer) -> bool {
+    [&viewer.name(&row.name), &row.model, &row.firmware]
         .iter()
         .any(|f| f.to_lowercase().contains(q))
 }
@@ -205,8 +207,11 @@ fn page(
     let mut by_status = WorkerCounts::default();
     let mut by_model: BTreeMap<String, u64> = BTreeMap::new();
     state.recorder.live().for_each(|w| {
-        let r = row(w, now, viewer);
-        let base = plan.q.as_deref().is_none_or(|q| matches_text(&r, q))
+        let r = key_row(w, now, viewer, plan.sort_by, query.group_by.is_some());
+        let base = plan
+            .q
+            .as_deref()
+            .is_none_or(|q| matches_text(&r, q, viewer))
             && query.address.as_ref().is_none_or(|a| *a == r.address);
         let model_ok = query.model.as_ref().is_none_or(|m| *m == r.model);
         let status_ok = plan.statuses.as_ref().is_none_or(|s| s.contains(&r.status));
@@ -246,6 +251,13 @@ fn page(
         }
         .encode()
     });
+    // The page's rows made whole (the cursor keeps the sort pass's key; a worker gone since
+    // that pass is left out).
+    let live = state.recorder.live();
+    let after: Vec<Row> = after
+        .into_iter()
+        .filter_map(|k| live.with_worker(&k.name, |w| row(w, now, viewer)))
+        .collect();
     Ok(WorkersPage {
         total,
         counts: Counts {
