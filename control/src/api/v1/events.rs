@@ -68,6 +68,28 @@ pub struct RecentEvents {
     pub rows: Vec<EventView>,
 }
 
+/// An event as the API shows it (worker names masked).
+#[must_use]
+pub fn view(e: crate::storage::EventRow) -> EventView {
+    let mut fields = BTreeMap::new();
+    if let serde_json::Value::Object(map) = e.message {
+        for (k, v) in map {
+            // Worker names carry payout addresses: masked here.
+            let v = match (k.as_str(), v) {
+                ("worker", serde_json::Value::String(w)) => Field::Text(super::mask_name(&w)),
+                (_, v) => Field::from(v),
+            };
+            fields.insert(k, v);
+        }
+    }
+    EventView {
+        id: e.id,
+        at: e.time_unix_s,
+        kind: e.kind,
+        fields,
+    }
+}
+
 /// The latest events.
 #[utoipa::path(get, path = "/api/v1/events/recent", tag = "events", params(RecentQuery),
     responses(
@@ -87,31 +109,7 @@ pub async fn recent(
     state
         .query(move |s| {
             s.with_reader(|r| {
-                let rows = r
-                    .latest_events(limit)?
-                    .into_iter()
-                    .map(|e| {
-                        let mut fields = BTreeMap::new();
-                        if let serde_json::Value::Object(map) = e.message {
-                            for (k, v) in map {
-                                // Worker names carry payout addresses: masked here.
-                                let v = match (k.as_str(), v) {
-                                    ("worker", serde_json::Value::String(w)) => {
-                                        Field::Text(super::mask_name(&w))
-                                    }
-                                    (_, v) => Field::from(v),
-                                };
-                                fields.insert(k, v);
-                            }
-                        }
-                        EventView {
-                            id: e.id,
-                            at: e.time_unix_s,
-                            kind: e.kind,
-                            fields,
-                        }
-                    })
-                    .collect();
+                let rows = r.latest_events(limit)?.into_iter().map(view).collect();
                 Ok(RecentEvents { rows })
             })
         })
