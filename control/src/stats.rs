@@ -466,23 +466,10 @@ impl Recorder for SqliteRecorder {
                     connection,
                     username,
                     user_agent,
-                    peer,
-                    local_port,
-                    tls,
+                    ..
                 } => {
                     self.remember(&mut names, *connection, username);
-                    let start = crate::storage::SessionStart {
-                        connection: *connection,
-                        worker: username.clone(),
-                        user_agent: user_agent.clone(),
-                        peer: *peer,
-                        local_port: *local_port,
-                        tls: *tls,
-                        time_unix_s: now,
-                    };
-                    if let Err(e) = storage.session_started(start) {
-                        tracing::warn!(error = %e, "session start not recorded");
-                    }
+                    session_started(storage, event, now);
                     if names.workers.len() < WORKERS_LISTED_MAX {
                         names.workers.insert(username.to_string());
                     }
@@ -627,6 +614,34 @@ impl Recorder for SqliteRecorder {
                 }
             }
         }
+    }
+}
+
+/// Opens the session of an `Authorized` event in storage (dropped and counted on a full
+/// channel).
+fn session_started(storage: &crate::storage::Storage, event: &ShareEvent, now: i64) {
+    let ShareEvent::Authorized {
+        connection,
+        username,
+        user_agent,
+        peer,
+        local_port,
+        tls,
+    } = event
+    else {
+        return;
+    };
+    let start = crate::storage::SessionStart {
+        connection: *connection,
+        worker: username.clone(),
+        user_agent: user_agent.clone(),
+        peer: *peer,
+        local_port: *local_port,
+        tls: *tls,
+        time_unix_s: now,
+    };
+    if let Err(e) = storage.session_started(start) {
+        tracing::warn!(error = %e, "session start not recorded");
     }
 }
 

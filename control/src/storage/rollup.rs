@@ -181,7 +181,8 @@ pub fn pass(
         compute(&tx, level, from, until)?;
         tx.prepare_cached(
             "INSERT INTO rollup_marks (target, level_s, done_until_unix_s) VALUES (?1, ?2, ?3)
-             ON CONFLICT (target, level_s) DO UPDATE SET done_until_unix_s = excluded.done_until_unix_s",
+             ON CONFLICT (target, level_s)
+             DO UPDATE SET done_until_unix_s = excluded.done_until_unix_s",
         )?
         .execute(params![level.target.as_str(), level.secs, until])?;
         tx.commit()?;

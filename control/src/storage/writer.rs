@@ -371,6 +371,9 @@ fn store_difficulty(
     Ok(())
 }
 
+const EVENT_INSERT: &str =
+    "INSERT INTO events (time_unix_s, kind, message, worker) VALUES (?1, ?2, ?3, ?4)";
+
 fn apply_message(connection: &Connection, message: &Message) -> rusqlite::Result<()> {
     match message {
         Message::WorkerSeen {
@@ -421,12 +424,8 @@ fn apply_message(connection: &Connection, message: &Message) -> rusqlite::Result
             message,
             worker,
         } => {
-            connection
-                .prepare_cached(
-                    "INSERT INTO events (time_unix_s, kind, message, worker)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![time_unix_s, kind, message, worker])?;
+            let event = params![time_unix_s, kind, message, worker];
+            connection.prepare_cached(EVENT_INSERT)?.execute(event)?;
         }
         Message::SessionStarted(start) => super::sessions::start(connection, start)?,
         Message::SessionEnded {
