@@ -14,7 +14,12 @@
 //!   (`tokio::task::spawn_blocking`), never directly on the control plane's runtime.
 //! - Schema migrations run at [`Storage::open`] (see [`schema`]). A database it creates is
 //!   created with mode 0600: it holds the admin auth tables (`crate::auth`, schema v7).
-//! - Retention runs on the writer every [`STORAGE_RETENTION_INTERVAL_SECS`].
+//! - Retention runs on the writer every [`STORAGE_RETENTION_INTERVAL_SECS`] (minutes, events,
+//!   each history level, ended sessions).
+//! - History: the writer rolls closed minutes up into the pool's and the workers' history
+//!   tables every [`HISTORY_ROLLUP_INTERVAL_MS`] ([`rollup`], decision 0016); the recorder's
+//!   worker sessions ([`Storage::session_started`], [`Storage::session_ended`]) and status
+//!   events land beside them.
 //!
 //! # Back-pressure
 //! - Share statistics: aggregated before the channel; a share needing a new bucket beyond
