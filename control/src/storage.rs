@@ -88,8 +88,8 @@ use aggregate::{Aggregator, MinuteBucket};
 use writer::{Message, Writer};
 
 pub use warppool_core::limits::{
-    EVENTS_QUERY_MAX, EVENTS_RETENTION_DAYS, HISTORY_ROLLUP_BUCKETS_PER_PASS,
-    HISTORY_ROLLUP_INTERVAL_MS, SHARE_BUCKETS_MAX, SHARE_MINUTES_RETENTION_DAYS,
+    EVENTS_QUERY_MAX, EVENTS_RETENTION_DAYS, HISTORY_ROLLUP_INTERVAL_MS,
+    HISTORY_ROLLUP_SOURCE_SLOTS_PER_PASS, SHARE_BUCKETS_MAX, SHARE_MINUTES_RETENTION_DAYS,
     STORAGE_BATCH_MESSAGES_MAX, STORAGE_BLOCK_SEND_TIMEOUT_MS, STORAGE_BUSY_TIMEOUT_MS,
     STORAGE_CHANNEL_MESSAGES_MAX, STORAGE_FLUSH_INTERVAL_MS, STORAGE_RETENTION_INTERVAL_SECS,
     WORKER_SESSIONS_RETENTION_DAYS,
@@ -122,8 +122,9 @@ pub struct StorageConfig {
     pub sessions_retention: Duration,
     /// How often the writer runs a history rollup pass ([`rollup`]).
     pub rollup_interval: Duration,
-    /// Most buckets of one level a rollup pass computes.
-    pub rollup_buckets_per_pass: usize,
+    /// How many source slots (minutes, or hours) per worker one level reads in one rollup
+    /// pass (at least one bucket).
+    pub rollup_source_slots_per_pass: usize,
 }
 
 impl StorageConfig {
@@ -143,7 +144,7 @@ impl StorageConfig {
             retention_interval: Duration::from_secs(STORAGE_RETENTION_INTERVAL_SECS),
             sessions_retention: Duration::from_secs(WORKER_SESSIONS_RETENTION_DAYS * SECS_PER_DAY),
             rollup_interval: Duration::from_millis(HISTORY_ROLLUP_INTERVAL_MS),
-            rollup_buckets_per_pass: HISTORY_ROLLUP_BUCKETS_PER_PASS,
+            rollup_source_slots_per_pass: HISTORY_ROLLUP_SOURCE_SLOTS_PER_PASS,
         }
     }
 }

@@ -652,10 +652,12 @@ pub const HISTORY_DAY_RETENTION_DAYS: u64 = 400;
 /// interval, so the minute's last shares are committed before it is rolled up.
 pub const HISTORY_ROLLUP_GRACE_SECS: i64 = 5;
 
-/// Most buckets of one rollup level one pass of the writer computes (a backlog after downtime
-/// or an upgrade is caught up over several passes, one second apart, instead of one long
-/// transaction).
-pub const HISTORY_ROLLUP_BUCKETS_PER_PASS: usize = 512;
+/// How much source one rollup level reads in one pass of the writer, in source slots per
+/// worker: 60 minutes of `share_minutes` for the levels made from minutes, 60 hours of the
+/// hourly rollup for those made from it (600,000 rows at 10,000 workers), and always at least
+/// one bucket. A backlog after downtime or an upgrade is caught up over several passes, one
+/// `HISTORY_ROLLUP_INTERVAL_MS` apart, instead of in one long transaction.
+pub const HISTORY_ROLLUP_SOURCE_SLOTS_PER_PASS: usize = 60;
 
 /// How often the writer runs a rollup pass, in milliseconds.
 pub const HISTORY_ROLLUP_INTERVAL_MS: u64 = 1000;
@@ -682,7 +684,7 @@ const _: () = assert!(HISTORY_HOUR_RETENTION_DAYS >= 31);
 const _: () = assert!(HISTORY_SIX_HOUR_RETENTION_DAYS >= 31);
 const _: () = assert!(HISTORY_DAY_RETENTION_DAYS >= 366);
 const _: () = assert!(HISTORY_ROLLUP_GRACE_SECS * 1000 > STORAGE_FLUSH_INTERVAL_MS as i64);
-const _: () = assert!(HISTORY_ROLLUP_BUCKETS_PER_PASS > 0);
+const _: () = assert!(HISTORY_ROLLUP_SOURCE_SLOTS_PER_PASS > 0);
 const _: () = assert!(HISTORY_ROLLUP_INTERVAL_MS > 0);
 const _: () = assert!(WORKER_SESSIONS_RETENTION_DAYS >= 1);
 

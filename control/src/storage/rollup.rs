@@ -145,13 +145,14 @@ pub fn lower_marks(connection: &Connection, minute: i64) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// One pass at `now`: each level computes at most `buckets_max` closed buckets after its mark.
-/// Returns the buckets computed (0: every level is caught up).
+/// One pass at `now`: each level computes the closed buckets after its mark, reading at most
+/// `source_slots` slots of its source per worker (at least one bucket). Returns the buckets
+/// computed (0: every level is caught up).
 pub fn pass(
     connection: &mut Connection,
     now: i64,
     minutes_retention_secs: i64,
-    buckets_max: usize,
+    source_slots: usize,
 ) -> rusqlite::Result<u64> {
     let closed = minute_start(now - HISTORY_ROLLUP_GRACE_SECS);
     let mut done = 0;
@@ -171,9 +172,14 @@ pub fn pass(
             let source = mark(&tx, Target::Worker, secs)?.unwrap_or(i64::MIN);
             until = until.min(align(source, level.secs));
         }
-        let span = i64::try_from(buckets_max)
+        let source_secs = match level.source {
+            Source::Minutes => 60,
+            Source::Worker(secs) => secs,
+        };
+        let span = i64::try_from(source_slots)
             .unwrap_or(i64::MAX)
-            .saturating_mul(level.secs);
+            .saturating_mul(source_secs);
+        let span = align(span, level.secs).max(level.secs);
         let until = until.min(from.saturating_add(span));
         if until <= from {
             continue;

@@ -229,12 +229,12 @@ impl Writer {
 
     fn roll_up(&mut self, now_unix_s: i64) -> Result<u64, StorageError> {
         let minutes = secs_i64(self.config.share_minutes_retention);
-        let buckets = self.config.rollup_buckets_per_pass;
+        let slots = self.config.rollup_source_slots_per_pass;
         Ok(super::rollup::pass(
             &mut self.connection,
             now_unix_s,
             minutes,
-            buckets,
+            slots,
         )?)
     }
 
