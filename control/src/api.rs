@@ -53,6 +53,7 @@ pub mod openapi;
 mod queries;
 pub mod server;
 pub mod v1;
+pub mod viewer;
 
 use std::{cell::RefCell, sync::Arc, time::Instant};
 
@@ -69,6 +70,7 @@ use tokio::sync::watch;
 pub use self::error::{ApiError, ErrorBody, ErrorDetail};
 pub use self::queries::{QueriesBusy, QueryPool};
 pub use self::server::HttpServer;
+pub use self::viewer::{UiPolicy, Viewer};
 use crate::{stats::SqliteRecorder, storage::StorageReader, templates::TemplateStatus};
 
 /// Largest request body accepted, in bytes (the API's writes are small JSON documents).
@@ -89,6 +91,8 @@ pub struct PoolInfo {
     pub endpoints: Vec<v1::connect::Endpoint>,
     /// The lowest difficulty any port accepts.
     pub min_difficulty: f64,
+    /// `[ui]`: who reads the public pages, who sees full addresses.
+    pub ui: UiPolicy,
 }
 
 /// What the handlers read.
@@ -114,6 +118,8 @@ pub struct ApiState {
     pub allowed_hosts: Arc<crate::auth::AllowedHosts>,
     /// The Prometheus registry (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The job set published last (the payout check).
+    pub jobs: Arc<crate::payout::LastJobs>,
 }
 
 thread_local! {
@@ -222,6 +228,24 @@ impl IntoResponse for Encoded {
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/health", get(v1::status::health))
+        .merge(public_routes(&state))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .merge(admin_routes())
+        .route("/metrics", get(crate::metrics::scrape::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(HTTP_REQUEST_BODY_BYTES_MAX))
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            host_guard,
+        ))
+        .with_state(state)
+}
+
+/// The read endpoints of the public pages (behind `ui.public`; see [`viewer`]).
+fn public_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
+    Router::new()
         .route("/api/v1/status", get(v1::status::status))
         .route("/api/v1/pool", get(v1::pool::pool))
         .route("/api/v1/workers", get(v1::workers::list))
@@ -249,18 +273,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/events/recent", get(v1::events::recent))
         .route("/api/v1/events", get(v1::stream::events))
         .route("/umbrel-api", get(v1::pool::umbrel))
-        .route("/api/v1/openapi.json", get(openapi::serve))
-        .merge(admin_routes())
-        .route("/metrics", get(crate::metrics::scrape::metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(HTTP_REQUEST_BODY_BYTES_MAX))
-        .layer(axum::middleware::map_response(json_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            host_guard,
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(state),
+            viewer::viewer,
         ))
-        .with_state(state)
+}
+
+/// The peer of a request (unspecified when served without our connection loop, as in tests
+/// that call the router directly).
+fn peer_of(req: &axum::extract::Request) -> std::net::SocketAddr {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| ([0, 0, 0, 0], 0).into(), |c| c.0)
 }
 
 fn admin_routes() -> Router<Arc<ApiState>> {

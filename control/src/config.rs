@@ -88,6 +88,8 @@ struct RawConfig {
     #[serde(default)]
     http: RawHttp,
     #[serde(default)]
+    ui: RawUi,
+    #[serde(default)]
     node: Vec<RawNode>,
     #[serde(default)]
     port: Vec<RawPort>,
@@ -138,6 +140,13 @@ struct RawStorage {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    public: Option<bool>,
+    show_addresses: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +278,8 @@ pub struct Config {
     pub events_retention_days: u64,
     /// The HTTP API address.
     pub http_listen: Option<SocketAddr>,
+    /// Who may read the public pages and see full payout addresses (`[ui]`).
+    pub ui: crate::api::UiPolicy,
     /// Started by `warppool demo` (never set from a file: the API and health say so).
     pub demo: bool,
 }
@@ -537,6 +548,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         share_minutes_retention_days,
         events_retention_days,
         http_listen,
+        ui: crate::api::UiPolicy {
+            public: raw.ui.public.unwrap_or(true),
+            show_addresses: raw.ui.show_addresses.unwrap_or(false),
+        },
         demo: false,
     })
 }

@@ -26,6 +26,7 @@ pub mod journal;
 pub mod live;
 pub mod metrics;
 pub mod network;
+pub mod payout;
 pub mod rpc;
 pub mod run;
 pub mod stats;

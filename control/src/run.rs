@@ -170,6 +170,7 @@ fn api_info(config: &Config) -> crate::api::PoolInfo {
         demo: config.demo,
         endpoints,
         min_difficulty,
+        ui: config.ui,
     }
 }
 
@@ -243,6 +244,7 @@ impl Daemon {
                     info: Arc::new(info),
                     health: Arc::default(),
                     network: pool.network(),
+                    jobs: Arc::clone(pool.jobs()),
                     auth: open_auth(&database).await,
                     allowed_hosts: Arc::new(
                         crate::auth::AllowedHosts::new::<&str>(addr.ip(), &[])
@@ -346,6 +348,7 @@ pub struct Pool {
     stats_tasks: Vec<JoinHandle<()>>,
     network: watch::Receiver<crate::network::NetworkView>,
     metrics: PoolSources,
+    jobs: Arc<crate::payout::LastJobs>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -402,10 +405,10 @@ impl Pool {
             .collect();
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let sink: Arc<dyn JobSink> = Arc::clone(&plane) as Arc<dyn JobSink>;
+        let jobs = Arc::new(crate::payout::LastJobs::default());
         let template_loop = Arc::new(TemplateLoop::new(
             Arc::clone(&nodes),
-            sink,
+            jobs.recording(Arc::clone(&plane) as Arc<dyn JobSink>),
             config.template,
             config.network,
             config.coinbase.clone(),
@@ -432,6 +435,7 @@ impl Pool {
             events_task,
             stats_tasks,
             network,
+            jobs,
         })
     }
 
@@ -440,6 +444,12 @@ impl Pool {
     #[must_use]
     pub fn network(&self) -> watch::Receiver<crate::network::NetworkView> {
         self.network.clone()
+    }
+
+    /// The job set published last (for the payout check).
+    #[must_use]
+    pub fn jobs(&self) -> &Arc<crate::payout::LastJobs> {
+        &self.jobs
     }
 
     /// The bound address of each Stratum port, in configuration order.
@@ -478,6 +488,7 @@ impl Pool {
             stats_tasks,
             network: _,
             metrics: _,
+            jobs: _,
         } = self;
         // 1. Stop the template tasks (they hold the plane through the sink).
         let _ = shutdown_tx.send(true);

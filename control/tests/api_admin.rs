@@ -3,6 +3,8 @@
 //! TOTP code, a missing CSRF header, token scope escalation, setup after an admin exists, a
 //! DNS-rebinding Host, an oversized body, brute force lockout. Each a clear 4xx.
 
+#[path = "support/admin.rs"]
+mod admin;
 #[path = "support/api_pool.rs"]
 mod api_pool;
 #[path = "support/fake_node.rs"]
@@ -10,118 +12,17 @@ mod fake_node;
 #[path = "support/temp_dir.rs"]
 mod temp_dir;
 
+use admin::{PASSWORD, error_code, get, make_token, set_up};
+
 use fake_node::FakeNode;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use temp_dir::TempDir;
-use warppool_control::{auth::TotpSecret, run::Daemon};
-
-const PASSWORD: &str = "correct horse battery staple";
+use warppool_control::run::Daemon;
 
 async fn daemon(name: &str) -> (Daemon, String, FakeNode, TempDir) {
     let p = api_pool::start(name).await;
     (p.daemon, p.base, p.node, p.dir)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// An admin signed in through the first-run setup: its cookie, CSRF token and TOTP secret.
-struct Admin {
-    cookie: String,
-    csrf: String,
-    /// The code setup was confirmed with.
-    setup_code: String,
-    recovery: Vec<String>,
-}
-
-async fn set_up(http: &Client, base: &str) -> Admin {
-    let r = http
-        .post(format!("{base}/api/v1/setup"))
-        .json(&json!({"username": "op", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let started: Value = r.json().await.unwrap();
-    assert!(
-        started["otpauth_uri"]
-            .as_str()
-            .unwrap()
-            .starts_with("otpauth://totp/")
-    );
-    let secret = TotpSecret::from_base32(started["secret_base32"].as_str().unwrap()).unwrap();
-    let setup_code = secret.code_at(now());
-    let r = http
-        .post(format!("{base}/api/v1/setup/confirm"))
-        .json(&json!({"ticket": started["ticket"], "code": setup_code}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let done: Value = r.json().await.unwrap();
-    let recovery = done["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    Admin {
-        cookie,
-        csrf: done["csrf_token"].as_str().unwrap().to_owned(),
-        setup_code,
-        recovery,
-    }
-}
-
-async fn error_code(r: reqwest::Response) -> (StatusCode, String) {
-    let status = r.status();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["error"]["code"].as_str().unwrap_or("").to_owned(),
-    )
-}
-
-/// `GET url` with a cookie or a bearer token: status and JSON.
-async fn get(http: &Client, url: &str, cookie: Option<&str>, token: Option<&str>) -> (u16, Value) {
-    let mut r = http.get(url);
-    if let Some(c) = cookie {
-        r = r.header("cookie", c);
-    }
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-/// `POST /api/v1/admin/tokens` of `scope` by `admin`, with or without its CSRF header.
-async fn make_token(
-    http: &Client,
-    base: &str,
-    admin: &Admin,
-    scope: &str,
-    csrf: bool,
-) -> reqwest::Response {
-    let mut r = http
-        .post(format!("{base}/api/v1/admin/tokens"))
-        .header("cookie", &admin.cookie)
-        .json(&json!({"name": format!("{scope} token"), "scope": scope}));
-    if csrf {
-        r = r.header("x-csrf-token", &admin.csrf);
-    }
-    r.send().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -317,10 +317,12 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
             demo: false,
             endpoints: Vec::new(),
             min_difficulty: 1.0,
+            ui: warppool_control::api::UiPolicy::default(),
         }),
         health: Arc::default(),
         metrics: Arc::new(metrics),
         network: pool.network(),
+        jobs: Arc::clone(pool.jobs()),
         auth: Some(Arc::clone(&auth)),
         allowed_hosts: Arc::new(
             warppool_control::auth::AllowedHosts::new::<&str>([127, 0, 0, 1].into(), &[]).unwrap(),

@@ -15,7 +15,11 @@ use super::v1;
     info(
         title = "WarpPool API",
         description = "The HTTP API of WarpPool, a Bitcoin solo mining pool. Every hashrate \
-                       comes with its 95 % confidence interval from the shares behind it.",
+                       comes with its 95 % confidence interval from the shares behind it. \
+                       Payout addresses are masked unless the caller is an admin (session \
+                       or admin token) or `ui.show_addresses` is set; with `ui.public = \
+                       false` the read endpoints answer 401 `AUTH_REQUIRED` to callers \
+                       without an admin session, a read token or an admin token.",
         license(name = "MIT OR Apache-2.0")
     ),
     paths(

@@ -47,7 +47,12 @@ pub async fn node() -> FakeNode {
 /// One shard, the HTTP API on a free port, one Stratum port at difficulty 2^-16 (nearly every
 /// regtest share is a block).
 pub fn config(node: &FakeNode, dir: &TempDir) -> Config {
-    let text = format!(
+    config_with(node, dir, "")
+}
+
+/// [`config`] with `extra` TOML appended (tables such as `[[pool.split]]`).
+pub fn config_with(node: &FakeNode, dir: &TempDir, extra: &str) -> Config {
+    let mut text = format!(
         r#"
 version = 1
 network = "regtest"
@@ -73,6 +78,7 @@ fractional = "always"
         db = dir.db().display(),
         url = node.url(),
     );
+    text.push_str(extra);
     Config::from_toml(&text, Vec::new()).expect("config")
 }
 
@@ -87,9 +93,16 @@ pub struct Pool {
 
 /// Starts a daemon in a fresh directory named after `name`.
 pub async fn start(name: &str) -> Pool {
+    start_with(name, "").await
+}
+
+/// [`start`] with `extra` TOML appended to the configuration.
+pub async fn start_with(name: &str, extra: &str) -> Pool {
     let dir = TempDir::new(name);
     let node = node().await;
-    let daemon = Daemon::start(config(&node, &dir)).await.expect("daemon");
+    let daemon = Daemon::start(config_with(&node, &dir, extra))
+        .await
+        .expect("daemon");
     let http = daemon.http_addr().expect("http");
     Pool {
         daemon,

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    api::{ApiError, ApiState, Encoded, ErrorBody, now_s},
+    api::{ApiError, ApiState, Encoded, ErrorBody, Viewer, now_s},
     live::device,
     storage::BestScope,
 };
@@ -55,6 +55,7 @@ pub struct BestShareTable {
     (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
 pub async fn best_shares(
     State(state): State<Arc<ApiState>>,
+    Extension(viewer): Extension<Viewer>,
     Query(query): Query<BestQuery>,
 ) -> Result<Encoded, ApiError> {
     let (scope, name) = match query.scope.as_deref().unwrap_or("all") {
@@ -76,7 +77,7 @@ pub async fn best_shares(
                     .map(|b| BestRow {
                         difficulty: b.difficulty,
                         worker_id: super::worker_id(&b.worker),
-                        worker: super::mask_name(&b.worker),
+                        worker: viewer.name(&b.worker),
                         model: device::parse(b.user_agent.as_deref()).model.to_owned(),
                         at: b.minute_unix_s,
                     })

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    api::{ApiError, ApiState, Encoded, ErrorBody},
+    api::{ApiError, ApiState, Encoded, ErrorBody, Viewer},
     block_status::BlockStatus,
 };
 
@@ -75,6 +75,7 @@ pub struct BlocksResponse {
     (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
 pub async fn blocks(
     State(state): State<Arc<ApiState>>,
+    Extension(viewer): Extension<Viewer>,
     Query(query): Query<BlocksQuery>,
 ) -> Result<Encoded, ApiError> {
     let limit = query.limit.unwrap_or(BLOCKS_PAGE_MAX);
@@ -100,7 +101,7 @@ pub async fn blocks(
                     rows.push(BlockView {
                         height: b.height,
                         worker_id: super::worker_id(&b.worker),
-                        worker: super::mask_name(&b.worker),
+                        worker: viewer.name(&b.worker),
                         status: b.status.as_str(),
                         found_at: b.found_unix_s,
                         updated_at: b.updated_unix_s,

@@ -186,7 +186,7 @@ pub struct LastSeen {
     pub result: &'static str,
     /// Its subscribe user agent.
     pub user_agent: Option<String>,
-    /// The worker it authorized as (address masked).
+    /// The worker it authorized as (address masked for all but admins).
     pub worker: Option<String>,
     /// The worker's id.
     pub worker_id: Option<String>,
@@ -206,6 +206,7 @@ pub struct LastSeen {
     (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
 pub async fn last_seen(
     State(state): State<Arc<ApiState>>,
+    axum::extract::Extension(viewer): axum::extract::Extension<crate::api::Viewer>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
 ) -> Result<Encoded, ApiError> {
     let ip = peer.ip().to_canonical().to_string();
@@ -232,7 +233,7 @@ pub async fn last_seen(
                         "connected"
                     },
                     user_agent: r.user_agent,
-                    worker: Some(super::mask_name(&r.worker)),
+                    worker: Some(viewer.name(&r.worker)),
                     worker_id: Some(super::worker_id(&r.worker)),
                     at: Some(r.started_unix_s),
                     port: Some(r.local_port),

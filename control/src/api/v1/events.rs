@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{ApiError, ApiState, Encoded, ErrorBody};
+use crate::api::{ApiError, ApiState, Encoded, ErrorBody, Viewer};
 
 /// Most events one answer lists.
 pub const RECENT_EVENTS_MAX: usize = 200;
@@ -68,15 +68,15 @@ pub struct RecentEvents {
     pub rows: Vec<EventView>,
 }
 
-/// An event as the API shows it (worker names masked).
+/// An event as `viewer` sees it (worker names masked unless it may see addresses).
 #[must_use]
-pub fn view(e: crate::storage::EventRow) -> EventView {
+pub fn view(e: crate::storage::EventRow, viewer: Viewer) -> EventView {
     let mut fields = BTreeMap::new();
     if let serde_json::Value::Object(map) = e.message {
         for (k, v) in map {
             // Worker names carry payout addresses: masked here.
             let v = match (k.as_str(), v) {
-                ("worker", serde_json::Value::String(w)) => Field::Text(super::mask_name(&w)),
+                ("worker", serde_json::Value::String(w)) => Field::Text(viewer.name(&w)),
                 (_, v) => Field::from(v),
             };
             fields.insert(k, v);
@@ -98,6 +98,7 @@ pub fn view(e: crate::storage::EventRow) -> EventView {
         (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
 pub async fn recent(
     State(state): State<Arc<ApiState>>,
+    Extension(viewer): Extension<Viewer>,
     Query(query): Query<RecentQuery>,
 ) -> Result<Encoded, ApiError> {
     let limit = query.limit.unwrap_or(20);
@@ -109,7 +110,11 @@ pub async fn recent(
     state
         .query(move |s| {
             s.with_reader(|r| {
-                let rows = r.latest_events(limit)?.into_iter().map(view).collect();
+                let rows = r
+                    .latest_events(limit)?
+                    .into_iter()
+                    .map(|e| view(e, viewer))
+                    .collect();
                 Ok(RecentEvents { rows })
             })
         })

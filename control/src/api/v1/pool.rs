@@ -3,13 +3,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::hashrate::{HashrateView, view};
 use crate::{
-    api::{ApiError, ApiState, Encoded, ErrorBody, now_s},
+    api::{ApiError, ApiState, Encoded, ErrorBody, Viewer, now_s},
     live::{Live, WorkerStatus},
     storage::BestScope,
 };
@@ -159,8 +159,11 @@ pub struct PoolResponse {
 #[utoipa::path(get, path = "/api/v1/pool", tag = "pool", responses(
     (status = 200, description = "Pool figures", body = PoolResponse),
     (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
-pub async fn pool(State(state): State<Arc<ApiState>>) -> Result<Encoded, ApiError> {
-    state.query(pool_of).await
+pub async fn pool(
+    State(state): State<Arc<ApiState>>,
+    Extension(viewer): Extension<Viewer>,
+) -> Result<Encoded, ApiError> {
+    state.query(move |s| pool_of(s, viewer)).await
 }
 
 /// Expected seconds to a block at `hashrate` against `network_difficulty`.
@@ -191,7 +194,7 @@ fn counts(live: &Live, now: i64) -> (WorkerCounts, u64) {
     (counts, addresses.len() as u64)
 }
 
-fn pool_of(state: &ApiState) -> Result<PoolResponse, ApiError> {
+fn pool_of(state: &ApiState, viewer: Viewer) -> Result<PoolResponse, ApiError> {
     let now = now_s();
     let live = state.recorder.live();
     let since = live.started_at();
@@ -225,7 +228,7 @@ fn pool_of(state: &ApiState) -> Result<PoolResponse, ApiError> {
                 .map(|b| BestShareView {
                     difficulty: b.difficulty,
                     worker_id: super::worker_id(&b.worker),
-                    worker: super::mask_name(&b.worker),
+                    worker: viewer.name(&b.worker),
                     at: b.minute_unix_s,
                 }))
         };
@@ -289,7 +292,7 @@ pub struct UmbrelWidget {
 pub async fn umbrel(State(state): State<Arc<ApiState>>) -> Result<Encoded, ApiError> {
     state
         .query(|s| {
-            let p = pool_of(s)?;
+            let p = pool_of(s, Viewer::MASKED)?;
             let (rate, unit) = scaled(p.hashrate.m10.hps);
             let best = p.best_share.all_time.map_or(0.0, |b| b.difficulty);
             let (best_text, best_unit) = scaled(best);

@@ -539,10 +539,17 @@ fn worker_details(state: &ApiState, hub: &EventHub, now: i64) {
         return;
     }
     let difficulty = state.status.borrow().template.map(|t| t.network_difficulty);
+    let jobs = state.jobs.last();
     state.recorder.live().for_each(|w| {
         let id = super::worker_id(&w.name);
         if watched.contains_key(&id) {
-            let detail = super::workers::detail_of(w, now, difficulty);
+            let detail = super::workers::detail_of(
+                w,
+                now,
+                difficulty,
+                jobs.as_deref(),
+                crate::api::Viewer::MASKED,
+            );
             hub.publish("worker", Topic::Worker(id), &detail);
         }
     });

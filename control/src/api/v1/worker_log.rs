@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use warppool_core::limits::API_WORKER_PAGE_ROWS_MAX;
 
 use super::events::{EventView, view};
 use super::history::{bounded_id, resolve};
-use crate::api::{ApiError, ApiState, Encoded, ErrorBody};
+use crate::api::{ApiError, ApiState, Encoded, ErrorBody, Viewer};
 
 /// Rows of a page when `limit` is not given.
 const PAGE_ROWS_DEFAULT: usize = 50;
@@ -69,6 +69,7 @@ pub struct WorkerEvents {
         (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
 pub async fn worker_events(
     State(state): State<Arc<ApiState>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Encoded, ApiError> {
@@ -82,7 +83,7 @@ pub async fn worker_events(
             rows.truncate(limit);
             let next_cursor = rows.last().filter(|_| more).map(|e| e.id.to_string());
             Ok(WorkerEvents {
-                rows: rows.into_iter().map(view).collect(),
+                rows: rows.into_iter().map(|e| view(e, viewer)).collect(),
                 next_cursor,
             })
         })

@@ -6,7 +6,7 @@ mod table;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use warppool_core::limits::{API_PAGE_ROWS_MAX, API_QUERY_TEXT_BYTES_MAX};
@@ -15,7 +15,7 @@ pub use self::table::{COLUMNS, Cell, Cursor};
 use self::table::{Row, column, row, sort};
 use super::pool::{Odds, Windows, WorkerCounts, expected_block_s, odds};
 use crate::{
-    api::{ApiError, ApiState, Encoded, ErrorBody, now_s},
+    api::{ApiError, ApiState, Encoded, ErrorBody, Viewer, now_s},
     live::{LiveWorker, Tally, WorkerStatus, device},
 };
 
@@ -187,19 +187,25 @@ fn matches_text(row: &Row, q: &str) -> bool {
     (status = 503, description = "Busy", body = ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
+    Extension(viewer): Extension<Viewer>,
     Query(query): Query<WorkersQuery>,
 ) -> Result<Encoded, ApiError> {
     let plan = plan(&query)?;
-    state.query(move |s| page(s, &query, &plan)).await
+    state.query(move |s| page(s, &query, &plan, viewer)).await
 }
 
-fn page(state: &ApiState, query: &WorkersQuery, plan: &Plan) -> Result<WorkersPage, ApiError> {
+fn page(
+    state: &ApiState,
+    query: &WorkersQuery,
+    plan: &Plan,
+    viewer: Viewer,
+) -> Result<WorkersPage, ApiError> {
     let now = now_s();
     let mut rows = Vec::new();
     let mut by_status = WorkerCounts::default();
     let mut by_model: BTreeMap<String, u64> = BTreeMap::new();
     state.recorder.live().for_each(|w| {
-        let r = row(w, now);
+        let r = row(w, now, viewer);
         let base = plan.q.as_deref().is_none_or(|q| matches_text(&r, q))
             && query.address.as_ref().is_none_or(|a| *a == r.address);
         let model_ok = query.model.as_ref().is_none_or(|m| *m == r.model);
@@ -217,7 +223,7 @@ fn page(state: &ApiState, query: &WorkersQuery, plan: &Plan) -> Result<WorkersPa
     let groups = query
         .group_by
         .as_deref()
-        .map(|g| groups(&rows, g))
+        .map(|g| groups(&rows, g, viewer))
         .transpose()?;
     sort(&mut rows, plan.sort_by, plan.desc);
     let total = rows.len() as u64;
@@ -256,13 +262,13 @@ fn page(state: &ApiState, query: &WorkersQuery, plan: &Plan) -> Result<WorkersPa
     })
 }
 
-fn groups(rows: &[Row], by: &str) -> Result<Vec<Group>, ApiError> {
+fn groups(rows: &[Row], by: &str, viewer: Viewer) -> Result<Vec<Group>, ApiError> {
     let key = |r: &Row| -> String {
         match by {
             "status" => r.status.as_str().to_owned(),
             "model" => r.model.clone(),
             "firmware" => r.firmware.clone(),
-            _ => super::mask_address(&r.address),
+            _ => viewer.address(&r.address),
         }
     };
     if !matches!(by, "status" | "model" | "firmware" | "address") {
@@ -397,16 +403,29 @@ pub struct WorkerDetail {
     pub reconnects_24h: u64,
     /// Hashrate of each of the last 24 hours and the current one, oldest first, H/s.
     pub hourly_hashrate: Vec<f64>,
+    /// The payout check: the decoded outputs of the coinbase this worker hashes now.
+    pub payout: Option<crate::payout::Payout>,
+    /// Why there is no payout check, when there is none.
+    pub payout_error: Option<String>,
 }
 
 /// The detail of `w` at `now`.
-pub(crate) fn detail_of(w: &LiveWorker, now: i64, network_difficulty: Option<f64>) -> WorkerDetail {
+pub(crate) fn detail_of(
+    w: &LiveWorker,
+    now: i64,
+    network_difficulty: Option<f64>,
+    jobs: Option<&warppool_net::stratum::JobSet>,
+    viewer: Viewer,
+) -> WorkerDetail {
+    let payout = jobs
+        .ok_or(crate::payout::PayoutCheckError::NoTemplate)
+        .and_then(|j| crate::payout::check(j, &w.name, |a| viewer.address(a)));
     let dev = device::parse(w.user_agent.as_deref());
     let hashrate = Windows::of(w.difficulty, |secs| w.window(now, secs));
     let expected = expected_block_s(network_difficulty, hashrate.h1.hps);
     WorkerDetail {
         id: super::worker_id(&w.name),
-        name: super::mask_name(&w.name),
+        name: viewer.name(&w.name),
         status: w.status(now),
         model: dev.model.to_owned(),
         asic: dev.asic.map(str::to_owned),
@@ -439,6 +458,8 @@ pub(crate) fn detail_of(w: &LiveWorker, now: i64, network_difficulty: Option<f64
         odds: expected.map(odds),
         reconnects_24h: w.reconnects_24h(now),
         hourly_hashrate: w.hours.series(now).to_vec(),
+        payout_error: payout.as_ref().err().map(ToString::to_string),
+        payout: payout.ok(),
     }
 }
 
@@ -451,6 +472,7 @@ pub(crate) fn detail_of(w: &LiveWorker, now: i64, network_difficulty: Option<f64
         (status = 503, description = "Busy", body = ErrorBody)))]
 pub async fn detail(
     State(state): State<Arc<ApiState>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Encoded, ApiError> {
     bounded("id", Some(&id))?;
@@ -458,10 +480,11 @@ pub async fn detail(
         .query(move |s| {
             let now = now_s();
             let difficulty = s.status.borrow().template.map(|t| t.network_difficulty);
+            let jobs = s.jobs.last();
             let mut found = None;
             s.recorder.live().for_each(|w| {
                 if found.is_none() && super::worker_id(&w.name) == id {
-                    found = Some(detail_of(w, now, difficulty));
+                    found = Some(detail_of(w, now, difficulty, jobs.as_deref(), viewer));
                 }
             });
             found.ok_or_else(|| ApiError::not_found(format!("no live worker with id {id}")))

@@ -6,8 +6,8 @@ use std::cmp::Ordering;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::super::{hashrate::view, mask_address, mask_name, worker_id};
-use crate::api::ApiError;
+use super::super::{hashrate::view, worker_id};
+use crate::api::{ApiError, Viewer};
 use crate::live::{LiveWorker, WorkerStatus, device};
 
 /// Every column, in the default order.
@@ -99,7 +99,7 @@ pub struct Row {
 
 /// The row of `w` at `now`.
 #[must_use]
-pub(super) fn row(w: &LiveWorker, now: i64) -> Row {
+pub(super) fn row(w: &LiveWorker, now: i64, viewer: Viewer) -> Row {
     let status = w.status(now);
     let dev = device::parse(w.user_agent.as_deref());
     let m1 = view(&w.window(now, 60), w.difficulty);
@@ -115,8 +115,8 @@ pub(super) fn row(w: &LiveWorker, now: i64) -> Row {
     let address = w.name.split('.').next().unwrap_or_default().to_owned();
     let cells = vec![
         text(worker_id(&w.name)),
-        text(mask_name(&w.name)),
-        text(mask_address(&address)),
+        text(viewer.name(&w.name)),
+        text(viewer.address(&address)),
         text(status.as_str()),
         text(dev.model),
         opt_text(dev.asic),
