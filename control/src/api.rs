@@ -10,7 +10,15 @@
 //!   status, shares by reason, best shares, blocks, expected time to block and odds.
 //! - `GET /api/v1/workers`: columnar, filter (`q`, `status`, `model`, `address`), sort on every
 //!   column, keyset paging (`limit`, `cursor`), `fields`, `group_by` counts.
+//! - `GET /api/v1/pool/history?range=1h|24h|7d|30d|1y`: columnar hashrate (with its interval
+//!   and shares), rejects and workers online per bucket, from the rollups
+//!   ([`crate::storage::rollup`], decision 0016).
+//! - `GET /api/v1/workers/sparklines?ids=…&range=24h|1h`: hourly (minute) hashrates of many
+//!   workers from the live table.
 //! - `GET /api/v1/workers/{id}`: one worker, with rejects explained.
+//! - `GET /api/v1/workers/{id}/history?range=`: its hashrate, difficulty and rejects.
+//! - `GET /api/v1/workers/{id}/events`, `/sessions`: its timeline (online/offline, blocks)
+//!   and its connections, newest first, with a cursor.
 //! - `GET /api/v1/addresses/{address}`: the workers and blocks of one payout address.
 //! - `GET /api/v1/best-shares?scope=all|round|day`: the high scores.
 //! - `GET /api/v1/blocks`: found blocks with their status and each node's answers.
@@ -18,6 +26,7 @@
 //!   retarget, the template, the pool's share.
 //! - `GET /api/v1/connect`: Stratum endpoints (TLS fingerprint), username and password hints,
 //!   per-firmware recipes.
+//! - `GET /api/v1/connect/last-seen`: the last miner connection from the caller's IP.
 //! - `GET /api/v1/events/recent`: the latest pool events.
 //! - `GET /api/v1/events`: the live event stream (SSE, [`v1::stream`]).
 //! - `GET /umbrel-api`: Umbrel's home-screen widget (hashrate, workers, blocks, best share).
@@ -240,12 +249,27 @@ fn public_routes(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
         .route("/api/v1/status", get(v1::status::status))
         .route("/api/v1/pool", get(v1::pool::pool))
         .route("/api/v1/workers", get(v1::workers::list))
+        .route("/api/v1/pool/history", get(v1::history::pool_history))
+        .route("/api/v1/workers/sparklines", get(v1::history::sparklines))
         .route("/api/v1/workers/{id}", get(v1::workers::detail))
+        .route(
+            "/api/v1/workers/{id}/history",
+            get(v1::history::worker_history),
+        )
+        .route(
+            "/api/v1/workers/{id}/events",
+            get(v1::worker_log::worker_events),
+        )
+        .route(
+            "/api/v1/workers/{id}/sessions",
+            get(v1::worker_log::worker_sessions),
+        )
         .route("/api/v1/addresses/{address}", get(v1::workers::address))
         .route("/api/v1/blocks", get(v1::blocks::blocks))
         .route("/api/v1/best-shares", get(v1::best::best_shares))
         .route("/api/v1/network", get(v1::network::network))
         .route("/api/v1/connect", get(v1::connect::connect))
+        .route("/api/v1/connect/last-seen", get(v1::connect::last_seen))
         .route("/api/v1/events/recent", get(v1::events::recent))
         .route("/api/v1/events", get(v1::stream::events))
         .route("/umbrel-api", get(v1::pool::umbrel))

@@ -44,6 +44,28 @@ pub fn hashes_per_second(difficulty_sum: f64, secs: i64) -> f64 {
     difficulty_sum * HASHES_PER_DIFFICULTY / secs as f64
 }
 
+/// A worker came online (its first connection authorized) or went offline (its last one
+/// closed): what its event timeline records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The worker name.
+    pub worker: String,
+    /// `true`: came online; `false`: went offline.
+    pub online: bool,
+    /// Why its last connection closed (`None` when it moved to another name, or online).
+    pub reason: Option<warppool_core::plane::CloseReason>,
+}
+
+impl Transition {
+    fn offline(w: &LiveWorker, reason: Option<warppool_core::plane::CloseReason>) -> Self {
+        Self {
+            worker: w.name.to_string(),
+            online: false,
+            reason,
+        }
+    }
+}
+
 /// A connection the table knows: its worker (an index into the slots).
 #[derive(Debug, Clone, Copy)]
 struct Conn {
@@ -116,9 +138,11 @@ impl Live {
         self.untracked.load(Ordering::Relaxed)
     }
 
-    /// Applies one batch of share events at `now`.
-    pub fn on_events(&self, batch: &[ShareEvent], now: i64) {
+    /// Applies one batch of share events at `now`; returns the workers that came online (their
+    /// first connection opened) or went offline (their last one closed), in order.
+    pub fn on_events(&self, batch: &[ShareEvent], now: i64) -> Vec<Transition> {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut changes = Vec::new();
         for event in batch {
             match event {
                 ShareEvent::Authorized {
@@ -126,7 +150,12 @@ impl Live {
                     username,
                     user_agent,
                     ..
-                } => self.authorized(&mut inner, *connection, username, user_agent, now),
+                } => self.authorized(
+                    &mut inner,
+                    (*connection, username, user_agent),
+                    now,
+                    &mut changes,
+                ),
                 ShareEvent::Share(s) => {
                     let reject = s.reject.map(warppool_core::ShareReject::metrics_label);
                     let difficulty = s.difficulty.to_f64_lossy();
@@ -145,30 +174,36 @@ impl Live {
                         w.difficulty_at = Some(now);
                     }
                 }
-                ShareEvent::Closed { connection, .. } => {
+                ShareEvent::Closed { connection, reason } => {
                     if let Some(conn) = inner.by_connection.remove(connection)
                         && let Some(Some(w)) = inner.slots.get_mut(conn.worker)
                     {
                         w.disconnect(now);
+                        if w.connections == 0 {
+                            changes.push(Transition::offline(w, Some(*reason)));
+                        }
                     }
                 }
             }
         }
+        changes
     }
 
     fn authorized(
         &self,
         inner: &mut Inner,
-        connection: ConnectionId,
-        username: &str,
-        user_agent: &Option<String>,
+        (connection, username, user_agent): (ConnectionId, &str, &Option<String>),
         now: i64,
+        changes: &mut Vec<Transition>,
     ) {
         // A re-authorize on the same connection moves it to the new name.
         if let Some(old) = inner.by_connection.remove(&connection)
             && let Some(Some(w)) = inner.slots.get_mut(old.worker)
         {
             w.disconnect(now);
+            if w.connections == 0 {
+                changes.push(Transition::offline(w, None));
+            }
         }
         let Some(slot) = inner.slot_for(username, now) else {
             let n = self.untracked.fetch_add(1, Ordering::Relaxed) + 1;
@@ -184,6 +219,13 @@ impl Live {
         };
         if let Some(Some(w)) = inner.slots.get_mut(slot) {
             w.connect(user_agent.as_deref(), now);
+            if w.connections == 1 {
+                changes.push(Transition {
+                    worker: w.name.to_string(),
+                    online: true,
+                    reason: None,
+                });
+            }
         }
         inner
             .by_connection

@@ -450,7 +450,7 @@ impl Recorder for SqliteRecorder {
     fn on_shares(&self, batch: &[ShareEvent]) {
         self.counters.on_shares(batch);
         let now = unix_now_s();
-        self.live.on_events(batch, now);
+        let changes = self.live.on_events(batch, now);
         let guard = self
             .storage
             .lock()
@@ -458,6 +458,7 @@ impl Recorder for SqliteRecorder {
         let Some(storage) = guard.as_ref() else {
             return;
         };
+        record_transitions(storage, &changes, now);
         let mut names = self.lock_names();
         for event in batch {
             match event {
@@ -468,6 +469,7 @@ impl Recorder for SqliteRecorder {
                     ..
                 } => {
                     self.remember(&mut names, *connection, username);
+                    session_started(storage, event, now);
                     if names.workers.len() < WORKERS_LISTED_MAX {
                         names.workers.insert(username.to_string());
                     }
@@ -487,8 +489,12 @@ impl Recorder for SqliteRecorder {
                         names.set_difficulty(key, *difficulty);
                     }
                 }
-                ShareEvent::Closed { connection, .. } => {
+                ShareEvent::Closed { connection, reason } => {
                     names.by_connection.remove(connection);
+                    let label = crate::storage::close_reason_label(*reason);
+                    if let Err(e) = storage.session_ended(*connection, label, now) {
+                        tracing::warn!(error = %e, "session end not recorded");
+                    }
                 }
                 ShareEvent::Share(s) => {
                     let Some(worker) = names.by_connection.get(&s.connection) else {
@@ -607,6 +613,52 @@ impl Recorder for SqliteRecorder {
                         .or_insert(difficulty);
                 }
             }
+        }
+    }
+}
+
+/// Opens the session of an `Authorized` event in storage (dropped and counted on a full
+/// channel).
+fn session_started(storage: &crate::storage::Storage, event: &ShareEvent, now: i64) {
+    let ShareEvent::Authorized {
+        connection,
+        username,
+        user_agent,
+        peer,
+        local_port,
+        tls,
+    } = event
+    else {
+        return;
+    };
+    let start = crate::storage::SessionStart {
+        connection: *connection,
+        worker: username.clone(),
+        user_agent: user_agent.clone(),
+        peer: *peer,
+        local_port: *local_port,
+        tls: *tls,
+        time_unix_s: now,
+    };
+    if let Err(e) = storage.session_started(start) {
+        tracing::warn!(error = %e, "session start not recorded");
+    }
+}
+
+/// Stores each worker's online/offline change as a `worker` event (its timeline).
+fn record_transitions(
+    storage: &crate::storage::Storage,
+    changes: &[crate::live::Transition],
+    now: i64,
+) {
+    for change in changes {
+        let message = serde_json::json!({
+            "worker": change.worker,
+            "status": if change.online { "online" } else { "offline" },
+            "reason": change.reason.map(crate::storage::close_reason_label),
+        });
+        if let Err(e) = storage.record_event(now, "worker", &message) {
+            tracing::warn!(error = %e, "worker status change not recorded");
         }
     }
 }

@@ -14,7 +14,12 @@
 //!   (`tokio::task::spawn_blocking`), never directly on the control plane's runtime.
 //! - Schema migrations run at [`Storage::open`] (see [`schema`]). A database it creates is
 //!   created with mode 0600: it holds the admin auth tables (`crate::auth`, schema v7).
-//! - Retention runs on the writer every [`STORAGE_RETENTION_INTERVAL_SECS`].
+//! - Retention runs on the writer every [`STORAGE_RETENTION_INTERVAL_SECS`] (minutes, events,
+//!   each history level, ended sessions).
+//! - History: the writer rolls closed minutes up into the pool's and the workers' history
+//!   tables every [`HISTORY_ROLLUP_INTERVAL_MS`] ([`rollup`], decision 0016); the recorder's
+//!   worker sessions ([`Storage::session_started`], [`Storage::session_ended`]) and status
+//!   events land beside them.
 //!
 //! # Back-pressure
 //! - Share statistics: aggregated before the channel; a share needing a new bucket beyond
@@ -55,8 +60,11 @@
 
 mod aggregate;
 mod error;
+mod history;
 mod reader;
+pub mod rollup;
 pub mod schema;
+mod sessions;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -69,18 +77,22 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 pub use error::StorageError;
+pub use history::{HistoryRow, SessionRow};
 pub use reader::{
     BestScope, BestShare, BestShareRow, BlockRow, BlockSubmissionRow, EventRow, HashrateWindow,
     ShareMinute, StorageReader, WorkerRow,
 };
+pub use sessions::{POOL_STOPPED, REAUTHORIZED, close_reason_label};
 
 use aggregate::{Aggregator, MinuteBucket};
 use writer::{Message, Writer};
 
 pub use warppool_core::limits::{
-    EVENTS_QUERY_MAX, EVENTS_RETENTION_DAYS, SHARE_BUCKETS_MAX, SHARE_MINUTES_RETENTION_DAYS,
+    EVENTS_QUERY_MAX, EVENTS_RETENTION_DAYS, HISTORY_ROLLUP_INTERVAL_MS,
+    HISTORY_ROLLUP_SOURCE_SLOTS_PER_PASS, SHARE_BUCKETS_MAX, SHARE_MINUTES_RETENTION_DAYS,
     STORAGE_BATCH_MESSAGES_MAX, STORAGE_BLOCK_SEND_TIMEOUT_MS, STORAGE_BUSY_TIMEOUT_MS,
     STORAGE_CHANNEL_MESSAGES_MAX, STORAGE_FLUSH_INTERVAL_MS, STORAGE_RETENTION_INTERVAL_SECS,
+    WORKER_SESSIONS_RETENTION_DAYS,
 };
 
 const SECS_PER_DAY: u64 = 86_400;
@@ -106,6 +118,13 @@ pub struct StorageConfig {
     pub events_retention: Duration,
     /// How often retention runs.
     pub retention_interval: Duration,
+    /// Ended worker sessions older than this are deleted.
+    pub sessions_retention: Duration,
+    /// How often the writer runs a history rollup pass ([`rollup`]).
+    pub rollup_interval: Duration,
+    /// How many source slots (minutes, or hours) per worker one level reads in one rollup
+    /// pass (at least one bucket).
+    pub rollup_source_slots_per_pass: usize,
 }
 
 impl StorageConfig {
@@ -123,6 +142,9 @@ impl StorageConfig {
             ),
             events_retention: Duration::from_secs(EVENTS_RETENTION_DAYS * SECS_PER_DAY),
             retention_interval: Duration::from_secs(STORAGE_RETENTION_INTERVAL_SECS),
+            sessions_retention: Duration::from_secs(WORKER_SESSIONS_RETENTION_DAYS * SECS_PER_DAY),
+            rollup_interval: Duration::from_millis(HISTORY_ROLLUP_INTERVAL_MS),
+            rollup_source_slots_per_pass: HISTORY_ROLLUP_SOURCE_SLOTS_PER_PASS,
         }
     }
 }
@@ -140,6 +162,25 @@ pub struct ShareRecord<'a> {
     pub hash_difficulty: f64,
     /// `None` if accepted, else the reason's metrics label (`ShareReject::metrics_label()`).
     pub reject: Option<&'static str>,
+}
+
+/// A connection of a worker that authorized: the start of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStart {
+    /// The data plane's connection id (unique within one run of the pool).
+    pub connection: u64,
+    /// The worker name.
+    pub worker: String,
+    /// The subscribe user agent, if any.
+    pub user_agent: Option<String>,
+    /// The peer.
+    pub peer: std::net::SocketAddr,
+    /// The listener's port.
+    pub local_port: u16,
+    /// Whether it is TLS.
+    pub tls: bool,
+    /// When it authorized, Unix seconds.
+    pub time_unix_s: i64,
 }
 
 /// The life of a found block: the one status of the whole product.
@@ -286,6 +327,13 @@ impl Storage {
         assert!(mode.eq_ignore_ascii_case("wal"), "journal_mode is {mode}");
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         schema::migrate(&mut connection)?;
+        let stale = sessions::close_stale(&connection)?;
+        if stale > 0 {
+            tracing::info!(
+                sessions = stale,
+                "sessions left open by the last run closed"
+            );
+        }
         let shared = Arc::new(Shared {
             aggregator: Mutex::new(Aggregator::default()),
             share_buckets_max: config.share_buckets_max,
@@ -387,14 +435,63 @@ impl Storage {
         kind: &str,
         message: &serde_json::Value,
     ) -> Result<(), StorageError> {
+        let worker = message
+            .get("worker")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
         self.try_send(
             Message::Event {
                 time_unix_s,
                 kind: kind.to_owned(),
                 message: message.to_string(),
+                worker,
             },
             "event",
         )
+    }
+
+    /// A worker's connection authorized: its session begins.
+    ///
+    /// # Errors
+    /// [`StorageError::ChannelFull`] (dropped) or [`StorageError::WriterStopped`].
+    pub fn session_started(&self, start: SessionStart) -> Result<(), StorageError> {
+        self.try_send(Message::SessionStarted(Box::new(start)), "session start")
+    }
+
+    /// A connection closed: its open session (if any) ends with `reason`
+    /// ([`close_reason_label`]).
+    ///
+    /// # Errors
+    /// [`StorageError::ChannelFull`] (dropped) or [`StorageError::WriterStopped`].
+    pub fn session_ended(
+        &self,
+        connection: u64,
+        reason: &'static str,
+        time_unix_s: i64,
+    ) -> Result<(), StorageError> {
+        let message = Message::SessionEnded {
+            connection,
+            reason,
+            time_unix_s,
+        };
+        self.try_send(message, "session end")
+    }
+
+    /// Commits, then runs one history rollup pass as of `now_unix_s` and waits for it; returns
+    /// the buckets it computed (0 once every level is caught up). The writer also runs passes
+    /// on its own every [`StorageConfig::rollup_interval`].
+    ///
+    /// # Errors
+    /// As [`Storage::flush`], or [`StorageError::Sqlite`] from the rollup.
+    pub fn roll_up(&self, now_unix_s: i64) -> Result<u64, StorageError> {
+        let (ack, answer) = sync_channel(1);
+        let sender = self.sender()?;
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        if sender.send(Message::RollUp { now_unix_s, ack }).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(StorageError::WriterStopped);
+        }
+        answer.recv().map_err(|_| StorageError::WriterStopped)?
     }
 
     /// Records a found block and starts a new round: every worker's best share since the last

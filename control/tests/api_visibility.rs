@@ -128,6 +128,9 @@ async fn a_private_pool_answers_only_admins_and_read_tokens() {
         "/api/v1/network",
         "/api/v1/connect",
         "/api/v1/events/recent",
+        "/api/v1/pool/history?range=1h",
+        "/api/v1/workers/sparklines?ids=0123456789abcdef",
+        "/api/v1/connect/last-seen",
         "/umbrel-api",
     ];
     for page in pages {

@@ -6,10 +6,12 @@ pub mod blocks;
 pub mod connect;
 pub mod events;
 pub mod hashrate;
+pub mod history;
 pub mod network;
 pub mod pool;
 pub mod status;
 pub mod stream;
+pub mod worker_log;
 pub mod workers;
 
 /// A worker's id in URLs: 16 hex digits of FNV-1a over its name. Stable across restarts, and

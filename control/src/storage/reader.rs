@@ -124,10 +124,10 @@ pub struct EventRow {
 /// A read-only connection. Any number may be open while the writer writes (WAL).
 #[derive(Debug)]
 pub struct StorageReader {
-    connection: Connection,
+    pub(super) connection: Connection,
 }
 
-fn to_u64(value: i64) -> u64 {
+pub(super) fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 

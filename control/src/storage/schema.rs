@@ -205,6 +205,73 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 ";
 
+/// Version 8: history rollups (decision 0016). `worker_rollups` holds per-worker hourly
+/// (`level_s = 3600`) and daily (`86400`) sums of `share_minutes`; `pool_rollups` the pool's
+/// 1-minute, 5-minute, hourly, 6-hour and daily sums with `workers_online` (distinct workers
+/// with an accepted share in the bucket). `rollup_marks` says, per table and level, up to when
+/// buckets are rolled up: the writer advances it in the transaction that writes the buckets.
+/// Events get the worker they are about (`worker`, indexed) for a worker's timeline, filled
+/// from their JSON; workers get their API id (`public_id`, see `api::v1::worker_id`).
+const V8: &str = "
+CREATE TABLE IF NOT EXISTS worker_rollups (
+    level_s INTEGER NOT NULL,
+    worker_id INTEGER NOT NULL REFERENCES workers(id) ON DELETE CASCADE,
+    bucket_start_unix_s INTEGER NOT NULL,
+    accepted_count INTEGER NOT NULL,
+    accepted_difficulty_sum REAL NOT NULL,
+    rejected_count INTEGER NOT NULL,
+    best_difficulty REAL NOT NULL,
+    PRIMARY KEY (level_s, worker_id, bucket_start_unix_s)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS worker_rollups_bucket
+    ON worker_rollups(level_s, bucket_start_unix_s);
+CREATE TABLE IF NOT EXISTS pool_rollups (
+    level_s INTEGER NOT NULL,
+    bucket_start_unix_s INTEGER NOT NULL,
+    accepted_count INTEGER NOT NULL,
+    accepted_difficulty_sum REAL NOT NULL,
+    rejected_count INTEGER NOT NULL,
+    best_difficulty REAL NOT NULL,
+    workers_online INTEGER NOT NULL,
+    PRIMARY KEY (level_s, bucket_start_unix_s)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_marks (
+    target TEXT NOT NULL CHECK (target IN ('pool', 'worker')),
+    level_s INTEGER NOT NULL,
+    done_until_unix_s INTEGER NOT NULL,
+    PRIMARY KEY (target, level_s)
+) WITHOUT ROWID;
+ALTER TABLE events ADD COLUMN worker TEXT;
+UPDATE events SET worker = json_extract(message, '$.worker')
+    WHERE json_type(message, '$.worker') = 'text';
+CREATE INDEX IF NOT EXISTS events_worker ON events(worker, id);
+ALTER TABLE workers ADD COLUMN public_id TEXT;
+";
+
+/// Version 9: a worker's connection sessions (start, end, why it ended, user agent, peer,
+/// listener port, TLS), from the data plane's `Authorized` and `Closed` events. An open
+/// session has no end; sessions a stopped pool left open are closed at the next start.
+const V9: &str = "
+CREATE TABLE IF NOT EXISTS worker_sessions (
+    id INTEGER PRIMARY KEY,
+    worker_id INTEGER NOT NULL REFERENCES workers(id) ON DELETE CASCADE,
+    connection INTEGER NOT NULL,
+    started_unix_s INTEGER NOT NULL,
+    ended_unix_s INTEGER,
+    end_reason TEXT,
+    user_agent TEXT,
+    ip TEXT NOT NULL,
+    peer_port INTEGER NOT NULL,
+    local_port INTEGER NOT NULL,
+    tls INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS worker_sessions_worker ON worker_sessions(worker_id, id);
+CREATE INDEX IF NOT EXISTS worker_sessions_ip ON worker_sessions(ip, id);
+CREATE INDEX IF NOT EXISTS worker_sessions_open ON worker_sessions(connection)
+    WHERE ended_unix_s IS NULL;
+CREATE INDEX IF NOT EXISTS worker_sessions_ended ON worker_sessions(ended_unix_s);
+";
+
 /// One migration step: SQL, then an optional Rust part in the same transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Step {
@@ -230,7 +297,26 @@ pub const MIGRATIONS: &[Step] = &[
         then: Some(rekey_plain_difficulties),
     },
     sql(V7),
+    Step {
+        sql: V8,
+        then: Some(fill_public_ids),
+    },
+    sql(V9),
 ];
+
+/// Version 8's Rust part: every stored worker gets its API id.
+fn fill_public_ids(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let names: Vec<(i64, String)> = tx
+        .prepare("SELECT id, name FROM workers WHERE public_id IS NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE workers SET public_id = ?2 WHERE id = ?1")?;
+    for (id, name) in &names {
+        update.execute(rusqlite::params![id, crate::api::v1::worker_id(name)])?;
+    }
+    tx.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS workers_public_id ON workers(public_id)")?;
+    Ok(())
+}
 
 /// Version 6's Rust part (see [`V6`]): every key without `#` becomes
 /// `UserAgentFamily::key` of the family of the worker's last user agent.

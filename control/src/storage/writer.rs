@@ -43,6 +43,21 @@ pub(super) enum Message {
         time_unix_s: i64,
         kind: String,
         message: String,
+        /// The worker the event is about, if any (for its timeline).
+        worker: Option<String>,
+    },
+    /// A connection of a worker authorized: its session begins.
+    SessionStarted(Box<super::SessionStart>),
+    /// A connection closed: its open session ends.
+    SessionEnded {
+        connection: u64,
+        reason: &'static str,
+        time_unix_s: i64,
+    },
+    /// Commit, run one rollup pass at this time, then answer with the buckets computed.
+    RollUp {
+        now_unix_s: i64,
+        ack: SyncSender<Result<u64, StorageError>>,
     },
     /// Commit everything pending now, then acknowledge.
     Flush(Ack),
@@ -105,12 +120,19 @@ impl Writer {
     pub(super) fn run(mut self) {
         let mut deadline = Instant::now() + self.config.flush_interval;
         let mut retention_due = Instant::now();
+        let mut rollup_due = Instant::now() + self.config.rollup_interval;
         // The loop ends only on Shutdown or disconnection: the writer lives as long as Storage.
         loop {
             let now = Instant::now();
             if now >= retention_due {
                 self.retention_logged(now_unix_s());
                 retention_due = now + self.config.retention_interval;
+            }
+            if now >= rollup_due {
+                // The minutes that closed are committed first, then rolled up.
+                let _ = self.flush();
+                self.rollup_logged(now_unix_s());
+                rollup_due = Instant::now() + self.config.rollup_interval;
             }
             if now >= deadline {
                 let _ = self.flush();
@@ -127,6 +149,10 @@ impl Writer {
                 }
                 Ok(Message::Retention { now_unix_s, ack }) => {
                     let result = self.flush().and_then(|()| self.retention(now_unix_s));
+                    let _ = ack.send(result);
+                }
+                Ok(Message::RollUp { now_unix_s, ack }) => {
+                    let result = self.flush().and_then(|()| self.roll_up(now_unix_s));
                     let _ = ack.send(result);
                 }
                 Ok(Message::Shutdown(ack)) => {
@@ -194,7 +220,25 @@ impl Writer {
         }
     }
 
-    /// Deletes per-minute rows and events older than their retention.
+    /// One rollup pass; a failure is recorded like a failed batch.
+    fn rollup_logged(&mut self, now_unix_s: i64) {
+        if let Err(error) = self.roll_up(now_unix_s) {
+            self.shared.write_failed(error.to_string());
+        }
+    }
+
+    fn roll_up(&mut self, now_unix_s: i64) -> Result<u64, StorageError> {
+        let minutes = secs_i64(self.config.share_minutes_retention);
+        let slots = self.config.rollup_source_slots_per_pass;
+        Ok(super::rollup::pass(
+            &mut self.connection,
+            now_unix_s,
+            minutes,
+            slots,
+        )?)
+    }
+
+    /// Deletes per-minute rows, rollups, ended sessions and events older than their retention.
     fn retention(&mut self, now_unix_s: i64) -> Result<(), StorageError> {
         let minutes_before = now_unix_s - secs_i64(self.config.share_minutes_retention);
         let events_before = now_unix_s - secs_i64(self.config.events_retention);
@@ -207,6 +251,12 @@ impl Writer {
             [minutes_before],
         )?;
         transaction.execute("DELETE FROM events WHERE time_unix_s < ?1", [events_before])?;
+        super::rollup::retention(&transaction, now_unix_s)?;
+        let sessions_before = now_unix_s - secs_i64(self.config.sessions_retention);
+        transaction.execute(
+            "DELETE FROM worker_sessions WHERE ended_unix_s < ?1",
+            [sessions_before],
+        )?;
         transaction.commit()?;
         Ok(())
     }
@@ -222,6 +272,10 @@ fn commit_batch(
     for bucket in buckets {
         apply_bucket(&transaction, bucket)?;
     }
+    if let Some(oldest) = buckets.iter().map(|b| b.minute_start_unix_s).min() {
+        // Buckets of that minute on may be rolled up already: they are computed again.
+        super::rollup::lower_marks(&transaction, oldest)?;
+    }
     for message in batch {
         apply_message(&transaction, message)?;
     }
@@ -233,14 +287,20 @@ fn secs_i64(duration: Duration) -> i64 {
 }
 
 /// Inserts the worker if new and returns its id; `last_seen` only moves forward.
-fn worker_id(connection: &Connection, worker: &str, time_unix_s: i64) -> rusqlite::Result<i64> {
+pub(super) fn worker_id(
+    connection: &Connection,
+    worker: &str,
+    time_unix_s: i64,
+) -> rusqlite::Result<i64> {
     let mut statement = connection.prepare_cached(
-        "INSERT INTO workers (name, first_seen_unix_s, last_seen_unix_s) VALUES (?1, ?2, ?2)
+        "INSERT INTO workers (name, first_seen_unix_s, last_seen_unix_s, public_id)
+         VALUES (?1, ?2, ?2, ?3)
          ON CONFLICT (name) DO UPDATE
          SET last_seen_unix_s = max(last_seen_unix_s, excluded.last_seen_unix_s)
          RETURNING id",
     )?;
-    statement.query_row(params![worker, time_unix_s], |row| row.get(0))
+    let public_id = crate::api::v1::worker_id(worker);
+    statement.query_row(params![worker, time_unix_s, public_id], |row| row.get(0))
 }
 
 fn apply_bucket(connection: &Connection, bucket: &MinuteBucket) -> rusqlite::Result<()> {
@@ -311,6 +371,9 @@ fn store_difficulty(
     Ok(())
 }
 
+const EVENT_INSERT: &str =
+    "INSERT INTO events (time_unix_s, kind, message, worker) VALUES (?1, ?2, ?3, ?4)";
+
 fn apply_message(connection: &Connection, message: &Message) -> rusqlite::Result<()> {
     match message {
         Message::WorkerSeen {
@@ -359,14 +422,21 @@ fn apply_message(connection: &Connection, message: &Message) -> rusqlite::Result
             time_unix_s,
             kind,
             message,
+            worker,
         } => {
-            connection
-                .prepare_cached(
-                    "INSERT INTO events (time_unix_s, kind, message) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![time_unix_s, kind, message])?;
+            let event = params![time_unix_s, kind, message, worker];
+            connection.prepare_cached(EVENT_INSERT)?.execute(event)?;
         }
-        Message::Flush(_) | Message::Retention { .. } | Message::Shutdown(_) => {
+        Message::SessionStarted(start) => super::sessions::start(connection, start)?,
+        Message::SessionEnded {
+            connection: id,
+            reason,
+            time_unix_s,
+        } => super::sessions::end(connection, *id, reason, *time_unix_s)?,
+        Message::Flush(_)
+        | Message::Retention { .. }
+        | Message::RollUp { .. }
+        | Message::Shutdown(_) => {
             unreachable!("control messages are handled by the loop, never batched")
         }
     }

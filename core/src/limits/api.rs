@@ -75,7 +75,15 @@ pub const METRICS_WORKER_SERIES_MAX: usize = 1_000;
 /// worker's series leave `/metrics` (solo-pool-rs drops series unwritten for 24 h too).
 pub const METRICS_WORKER_SERIES_IDLE_SECS: i64 = 86_400;
 
+/// Most worker ids one `GET /api/v1/workers/sparklines` asks for (a screenful of the workers
+/// table, several times over).
+pub const API_SPARKLINE_IDS_MAX: usize = 200;
+
+/// Most rows one page of a worker's events or sessions holds (`limit`).
+pub const API_WORKER_PAGE_ROWS_MAX: usize = 200;
+
 const _: () = assert!(LIVE_WORKER_CONNECTS_KEPT >= 2);
 const _: () = assert!(METRICS_WORKER_SERIES_MAX <= LIVE_WORKERS_MAX);
 const _: () = assert!(API_PAGE_ROWS_MAX >= 1);
+const _: () = assert!(API_SPARKLINE_IDS_MAX >= 1 && API_WORKER_PAGE_ROWS_MAX >= 1);
 const _: () = assert!(SSE_BEHIND_MAX >= 64 && SSE_PING_SECS < SSE_STREAM_SECS_MAX);

@@ -174,3 +174,73 @@ pub async fn connect(
     };
     Encoded::json(&answer)
 }
+
+/// `GET /api/v1/connect/last-seen`: the last miner connection from the caller's IP.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LastSeen {
+    /// The caller's IP, as the API sees it (a miner on the same LAN shows the same one).
+    pub ip: String,
+    /// `connected` (that connection is open), `closed` (it was, and closed: see
+    /// `close_reason`) or `none` (no miner authorized from this IP within the sessions'
+    /// retention).
+    pub result: &'static str,
+    /// Its subscribe user agent.
+    pub user_agent: Option<String>,
+    /// The worker it authorized as (address masked for all but admins).
+    pub worker: Option<String>,
+    /// The worker's id.
+    pub worker_id: Option<String>,
+    /// When it authorized, Unix seconds.
+    pub at: Option<i64>,
+    /// The Stratum port it connected to.
+    pub port: Option<u16>,
+    /// Whether it was TLS.
+    pub tls: Option<bool>,
+    /// Why it closed, for `closed` (see the worker sessions' `end_reason`).
+    pub close_reason: Option<String>,
+}
+
+/// "Test my connection": the last miner handshake seen from the caller's IP.
+#[utoipa::path(get, path = "/api/v1/connect/last-seen", tag = "connect", responses(
+    (status = 200, description = "The last connection from this IP, if any", body = LastSeen),
+    (status = 503, description = "Busy or storage unreadable", body = ErrorBody)))]
+pub async fn last_seen(
+    State(state): State<Arc<ApiState>>,
+    axum::extract::Extension(viewer): axum::extract::Extension<crate::api::Viewer>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+) -> Result<Encoded, ApiError> {
+    let ip = peer.ip().to_canonical().to_string();
+    state
+        .query(move |s| {
+            let row = s.with_reader(|r| Ok(r.last_session_from(&ip)?))?;
+            Ok(match row {
+                None => LastSeen {
+                    ip,
+                    result: "none",
+                    user_agent: None,
+                    worker: None,
+                    worker_id: None,
+                    at: None,
+                    port: None,
+                    tls: None,
+                    close_reason: None,
+                },
+                Some(r) => LastSeen {
+                    ip,
+                    result: if r.ended_unix_s.is_some() {
+                        "closed"
+                    } else {
+                        "connected"
+                    },
+                    user_agent: r.user_agent,
+                    worker: Some(viewer.name(&r.worker)),
+                    worker_id: Some(super::worker_id(&r.worker)),
+                    at: Some(r.started_unix_s),
+                    port: Some(r.local_port),
+                    tls: Some(r.tls),
+                    close_reason: r.end_reason,
+                },
+            })
+        })
+        .await
+}

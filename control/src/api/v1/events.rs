@@ -68,6 +68,28 @@ pub struct RecentEvents {
     pub rows: Vec<EventView>,
 }
 
+/// An event as `viewer` sees it (worker names masked unless it may see addresses).
+#[must_use]
+pub fn view(e: crate::storage::EventRow, viewer: Viewer) -> EventView {
+    let mut fields = BTreeMap::new();
+    if let serde_json::Value::Object(map) = e.message {
+        for (k, v) in map {
+            // Worker names carry payout addresses: masked here.
+            let v = match (k.as_str(), v) {
+                ("worker", serde_json::Value::String(w)) => Field::Text(viewer.name(&w)),
+                (_, v) => Field::from(v),
+            };
+            fields.insert(k, v);
+        }
+    }
+    EventView {
+        id: e.id,
+        at: e.time_unix_s,
+        kind: e.kind,
+        fields,
+    }
+}
+
 /// The latest events.
 #[utoipa::path(get, path = "/api/v1/events/recent", tag = "events", params(RecentQuery),
     responses(
@@ -91,27 +113,7 @@ pub async fn recent(
                 let rows = r
                     .latest_events(limit)?
                     .into_iter()
-                    .map(|e| {
-                        let mut fields = BTreeMap::new();
-                        if let serde_json::Value::Object(map) = e.message {
-                            for (k, v) in map {
-                                // Worker names carry payout addresses: masked here.
-                                let v = match (k.as_str(), v) {
-                                    ("worker", serde_json::Value::String(w)) => {
-                                        Field::Text(viewer.name(&w))
-                                    }
-                                    (_, v) => Field::from(v),
-                                };
-                                fields.insert(k, v);
-                            }
-                        }
-                        EventView {
-                            id: e.id,
-                            at: e.time_unix_s,
-                            kind: e.kind,
-                            fields,
-                        }
-                    })
+                    .map(|e| view(e, viewer))
                     .collect();
                 Ok(RecentEvents { rows })
             })
