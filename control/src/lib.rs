@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod network;
 pub mod rpc;
 pub mod run;
+pub mod settings;
 pub mod stats;
 pub mod storage;
 pub mod subsidy;

@@ -69,8 +69,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("get", "/api/v1/workers/{id}/history"),
     ("get", "/api/v1/workers/{id}/sessions"),
     ("get", "/api/v1/workers/{id}/events"),
-    ("get", "/api/v1/admin/config"),
-    ("put", "/api/v1/admin/config"),
     ("get", "/api/v1/admin/nodes"),
     ("put", "/api/v1/admin/nodes"),
     ("post", "/api/v1/admin/nodes/{id}/test"),

@@ -17,6 +17,7 @@ use crate::{
     error::NetError,
     plain::Eventfd,
     protocol::{Protocol, ShardId},
+    settings::LiveSettings,
     shard::{Events, ShardListener, ShardMsg, ShardSetup, StatsBatch, run},
     tls::{Reloadable, reload_loop},
 };
@@ -53,6 +54,8 @@ pub struct DataPlane<J, S, C> {
     shards: Vec<ShardHandle>,
     local_addrs: Vec<SocketAddr>,
     jobs: Arc<ArcSwap<J>>,
+    settings: Arc<ArcSwap<LiveSettings>>,
+    ip_table: Arc<IpTable>,
     stats: Vec<flume::Receiver<StatsBatch<S>>>,
     candidates: flume::Receiver<C>,
     tls_stop: Option<flume::Sender<()>>,
@@ -103,6 +106,27 @@ impl<J, S, C> DataPlane<J, S, C> {
             // Full: a wake-up is already queued and will load the newest jobs.
             let _ = shard.control.try_send(ShardMsg::Jobs);
         }
+    }
+
+    /// Applies new live settings (see `crate::settings`): the per-IP cap at once, the rest
+    /// on each shard at its next control message (a coalescing wake-up is sent now).
+    ///
+    /// # Errors
+    /// [`NetError::Config`] when a value is out of range (nothing changes then).
+    pub fn apply_settings(&self, settings: LiveSettings) -> Result<(), NetError> {
+        settings.validate()?;
+        self.ip_table.set_cap(settings.connections_per_ip_max);
+        self.settings.store(Arc::new(settings));
+        for shard in &self.shards {
+            // Full: a queued message applies the newest settings too.
+            let _ = shard.control.try_send(ShardMsg::Settings);
+        }
+        Ok(())
+    }
+
+    /// The live settings in force.
+    pub fn settings(&self) -> LiveSettings {
+        **self.settings.load()
     }
 
     /// The per-shard statistics queues (bounded; batches of at most `SHARE_STATS_BATCH_MAX`).
@@ -247,12 +271,15 @@ where
 
     let factory = Arc::new(protocol_factory);
     let ip_table = Arc::new(IpTable::new(config.connections_per_ip_max));
+    let settings = Arc::new(ArcSwap::from_pointee(LiveSettings::of(&config)));
     let (candidates_tx, candidates) = flume::bounded(BLOCK_CANDIDATES_PER_SHARD_MAX * shard_count);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut plane = DataPlane {
         shards: Vec::with_capacity(shard_count),
         local_addrs,
         jobs: Arc::clone(&jobs),
+        settings: Arc::clone(&settings),
+        ip_table: Arc::clone(&ip_table),
         stats: Vec::with_capacity(shard_count),
         candidates,
         tls_stop: None,
@@ -269,6 +296,7 @@ where
             config: Arc::clone(&config),
             listeners,
             jobs: Arc::clone(&jobs),
+            settings: Arc::clone(&settings),
             control_rx,
             events: Events::new(stats_tx, candidates_tx.clone(), Arc::clone(&counters)),
             counters: Arc::clone(&counters),

@@ -80,6 +80,7 @@ use crate::{
     },
     plane::{Driver, PlainIo},
     protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId},
+    settings::LiveSettings,
     uring::RecvRing,
 };
 
@@ -131,6 +132,8 @@ fn spawn_fatal<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F:
 pub(crate) enum ShardMsg {
     /// New jobs were published.
     Jobs,
+    /// New live settings were stored (`crate::settings`).
+    Settings,
     /// Close listeners and connections, then end the thread.
     Stop,
 }
@@ -404,6 +407,8 @@ pub(crate) struct ShardState<P: Protocol> {
     live: usize,
     events: Events<P::Stat, P::Candidate>,
     config: Arc<NetConfig>,
+    /// The live settings in force (copied from the plane's `ArcSwap` at each control message).
+    settings: LiveSettings,
     ip_table: Arc<IpTable>,
     counters: Arc<ShardCounters>,
     stopping: bool,
@@ -453,6 +458,7 @@ impl<P: Protocol> ShardState<P> {
             free,
             live: 0,
             events,
+            settings: LiveSettings::of(&config),
             config,
             ip_table,
             counters,
@@ -1711,7 +1717,7 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
             protocol,
             slots,
             events,
-            config,
+            settings,
             counters,
             outbound_pool,
             ..
@@ -1729,9 +1735,9 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
             continue;
         }
         let expired = if slot.subscribed {
-            now.saturating_duration_since(slot.last_line_at) >= config.idle_timeout
+            now.saturating_duration_since(slot.last_line_at) >= settings.idle_timeout
         } else {
-            now.saturating_duration_since(slot.connected_at) >= config.subscribe_timeout
+            now.saturating_duration_since(slot.connected_at) >= settings.subscribe_timeout
         };
         if expired {
             let reason = if slot.subscribed {
@@ -1808,6 +1814,7 @@ pub(crate) struct ShardSetup<P: Protocol> {
     pub(crate) config: Arc<NetConfig>,
     pub(crate) listeners: Vec<ShardListener>,
     pub(crate) jobs: Arc<ArcSwap<P::Jobs>>,
+    pub(crate) settings: Arc<ArcSwap<LiveSettings>>,
     pub(crate) control_rx: flume::Receiver<ShardMsg>,
     pub(crate) events: Events<P::Stat, P::Candidate>,
     pub(crate) counters: Arc<ShardCounters>,
@@ -1850,6 +1857,7 @@ fn run_inner<P: Protocol>(
         config,
         listeners,
         jobs,
+        settings,
         control_rx,
         events,
         counters,
@@ -1940,7 +1948,7 @@ fn run_inner<P: Protocol>(
     spawn_fatal(shard_main(
         Rc::clone(&state),
         control_rx,
-        cache,
+        (cache, arc_swap::Cache::new(settings)),
         accepts,
         listener_handles,
         Rc::clone(&done),
@@ -2042,20 +2050,42 @@ fn ring_turn<P: Protocol>(st: &mut ShardState<P>) -> bool {
     st.ring.as_mut().expect("ring").has_completions()
 }
 
+type JobsCache<P> =
+    arc_swap::Cache<Arc<ArcSwap<<P as Protocol>::Jobs>>, Arc<<P as Protocol>::Jobs>>;
+type SettingsCache = arc_swap::Cache<Arc<ArcSwap<LiveSettings>>, Arc<LiveSettings>>;
+
+/// Copies new live settings into the shard (no allocation; nothing if unchanged).
+fn apply_settings<P: Protocol>(st: &mut ShardState<P>, settings: LiveSettings) {
+    if st.settings != settings {
+        st.bucket
+            .reconfigure(settings.accept_rate_per_sec, settings.accept_burst);
+        st.settings = settings;
+    }
+}
+
 /// The shard's control task: serves control messages until stopped, then closes listeners
 /// and connections and ends the shard loop (`done`).
 async fn shard_main<P: Protocol>(
     state: Rc<RefCell<ShardState<P>>>,
     control_rx: flume::Receiver<ShardMsg>,
-    mut cache: arc_swap::Cache<Arc<ArcSwap<P::Jobs>>, Arc<P::Jobs>>,
+    (mut cache, mut settings): (JobsCache<P>, SettingsCache),
     accepts: Vec<compio::runtime::JoinHandle<()>>,
     listener_handles: Vec<std::net::TcpListener>,
     done: Rc<Cell<bool>>,
 ) {
     // Ends on `Stop`, or when the handle is gone (its sender dropped).
-    while let Ok(ShardMsg::Jobs) = control_rx.recv_async().await {
-        let current = Arc::clone(cache.load());
-        fan_out(&mut state.borrow_mut(), &current);
+    loop {
+        let msg = control_rx.recv_async().await;
+        if !matches!(msg, Ok(ShardMsg::Jobs | ShardMsg::Settings)) {
+            break;
+        }
+        // Any wake-up applies the newest settings: a `Settings` dropped on a full queue is
+        // covered by the message that filled it.
+        apply_settings(&mut state.borrow_mut(), **settings.load());
+        if msg == Ok(ShardMsg::Jobs) {
+            let current = Arc::clone(cache.load());
+            fan_out(&mut state.borrow_mut(), &current);
+        }
     }
     {
         let mut st = state.borrow_mut();

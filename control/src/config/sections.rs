@@ -99,7 +99,10 @@ fn difficulty(
     }
 }
 
-pub(super) fn validate_ports(raw: Vec<RawPort>) -> Result<Vec<PortSettings>, ConfigError> {
+pub(super) fn validate_ports(
+    raw: Vec<RawPort>,
+    shares_per_min_default: u32,
+) -> Result<Vec<PortSettings>, ConfigError> {
     if raw.is_empty() {
         return Err(invalid(
             "port",
@@ -177,9 +180,7 @@ pub(super) fn validate_ports(raw: Vec<RawPort>) -> Result<Vec<PortSettings>, Con
                 p.difficulty_max,
                 defaults.difficulty_max,
             )?,
-            shares_per_min_target: p
-                .shares_per_min_target
-                .unwrap_or(defaults.shares_per_min_target),
+            shares_per_min_target: p.shares_per_min_target.unwrap_or(shares_per_min_default),
             ..defaults
         };
         vardiff.fractional = fractional != Fractional::Never;

@@ -205,6 +205,17 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 ";
 
+/// Configuration overrides set through the admin API (`PUT /api/v1/admin/config`), applied
+/// over the file at every start (decision 0017). `value` is JSON text; `null` unsets the key.
+const CONFIG_OVERRIDES: &str = "
+CREATE TABLE IF NOT EXISTS config_overrides (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_unix_s INTEGER NOT NULL,
+    actor TEXT NOT NULL
+);
+";
+
 /// One migration step: SQL, then an optional Rust part in the same transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Step {
@@ -230,6 +241,7 @@ pub const MIGRATIONS: &[Step] = &[
         then: Some(rekey_plain_difficulties),
     },
     sql(V7),
+    sql(CONFIG_OVERRIDES),
 ];
 
 /// Version 6's Rust part (see [`V6`]): every key without `#` becomes
