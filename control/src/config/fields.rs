@@ -37,6 +37,7 @@ pub struct Field {
     /// Dotted key (`pool.accept_burst`, `port[0].difficulty_start`).
     pub key: String,
     /// Its value in force or stored (typed JSON; `null` for an absent optional value).
+    #[schema(value_type = Option<FieldValue>)]
     pub value: Value,
     /// A change applies at once (`true`) or at the next start (`false`).
     pub live: bool,
@@ -44,6 +45,29 @@ pub struct Field {
     pub step_up: bool,
     /// Where the value comes from.
     pub source: FieldSource,
+}
+
+/// The shapes a value takes (the OpenAPI schema of [`Field::value`]).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum FieldValue {
+    /// Text (`pool.coinbase_tag`, addresses, paths, `profile`).
+    Text(String),
+    /// A number (limits, timeouts, difficulties).
+    Number(f64),
+    /// A switch (`pool.force_polling`).
+    Switch(bool),
+    /// `pool.split`.
+    Splits(Vec<SplitValue>),
+}
+
+/// One `[[pool.split]]` output.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SplitValue {
+    /// The address paid.
+    pub address: String,
+    /// Satoshis.
+    pub value_sats: u64,
 }
 
 /// The keys besides the per-port ones: (key, live, step-up, profile sets it).
