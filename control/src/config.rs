@@ -490,14 +490,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
     let network = parse_network(&raw.network)?;
-    let profile_name = raw.profile.as_deref().unwrap_or(PROFILE_DEFAULT);
-    let profile = Profile::named(profile_name).ok_or_else(|| {
-        invalid(
-            "profile",
-            format!("unknown profile {profile_name:?}"),
-            "\"small\", \"medium\", \"large\", \"enterprise\"",
-        )
-    })?;
+    let profile = Profile::resolve(raw.profile.as_deref())?;
     let nodes = validate_nodes(raw.node)?;
     let ports = validate_ports(raw.port, profile.shares_per_min_target)?;
     if let Some(shards) = raw.pool.shards

@@ -196,16 +196,22 @@ fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Every live key: changed through the API, its effect seen without a restart.
-#[allow(clippy::too_many_lines, reason = "one row per live key, in order")]
-async fn live_rows(
-    http: &Client,
-    base: &str,
-    admin: &Admin,
-    stratum: SocketAddr,
-) -> Vec<&'static str> {
-    let mut covered = Vec::new();
+type Row = Vec<&'static str>;
 
+/// Every live key: changed through the API, its effect seen without a restart.
+async fn live_rows(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr) -> Row {
+    let mut covered = Vec::new();
+    row_0(http, base, admin, stratum, &mut covered).await;
+    row_1(http, base, admin, stratum, &mut covered).await;
+    row_2(http, base, admin, stratum, &mut covered).await;
+    row_3(http, base, admin, stratum, &mut covered).await;
+    row_4(http, base, admin, stratum, &mut covered).await;
+    row_5(http, base, admin, stratum, &mut covered).await;
+    row_6(http, base, admin, stratum, &mut covered).await;
+    covered
+}
+
+async fn row_0(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr, covered: &mut Row) {
     // profile: "small" caps connections per address at 64 (medium: 1024), live; shards wait.
     let (refused, held) = refused_of(stratum, 65).await;
     assert_eq!(refused, 0, "medium admits 65 connections of one address");
@@ -238,7 +244,9 @@ async fn live_rows(
     drop(held);
     covered.push("profile");
     tokio::time::sleep(Duration::from_millis(500)).await;
+}
 
+async fn row_1(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr, covered: &mut Row) {
     // pool.connections_per_ip_max: 2 admits two and refuses the third.
     assert_eq!(
         put(http, base, admin, json!({"pool.connections_per_ip_max": 2}))
@@ -262,7 +270,9 @@ async fn live_rows(
         200
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
+}
 
+async fn row_2(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr, covered: &mut Row) {
     // pool.accept_rate_per_sec and pool.accept_burst: one a second, no burst; of 8 quick
     // connections each shard admits one.
     let (status, _) = put(
@@ -286,7 +296,9 @@ async fn live_rows(
     .await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
 
+async fn row_3(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr, covered: &mut Row) {
     // pool.subscribe_timeout_secs: 1 s closes a silent connection (default 30 s).
     let mut silent = TcpStream::connect(stratum).await.unwrap();
     assert_eq!(
@@ -297,7 +309,9 @@ async fn live_rows(
     );
     assert!(closed_within(&mut silent, Duration::from_secs(4)).await);
     covered.push("pool.subscribe_timeout_secs");
+}
 
+async fn row_4(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr, covered: &mut Row) {
     // pool.idle_timeout_secs: 1 s closes a subscribed miner that says nothing (default 600 s).
     let mut miner = raw_miner::Miner::connect(stratum, &format!("{ADDRESS}.idle"), "t").await;
     assert_eq!(
@@ -318,7 +332,9 @@ async fn live_rows(
             .0,
         200
     );
+}
 
+async fn row_5(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr, covered: &mut Row) {
     // port[0].difficulty_start: a new connection starts at it.
     assert_eq!(
         put(http, base, admin, json!({"port[0].difficulty_start": 0.5}))
@@ -349,7 +365,9 @@ async fn live_rows(
     );
     assert_eq!(first_difficulty(stratum, &suggest(100.0)).await, 2.0);
     covered.push("port[0].difficulty_max");
+}
 
+async fn row_6(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr, covered: &mut Row) {
     // pool.coinbase_tag and pool.split: in the next notify's coinbase.
     let mut miner = raw_miner::Miner::connect(stratum, &format!("{ADDRESS}.cb"), "t").await;
     assert_eq!(
@@ -368,7 +386,6 @@ async fn live_rows(
             .contains(&format!("e803000000000000{}{ADDRESS_SCRIPT}", "16"))
     );
     covered.push("pool.split");
-    covered
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,11 +453,20 @@ async fn every_live_key_applies_without_a_restart_and_everything_survives_one() 
     // Everything survives a restart of the daemon (same file, same database).
     let token = admin_token(&http, &base, &admin).await;
     daemon.shutdown().await.unwrap();
-    let daemon = Daemon::start(config(&node, &dir)).await.unwrap();
+    survives_a_restart(&http, &node, &dir, &token).await;
+}
+
+async fn survives_a_restart(
+    http: &Client,
+    node: &fake_node::FakeNode,
+    dir: &temp_dir::TempDir,
+    token: &str,
+) {
+    let daemon = Daemon::start(config(node, dir)).await.unwrap();
     let base = format!("http://{}", daemon.http_addr().unwrap());
     let r = http
         .get(format!("{base}/api/v1/admin/config"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
@@ -523,13 +549,8 @@ async fn etags_keys_values_and_callers_are_checked_and_nothing_changes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let body: Value = r.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("pool.no_such_key")
-    );
+    let message = r.json::<Value>().await.unwrap()["error"]["message"].to_string();
+    assert!(message.contains("pool.no_such_key"), "{message}");
     let r = send(Some(&etag), json!({"pool.accept_burst": 0}))
         .await
         .unwrap();
@@ -549,8 +570,13 @@ async fn etags_keys_values_and_callers_are_checked_and_nothing_changes() {
     assert_eq!(now["etag"], etag);
     assert_eq!(field(&now, "pool.accept_burst")["value"], 2000);
 
+    callers_are_checked(&http, &base, &admin, &url, &etag).await;
+    daemon.shutdown().await.unwrap();
+}
+
+async fn callers_are_checked(http: &Client, base: &str, admin: &Admin, url: &str, etag: &str) {
     // No caller: 401; a read token: 403; an admin token cannot change payout keys (step-up).
-    let r = http.get(&url).send().await.unwrap();
+    let r = http.get(url).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let r = http
         .post(format!("{base}/api/v1/admin/tokens"))
@@ -562,18 +588,18 @@ async fn etags_keys_values_and_callers_are_checked_and_nothing_changes() {
         .unwrap();
     let read: Value = r.json().await.unwrap();
     let r = http
-        .get(&url)
+        .get(url)
         .bearer_auth(read["text"].as_str().unwrap())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let token = admin_token(&http, &base, &admin).await;
+    let token = admin_token(http, base, admin).await;
     let split = json!({"changes": {"pool.split": [{"address": ADDRESS, "value_sats": 1000}]}});
     let r = http
-        .put(&url)
+        .put(url)
         .bearer_auth(&token)
-        .header("if-match", &etag)
+        .header("if-match", etag)
         .json(&split)
         .send()
         .await
@@ -584,9 +610,9 @@ async fn etags_keys_values_and_callers_are_checked_and_nothing_changes() {
         "payout changes need a session with a recent step-up"
     );
     let r = http
-        .put(&url)
+        .put(url)
         .bearer_auth(&token)
-        .header("if-match", &etag)
+        .header("if-match", etag)
         .json(&json!({"changes": {"pool.coinbase_tag": "/tok/"}}))
         .send()
         .await
@@ -594,7 +620,7 @@ async fn etags_keys_values_and_callers_are_checked_and_nothing_changes() {
     assert_eq!(r.status(), 200, "other keys take an admin token");
     // A session without CSRF header: 403.
     let r = http
-        .put(&url)
+        .put(url)
         .header("cookie", &admin.cookie)
         .header("if-match", "*")
         .json(&json!({"changes": {"pool.coinbase_tag": "/x/"}}))
@@ -602,5 +628,4 @@ async fn etags_keys_values_and_callers_are_checked_and_nothing_changes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    daemon.shutdown().await.unwrap();
 }

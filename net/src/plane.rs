@@ -202,6 +202,33 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// The TLS configuration of each listener (`None` for a plain one), and their reloaders.
+#[allow(clippy::type_complexity, reason = "a private helper's pair")]
+fn tls_configs(
+    config: &NetConfig,
+) -> Result<
+    (
+        Vec<Reloadable>,
+        Vec<Option<Arc<ArcSwap<rustls::ServerConfig>>>>,
+    ),
+    NetError,
+> {
+    let mut reloadables = Vec::new();
+    let mut tls_configs = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        tls_configs.push(match &listener.tls {
+            None => None,
+            Some(files) => {
+                let reloadable = Reloadable::new(files.clone())?;
+                let live = Arc::clone(&reloadable.config);
+                reloadables.push(reloadable);
+                Some(live)
+            }
+        });
+    }
+    Ok((reloadables, tls_configs))
+}
+
 /// The [`DataPlane`] handle type for protocol `P`.
 pub type DataPlaneOf<P> =
     DataPlane<<P as Protocol>::Jobs, <P as Protocol>::Stat, <P as Protocol>::Candidate>;
@@ -227,20 +254,7 @@ where
     let config = Arc::new(config);
     let shard_count = config.shard_count();
 
-    // TLS configurations, one per TLS listener.
-    let mut reloadables = Vec::new();
-    let mut tls_configs = Vec::with_capacity(config.listeners.len());
-    for listener in &config.listeners {
-        tls_configs.push(match &listener.tls {
-            None => None,
-            Some(files) => {
-                let reloadable = Reloadable::new(files.clone())?;
-                let live = Arc::clone(&reloadable.config);
-                reloadables.push(reloadable);
-                Some(live)
-            }
-        });
-    }
+    let (reloadables, tls_configs) = tls_configs(&config)?;
 
     // Listening sockets: the first bind resolves port 0, the others reuse that port.
     let mut per_shard: Vec<Vec<ShardListener>> = (0..shard_count).map(|_| Vec::new()).collect();

@@ -18,7 +18,22 @@ use warppool_core::limits::{
     ACCEPT_RATE_PER_SEC_MAX, CONNECTION_TIMEOUT_SECS_MAX, CONNECTIONS_PER_SHARD_MAX, SHARDS_MAX,
 };
 
-use crate::{NetConfig, NetError};
+use crate::{NetConfig, NetError, Protocol, shard::ShardState};
+
+/// What a shard reads the settings through.
+pub(crate) type SettingsCache =
+    arc_swap::Cache<std::sync::Arc<arc_swap::ArcSwap<LiveSettings>>, std::sync::Arc<LiveSettings>>;
+
+/// Copies new live settings into a shard (no allocation; nothing if unchanged). Called at
+/// every control message, so a `Settings` wake-up dropped on a full queue is covered by the
+/// message that filled it.
+pub(crate) fn apply<P: Protocol>(st: &mut ShardState<P>, settings: LiveSettings) {
+    if st.settings != settings {
+        st.bucket
+            .reconfigure(settings.accept_rate_per_sec, settings.accept_burst);
+        st.settings = settings;
+    }
+}
 
 /// The data plane's settings that apply while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -90,49 +90,15 @@ const INPUT_BYTES: usize = LINE_BYTES_MAX + READ_BYTES_MIN;
 /// First byte of a TLS handshake record (a ClientHello on a plain port).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Aborts the process when dropped during a panic (see [`Fatal`]).
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("warppool-net: panic on a shard thread (see above); aborting");
-            std::process::abort();
-        }
-    }
-}
-
-/// A future whose panics abort the process. compio catches a panic inside a spawned task
-/// and drops the task, which would leave the shard running with a connection slot that is
-/// never freed and a violated assertion unnoticed; a shard panic is a programmer error, so
-/// it crashes instead (STYLE rules 8 and 9).
-struct Fatal<F>(std::pin::Pin<Box<F>>);
-
-impl<F: Future> Future for Fatal<F> {
-    type Output = F::Output;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<F::Output> {
-        let guard = AbortOnUnwind;
-        let result = self.0.as_mut().poll(cx);
-        std::mem::forget(guard);
-        result
-    }
-}
-
-/// Spawns a task on the shard's runtime; a panic in it aborts the process (see [`Fatal`]).
-fn spawn_fatal<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F::Output> {
-    compio::runtime::spawn(Fatal(Box::pin(future)))
-}
+mod fatal;
+use fatal::{AbortOnUnwind, spawn_fatal};
 
 /// Messages from the control plane to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ShardMsg {
     /// New jobs were published.
     Jobs,
-    /// New live settings were stored (`crate::settings`).
+    /// New live settings (`crate::settings`).
     Settings,
     /// Close listeners and connections, then end the thread.
     Stop,
@@ -407,14 +373,14 @@ pub(crate) struct ShardState<P: Protocol> {
     live: usize,
     events: Events<P::Stat, P::Candidate>,
     config: Arc<NetConfig>,
-    /// The live settings in force (copied from the plane's `ArcSwap` at each control message).
-    settings: LiveSettings,
+    /// In force (`crate::settings::apply`).
+    pub(crate) settings: LiveSettings,
     ip_table: Arc<IpTable>,
     counters: Arc<ShardCounters>,
     stopping: bool,
     drain_waker: Option<Waker>,
     shard: ShardId,
-    bucket: TokenBucket,
+    pub(crate) bucket: TokenBucket,
     /// Rate-limited log lines about refused connections.
     refusals: RefusalLog,
     epoll: Epoll,
@@ -1828,6 +1794,21 @@ fn timeout_ms(now: Instant, deadline: Instant) -> i32 {
     i32::try_from(ms).unwrap_or(i32::MAX)
 }
 
+/// The shard's io_uring receive ring, registered with `epoll`: plain connections read
+/// through it when the runtime is on io_uring (the fusion driver's decision) and the kernel
+/// passes the ring's probe.
+fn shard_ring(driver: Driver, epoll: &Epoll) -> std::io::Result<(Option<RecvRing>, PlainIo)> {
+    let ring = match driver {
+        Driver::IoUring => RecvRing::new().ok(),
+        Driver::Poll => None,
+    };
+    let Some(ring) = ring else {
+        return Ok((None, PlainIo::Epoll));
+    };
+    epoll.add(ring.completions_fd(), COMPIO_EVENTS, TOKEN_RING)?;
+    Ok((Some(ring), PlainIo::Ring))
+}
+
 /// Runs a shard on this thread until it is stopped: sets up its listeners, reports
 /// readiness on `ready`, then runs the shard loop (see the module docs). A panic aborts the
 /// process (see [`Fatal`]).
@@ -1908,21 +1889,9 @@ fn run_inner<P: Protocol>(
             }
         }
     }
-    // Plain connections read through the shard's own io_uring ring when the runtime is on
-    // io_uring (the fusion driver's decision) and the kernel passes the ring's probe.
-    let ring = match driver {
-        Driver::IoUring => RecvRing::new().ok(),
-        Driver::Poll => None,
-    };
-    if let Some(ring) = &ring
-        && let Err(e) = epoll.add(ring.completions_fd(), COMPIO_EVENTS, TOKEN_RING)
-    {
-        return fail(e);
-    }
-    let plain_io = if ring.is_some() {
-        PlainIo::Ring
-    } else {
-        PlainIo::Epoll
+    let (ring, plain_io) = match shard_ring(driver, &epoll) {
+        Ok(ring) => ring,
+        Err(e) => return fail(e),
     };
     let mut state = ShardState::new(
         protocol,
@@ -1948,7 +1917,8 @@ fn run_inner<P: Protocol>(
     spawn_fatal(shard_main(
         Rc::clone(&state),
         control_rx,
-        (cache, arc_swap::Cache::new(settings)),
+        cache,
+        arc_swap::Cache::new(settings),
         accepts,
         listener_handles,
         Rc::clone(&done),
@@ -2050,39 +2020,21 @@ fn ring_turn<P: Protocol>(st: &mut ShardState<P>) -> bool {
     st.ring.as_mut().expect("ring").has_completions()
 }
 
-type JobsCache<P> =
-    arc_swap::Cache<Arc<ArcSwap<<P as Protocol>::Jobs>>, Arc<<P as Protocol>::Jobs>>;
-type SettingsCache = arc_swap::Cache<Arc<ArcSwap<LiveSettings>>, Arc<LiveSettings>>;
-
-/// Copies new live settings into the shard (no allocation; nothing if unchanged).
-fn apply_settings<P: Protocol>(st: &mut ShardState<P>, settings: LiveSettings) {
-    if st.settings != settings {
-        st.bucket
-            .reconfigure(settings.accept_rate_per_sec, settings.accept_burst);
-        st.settings = settings;
-    }
-}
-
 /// The shard's control task: serves control messages until stopped, then closes listeners
 /// and connections and ends the shard loop (`done`).
 async fn shard_main<P: Protocol>(
     state: Rc<RefCell<ShardState<P>>>,
     control_rx: flume::Receiver<ShardMsg>,
-    (mut cache, mut settings): (JobsCache<P>, SettingsCache),
+    mut cache: arc_swap::Cache<Arc<ArcSwap<P::Jobs>>, Arc<P::Jobs>>,
+    mut settings: crate::settings::SettingsCache,
     accepts: Vec<compio::runtime::JoinHandle<()>>,
     listener_handles: Vec<std::net::TcpListener>,
     done: Rc<Cell<bool>>,
 ) {
     // Ends on `Stop`, or when the handle is gone (its sender dropped).
-    loop {
-        let msg = control_rx.recv_async().await;
-        if !matches!(msg, Ok(ShardMsg::Jobs | ShardMsg::Settings)) {
-            break;
-        }
-        // Any wake-up applies the newest settings: a `Settings` dropped on a full queue is
-        // covered by the message that filled it.
-        apply_settings(&mut state.borrow_mut(), **settings.load());
-        if msg == Ok(ShardMsg::Jobs) {
+    while let Ok(msg @ (ShardMsg::Jobs | ShardMsg::Settings)) = control_rx.recv_async().await {
+        crate::settings::apply(&mut state.borrow_mut(), **settings.load());
+        if msg == ShardMsg::Jobs {
             let current = Arc::clone(cache.load());
             fan_out(&mut state.borrow_mut(), &current);
         }

@@ -4,6 +4,7 @@
 //! documented in `docs/configuration.md` ("Profiles"); `medium` is the built-in default of
 //! every key, so a file without `profile` behaves as before profiles existed.
 
+use super::ConfigError;
 use warppool_core::limits::{
     ACCEPT_BURST_DEFAULT, ACCEPT_RATE_PER_SEC_DEFAULT, CONNECTIONS_PER_IP_DEFAULT,
     CONNECTIONS_PER_SHARD_MAX, EVENTS_RETENTION_DAYS, SHARE_MINUTES_RETENTION_DAYS,
@@ -90,6 +91,21 @@ pub const PROFILES: [Profile; 4] = [
 pub const PROFILE_DEFAULT: &str = "medium";
 
 impl Profile {
+    /// The profile `name` names (`None`: [`PROFILE_DEFAULT`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for an unknown name.
+    pub fn resolve(name: Option<&str>) -> Result<Self, ConfigError> {
+        let name = name.unwrap_or(PROFILE_DEFAULT);
+        Self::named(name).ok_or_else(|| {
+            super::invalid(
+                "profile",
+                format!("unknown profile {name:?}"),
+                "\"small\", \"medium\", \"large\", \"enterprise\"",
+            )
+        })
+    }
+
     /// The profile called `name`.
     #[must_use]
     pub fn named(name: &str) -> Option<Self> {
