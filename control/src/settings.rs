@@ -151,6 +151,12 @@ impl LiveConfig {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The profile in force.
+    #[must_use]
+    pub fn profile(&self) -> &'static str {
+        self.state().current.profile.name
+    }
+
     /// The stored configuration, its etag, and the keys whose stored value waits for a
     /// restart.
     #[must_use]

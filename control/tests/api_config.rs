@@ -236,6 +236,15 @@ async fn row_0(http: &Client, base: &str, admin: &Admin, stratum: SocketAddr, co
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(restart.contains(&"pool.shards"), "{r}");
+    let status: Value = http
+        .get(format!("{base}/api/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["profile"], "small");
     let (refused, held) = refused_of(stratum, 65).await;
     assert_eq!(
         refused, 1,

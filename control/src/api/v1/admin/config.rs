@@ -144,7 +144,10 @@ pub async fn config_put(
         let applied = match live.change(&if_match, &change.changes, &principal.actor(), now) {
             Ok(applied) => applied,
             Err(ChangeError::Stale { current }) => return Ok(Err(current)),
-            Err(ChangeError::Invalid(e)) => return Err(ApiError::bad_request(e.to_string())),
+            Err(ChangeError::Invalid(e)) => {
+                tracing::info!(actor = %principal.actor(), error = %e, "config change refused");
+                return Err(ApiError::bad_request(e.to_string()));
+            }
             Err(ChangeError::Storage(e)) => return Err(ApiError::internal(e.to_string())),
         };
         let audit = Change {
