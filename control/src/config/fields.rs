@@ -400,7 +400,17 @@ impl Config {
         for key in changes.keys() {
             info(key, self.ports.len()).ok_or_else(|| unknown(key))?;
         }
-        let mut next = Self::from_source(self.source.with(changes)?)?;
+        // A value of the wrong type fails in serde, which names the section only: name the
+        // changed keys instead.
+        let keys = || changes.keys().cloned().collect::<Vec<_>>().join(", ");
+        let mut next = Self::from_source(self.source.with(changes)?).map_err(|e| match e {
+            ConfigError::Syntax(message) => invalid(
+                keys(),
+                message,
+                "a value of the key's type (see its current value)",
+            ),
+            e => e,
+        })?;
         next.demo = self.demo;
         Ok(next)
     }
