@@ -35,7 +35,7 @@
 //!   `/auth/totp`, `/auth/recovery`, `/auth/logout`, `/auth/step-up`, `GET /api/v1/auth/sessions`,
 //!   `DELETE /api/v1/auth/sessions/{id}`, `POST /api/v1/auth/totp/enroll` and `/confirm`,
 //!   `GET|POST /api/v1/admin/tokens`, `DELETE /api/v1/admin/tokens/{id}`,
-//!   `GET /api/v1/admin/audit`.
+//!   `GET /api/v1/admin/audit`, `GET|PUT /api/v1/admin/config` ([`crate::settings`]).
 //!
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]; loopback peers, or a token of the
 //!   `metrics` scope).
@@ -120,6 +120,8 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The job set published last (the payout check).
     pub jobs: Arc<crate::payout::LastJobs>,
+    /// The running configuration (`/api/v1/admin/config`; `None`: the endpoints answer 503).
+    pub config: Option<Arc<crate::settings::LiveConfig>>,
 }
 
 thread_local! {
@@ -305,6 +307,10 @@ fn admin_routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/admin/tokens", get(a::tokens).post(a::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(a::revoke_token))
         .route("/api/v1/admin/audit", get(a::audit))
+        .route(
+            "/api/v1/admin/config",
+            get(a::config::config_get).put(a::config::config_put),
+        )
 }
 
 /// Bytes of a plain-text refusal kept as the JSON error's message.

@@ -36,12 +36,10 @@ use serde::Deserialize;
 use warppool_core::{
     CoinbaseConfig, Difficulty, ExtranonceSize, SplitOutput,
     limits::{
-        ACCEPT_BURST_DEFAULT, ACCEPT_RATE_PER_SEC_DEFAULT, ACCEPT_RATE_PER_SEC_MAX,
-        BEST_BLOCK_POLL_MS_DEFAULT, CONFIG_FILE_BYTES_MAX, CONNECTION_TIMEOUT_SECS_MAX,
-        CONNECTIONS_PER_IP_DEFAULT, CONNECTIONS_PER_SHARD_MAX, EVENTS_RETENTION_DAYS,
-        IDLE_TIMEOUT_SECS_DEFAULT, LISTENERS_MAX, NODES_MAX, RETENTION_DAYS_MAX,
-        RPC_TIMEOUT_MS_DEFAULT, RPC_TIMEOUT_MS_MAX, SHARDS_MAX, SHARE_MINUTES_RETENTION_DAYS,
-        SUBSCRIBE_TIMEOUT_SECS_DEFAULT, TEMPLATE_AGE_SECS_MAX_DEFAULT,
+        ACCEPT_RATE_PER_SEC_MAX, BEST_BLOCK_POLL_MS_DEFAULT, CONFIG_FILE_BYTES_MAX,
+        CONNECTION_TIMEOUT_SECS_MAX, CONNECTIONS_PER_SHARD_MAX, IDLE_TIMEOUT_SECS_DEFAULT,
+        LISTENERS_MAX, NODES_MAX, RETENTION_DAYS_MAX, RPC_TIMEOUT_MS_DEFAULT, RPC_TIMEOUT_MS_MAX,
+        SHARDS_MAX, SUBSCRIBE_TIMEOUT_SECS_DEFAULT, TEMPLATE_AGE_SECS_MAX_DEFAULT,
         TEMPLATE_REFRESH_SECS_DEFAULT,
     },
     payout_script,
@@ -56,7 +54,12 @@ use warppool_net::{
 pub const CONFIG_VERSION: u32 = 1;
 
 mod env;
+pub mod fields;
+pub mod profile;
 mod sections;
+
+pub use self::fields::{Field, FieldSource, Source};
+pub use self::profile::{PROFILE_DEFAULT, PROFILES, Profile};
 
 use self::sections::{validate_nodes, validate_ports};
 
@@ -80,6 +83,7 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>, allowed: &str) ->
 struct RawConfig {
     version: u32,
     network: String,
+    profile: Option<String>,
     #[serde(default)]
     pool: RawPool,
     #[serde(default)]
@@ -282,6 +286,11 @@ pub struct Config {
     pub ui: crate::api::UiPolicy,
     /// Started by `warppool demo` (never set from a file: the API and health say so).
     pub demo: bool,
+    /// The profile whose defaults apply ([`profile`]).
+    pub profile: Profile,
+    /// The TOML tree it was validated from and the admin API's overrides over it
+    /// ([`fields`]).
+    pub source: Source,
 }
 
 /// Admission control and connection timeouts (`pool.*` keys; defaults in `core::limits`).
@@ -349,10 +358,20 @@ impl Config {
         for (var, value) in &overrides {
             env::apply_override(&mut table, var, value)?;
         }
-        let raw: RawConfig = toml::Value::Table(table)
+        Self::from_source(Source::new(table))
+    }
+
+    /// Validates `source` (the file's tree with its overrides applied).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first problem.
+    pub fn from_source(source: Source) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::Value::Table(source.effective()?)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
-        validate(raw)
+        let mut config = validate(raw)?;
+        config.source = source;
+        Ok(config)
     }
 
     /// The data plane configuration.
@@ -422,31 +441,31 @@ fn bounded(key: &str, value: Option<u64>, default: u64, max: u64) -> Result<u64,
     }
 }
 
-fn validate_admission(raw: &RawPool) -> Result<Admission, ConfigError> {
+fn validate_admission(raw: &RawPool, profile: &Profile) -> Result<Admission, ConfigError> {
     let rate_max = u64::from(ACCEPT_RATE_PER_SEC_MAX);
     let per_shard_max = CONNECTIONS_PER_SHARD_MAX as u64;
     let accept_rate_per_sec = bounded(
         "pool.accept_rate_per_sec",
         raw.accept_rate_per_sec,
-        u64::from(ACCEPT_RATE_PER_SEC_DEFAULT),
+        profile.accept_rate_per_sec,
         rate_max,
     )?;
     let accept_burst = bounded(
         "pool.accept_burst",
         raw.accept_burst,
-        u64::from(ACCEPT_BURST_DEFAULT),
+        profile.accept_burst,
         rate_max,
     )?;
     let connections_per_ip_max = bounded(
         "pool.connections_per_ip_max",
         raw.connections_per_ip_max,
-        u64::from(CONNECTIONS_PER_IP_DEFAULT),
+        profile.connections_per_ip_max,
         per_shard_max * SHARDS_MAX as u64,
     )?;
     let connections_per_shard_max = bounded(
         "pool.connections_per_shard_max",
         raw.connections_per_shard_max,
-        per_shard_max,
+        profile.connections_per_shard_max,
         per_shard_max,
     )?;
     let subscribe_timeout_secs = bounded(
@@ -482,8 +501,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
     let network = parse_network(&raw.network)?;
+    let profile = Profile::resolve(raw.profile.as_deref())?;
     let nodes = validate_nodes(raw.node)?;
-    let ports = validate_ports(raw.port)?;
+    let ports = validate_ports(raw.port, profile.shares_per_min_target)?;
     if let Some(shards) = raw.pool.shards
         && (shards == 0 || shards > SHARDS_MAX)
     {
@@ -493,7 +513,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             &format!("1..={SHARDS_MAX}, or leave it out for one per core"),
         ));
     }
-    let admission = validate_admission(&raw.pool)?;
+    let admission = validate_admission(&raw.pool, &profile)?;
     let coinbase = validate_coinbase(&raw.pool, network)?;
     let template = validate_template(&raw.template)?;
     if raw.storage.block_journal.as_os_str().is_empty() {
@@ -525,19 +545,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let share_minutes_retention_days = retention(
         "storage.share_minutes_retention_days",
         raw.storage.share_minutes_retention_days,
-        SHARE_MINUTES_RETENTION_DAYS,
+        profile.share_minutes_retention_days,
     )?;
     let events_retention_days = retention(
         "storage.events_retention_days",
         raw.storage.events_retention_days,
-        EVENTS_RETENTION_DAYS,
+        profile.events_retention_days,
     )?;
     let http_listen = validate_http_listen(raw.http.listen)?;
     Ok(Config {
         network,
         nodes,
         ports,
-        shards: raw.pool.shards,
+        shards: raw.pool.shards.or(profile.shards),
         force_polling: raw.pool.force_polling,
         admission,
         coinbase,
@@ -553,6 +573,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             show_addresses: raw.ui.show_addresses.unwrap_or(false),
         },
         demo: false,
+        profile,
+        source: Source::default(),
     })
 }
 

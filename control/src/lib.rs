@@ -29,6 +29,7 @@ pub mod network;
 pub mod payout;
 pub mod rpc;
 pub mod run;
+pub mod settings;
 pub mod stats;
 pub mod storage;
 pub mod subsidy;

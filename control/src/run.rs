@@ -215,6 +215,8 @@ impl Daemon {
         .context("storage open panicked")?
         .with_context(|| format!("cannot open the database {}", config.database.display()))?;
         let recorder = Arc::new(recorder);
+        let config = with_stored_overrides(config).await;
+        let live_config = config.clone();
         let mut info = api_info(&config);
         let database = config.database.clone();
         let http_listen = config.http_listen;
@@ -250,6 +252,10 @@ impl Daemon {
                         crate::auth::AllowedHosts::new::<&str>(addr.ip(), &[])
                             .context("the HTTP API's allowed hosts")?,
                     ),
+                    config: Some(Arc::new(crate::settings::LiveConfig::new(
+                        live_config,
+                        pool.live_targets(),
+                    ))),
                 };
                 let state = Arc::new(state);
                 let router = crate::api::router(Arc::clone(&state));
@@ -304,6 +310,43 @@ impl Daemon {
     }
 }
 
+/// `config` with the admin API's stored overrides applied (decision 0017). Overrides that no
+/// longer validate over this file are logged and left out: the pool starts on the file.
+async fn with_stored_overrides(config: Config) -> Config {
+    let database = config.database.clone();
+    let loaded =
+        tokio::task::spawn_blocking(move || crate::settings::load_overrides(&database)).await;
+    let overrides = match loaded {
+        Ok(Ok(overrides)) => overrides,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the stored configuration overrides");
+            return config;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading the configuration overrides panicked");
+            return config;
+        }
+    };
+    if overrides.is_empty() {
+        return config;
+    }
+    match config.with_changes(&overrides) {
+        Ok(changed) => {
+            let keys: Vec<&String> = overrides.keys().collect();
+            tracing::info!(?keys, "configuration overrides of the admin API applied");
+            changed
+        }
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "the stored configuration overrides do not validate over this file; \
+                 starting on the file alone"
+            );
+            config
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -349,6 +392,7 @@ pub struct Pool {
     network: watch::Receiver<crate::network::NetworkView>,
     metrics: PoolSources,
     jobs: Arc<crate::payout::LastJobs>,
+    ports: warppool_net::stratum::PortPolicies,
 }
 
 impl std::fmt::Debug for Pool {
@@ -381,6 +425,7 @@ impl Pool {
         let waiting = JobSet::waiting(config.network, config.coinbase.clone());
         let net = config.net_config();
         let mut stratum = config.stratum_config();
+        let ports = stratum.live_ports.clone();
         let stored_difficulties = recorder.worker_difficulties();
         if let Some(stored) = &stored_difficulties {
             // Vardiff persistence: the shards consult the recorder's lookup at authorize.
@@ -436,7 +481,18 @@ impl Pool {
             stats_tasks,
             network,
             jobs,
+            ports,
         })
+    }
+
+    /// What the admin API changes while running ([`crate::settings`]).
+    #[must_use]
+    pub fn live_targets(&self) -> crate::settings::LiveTargets {
+        crate::settings::LiveTargets {
+            plane: Arc::downgrade(&self.plane),
+            ports: self.ports.clone(),
+            templates: Arc::clone(&self.template_loop),
+        }
     }
 
     /// What the nodes say about themselves and the chain (refreshed every
@@ -489,6 +545,7 @@ impl Pool {
             network: _,
             metrics: _,
             jobs: _,
+            ports: _,
         } = self;
         // 1. Stop the template tasks (they hold the plane through the sink).
         let _ = shutdown_tx.send(true);

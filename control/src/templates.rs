@@ -129,6 +129,8 @@ struct State {
     gate: Option<String>,
     /// Node index and long-poll id of the current template.
     longpoll: Option<(usize, String)>,
+    /// The coinbase configuration changed: the next refresh publishes even the same template.
+    coinbase_changed: bool,
 }
 
 /// The template loop (see the module docs).
@@ -137,7 +139,8 @@ pub struct TemplateLoop {
     sink: Arc<dyn JobSink>,
     settings: TemplateSettings,
     network: Network,
-    coinbase: CoinbaseConfig,
+    /// Changed live by the admin API ([`TemplateLoop::set_coinbase`]).
+    coinbase: Mutex<CoinbaseConfig>,
     trigger: Notify,
     /// When a `hashblock` arrived that no publication has answered yet.
     hashblock_at: Mutex<Option<Instant>>,
@@ -243,7 +246,7 @@ impl TemplateLoop {
             sink,
             settings,
             network,
-            coinbase,
+            coinbase: Mutex::new(coinbase),
             trigger: Notify::new(),
             hashblock_at: Mutex::new(None),
             state: Mutex::new(State::default()),
@@ -280,6 +283,30 @@ impl TemplateLoop {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .fetched_at
             .map(|at| at.elapsed())
+    }
+
+    /// The coinbase configuration in force.
+    #[must_use]
+    pub fn coinbase(&self) -> CoinbaseConfig {
+        self.coinbase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the coinbase configuration (tag, splits) and publishes the current template
+    /// again with it at the next refresh, which it triggers now: every miner gets a notify
+    /// with the new coinbase.
+    pub fn set_coinbase(&self, coinbase: CoinbaseConfig) {
+        *self
+            .coinbase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = coinbase;
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .coinbase_changed = true;
+        self.trigger();
     }
 
     /// Asks for a refresh as soon as possible (coalesces with pending requests).
@@ -401,7 +428,7 @@ impl TemplateLoop {
         let t = parsed.map_err(|e| Unusable::Refused(format!("template refused: {e}")))?;
         // Work that cannot be built must not be silent: the coinbase every shard builds,
         // tried once here (the split outputs do not depend on the payout script).
-        build_coinbase(&t, &PROBE_PAYOUT_SCRIPT, &self.coinbase).map_err(|e| {
+        build_coinbase(&t, &PROBE_PAYOUT_SCRIPT, &self.coinbase()).map_err(|e| {
             self.job_build_failures.fetch_add(1, Ordering::Relaxed);
             Unusable::Unbuildable(format!("cannot build work: {e} (check [[pool.split]])"))
         })?;
@@ -424,8 +451,9 @@ impl TemplateLoop {
             .template
             .as_ref()
             .is_none_or(|t| t.prevhash() != template.prevhash());
-        let unchanged =
-            state.gate.is_none() && state.template.as_deref() == Some(template.as_ref());
+        let unchanged = state.gate.is_none()
+            && !state.coinbase_changed
+            && state.template.as_deref() == Some(template.as_ref());
         state.fetched_at = Some(Instant::now());
         let longpoll = template.longpollid().map(|id| (node, id.to_owned()));
         if unchanged {
@@ -436,6 +464,7 @@ impl TemplateLoop {
             return;
         }
         state.generation += 1;
+        state.coinbase_changed = false;
         let generation = state.generation;
         let height = template.height();
         if state.gate.take().is_some() {
@@ -450,7 +479,7 @@ impl TemplateLoop {
             generation,
             clean_jobs,
             self.network,
-            self.coinbase.clone(),
+            self.coinbase(),
         );
         self.sink.publish(Arc::new(jobs));
         if let Some(at) = self
@@ -493,7 +522,7 @@ impl TemplateLoop {
             generation: state.generation,
             clean_jobs: false,
             network: self.network,
-            coinbase: self.coinbase.clone(),
+            coinbase: self.coinbase(),
             gate: Some(reason.clone()),
         };
         let status = TemplateStatus {

@@ -258,10 +258,9 @@ async fn bad_requests_get_a_clear_4xx_with_a_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_the_template_and_health() {
     let p = pool("api-status").await;
-    let (status, body) = get(p.http, "/api/v1/status").await;
-    assert_eq!(status, 200, "{body}");
+    // The first template may land a moment after /health answers on a loaded machine.
+    let body = until(p.http, "/api/v1/status", |b| b["template"]["height"] == 102).await;
     assert_eq!(body["network"], "regtest");
-    assert_eq!(body["template"]["height"], 102);
     assert_eq!(body["demo"], false);
     let codes: Vec<&str> = body["health"]["conditions"]
         .as_array()

@@ -435,3 +435,97 @@ fn check_warns_when_splits_approach_the_subsidy_or_exceed_it_after_the_next_halv
         "{w:?}"
     );
 }
+
+#[test]
+fn profiles_set_defaults_that_explicit_keys_override() {
+    let medium = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(medium.profile.name, "medium");
+    let small_text = MINIMAL.replace(
+        "network = \"regtest\"",
+        "network = \"regtest\"\nprofile = \"small\"",
+    );
+    let small = Config::from_toml(&small_text, no_env()).unwrap();
+    assert_eq!(small.shards, Some(1));
+    assert_eq!(small.admission.connections_per_ip_max, 64);
+    assert_eq!(small.admission.connections_per_shard_max, 4_096);
+    assert_eq!(small.ports[0].policy.vardiff.shares_per_min_target, 30);
+    assert_eq!(small.share_minutes_retention_days, 90);
+    assert_ne!(small.admission, medium.admission);
+    let large = Config::from_toml(&small_text.replace("\"small\"", "\"large\""), no_env()).unwrap();
+    assert_eq!(large.shards, None);
+    assert_eq!(large.admission.connections_per_ip_max, 4_096);
+    // An explicit key wins over the profile; the environment counts as explicit.
+    let explicit = small_text.replace("[storage]", "[pool]\nshards = 2\n[storage]");
+    let c = Config::from_toml(&explicit, no_env()).unwrap();
+    assert_eq!(c.shards, Some(2));
+    let env = vec![(
+        "WARPPOOL__POOL__CONNECTIONS_PER_IP_MAX".to_owned(),
+        "7".to_owned(),
+    )];
+    assert_eq!(
+        Config::from_toml(&small_text, env)
+            .unwrap()
+            .admission
+            .connections_per_ip_max,
+        7
+    );
+    // An unknown profile names the key and the choices.
+    let e = Config::from_toml(&small_text.replace("\"small\"", "\"huge\""), no_env()).unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::Invalid { key, allowed, .. }
+        if key == "profile" && allowed.contains("enterprise")),
+        "{e}"
+    );
+}
+
+#[test]
+fn admin_changes_validate_like_the_file_and_show_their_source() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    let change = |k: &str, v: serde_json::Value| {
+        c.with_changes(&std::iter::once((k.to_owned(), v)).collect())
+    };
+    let changed = change("pool.idle_timeout_secs", serde_json::json!(60)).unwrap();
+    assert_eq!(changed.admission.idle_timeout.as_secs(), 60);
+    let field = |c: &Config, k: &str| c.fields().into_iter().find(|f| f.key == k).unwrap();
+    assert_eq!(field(&changed, "pool.idle_timeout_secs").value, 60);
+    assert_eq!(
+        serde_json::to_value(field(&changed, "pool.idle_timeout_secs").source).unwrap(),
+        "override"
+    );
+    assert_eq!(
+        serde_json::to_value(field(&c, "network").source).unwrap(),
+        "file"
+    );
+    assert_eq!(
+        serde_json::to_value(field(&c, "pool.accept_burst").source).unwrap(),
+        "profile"
+    );
+    // Unsetting an override goes back to the default.
+    let unset = changed
+        .with_changes(
+            &std::iter::once(("pool.idle_timeout_secs".to_owned(), serde_json::Value::Null))
+                .collect(),
+        )
+        .unwrap();
+    assert_eq!(unset.admission.idle_timeout.as_secs(), 600);
+    // Out of range, unknown, or a port that does not exist: refused by name.
+    for (key, value) in [
+        ("pool.idle_timeout_secs", serde_json::json!(0)),
+        ("pool.nope", serde_json::json!(1)),
+        ("port[1].difficulty_start", serde_json::json!(1)),
+        ("port[0].difficulty_start", serde_json::json!("high")),
+    ] {
+        let e = change(key, value).unwrap_err();
+        assert!(e.to_string().contains(key), "{key}: {e}");
+    }
+    // Changing the shards is a restart key; the idle timeout a live one.
+    let shards = change("pool.shards", serde_json::json!(3)).unwrap();
+    assert_eq!(
+        c.changed_keys(&shards),
+        (vec![], vec!["pool.shards".to_owned()])
+    );
+    assert_eq!(
+        c.changed_keys(&changed),
+        (vec!["pool.idle_timeout_secs".to_owned()], vec![])
+    );
+}

@@ -327,6 +327,7 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
         allowed_hosts: Arc::new(
             warppool_control::auth::AllowedHosts::new::<&str>([127, 0, 0, 1].into(), &[]).unwrap(),
         ),
+        config: None,
     };
     let router = warppool_control::api::router(Arc::new(state));
     (router, grafana)

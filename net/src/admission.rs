@@ -42,6 +42,15 @@ impl TokenBucket {
         }
     }
 
+    /// New rate and burst (live settings); the tokens held are kept, clamped to the burst.
+    pub(crate) fn reconfigure(&mut self, rate_per_sec: u32, burst: u32) {
+        assert!(rate_per_sec > 0);
+        assert!(burst > 0);
+        self.rate_per_sec = f64::from(rate_per_sec);
+        self.burst = f64::from(burst);
+        self.tokens = self.tokens.min(self.burst);
+    }
+
     /// Takes one token if there is one.
     pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now
@@ -63,7 +72,8 @@ impl TokenBucket {
 #[derive(Debug)]
 pub(crate) struct IpTable {
     hasher: RandomState,
-    cap: u32,
+    /// Changed live ([`IpTable::set_cap`]): a lower cap refuses new connections only.
+    cap: AtomicU32,
     buckets: Box<[AtomicU32]>,
 }
 
@@ -73,7 +83,7 @@ impl IpTable {
         let buckets = (0..IP_TABLE_BUCKETS).map(|_| AtomicU32::new(0)).collect();
         Self {
             hasher: RandomState::new(),
-            cap,
+            cap: AtomicU32::new(cap),
             buckets,
         }
     }
@@ -88,11 +98,18 @@ impl IpTable {
         (self.hasher.hash_one(key) as usize) & (IP_TABLE_BUCKETS - 1)
     }
 
+    /// Sets the cap for every shard at once (live settings).
+    pub(crate) fn set_cap(&self, cap: u32) {
+        assert!(cap > 0);
+        self.cap.store(cap, Ordering::Relaxed);
+    }
+
     /// Counts a connection in `bucket` unless that would exceed the cap.
     pub(crate) fn try_acquire(&self, bucket: usize) -> bool {
+        let cap = self.cap.load(Ordering::Relaxed);
         self.buckets[bucket]
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.cap).then_some(n + 1)
+                (n < cap).then_some(n + 1)
             })
             .is_ok()
     }

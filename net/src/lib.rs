@@ -23,6 +23,10 @@
 //!   wake-up over each shard's bounded control queue (flume; its async receive runs on compio,
 //!   and compio already depends on it). The shard reads the jobs through a per-thread
 //!   `arc_swap::Cache` and calls [`Protocol::on_jobs`] for each connection;
+//! - control → shards, live settings: [`DataPlane::apply_settings`] the same way (an
+//!   `ArcSwap` of [`LiveSettings`] and a coalescing wake-up; each shard copies the value at
+//!   every control message); the Stratum port policies new connections read at connect
+//!   ([`stratum::PortPolicies`], one `ArcSwap` load);
 //! - shards → control: statistics in batches ([`StatsBatch`], whose buffer returns to the
 //!   shard when dropped) on per-shard bounded queues (full: counted and dropped), block
 //!   candidates on their own bounded queue (full: assertion failure; see
@@ -113,6 +117,7 @@ mod plain;
 mod plane;
 mod protocol;
 mod ratelog;
+mod settings;
 mod shard;
 pub mod stratum;
 mod tls;
@@ -124,4 +129,5 @@ pub use error::NetError;
 pub use outbound::{MessageWriter, Outbound, Overflow};
 pub use plane::{DataPlane, DataPlaneOf, Driver, PlainIo, start};
 pub use protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId};
+pub use settings::LiveSettings;
 pub use shard::StatsBatch;

@@ -17,6 +17,7 @@ use crate::{
     error::NetError,
     plain::Eventfd,
     protocol::{Protocol, ShardId},
+    settings::LiveSettings,
     shard::{Events, ShardListener, ShardMsg, ShardSetup, StatsBatch, run},
     tls::{Reloadable, reload_loop},
 };
@@ -53,6 +54,8 @@ pub struct DataPlane<J, S, C> {
     shards: Vec<ShardHandle>,
     local_addrs: Vec<SocketAddr>,
     jobs: Arc<ArcSwap<J>>,
+    settings: Arc<ArcSwap<LiveSettings>>,
+    ip_table: Arc<IpTable>,
     stats: Vec<flume::Receiver<StatsBatch<S>>>,
     candidates: flume::Receiver<C>,
     tls_stop: Option<flume::Sender<()>>,
@@ -103,6 +106,27 @@ impl<J, S, C> DataPlane<J, S, C> {
             // Full: a wake-up is already queued and will load the newest jobs.
             let _ = shard.control.try_send(ShardMsg::Jobs);
         }
+    }
+
+    /// Applies new live settings (see `crate::settings`): the per-IP cap at once, the rest
+    /// on each shard at its next control message (a coalescing wake-up is sent now).
+    ///
+    /// # Errors
+    /// [`NetError::Config`] when a value is out of range (nothing changes then).
+    pub fn apply_settings(&self, settings: LiveSettings) -> Result<(), NetError> {
+        settings.validate()?;
+        self.ip_table.set_cap(settings.connections_per_ip_max);
+        self.settings.store(Arc::new(settings));
+        for shard in &self.shards {
+            // Full: a queued message applies the newest settings too.
+            let _ = shard.control.try_send(ShardMsg::Settings);
+        }
+        Ok(())
+    }
+
+    /// The live settings in force.
+    pub fn settings(&self) -> LiveSettings {
+        **self.settings.load()
     }
 
     /// The per-shard statistics queues (bounded; batches of at most `SHARE_STATS_BATCH_MAX`).
@@ -178,6 +202,33 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// The TLS configuration of each listener (`None` for a plain one), and their reloaders.
+#[allow(clippy::type_complexity, reason = "a private helper's pair")]
+fn tls_configs(
+    config: &NetConfig,
+) -> Result<
+    (
+        Vec<Reloadable>,
+        Vec<Option<Arc<ArcSwap<rustls::ServerConfig>>>>,
+    ),
+    NetError,
+> {
+    let mut reloadables = Vec::new();
+    let mut tls_configs = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        tls_configs.push(match &listener.tls {
+            None => None,
+            Some(files) => {
+                let reloadable = Reloadable::new(files.clone())?;
+                let live = Arc::clone(&reloadable.config);
+                reloadables.push(reloadable);
+                Some(live)
+            }
+        });
+    }
+    Ok((reloadables, tls_configs))
+}
+
 /// The [`DataPlane`] handle type for protocol `P`.
 pub type DataPlaneOf<P> =
     DataPlane<<P as Protocol>::Jobs, <P as Protocol>::Stat, <P as Protocol>::Candidate>;
@@ -203,20 +254,7 @@ where
     let config = Arc::new(config);
     let shard_count = config.shard_count();
 
-    // TLS configurations, one per TLS listener.
-    let mut reloadables = Vec::new();
-    let mut tls_configs = Vec::with_capacity(config.listeners.len());
-    for listener in &config.listeners {
-        tls_configs.push(match &listener.tls {
-            None => None,
-            Some(files) => {
-                let reloadable = Reloadable::new(files.clone())?;
-                let live = Arc::clone(&reloadable.config);
-                reloadables.push(reloadable);
-                Some(live)
-            }
-        });
-    }
+    let (reloadables, tls_configs) = tls_configs(&config)?;
 
     // Listening sockets: the first bind resolves port 0, the others reuse that port.
     let mut per_shard: Vec<Vec<ShardListener>> = (0..shard_count).map(|_| Vec::new()).collect();
@@ -247,12 +285,15 @@ where
 
     let factory = Arc::new(protocol_factory);
     let ip_table = Arc::new(IpTable::new(config.connections_per_ip_max));
+    let settings = Arc::new(ArcSwap::from_pointee(LiveSettings::of(&config)));
     let (candidates_tx, candidates) = flume::bounded(BLOCK_CANDIDATES_PER_SHARD_MAX * shard_count);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut plane = DataPlane {
         shards: Vec::with_capacity(shard_count),
         local_addrs,
         jobs: Arc::clone(&jobs),
+        settings: Arc::clone(&settings),
+        ip_table: Arc::clone(&ip_table),
         stats: Vec::with_capacity(shard_count),
         candidates,
         tls_stop: None,
@@ -269,6 +310,7 @@ where
             config: Arc::clone(&config),
             listeners,
             jobs: Arc::clone(&jobs),
+            settings: Arc::clone(&settings),
             control_rx,
             events: Events::new(stats_tx, candidates_tx.clone(), Arc::clone(&counters)),
             counters: Arc::clone(&counters),

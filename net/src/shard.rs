@@ -80,6 +80,7 @@ use crate::{
     },
     plane::{Driver, PlainIo},
     protocol::{CloseReason, ConnInfo, Ctx, Flow, Protocol, ShardId},
+    settings::LiveSettings,
     uring::RecvRing,
 };
 
@@ -89,48 +90,16 @@ const INPUT_BYTES: usize = LINE_BYTES_MAX + READ_BYTES_MIN;
 /// First byte of a TLS handshake record (a ClientHello on a plain port).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Aborts the process when dropped during a panic (see [`Fatal`]).
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("warppool-net: panic on a shard thread (see above); aborting");
-            std::process::abort();
-        }
-    }
-}
-
-/// A future whose panics abort the process. compio catches a panic inside a spawned task
-/// and drops the task, which would leave the shard running with a connection slot that is
-/// never freed and a violated assertion unnoticed; a shard panic is a programmer error, so
-/// it crashes instead (STYLE rules 8 and 9).
-struct Fatal<F>(std::pin::Pin<Box<F>>);
-
-impl<F: Future> Future for Fatal<F> {
-    type Output = F::Output;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<F::Output> {
-        let guard = AbortOnUnwind;
-        let result = self.0.as_mut().poll(cx);
-        std::mem::forget(guard);
-        result
-    }
-}
-
-/// Spawns a task on the shard's runtime; a panic in it aborts the process (see [`Fatal`]).
-fn spawn_fatal<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F::Output> {
-    compio::runtime::spawn(Fatal(Box::pin(future)))
-}
+mod fatal;
+use fatal::{AbortOnUnwind, spawn_fatal};
 
 /// Messages from the control plane to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ShardMsg {
     /// New jobs were published.
     Jobs,
+    /// New live settings (`crate::settings`).
+    Settings,
     /// Close listeners and connections, then end the thread.
     Stop,
 }
@@ -404,12 +373,14 @@ pub(crate) struct ShardState<P: Protocol> {
     live: usize,
     events: Events<P::Stat, P::Candidate>,
     config: Arc<NetConfig>,
+    /// In force (`crate::settings::apply`).
+    pub(crate) settings: LiveSettings,
     ip_table: Arc<IpTable>,
     counters: Arc<ShardCounters>,
     stopping: bool,
     drain_waker: Option<Waker>,
     shard: ShardId,
-    bucket: TokenBucket,
+    pub(crate) bucket: TokenBucket,
     /// Rate-limited log lines about refused connections.
     refusals: RefusalLog,
     epoll: Epoll,
@@ -453,6 +424,7 @@ impl<P: Protocol> ShardState<P> {
             free,
             live: 0,
             events,
+            settings: LiveSettings::of(&config),
             config,
             ip_table,
             counters,
@@ -1711,7 +1683,7 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
             protocol,
             slots,
             events,
-            config,
+            settings,
             counters,
             outbound_pool,
             ..
@@ -1729,9 +1701,9 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
             continue;
         }
         let expired = if slot.subscribed {
-            now.saturating_duration_since(slot.last_line_at) >= config.idle_timeout
+            now.saturating_duration_since(slot.last_line_at) >= settings.idle_timeout
         } else {
-            now.saturating_duration_since(slot.connected_at) >= config.subscribe_timeout
+            now.saturating_duration_since(slot.connected_at) >= settings.subscribe_timeout
         };
         if expired {
             let reason = if slot.subscribed {
@@ -1808,6 +1780,7 @@ pub(crate) struct ShardSetup<P: Protocol> {
     pub(crate) config: Arc<NetConfig>,
     pub(crate) listeners: Vec<ShardListener>,
     pub(crate) jobs: Arc<ArcSwap<P::Jobs>>,
+    pub(crate) settings: Arc<ArcSwap<LiveSettings>>,
     pub(crate) control_rx: flume::Receiver<ShardMsg>,
     pub(crate) events: Events<P::Stat, P::Candidate>,
     pub(crate) counters: Arc<ShardCounters>,
@@ -1819,6 +1792,21 @@ fn timeout_ms(now: Instant, deadline: Instant) -> i32 {
     let wait = deadline.saturating_duration_since(now);
     let ms = wait.as_millis() + u128::from(!wait.subsec_nanos().is_multiple_of(1_000_000));
     i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
+/// The shard's io_uring receive ring, registered with `epoll`: plain connections read
+/// through it when the runtime is on io_uring (the fusion driver's decision) and the kernel
+/// passes the ring's probe.
+fn shard_ring(driver: Driver, epoll: &Epoll) -> std::io::Result<(Option<RecvRing>, PlainIo)> {
+    let ring = match driver {
+        Driver::IoUring => RecvRing::new().ok(),
+        Driver::Poll => None,
+    };
+    let Some(ring) = ring else {
+        return Ok((None, PlainIo::Epoll));
+    };
+    epoll.add(ring.completions_fd(), COMPIO_EVENTS, TOKEN_RING)?;
+    Ok((Some(ring), PlainIo::Ring))
 }
 
 /// Runs a shard on this thread until it is stopped: sets up its listeners, reports
@@ -1850,6 +1838,7 @@ fn run_inner<P: Protocol>(
         config,
         listeners,
         jobs,
+        settings,
         control_rx,
         events,
         counters,
@@ -1900,21 +1889,9 @@ fn run_inner<P: Protocol>(
             }
         }
     }
-    // Plain connections read through the shard's own io_uring ring when the runtime is on
-    // io_uring (the fusion driver's decision) and the kernel passes the ring's probe.
-    let ring = match driver {
-        Driver::IoUring => RecvRing::new().ok(),
-        Driver::Poll => None,
-    };
-    if let Some(ring) = &ring
-        && let Err(e) = epoll.add(ring.completions_fd(), COMPIO_EVENTS, TOKEN_RING)
-    {
-        return fail(e);
-    }
-    let plain_io = if ring.is_some() {
-        PlainIo::Ring
-    } else {
-        PlainIo::Epoll
+    let (ring, plain_io) = match shard_ring(driver, &epoll) {
+        Ok(ring) => ring,
+        Err(e) => return fail(e),
     };
     let mut state = ShardState::new(
         protocol,
@@ -1941,6 +1918,7 @@ fn run_inner<P: Protocol>(
         Rc::clone(&state),
         control_rx,
         cache,
+        arc_swap::Cache::new(settings),
         accepts,
         listener_handles,
         Rc::clone(&done),
@@ -2048,14 +2026,18 @@ async fn shard_main<P: Protocol>(
     state: Rc<RefCell<ShardState<P>>>,
     control_rx: flume::Receiver<ShardMsg>,
     mut cache: arc_swap::Cache<Arc<ArcSwap<P::Jobs>>, Arc<P::Jobs>>,
+    mut settings: crate::settings::SettingsCache,
     accepts: Vec<compio::runtime::JoinHandle<()>>,
     listener_handles: Vec<std::net::TcpListener>,
     done: Rc<Cell<bool>>,
 ) {
     // Ends on `Stop`, or when the handle is gone (its sender dropped).
-    while let Ok(ShardMsg::Jobs) = control_rx.recv_async().await {
-        let current = Arc::clone(cache.load());
-        fan_out(&mut state.borrow_mut(), &current);
+    while let Ok(msg @ (ShardMsg::Jobs | ShardMsg::Settings)) = control_rx.recv_async().await {
+        crate::settings::apply(&mut state.borrow_mut(), **settings.load());
+        if msg == ShardMsg::Jobs {
+            let current = Arc::clone(cache.load());
+            fan_out(&mut state.borrow_mut(), &current);
+        }
     }
     {
         let mut st = state.borrow_mut();

@@ -226,6 +226,43 @@ impl WorkerDifficulties {
     }
 }
 
+/// Port policies changed while the pool runs (the admin API's live vardiff keys): each new
+/// connection reads its port's policy here at connect (a lock-free `ArcSwap` load, no
+/// allocation); connections already open keep the policy they started with. Empty until the
+/// first [`PortPolicies::publish`]: [`StratumConfig::ports`] applies until then. Clones share
+/// the same value.
+#[derive(Debug, Clone, Default)]
+pub struct PortPolicies {
+    ports: Arc<ArcSwap<Vec<PortConfig>>>,
+}
+
+impl PortPolicies {
+    /// Replaces every port's policy (index as in `NetConfig::listeners`).
+    ///
+    /// # Errors
+    /// [`NetError::Config`] for an invalid policy (nothing changes then).
+    pub fn publish(&self, ports: Vec<PortConfig>) -> Result<(), NetError> {
+        for port in &ports {
+            validate_port(port)?;
+        }
+        self.ports.store(Arc::new(ports));
+        Ok(())
+    }
+
+    fn get(&self, index: usize) -> Option<PortConfig> {
+        self.ports.load().get(index).copied()
+    }
+}
+
+fn validate_port(port: &PortConfig) -> Result<(), NetError> {
+    let mut vardiff = port.vardiff;
+    vardiff.fractional = port.fractional != Fractional::Never;
+    if vardiff.validate().is_err() {
+        return Err(NetError::Config("invalid vardiff configuration of a port"));
+    }
+    Ok(())
+}
+
 /// Configuration of the Stratum session.
 #[derive(Debug, Clone)]
 pub struct StratumConfig {
@@ -236,6 +273,8 @@ pub struct StratumConfig {
     /// Stored worker difficulties consulted at authorize (empty: every worker starts at its
     /// port's start difficulty). See [`Session`] for the precedence of start difficulties.
     pub stored_difficulties: WorkerDifficulties,
+    /// Policies published while running; they take precedence over `ports` once published.
+    pub live_ports: PortPolicies,
 }
 
 impl StratumConfig {
@@ -246,6 +285,7 @@ impl StratumConfig {
             ports: Vec::new(),
             default,
             stored_difficulties: WorkerDifficulties::new(),
+            live_ports: PortPolicies::default(),
         }
     }
 
@@ -255,13 +295,18 @@ impl StratumConfig {
         self.ports.get(index).unwrap_or(&self.default)
     }
 
+    /// The policy a new connection on listener `index` gets: the published one
+    /// ([`PortPolicies`]) if any, else [`StratumConfig::port`].
+    #[must_use]
+    pub fn policy(&self, index: usize) -> PortConfig {
+        self.live_ports
+            .get(index)
+            .unwrap_or_else(|| *self.port(index))
+    }
+
     fn validate(&self) -> Result<(), NetError> {
         for port in self.ports.iter().chain([&self.default]) {
-            let mut vardiff = port.vardiff;
-            vardiff.fractional = port.fractional != Fractional::Never;
-            if vardiff.validate().is_err() {
-                return Err(NetError::Config("invalid vardiff configuration of a port"));
-            }
+            validate_port(port)?;
         }
         Ok(())
     }

@@ -58,6 +58,8 @@ use super::v1;
         v1::admin::create_token,
         v1::admin::revoke_token,
         v1::admin::audit,
+        v1::admin::config::config_get,
+        v1::admin::config::config_put,
         crate::metrics::scrape::metrics,
     ),
     components(schemas(v1::stream::StreamEvent)),

@@ -99,7 +99,23 @@ fn difficulty(
     }
 }
 
-pub(super) fn validate_ports(raw: Vec<RawPort>) -> Result<Vec<PortSettings>, ConfigError> {
+fn fractional(key: String, value: Option<&str>) -> Result<Fractional, ConfigError> {
+    match value {
+        None | Some("on_request") => Ok(Fractional::OnRequest),
+        Some("never") => Ok(Fractional::Never),
+        Some("always") => Ok(Fractional::Always),
+        Some(other) => Err(invalid(
+            key,
+            format!("{other:?}"),
+            "\"never\", \"on_request\", \"always\"",
+        )),
+    }
+}
+
+pub(super) fn validate_ports(
+    raw: Vec<RawPort>,
+    spm: u32,
+) -> Result<Vec<PortSettings>, ConfigError> {
     if raw.is_empty() {
         return Err(invalid(
             "port",
@@ -149,18 +165,7 @@ pub(super) fn validate_ports(raw: Vec<RawPort>) -> Result<Vec<PortSettings>, Con
             }
         };
         let defaults = VardiffConfig::default();
-        let fractional = match p.fractional.as_deref() {
-            None | Some("on_request") => Fractional::OnRequest,
-            Some("never") => Fractional::Never,
-            Some("always") => Fractional::Always,
-            Some(other) => {
-                return Err(invalid(
-                    key("fractional"),
-                    format!("{other:?}"),
-                    "\"never\", \"on_request\", \"always\"",
-                ));
-            }
-        };
+        let fractional = fractional(key("fractional"), p.fractional.as_deref())?;
         let mut vardiff = VardiffConfig {
             difficulty_start: difficulty(
                 key("difficulty_start"),
@@ -177,9 +182,7 @@ pub(super) fn validate_ports(raw: Vec<RawPort>) -> Result<Vec<PortSettings>, Con
                 p.difficulty_max,
                 defaults.difficulty_max,
             )?,
-            shares_per_min_target: p
-                .shares_per_min_target
-                .unwrap_or(defaults.shares_per_min_target),
+            shares_per_min_target: p.shares_per_min_target.unwrap_or(spm),
             ..defaults
         };
         vardiff.fractional = fractional != Fractional::Never;

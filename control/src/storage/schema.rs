@@ -272,6 +272,17 @@ CREATE INDEX IF NOT EXISTS worker_sessions_open ON worker_sessions(connection)
 CREATE INDEX IF NOT EXISTS worker_sessions_ended ON worker_sessions(ended_unix_s);
 ";
 
+/// Version 10: configuration overrides set through the admin API (`PUT /api/v1/admin/config`), applied
+/// over the file at every start (decision 0017). `value` is JSON text; `null` unsets the key.
+const CONFIG_OVERRIDES: &str = "
+CREATE TABLE IF NOT EXISTS config_overrides (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_unix_s INTEGER NOT NULL,
+    actor TEXT NOT NULL
+);
+";
+
 /// One migration step: SQL, then an optional Rust part in the same transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Step {
@@ -302,6 +313,7 @@ pub const MIGRATIONS: &[Step] = &[
         then: Some(fill_public_ids),
     },
     sql(V9),
+    sql(CONFIG_OVERRIDES),
 ];
 
 /// Version 8's Rust part: every stored worker gets its API id.

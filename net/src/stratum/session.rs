@@ -601,7 +601,7 @@ impl Protocol for Stratum {
     type Candidate = Candidate;
 
     fn on_connect(&mut self, ctx: &mut StratumCtx<'_>) -> Session {
-        let port = *self.config.port(ctx.info().listener);
+        let port = self.config.policy(ctx.info().listener);
         let id =
             (u64::try_from(self.shard.index()).expect("shard fits") << 48) | self.next_connection;
         self.next_connection += 1;

@@ -7,6 +7,7 @@
 //! Errors keep [`crate::auth::AuthError`]'s status and stable `auth.*` code; a lockout answers
 //! 429 with `Retry-After`.
 
+pub mod config;
 mod handlers;
 
 use std::net::SocketAddr;

@@ -56,6 +56,8 @@ pub struct StatusResponse {
     pub uptime_s: i64,
     /// Started by `warppool demo` (simulated chain and miners).
     pub demo: bool,
+    /// The profile in force (`small`, `medium`, `large`, `enterprise`).
+    pub profile: Option<&'static str>,
     /// The current template, once one arrived.
     pub template: Option<TemplateView>,
     /// Why work is withheld, if it is.
@@ -114,6 +116,10 @@ fn status_of(state: &ApiState) -> Result<StatusResponse, ApiError> {
         network: state.info.network.to_string(),
         uptime_s: now - state.info.started_at,
         demo: state.info.demo,
+        profile: state
+            .config
+            .as_deref()
+            .map(crate::settings::LiveConfig::profile),
         template,
         gate: status.gate,
         health,
