@@ -43,6 +43,7 @@ mod error;
 pub mod openapi;
 mod queries;
 pub mod server;
+pub mod tls;
 pub mod v1;
 
 use std::{cell::RefCell, sync::Arc, time::Instant};
@@ -59,7 +60,7 @@ use tokio::sync::watch;
 
 pub use self::error::{ApiError, ErrorBody, ErrorDetail};
 pub use self::queries::{QueriesBusy, QueryPool};
-pub use self::server::HttpServer;
+pub use self::server::{HttpServer, Listeners, Scheme};
 use crate::{stats::SqliteRecorder, storage::StorageReader, templates::TemplateStatus};
 
 /// Largest request body accepted, in bytes (the API's writes are small JSON documents).
@@ -105,6 +106,17 @@ pub struct ApiState {
     pub allowed_hosts: Arc<crate::auth::AllowedHosts>,
     /// The Prometheus registry (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The HTTPS listener's certificate and port, when it runs (`/api/v1/connect`).
+    pub https: Option<HttpsInfo>,
+}
+
+/// The HTTPS listener as the connect page shows it.
+#[derive(Debug, Clone)]
+pub struct HttpsInfo {
+    /// Its bound port (set once it is bound).
+    pub port: Arc<std::sync::atomic::AtomicU16>,
+    /// Its certificate (the fingerprint changes on a reload).
+    pub cert: Arc<tls::HttpsCert>,
 }
 
 thread_local! {

@@ -138,6 +138,9 @@ struct RawStorage {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
+    tls_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,8 +272,45 @@ pub struct Config {
     pub events_retention_days: u64,
     /// The HTTP API address.
     pub http_listen: Option<SocketAddr>,
+    /// The HTTPS API/UI listener, if any.
+    pub https: Option<HttpsSettings>,
     /// Started by `warppool demo` (never set from a file: the API and health say so).
     pub demo: bool,
+}
+
+/// The HTTPS listener (`[http] tls_listen`, `tls_cert`, `tls_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsSettings {
+    /// Its address.
+    pub listen: SocketAddr,
+    /// The given certificate chain and key (PEM); `None`: a self-signed one generated next
+    /// to the database.
+    pub files: Option<(PathBuf, PathBuf)>,
+}
+
+impl HttpsSettings {
+    /// Where its certificate comes from, with `database` the pool's database file.
+    #[must_use]
+    pub fn source(&self, database: &Path) -> crate::api::tls::CertSource {
+        match &self.files {
+            Some((cert, key)) => crate::api::tls::CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            None => crate::api::tls::CertSource::SelfSigned {
+                dir: data_dir(database),
+            },
+        }
+    }
+}
+
+/// The directory of the database file (`.` for a bare file name).
+#[must_use]
+pub fn data_dir(database: &Path) -> PathBuf {
+    match database.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Admission control and connection timeouts (`pool.*` keys; defaults in `core::limits`).
@@ -521,7 +561,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         raw.storage.events_retention_days,
         EVENTS_RETENTION_DAYS,
     )?;
-    let http_listen = validate_http_listen(raw.http.listen)?;
+    let http_listen = validate_http_listen("http.listen", raw.http.listen)?;
+    let https = sections::validate_https(raw.http.tls_listen, raw.http.tls_cert, raw.http.tls_key)?;
     Ok(Config {
         network,
         nodes,
@@ -537,16 +578,20 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         share_minutes_retention_days,
         events_retention_days,
         http_listen,
+        https,
         demo: false,
     })
 }
 
-fn validate_http_listen(listen: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+fn validate_http_listen(
+    key: &str,
+    listen: Option<String>,
+) -> Result<Option<SocketAddr>, ConfigError> {
     listen
         .map(|s| {
             s.parse::<SocketAddr>().map_err(|_| {
                 invalid(
-                    "http.listen",
+                    key,
                     format!("{s:?} is not an address"),
                     "ip:port, e.g. \"127.0.0.1:8080\"",
                 )

@@ -216,3 +216,31 @@ pub(super) fn validate_ports(raw: Vec<RawPort>) -> Result<Vec<PortSettings>, Con
     }
     Ok(ports)
 }
+
+pub(super) fn validate_https(
+    listen: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<HttpsSettings>, ConfigError> {
+    let listen = validate_http_listen("http.tls_listen", listen)?;
+    let files = match (cert, key) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some((c, k)),
+        _ => {
+            return Err(invalid(
+                "http.tls_cert",
+                "only one of tls_cert and tls_key given",
+                "both (a given certificate) or neither (a generated self-signed one)",
+            ));
+        }
+    };
+    match listen {
+        Some(listen) => Ok(Some(HttpsSettings { listen, files })),
+        None if files.is_some() => Err(invalid(
+            "http.tls_listen",
+            "tls_cert and tls_key given without tls_listen",
+            "an address for the HTTPS listener, e.g. \"0.0.0.0:8443\"",
+        )),
+        None => Ok(None),
+    }
+}
