@@ -14,6 +14,12 @@
 //! as one (`30`, `true`, `"text"`, `[1, 2]`), otherwise as a plain string. Overrides are
 //! applied before deserializing, so they are validated exactly like the file.
 //!
+//! # Secrets
+//!
+//! A `[[node]]` with `rpc_user` and no `rpc_password` takes its password from the secrets file
+//! ([`crate::secrets`]: `[node.<name>] rpc_password`). An inline `rpc_password` still works and
+//! is reported in [`Config::warnings`] (`config check` prints them, the start log warns).
+//!
 //! # Usage
 //!
 //! ```no_run
@@ -132,6 +138,7 @@ struct RawStorage {
     database: PathBuf,
     share_minutes_retention_days: Option<u64>,
     events_retention_days: Option<u64>,
+    secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,8 +186,8 @@ pub enum RpcAuth {
     UserPassword {
         /// The user.
         user: String,
-        /// The password.
-        password: String,
+        /// The password (inline in the configuration, or from the secrets file).
+        password: crate::secrets::Secret,
     },
     /// The node's `.cookie` file, re-read when the node answers 401 (it rewrites the file on
     /// every start).
@@ -274,6 +281,11 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// The HTTPS API/UI listener, if any.
     pub https: Option<HttpsSettings>,
+    /// The secrets file ([`crate::secrets`]): `[storage] secrets`, or `secrets.toml` next to
+    /// the database.
+    pub secrets_path: PathBuf,
+    /// What `config check` and the start log warn about (a password inline in the config).
+    pub warnings: Vec<String>,
     /// Started by `warppool demo` (never set from a file: the API and health say so).
     pub demo: bool,
 }
@@ -354,7 +366,8 @@ impl Config {
         Self::from_toml(&text, env)
     }
 
-    /// Parses `text`, applies the `WARPPOOL__…` variables among `env`, and validates.
+    /// Parses `text`, applies the `WARPPOOL__…` variables among `env`, and validates; reads
+    /// the secrets file it names (or `secrets.toml` next to the database) for node passwords.
     ///
     /// # Errors
     /// [`ConfigError`] naming the first problem.
@@ -511,7 +524,23 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
     let network = parse_network(&raw.network)?;
-    let nodes = validate_nodes(raw.node)?;
+    if raw.storage.database.as_os_str().is_empty() {
+        return Err(invalid("storage.database", "empty path", "a file path"));
+    }
+    let secrets_path = raw
+        .storage
+        .secrets
+        .clone()
+        .unwrap_or_else(|| data_dir(&raw.storage.database).join("secrets.toml"));
+    let secrets = crate::secrets::SecretsFile::load(&secrets_path).map_err(|e| {
+        invalid(
+            "storage.secrets",
+            e.to_string(),
+            "see the secrets file's docs",
+        )
+    })?;
+    let mut warnings = Vec::new();
+    let nodes = validate_nodes(raw.node, &secrets, &mut warnings)?;
     let ports = validate_ports(raw.port)?;
     if let Some(shards) = raw.pool.shards
         && (shards == 0 || shards > SHARDS_MAX)
@@ -579,6 +608,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         events_retention_days,
         http_listen,
         https,
+        secrets_path,
+        warnings,
         demo: false,
     })
 }

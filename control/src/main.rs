@@ -154,6 +154,9 @@ fn check(config: &std::path::Path) -> anyhow::Result<()> {
         config.ports.len(),
         config.network
     );
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
     if config.splits_total_sats > 0 {
         match node_height(&config) {
             Ok(height) => {

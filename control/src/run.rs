@@ -323,6 +323,11 @@ impl Daemon {
         .context("storage open panicked")?
         .with_context(|| format!("cannot open the database {}", config.database.display()))?;
         let recorder = Arc::new(recorder);
+        if !config.demo {
+            for w in &config.warnings {
+                tracing::warn!("{w}");
+            }
+        }
         let info = api_info(&config);
         let database = config.database.clone();
         let http_listen = config.http_listen;

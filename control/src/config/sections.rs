@@ -2,7 +2,11 @@
 
 use super::*;
 
-pub(super) fn validate_nodes(raw: Vec<RawNode>) -> Result<Vec<NodeConfig>, ConfigError> {
+pub(super) fn validate_nodes(
+    raw: Vec<RawNode>,
+    secrets: &crate::secrets::SecretsFile,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<NodeConfig>, ConfigError> {
     if raw.is_empty() {
         return Err(invalid(
             "node",
@@ -41,7 +45,38 @@ pub(super) fn validate_nodes(raw: Vec<RawNode>) -> Result<Vec<NodeConfig>, Confi
             return Err(invalid(key("rpc_url"), "no host", "http://host:port"));
         }
         let auth = match (n.rpc_user, n.rpc_password, n.rpc_cookie) {
-            (Some(user), Some(password), None) => RpcAuth::UserPassword { user, password },
+            (Some(user), Some(password), None) => {
+                warnings.push(format!(
+                    "{} is given inline (config file or environment): move it to \
+                     [node.\"{}\"] rpc_password in the secrets file {} (mode 0600) and remove \
+                     it from the config",
+                    key("rpc_password"),
+                    n.name,
+                    secrets.path().display()
+                ));
+                RpcAuth::UserPassword {
+                    user,
+                    password: password.into(),
+                }
+            }
+            (Some(user), None, None) => match secrets.node_password(&n.name) {
+                Some(password) => RpcAuth::UserPassword {
+                    user,
+                    password: password.clone(),
+                },
+                None => {
+                    return Err(invalid(
+                        key("rpc_password"),
+                        format!(
+                            "not given, and the secrets file {} has no [node.{:?}] rpc_password",
+                            secrets.path().display(),
+                            n.name
+                        ),
+                        "rpc_password in the secrets file (or inline, deprecated), or \
+                         rpc_cookie",
+                    ));
+                }
+            },
             (None, None, Some(path)) => RpcAuth::Cookie(path),
             _ => {
                 return Err(invalid(
