@@ -16,8 +16,8 @@
 //! - `GET /api/v1/blocks`: found blocks with their status and each node's answers.
 //! - `GET /api/v1/network`: nodes (version, IBD, blocks, RPC latency), network hashrate, next
 //!   retarget, the template, the pool's share.
-//! - `GET /api/v1/connect`: Stratum endpoints (TLS fingerprint), username and password hints,
-//!   per-firmware recipes.
+//! - `GET /api/v1/connect`: Stratum endpoints (TLS fingerprint), the HTTPS listener (its
+//!   fingerprint), username and password hints, per-firmware recipes.
 //! - `GET /api/v1/events/recent`: the latest pool events.
 //! - `GET /api/v1/events`: the live event stream (SSE, [`v1::stream`]).
 //! - `GET /umbrel-api`: Umbrel's home-screen widget (hashrate, workers, blocks, best share).
@@ -26,7 +26,8 @@
 //!   `/auth/totp`, `/auth/recovery`, `/auth/logout`, `/auth/step-up`, `GET /api/v1/auth/sessions`,
 //!   `DELETE /api/v1/auth/sessions/{id}`, `POST /api/v1/auth/totp/enroll` and `/confirm`,
 //!   `GET|POST /api/v1/admin/tokens`, `DELETE /api/v1/admin/tokens/{id}`,
-//!   `GET /api/v1/admin/audit`.
+//!   `GET /api/v1/admin/audit`, `GET|PUT /api/v1/admin/nodes`,
+//!   `POST /api/v1/admin/nodes/{id}/test` ([`v1::nodes`]).
 //!
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]; loopback peers, or a token of the
 //!   `metrics` scope).
@@ -108,6 +109,8 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The HTTPS listener's certificate and port, when it runs (`/api/v1/connect`).
     pub https: Option<HttpsInfo>,
+    /// The nodes for `/api/v1/admin/nodes` (`None`: those endpoints answer 503).
+    pub nodes: Option<Arc<crate::node_admin::NodeAdmin>>,
 }
 
 /// The HTTPS listener as the connect page shows it.
@@ -269,6 +272,11 @@ fn admin_routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/admin/tokens", get(a::tokens).post(a::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(a::revoke_token))
         .route("/api/v1/admin/audit", get(a::audit))
+        .route(
+            "/api/v1/admin/nodes",
+            get(v1::nodes::list).put(v1::nodes::replace),
+        )
+        .route("/api/v1/admin/nodes/{id}/test", post(v1::nodes::test))
 }
 
 /// Bytes of a plain-text refusal kept as the JSON error's message.

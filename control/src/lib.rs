@@ -27,6 +27,7 @@ pub mod journal;
 pub mod live;
 pub mod metrics;
 pub mod network;
+pub mod node_admin;
 pub mod rpc;
 pub mod run;
 pub mod secrets;

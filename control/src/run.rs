@@ -178,6 +178,8 @@ struct HttpSettings {
     plain: Option<SocketAddr>,
     https: Option<crate::config::HttpsSettings>,
     database: std::path::PathBuf,
+    /// The running nodes, the secrets file and the saved node list.
+    nodes: (Vec<NodeConfig>, std::path::PathBuf, std::path::PathBuf),
 }
 
 /// The HTTPS certificate (generated or loaded) and the rustls configuration.
@@ -250,6 +252,12 @@ async fn start_http(
                 .context("the HTTP API's allowed hosts")?,
         ),
         https: None,
+        nodes: Some(Arc::new(crate::node_admin::NodeAdmin::new(
+            listen.nodes.0.clone(),
+            listen.nodes.1.clone(),
+            listen.nodes.2.clone(),
+            Arc::downgrade(pool.template_loop()),
+        ))),
     };
     let cert = https.as_ref().map(|(_, (cert, _))| Arc::clone(cert));
     state.https = cert.as_ref().map(|cert| crate::api::HttpsInfo {
@@ -332,12 +340,18 @@ impl Daemon {
         let database = config.database.clone();
         let http_listen = config.http_listen;
         let https = config.https.clone();
+        let nodes = (
+            config.nodes.clone(),
+            config.secrets_path.clone(),
+            crate::config::saved_nodes_path(&config.database),
+        );
         let pool = Pool::start(config, Arc::clone(&recorder) as Arc<dyn Recorder>).await?;
         let http = if http_listen.is_some() || https.is_some() {
             let listen = HttpSettings {
                 plain: http_listen,
                 https,
                 database,
+                nodes,
             };
             Some(start_http(listen, info, &pool, &recorder).await?)
         } else {

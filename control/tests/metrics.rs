@@ -324,6 +324,7 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
             warppool_control::auth::AllowedHosts::new::<&str>([127, 0, 0, 1].into(), &[]).unwrap(),
         ),
         https: None,
+        nodes: None,
     };
     let router = warppool_control::api::router(Arc::new(state));
     (router, grafana)

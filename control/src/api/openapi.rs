@@ -48,6 +48,9 @@ use super::v1;
         v1::admin::create_token,
         v1::admin::revoke_token,
         v1::admin::audit,
+        v1::nodes::list,
+        v1::nodes::replace,
+        v1::nodes::test,
         crate::metrics::scrape::metrics,
     ),
     components(schemas(v1::stream::StreamEvent)),
@@ -60,7 +63,7 @@ use super::v1;
         (name = "connect", description = "How to point a miner here"),
         (name = "events", description = "What happened"),
         (name = "meta", description = "This document and the Prometheus metrics"),
-        (name = "admin", description = "Setup, login, sessions, tokens, audit log"),
+        (name = "admin", description = "Setup, login, sessions, tokens, audit log, nodes"),
     )
 )]
 pub struct ApiDoc;

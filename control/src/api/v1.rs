@@ -7,6 +7,7 @@ pub mod connect;
 pub mod events;
 pub mod hashrate;
 pub mod network;
+pub mod nodes;
 pub mod pool;
 pub mod status;
 pub mod stream;

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn validate_nodes(
-    raw: Vec<RawNode>,
+    raw: Vec<NodeEntry>,
     secrets: &crate::secrets::SecretsFile,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<NodeConfig>, ConfigError> {
