@@ -114,14 +114,14 @@ impl NodeAdmin {
             SecretsFile::load(&self.secrets_path).map_err(|e| SaveError::Storage(e.to_string()))?;
         for entry in &mut entries {
             let kept = current.iter().find(|n| n.name == entry.name);
-            if entry.rpc_user.is_some() && entry.rpc_password.is_none() {
-                if let Some(NodeConfig {
+            if entry.rpc_user.is_some()
+                && entry.rpc_password.is_none()
+                && let Some(NodeConfig {
                     auth: RpcAuth::UserPassword { password, .. },
                     ..
                 }) = kept
-                {
-                    entry.rpc_password = Some(password.expose().to_owned());
-                }
+            {
+                entry.rpc_password = Some(password.expose().to_owned());
             }
         }
         let mut warnings = Vec::new();

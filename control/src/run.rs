@@ -265,6 +265,16 @@ async fn start_http(
         port: Arc::default(),
     });
     let state = Arc::new(state);
+    serve_api(state, listeners, cert).await
+}
+
+/// Binds the listeners and serves the router of `state`, the certificate watch and the event
+/// ticker beside it.
+async fn serve_api(
+    state: Arc<ApiState>,
+    listeners: crate::api::Listeners,
+    cert: Option<Arc<crate::api::tls::HttpsCert>>,
+) -> anyhow::Result<HttpServer> {
     let router = crate::api::router(Arc::clone(&state));
     let watch_cert = cert.clone();
     let ticker_state = Arc::clone(&state);

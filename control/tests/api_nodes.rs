@@ -107,6 +107,35 @@ fn step<'a>(test: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name}: {test}"))
 }
 
+/// A wrong password: the rpc step fails with the node's 401, the answer is a 200; both tests
+/// are audited.
+async fn a_wrong_password_fails_the_rpc_step(p: &api_pool::Pool, a: &Admin) {
+    p.node.set_auth(vec![fake_node::basic("user", "another")]);
+    let (status, test) = a
+        .send("POST", "/api/v1/admin/nodes/fake/test", None, true)
+        .await;
+    assert_eq!(status, 200, "{test}");
+    assert_eq!(test["ok"], false);
+    let rpc = step(&test, "rpc");
+    assert_eq!(rpc["ok"], false);
+    assert!(rpc["detail"].as_str().unwrap().contains("401"), "{rpc}");
+    assert!(
+        step(&test, "getblocktemplate")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("skipped")
+    );
+
+    let (_, audit) = a.get("/api/v1/admin/audit").await;
+    let tests: Vec<&Value> = audit["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "node.test" && r["target"] == "node:fake")
+        .collect();
+    assert_eq!(tests.len(), 2, "{audit}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_see_the_nodes_without_passwords_and_test_them() {
     let p = api_pool::start("nodes-list").await;
@@ -163,39 +192,12 @@ async fn admins_see_the_nodes_without_passwords_and_test_them() {
     );
     assert_eq!(step(&test, "zmq")["ok"], true);
 
-    // A wrong password: the rpc step fails with the node's 401, the answer is a 200.
-    p.node.set_auth(vec![fake_node::basic("user", "another")]);
-    let (status, test) = a
-        .send("POST", "/api/v1/admin/nodes/fake/test", None, true)
-        .await;
-    assert_eq!(status, 200, "{test}");
-    assert_eq!(test["ok"], false);
-    let rpc = step(&test, "rpc");
-    assert_eq!(rpc["ok"], false);
-    assert!(rpc["detail"].as_str().unwrap().contains("401"), "{rpc}");
-    assert!(
-        step(&test, "getblocktemplate")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("skipped")
-    );
-
-    let (_, audit) = a.get("/api/v1/admin/audit").await;
-    let tests: Vec<&Value> = audit["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == "node.test" && r["target"] == "node:fake")
-        .collect();
-    assert_eq!(tests.len(), 2, "{audit}");
+    a_wrong_password_fails_the_rpc_step(&p, &a).await;
     p.daemon.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_saved_node_list_keeps_passwords_in_the_secrets_file_and_runs_after_a_restart() {
-    let p = api_pool::start("nodes-put").await;
-    let a = admin(&p).await;
-    let url = p.node.url();
+/// A list the validation refuses, or one without the CSRF header: 4xx, nothing written.
+async fn a_bad_list_changes_nothing(p: &api_pool::Pool, a: &Admin) {
     let bad = json!({"nodes": [{"id": "fake", "rpc_url": "ftp://nowhere", "rpc_user": "user"}]});
     let (status, body) = a.send("PUT", "/api/v1/admin/nodes", Some(bad), true).await;
     assert_eq!(status, 400, "{body}");
@@ -218,7 +220,31 @@ async fn a_saved_node_list_keeps_passwords_in_the_secrets_file_and_runs_after_a_
         )
         .await;
     assert_eq!(status, 403, "no CSRF header");
+}
 
+/// The next start runs the saved list (the config still names one inline node).
+async fn the_next_start_runs_the_saved_list(node: &fake_node::FakeNode, dir: &temp_dir::TempDir) {
+    let config = api_pool::config(node, dir);
+    let names: Vec<&str> = config.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["backup", "fake"]);
+    let daemon = Daemon::start(config).await.unwrap();
+    let base = format!("http://{}", daemon.http_addr().unwrap());
+    let status: Value = reqwest::get(format!("{base}/api/v1/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["template"]["height"], 102, "{status}");
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_node_list_keeps_passwords_in_the_secrets_file_and_runs_after_a_restart() {
+    let p = api_pool::start("nodes-put").await;
+    let a = admin(&p).await;
+    let url = p.node.url();
+    a_bad_list_changes_nothing(&p, &a).await;
     let list = json!({"nodes": [
         {"id": "backup", "rpc_url": url, "rpc_user": "user", "rpc_password": "new-secret",
          "zmq_hashblock": "tcp://127.0.0.1:1", "rpc_timeout_ms": 2000},
@@ -274,20 +300,7 @@ async fn a_saved_node_list_keeps_passwords_in_the_secrets_file_and_runs_after_a_
     );
     assert!(!audit.to_string().contains("new-secret"), "{audit}");
 
-    // The next start runs the saved list (the config still names one inline node).
     let (node, dir) = (p.node.clone(), p.dir);
     p.daemon.shutdown().await.unwrap();
-    let config = api_pool::config(&node, &dir);
-    let names: Vec<&str> = config.nodes.iter().map(|n| n.name.as_str()).collect();
-    assert_eq!(names, ["backup", "fake"]);
-    let daemon = Daemon::start(config).await.unwrap();
-    let base = format!("http://{}", daemon.http_addr().unwrap());
-    let status: Value = reqwest::get(format!("{base}/api/v1/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["template"]["height"], 102, "{status}");
-    daemon.shutdown().await.unwrap();
+    the_next_start_runs_the_saved_list(&node, &dir).await;
 }

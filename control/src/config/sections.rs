@@ -2,6 +2,61 @@
 
 use super::*;
 
+/// How node `i` (`name`) authenticates: `credentials` are its `rpc_user`, `rpc_password` and
+/// `rpc_cookie`; a missing password comes from `secrets`.
+fn node_auth(
+    i: usize,
+    name: &str,
+    credentials: (Option<String>, Option<String>, Option<PathBuf>),
+    secrets: &crate::secrets::SecretsFile,
+    warnings: &mut Vec<String>,
+) -> Result<RpcAuth, ConfigError> {
+    let key = |k: &str| format!("node[{i}].{k}");
+    let auth = match credentials {
+        (Some(user), Some(password), None) => {
+            warnings.push(format!(
+                "{} is given inline (config file or environment): move it to \
+                 [node.\"{}\"] rpc_password in the secrets file {} (mode 0600) and remove \
+                 it from the config",
+                key("rpc_password"),
+                name,
+                secrets.path().display()
+            ));
+            RpcAuth::UserPassword {
+                user,
+                password: password.into(),
+            }
+        }
+        (Some(user), None, None) => match secrets.node_password(name) {
+            Some(password) => RpcAuth::UserPassword {
+                user,
+                password: password.clone(),
+            },
+            None => {
+                return Err(invalid(
+                    key("rpc_password"),
+                    format!(
+                        "not given, and the secrets file {} has no [node.{:?}] rpc_password",
+                        secrets.path().display(),
+                        name
+                    ),
+                    "rpc_password in the secrets file (or inline, deprecated), or \
+                     rpc_cookie",
+                ));
+            }
+        },
+        (None, None, Some(path)) => RpcAuth::Cookie(path),
+        _ => {
+            return Err(invalid(
+                key("rpc_user"),
+                "incomplete or conflicting credentials",
+                "either rpc_user and rpc_password, or rpc_cookie (the node's .cookie file)",
+            ));
+        }
+    };
+    Ok(auth)
+}
+
 pub(super) fn validate_nodes(
     raw: Vec<NodeEntry>,
     secrets: &crate::secrets::SecretsFile,
@@ -44,48 +99,13 @@ pub(super) fn validate_nodes(
         if rest.is_empty() || rest.starts_with('/') || reqwest::Url::parse(&n.rpc_url).is_err() {
             return Err(invalid(key("rpc_url"), "no host", "http://host:port"));
         }
-        let auth = match (n.rpc_user, n.rpc_password, n.rpc_cookie) {
-            (Some(user), Some(password), None) => {
-                warnings.push(format!(
-                    "{} is given inline (config file or environment): move it to \
-                     [node.\"{}\"] rpc_password in the secrets file {} (mode 0600) and remove \
-                     it from the config",
-                    key("rpc_password"),
-                    n.name,
-                    secrets.path().display()
-                ));
-                RpcAuth::UserPassword {
-                    user,
-                    password: password.into(),
-                }
-            }
-            (Some(user), None, None) => match secrets.node_password(&n.name) {
-                Some(password) => RpcAuth::UserPassword {
-                    user,
-                    password: password.clone(),
-                },
-                None => {
-                    return Err(invalid(
-                        key("rpc_password"),
-                        format!(
-                            "not given, and the secrets file {} has no [node.{:?}] rpc_password",
-                            secrets.path().display(),
-                            n.name
-                        ),
-                        "rpc_password in the secrets file (or inline, deprecated), or \
-                         rpc_cookie",
-                    ));
-                }
-            },
-            (None, None, Some(path)) => RpcAuth::Cookie(path),
-            _ => {
-                return Err(invalid(
-                    key("rpc_user"),
-                    "incomplete or conflicting credentials",
-                    "either rpc_user and rpc_password, or rpc_cookie (the node's .cookie file)",
-                ));
-            }
-        };
+        let auth = node_auth(
+            i,
+            &n.name,
+            (n.rpc_user, n.rpc_password, n.rpc_cookie),
+            secrets,
+            warnings,
+        )?;
         if let Some(z) = &n.zmq_hashblock
             && !z.starts_with("tcp://")
         {
