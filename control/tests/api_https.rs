@@ -2,8 +2,8 @@
 //! self-signed certificate (kept across restarts, key 0600) and a given one (re-read when its
 //! files change, a bad new one refused), HTTP/2 and HTTP/1.1 as ALPN chooses, the event
 //! stream over HTTP/2 beside other requests on the same connection, the fingerprint equal in
-//! the certificate file, the handshake, `GET /api/v1/connect` and `warppool tls fingerprint`,
-//! and `Secure` session cookies over HTTPS only.
+//! the certificate file, the handshake, `GET /api/v1/connect`, `warppool tls fingerprint` and
+//! the start log, and `Secure` session cookies over HTTPS only.
 
 #[path = "support/api_pool.rs"]
 mod api_pool;
@@ -311,4 +311,50 @@ async fn session_cookies_are_secure_over_https_only() {
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert!(!cleared.contains("Secure"), "{cleared}");
     daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_log_shows_the_served_fingerprint() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = TempDir::new("https-log");
+    let node = api_pool::node().await;
+    let path = dir.0.join("warppool.toml");
+    let text = format!(
+        "version = 1\nnetwork = \"regtest\"\n[pool]\nshards = 1\n[storage]\n\
+         block_journal = \"{}\"\ndatabase = \"{}\"\n[http]\ntls_listen = \"127.0.0.1:0\"\n\
+         [[node]]\nname = \"fake\"\nrpc_url = \"{}\"\nrpc_user = \"user\"\n\
+         rpc_password = \"pass\"\n[[port]]\naddr = \"127.0.0.1:0\"\n",
+        dir.0.join("blocks.journal").display(),
+        dir.db().display(),
+        node.url(),
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_warppool"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("WARPPOOL_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("https api listening") {
+                return line;
+            }
+        }
+        panic!("the pool exited without listening");
+    })
+    .await
+    .expect("the https listener within 30 s");
+    let fingerprint = cert_fingerprint(&dir.0.join("https-cert.pem"));
+    assert!(
+        line.contains(&format!("fingerprint_sha256={fingerprint}")),
+        "{line}"
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
 }
