@@ -116,3 +116,23 @@ pub fn token_list(config: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `warppool tls fingerprint`: the HTTPS certificate's SHA-256 fingerprint (a self-signed one
+/// is generated first if the pool has not made it yet, as the pool itself would).
+///
+/// # Errors
+/// The configuration has no `[http] tls_listen`, or the certificate cannot be loaded.
+pub fn tls_fingerprint(config: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config, std::env::vars())?;
+    let https = config
+        .https
+        .as_ref()
+        .context("no HTTPS listener configured ([http] tls_listen)")?;
+    let names = crate::api::tls::machine_names(https.listen.ip());
+    let source = https.source(&config.database);
+    let (cert, _) = source.paths();
+    let cert_state = crate::api::tls::HttpsCert::open(source, &names)?;
+    println!("{}", cert_state.fingerprint());
+    eprintln!("certificate: {}", cert.display());
+    Ok(())
+}

@@ -24,8 +24,8 @@
 //! - `GET /api/v1/blocks`: found blocks with their status and each node's answers.
 //! - `GET /api/v1/network`: nodes (version, IBD, blocks, RPC latency), network hashrate, next
 //!   retarget, the template, the pool's share.
-//! - `GET /api/v1/connect`: Stratum endpoints (TLS fingerprint), username and password hints,
-//!   per-firmware recipes.
+//! - `GET /api/v1/connect`: Stratum endpoints (TLS fingerprint), the HTTPS listener (its
+//!   fingerprint), username and password hints, per-firmware recipes.
 //! - `GET /api/v1/connect/last-seen`: the last miner connection from the caller's IP.
 //! - `GET /api/v1/events/recent`: the latest pool events.
 //! - `GET /api/v1/events`: the live event stream (SSE, [`v1::stream`]).
@@ -35,7 +35,8 @@
 //!   `/auth/totp`, `/auth/recovery`, `/auth/logout`, `/auth/step-up`, `GET /api/v1/auth/sessions`,
 //!   `DELETE /api/v1/auth/sessions/{id}`, `POST /api/v1/auth/totp/enroll` and `/confirm`,
 //!   `GET|POST /api/v1/admin/tokens`, `DELETE /api/v1/admin/tokens/{id}`,
-//!   `GET /api/v1/admin/audit`, `GET|PUT /api/v1/admin/config` ([`crate::settings`]).
+//!   `GET /api/v1/admin/audit`, `GET|PUT /api/v1/admin/config` ([`crate::settings`]),
+//!   `GET|PUT /api/v1/admin/nodes`, `POST /api/v1/admin/nodes/{id}/test` ([`v1::nodes`]).
 //!
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]; loopback peers, or a token of the
 //!   `metrics` scope).
@@ -52,6 +53,7 @@ mod error;
 pub mod openapi;
 mod queries;
 pub mod server;
+pub mod tls;
 pub mod v1;
 pub mod viewer;
 
@@ -69,7 +71,7 @@ use tokio::sync::watch;
 
 pub use self::error::{ApiError, ErrorBody, ErrorDetail};
 pub use self::queries::{QueriesBusy, QueryPool};
-pub use self::server::HttpServer;
+pub use self::server::{HttpServer, Listeners, Scheme};
 pub use self::viewer::{UiPolicy, Viewer};
 use crate::{stats::SqliteRecorder, storage::StorageReader, templates::TemplateStatus};
 
@@ -122,6 +124,19 @@ pub struct ApiState {
     pub jobs: Arc<crate::payout::LastJobs>,
     /// The running configuration (`/api/v1/admin/config`; `None`: the endpoints answer 503).
     pub config: Option<Arc<crate::settings::LiveConfig>>,
+    /// The HTTPS listener's certificate and port, when it runs (`/api/v1/connect`).
+    pub https: Option<HttpsInfo>,
+    /// The nodes for `/api/v1/admin/nodes` (`None`: those endpoints answer 503).
+    pub nodes: Option<Arc<crate::node_admin::NodeAdmin>>,
+}
+
+/// The HTTPS listener as the connect page shows it.
+#[derive(Debug, Clone)]
+pub struct HttpsInfo {
+    /// Its bound port (set once it is bound).
+    pub port: Arc<std::sync::atomic::AtomicU16>,
+    /// Its certificate (the fingerprint changes on a reload).
+    pub cert: Arc<tls::HttpsCert>,
 }
 
 thread_local! {
@@ -311,6 +326,11 @@ fn admin_routes() -> Router<Arc<ApiState>> {
             "/api/v1/admin/config",
             get(a::config::config_get).put(a::config::config_put),
         )
+        .route(
+            "/api/v1/admin/nodes",
+            get(v1::nodes::list).put(v1::nodes::replace),
+        )
+        .route("/api/v1/admin/nodes/{id}/test", post(v1::nodes::test))
 }
 
 /// Bytes of a plain-text refusal kept as the JSON error's message.

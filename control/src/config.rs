@@ -14,6 +14,12 @@
 //! as one (`30`, `true`, `"text"`, `[1, 2]`), otherwise as a plain string. Overrides are
 //! applied before deserializing, so they are validated exactly like the file.
 //!
+//! # Secrets
+//!
+//! A `[[node]]` with `rpc_user` and no `rpc_password` takes its password from the secrets file
+//! ([`crate::secrets`]: `[node.<name>] rpc_password`). An inline `rpc_password` still works and
+//! is reported in [`Config::warnings`] (`config check` prints them, the start log warns).
+//!
 //! # Usage
 //!
 //! ```no_run
@@ -55,12 +61,14 @@ pub const CONFIG_VERSION: u32 = 1;
 
 mod env;
 pub mod fields;
+mod nodes;
 pub mod profile;
 mod sections;
 
 pub use self::fields::{Field, FieldSource, Source};
+use self::nodes::node_tables;
+pub use self::nodes::{NodeEntry, SAVED_NODES_FILE, saved_nodes_path, validate_node_entries};
 pub use self::profile::{PROFILE_DEFAULT, PROFILES, Profile};
-
 use self::sections::{validate_nodes, validate_ports};
 
 /// The prefix of environment overrides.
@@ -94,7 +102,7 @@ struct RawConfig {
     #[serde(default)]
     ui: RawUi,
     #[serde(default)]
-    node: Vec<RawNode>,
+    node: Vec<NodeEntry>,
     #[serde(default)]
     port: Vec<RawPort>,
 }
@@ -138,12 +146,16 @@ struct RawStorage {
     database: PathBuf,
     share_minutes_retention_days: Option<u64>,
     events_retention_days: Option<u64>,
+    secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
+    tls_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,18 +163,6 @@ struct RawHttp {
 struct RawUi {
     public: Option<bool>,
     show_addresses: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNode {
-    name: String,
-    rpc_url: String,
-    rpc_user: Option<String>,
-    rpc_password: Option<String>,
-    rpc_cookie: Option<PathBuf>,
-    zmq_hashblock: Option<String>,
-    rpc_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,8 +189,8 @@ pub enum RpcAuth {
     UserPassword {
         /// The user.
         user: String,
-        /// The password.
-        password: String,
+        /// The password (inline in the configuration, or from the secrets file).
+        password: crate::secrets::Secret,
     },
     /// The node's `.cookie` file, re-read when the node answers 401 (it rewrites the file on
     /// every start).
@@ -284,6 +284,13 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// Who may read the public pages and see full payout addresses (`[ui]`).
     pub ui: crate::api::UiPolicy,
+    /// The HTTPS API/UI listener, if any.
+    pub https: Option<HttpsSettings>,
+    /// The secrets file ([`crate::secrets`]): `[storage] secrets`, or `secrets.toml` next to
+    /// the database.
+    pub secrets_path: PathBuf,
+    /// What `config check` and the start log warn about (a password inline in the config).
+    pub warnings: Vec<String>,
     /// Started by `warppool demo` (never set from a file: the API and health say so).
     pub demo: bool,
     /// The profile whose defaults apply ([`profile`]).
@@ -291,6 +298,41 @@ pub struct Config {
     /// The TOML tree it was validated from and the admin API's overrides over it
     /// ([`fields`]).
     pub source: Source,
+}
+
+/// The HTTPS listener (`[http] tls_listen`, `tls_cert`, `tls_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsSettings {
+    /// Its address.
+    pub listen: SocketAddr,
+    /// The given certificate chain and key (PEM); `None`: a self-signed one generated next
+    /// to the database.
+    pub files: Option<(PathBuf, PathBuf)>,
+}
+
+impl HttpsSettings {
+    /// Where its certificate comes from, with `database` the pool's database file.
+    #[must_use]
+    pub fn source(&self, database: &Path) -> crate::api::tls::CertSource {
+        match &self.files {
+            Some((cert, key)) => crate::api::tls::CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            None => crate::api::tls::CertSource::SelfSigned {
+                dir: data_dir(database),
+            },
+        }
+    }
+}
+
+/// The directory of the database file (`.` for a bare file name).
+#[must_use]
+pub fn data_dir(database: &Path) -> PathBuf {
+    match database.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Admission control and connection timeouts (`pool.*` keys; defaults in `core::limits`).
@@ -334,7 +376,8 @@ impl Config {
         Self::from_toml(&text, env)
     }
 
-    /// Parses `text`, applies the `WARPPOOL__…` variables among `env`, and validates.
+    /// Parses `text`, applies the `WARPPOOL__…` variables among `env`, and validates; reads
+    /// the secrets file it names (or `secrets.toml` next to the database) for node passwords.
     ///
     /// # Errors
     /// [`ConfigError`] naming the first problem.
@@ -502,7 +545,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let network = parse_network(&raw.network)?;
     let profile = Profile::resolve(raw.profile.as_deref())?;
-    let nodes = validate_nodes(raw.node)?;
+    let (nodes, secrets_path, warnings) = node_tables(&raw.storage, raw.node)?;
     let ports = validate_ports(raw.port, profile.shares_per_min_target)?;
     if let Some(shards) = raw.pool.shards
         && (shards == 0 || shards > SHARDS_MAX)
@@ -552,7 +595,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         raw.storage.events_retention_days,
         profile.events_retention_days,
     )?;
-    let http_listen = validate_http_listen(raw.http.listen)?;
+    let http_listen = validate_http_listen("http.listen", raw.http.listen)?;
+    let https = sections::validate_https(raw.http.tls_listen, raw.http.tls_cert, raw.http.tls_key)?;
     Ok(Config {
         network,
         nodes,
@@ -572,18 +616,24 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             public: raw.ui.public.unwrap_or(true),
             show_addresses: raw.ui.show_addresses.unwrap_or(false),
         },
+        https,
+        secrets_path,
+        warnings,
         demo: false,
         profile,
         source: Source::default(),
     })
 }
 
-fn validate_http_listen(listen: Option<String>) -> Result<Option<SocketAddr>, ConfigError> {
+fn validate_http_listen(
+    key: &str,
+    listen: Option<String>,
+) -> Result<Option<SocketAddr>, ConfigError> {
     listen
         .map(|s| {
             s.parse::<SocketAddr>().map_err(|_| {
                 invalid(
-                    "http.listen",
+                    key,
                     format!("{s:?} is not an address"),
                     "ip:port, e.g. \"127.0.0.1:8080\"",
                 )

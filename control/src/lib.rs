@@ -9,7 +9,8 @@
 //! runtime and the wiring), [`storage`] (SQLite on one writer thread), [`live`] (the live
 //! view of workers the API reads), [`health`] (the pool's conditions), [`events`] (the live
 //! event hub), [`api`] (the HTTP API), [`auth`] (admin authentication: passwords, TOTP,
-//! sessions, API tokens, audit log), [`metrics`] (Prometheus `/metrics`), [`demo`]
+//! sessions, API tokens, audit log), [`metrics`] (Prometheus `/metrics`), [`secrets`]
+//! (the secrets file), [`demo`]
 //! (`warppool demo`: simulator, pool and miners in one process).
 
 pub mod admin_cli;
@@ -26,9 +27,11 @@ pub mod journal;
 pub mod live;
 pub mod metrics;
 pub mod network;
+pub mod node_admin;
 pub mod payout;
 pub mod rpc;
 pub mod run;
+pub mod secrets;
 pub mod settings;
 pub mod stats;
 pub mod storage;

@@ -62,6 +62,20 @@ enum Command {
     /// API tokens (on the configuration's database).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The HTTPS listener's certificate.
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Prints the SHA-256 fingerprint of the API/UI's HTTPS certificate (colon hex, as
+    /// browsers show it).
+    Fingerprint {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +154,9 @@ fn check(config: &std::path::Path) -> anyhow::Result<()> {
         config.ports.len(),
         config.network
     );
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
     if config.splits_total_sats > 0 {
         match node_height(&config) {
             Ok(height) => {
@@ -225,5 +242,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Admin(command) => admin_command(command),
         Command::Token(command) => token_command(command),
+        Command::Tls(TlsCommand::Fingerprint { config }) => {
+            warppool_control::admin_cli::tls_fingerprint(&config)
+        }
     }
 }

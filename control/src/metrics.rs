@@ -125,6 +125,8 @@ pub struct Sources {
     pub started_at: i64,
     /// The lowest difficulty any port accepts (bounds a hashrate window without shares).
     pub min_difficulty: f64,
+    /// The HTTPS listener's certificate, when it runs (reloads and refusals).
+    pub https: Option<Arc<crate::api::tls::HttpsCert>>,
 }
 
 #[derive(Debug)]

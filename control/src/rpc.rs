@@ -255,7 +255,7 @@ impl RpcClient {
     fn credentials(&self, reread: bool) -> Result<(String, String), RpcError> {
         let line = match &self.auth {
             RpcAuth::UserPassword { user, password } => {
-                return Ok((user.clone(), password.clone()));
+                return Ok((user.clone(), password.expose().to_owned()));
             }
             RpcAuth::Cookie(path) => {
                 let mut cached = self

@@ -154,7 +154,7 @@ fn every_validation_error_names_the_key_and_what_is_allowed() {
         (
             "rpc_password = \"p\"",
             "",
-            &["`node[0].rpc_user`", "rpc_cookie"],
+            &["`node[0].rpc_password`", "[node.\"a\"]", "rpc_cookie"],
         ),
         (
             "rpc_password = \"p\"",

@@ -294,6 +294,7 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
         network: bitcoin::Network::Regtest,
         started_at: 0,
         min_difficulty: 1.0,
+        https: None,
     });
     // A metrics token, made the way the CLI makes one.
     let auth = Arc::new(
@@ -328,6 +329,8 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
             warppool_control::auth::AllowedHosts::new::<&str>([127, 0, 0, 1].into(), &[]).unwrap(),
         ),
         config: None,
+        https: None,
+        nodes: None,
     };
     let router = warppool_control::api::router(Arc::new(state));
     (router, grafana)

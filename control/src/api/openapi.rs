@@ -60,6 +60,9 @@ use super::v1;
         v1::admin::audit,
         v1::admin::config::config_get,
         v1::admin::config::config_put,
+        v1::nodes::list,
+        v1::nodes::replace,
+        v1::nodes::test,
         crate::metrics::scrape::metrics,
     ),
     components(schemas(v1::stream::StreamEvent)),
@@ -72,7 +75,7 @@ use super::v1;
         (name = "connect", description = "How to point a miner here"),
         (name = "events", description = "What happened"),
         (name = "meta", description = "This document and the Prometheus metrics"),
-        (name = "admin", description = "Setup, login, sessions, tokens, audit log"),
+        (name = "admin", description = "Setup, login, sessions, tokens, audit log, nodes"),
     )
 )]
 pub struct ApiDoc;

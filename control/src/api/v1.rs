@@ -8,6 +8,7 @@ pub mod events;
 pub mod hashrate;
 pub mod history;
 pub mod network;
+pub mod nodes;
 pub mod pool;
 pub mod status;
 pub mod stream;

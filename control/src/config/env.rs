@@ -5,13 +5,15 @@ use super::{ConfigError, ENV_PREFIX};
 
 /// The configuration keys whose values are text (file paths included): an environment
 /// override of one of them is never read as a number or a boolean.
-const STRING_KEYS: [&str; 16] = [
+const STRING_KEYS: [&str; 18] = [
     "network",
     "coinbase_tag",
     "address",
     "block_journal",
     "database",
     "listen",
+    "tls_listen",
+    "secrets",
     "name",
     "rpc_url",
     "rpc_user",

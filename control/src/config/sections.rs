@@ -2,7 +2,66 @@
 
 use super::*;
 
-pub(super) fn validate_nodes(raw: Vec<RawNode>) -> Result<Vec<NodeConfig>, ConfigError> {
+/// How node `i` (`name`) authenticates: `credentials` are its `rpc_user`, `rpc_password` and
+/// `rpc_cookie`; a missing password comes from `secrets`.
+fn node_auth(
+    i: usize,
+    name: &str,
+    credentials: (Option<String>, Option<String>, Option<PathBuf>),
+    secrets: &crate::secrets::SecretsFile,
+    warnings: &mut Vec<String>,
+) -> Result<RpcAuth, ConfigError> {
+    let key = |k: &str| format!("node[{i}].{k}");
+    let auth = match credentials {
+        (Some(user), Some(password), None) => {
+            warnings.push(format!(
+                "{} is given inline (config file or environment): move it to \
+                 [node.\"{}\"] rpc_password in the secrets file {} (mode 0600) and remove \
+                 it from the config",
+                key("rpc_password"),
+                name,
+                secrets.path().display()
+            ));
+            RpcAuth::UserPassword {
+                user,
+                password: password.into(),
+            }
+        }
+        (Some(user), None, None) => match secrets.node_password(name) {
+            Some(password) => RpcAuth::UserPassword {
+                user,
+                password: password.clone(),
+            },
+            None => {
+                return Err(invalid(
+                    key("rpc_password"),
+                    format!(
+                        "not given, and the secrets file {} has no [node.{:?}] rpc_password",
+                        secrets.path().display(),
+                        name
+                    ),
+                    "rpc_password in the secrets file (or inline, deprecated), or \
+                     rpc_cookie",
+                ));
+            }
+        },
+        (None, None, Some(path)) => RpcAuth::Cookie(path),
+        _ => {
+            return Err(invalid(
+                key("rpc_user"),
+                "incomplete or conflicting credentials",
+                "either rpc_user and rpc_password, or rpc_cookie (the node's .cookie file)",
+            ));
+        }
+    };
+    Ok(auth)
+}
+
+pub(super) fn validate_nodes(
+    raw: Vec<NodeEntry>,
+    secrets: &crate::secrets::SecretsFile,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<NodeConfig>, ConfigError> {
     if raw.is_empty() {
         return Err(invalid(
             "node",
@@ -40,17 +99,13 @@ pub(super) fn validate_nodes(raw: Vec<RawNode>) -> Result<Vec<NodeConfig>, Confi
         if rest.is_empty() || rest.starts_with('/') || reqwest::Url::parse(&n.rpc_url).is_err() {
             return Err(invalid(key("rpc_url"), "no host", "http://host:port"));
         }
-        let auth = match (n.rpc_user, n.rpc_password, n.rpc_cookie) {
-            (Some(user), Some(password), None) => RpcAuth::UserPassword { user, password },
-            (None, None, Some(path)) => RpcAuth::Cookie(path),
-            _ => {
-                return Err(invalid(
-                    key("rpc_user"),
-                    "incomplete or conflicting credentials",
-                    "either rpc_user and rpc_password, or rpc_cookie (the node's .cookie file)",
-                ));
-            }
-        };
+        let auth = node_auth(
+            i,
+            &n.name,
+            (n.rpc_user, n.rpc_password, n.rpc_cookie),
+            secrets,
+            warnings,
+        )?;
         if let Some(z) = &n.zmq_hashblock
             && !z.starts_with("tcp://")
         {
@@ -218,4 +273,32 @@ pub(super) fn validate_ports(
         });
     }
     Ok(ports)
+}
+
+pub(super) fn validate_https(
+    listen: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<HttpsSettings>, ConfigError> {
+    let listen = validate_http_listen("http.tls_listen", listen)?;
+    let files = match (cert, key) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some((c, k)),
+        _ => {
+            return Err(invalid(
+                "http.tls_cert",
+                "only one of tls_cert and tls_key given",
+                "both (a given certificate) or neither (a generated self-signed one)",
+            ));
+        }
+    };
+    match listen {
+        Some(listen) => Ok(Some(HttpsSettings { listen, files })),
+        None if files.is_some() => Err(invalid(
+            "http.tls_listen",
+            "tls_cert and tls_key given without tls_listen",
+            "an address for the HTTPS listener, e.g. \"0.0.0.0:8443\"",
+        )),
+        None => Ok(None),
+    }
 }

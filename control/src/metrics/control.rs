@@ -24,6 +24,7 @@ pub(super) fn encode(
     encode_nodes(encoder, sources)?;
     encode_blocks(encoder, sources)?;
     encode_storage(encoder, sources)?;
+    encode_https(encoder, sources)?;
     let info = vec![
         label("version", sources.version),
         label("network", sources.network),
@@ -284,4 +285,29 @@ fn encode_storage(encoder: &mut DescriptorEncoder<'_>, sources: &Sources) -> fmt
         counter(encoder, name, help, value)?;
     }
     Ok(())
+}
+
+fn encode_https(encoder: &mut DescriptorEncoder<'_>, sources: &Sources) -> fmt::Result {
+    let Some(cert) = &sources.https else {
+        return Ok(());
+    };
+    counter(
+        encoder,
+        "warppool_https_cert_reloads",
+        "New HTTPS certificates taken from the given files (changed, or SIGHUP).",
+        cert.reloads(),
+    )?;
+    counter(
+        encoder,
+        "warppool_https_cert_reload_failures",
+        "New HTTPS certificate files refused (unreadable, not PEM, a key that does not match); \
+         the old certificate stayed in use.",
+        cert.reload_failures(),
+    )?;
+    counter(
+        encoder,
+        "warppool_https_handshake_failures",
+        "TLS handshakes on the HTTPS listener that failed or timed out.",
+        crate::api::server::https_handshake_failures(),
+    )
 }

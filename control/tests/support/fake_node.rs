@@ -285,7 +285,7 @@ pub fn node_config(name: &str, url: String) -> warppool_control::config::NodeCon
         rpc_url: url,
         auth: warppool_control::config::RpcAuth::UserPassword {
             user: "user".to_owned(),
-            password: "pass".to_owned(),
+            password: "pass".into(),
         },
         zmq_hashblock: None,
         rpc_timeout: Duration::from_secs(5),

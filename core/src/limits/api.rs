@@ -82,7 +82,39 @@ pub const API_SPARKLINE_IDS_MAX: usize = 200;
 /// Most rows one page of a worker's events or sessions holds (`limit`).
 pub const API_WORKER_PAGE_ROWS_MAX: usize = 200;
 
+/// Seconds a client has to finish the TLS handshake on the API's HTTPS listener (the
+/// connection holds one of the `HTTP_CONNECTIONS_MAX` permits meanwhile).
+pub const HTTPS_HANDSHAKE_SECS: u64 = 5;
+
+/// Concurrent HTTP/2 streams one HTTPS connection may open: a browser multiplexes every
+/// request of the UI (and its event stream) over one connection, so this, not the six
+/// connections per origin of HTTP/1.1, bounds a tab.
+pub const HTTP2_STREAMS_PER_CONNECTION_MAX: u32 = 32;
+
+/// Seconds between checks of a given HTTPS certificate's and key's modification times (two
+/// `stat` calls); a change, or SIGHUP, re-reads them.
+pub const HTTPS_CERT_POLL_SECS: u64 = 2;
+
+/// Largest HTTPS certificate chain or key file read, in bytes (PEM).
+pub const HTTPS_PEM_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// Days a generated self-signed HTTPS certificate is valid (Apple devices refuse TLS server
+/// certificates valid for more than 825 days).
+pub const HTTPS_SELF_SIGNED_DAYS: u64 = 825;
+
+/// Machine addresses (besides the listen address and loopback) a generated HTTPS certificate
+/// names; more interfaces are left out (logged).
+pub const HTTPS_SAN_ADDRESSES_MAX: usize = 16;
+
+/// Largest secrets file read, in bytes.
+pub const SECRETS_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// Seconds one step of `POST /api/v1/admin/nodes/{id}/test` may take (an RPC call or the ZMQ
+/// connect); a step past it fails with a timeout.
+pub const NODE_TEST_STEP_SECS: u64 = 10;
+
 const _: () = assert!(LIVE_WORKER_CONNECTS_KEPT >= 2);
+const _: () = assert!(HTTP2_STREAMS_PER_CONNECTION_MAX >= 8 && HTTPS_CERT_POLL_SECS >= 1);
 const _: () = assert!(METRICS_WORKER_SERIES_MAX <= LIVE_WORKERS_MAX);
 const _: () = assert!(API_PAGE_ROWS_MAX >= 1);
 const _: () = assert!(API_SPARKLINE_IDS_MAX >= 1 && API_WORKER_PAGE_ROWS_MAX >= 1);

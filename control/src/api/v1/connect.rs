@@ -9,10 +9,11 @@ use utoipa::ToSchema;
 
 use crate::api::{ApiError, ApiState, Encoded, ErrorBody};
 
-/// One Stratum listener, as configured.
+/// One listener, as configured: a Stratum port, or the API/UI's HTTPS listener.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Endpoint {
-    /// `stratum+tcp` or `stratum+ssl`.
+    /// `stratum+tcp`, `stratum+ssl`, or `https` (the API and UI; compare its fingerprint with
+    /// the browser's on first visit).
     pub proto: &'static str,
     /// The host miners use: the configured address, or, for a wildcard listener, the host this
     /// page was reached at.
@@ -21,7 +22,7 @@ pub struct Endpoint {
     pub port: u16,
     /// SHA-256 of the TLS certificate (DER), colon-separated hex, for TLS ports.
     pub tls_fingerprint_sha256: Option<String>,
-    /// The URL to paste (`stratum+tcp://host:port`).
+    /// The URL to paste (`stratum+tcp://host:port`, `https://host:port`).
     pub url: String,
 }
 
@@ -61,7 +62,7 @@ pub struct Recipe {
 /// `GET /api/v1/connect`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ConnectResponse {
-    /// The Stratum endpoints.
+    /// The Stratum endpoints, then the API/UI's HTTPS listener if it runs.
     pub endpoints: Vec<Endpoint>,
     /// The username format.
     pub username_hint: &'static str,
@@ -85,9 +86,7 @@ pub fn fingerprint(pem: &std::path::Path) -> std::io::Result<String> {
         .next()
         .ok_or_else(|| std::io::Error::other("no certificate in the file"))?
         .map_err(std::io::Error::other)?;
-    let digest = warppool_hash::sha256(&cert);
-    let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
-    Ok(hex.join(":"))
+    Ok(crate::api::tls::sha256_colon_hex(&cert))
 }
 
 fn request_host(headers: &HeaderMap) -> String {
@@ -156,15 +155,22 @@ pub async fn connect(
 ) -> Result<Encoded, ApiError> {
     let host = request_host(&headers);
     let mut endpoints = state.info.endpoints.clone();
+    if let Some(https) = &state.https {
+        endpoints.push(Endpoint {
+            proto: "https",
+            host: String::new(),
+            port: https.port.load(std::sync::atomic::Ordering::Relaxed),
+            tls_fingerprint_sha256: Some(https.cert.fingerprint()),
+            url: String::new(),
+        });
+    }
     for e in &mut endpoints {
         if e.host.is_empty() {
             e.host.clone_from(&host);
         }
         e.url = format!("{}://{}:{}", e.proto, e.host, e.port);
     }
-    let plain = endpoints
-        .iter()
-        .find(|e| e.tls_fingerprint_sha256.is_none());
+    let plain = endpoints.iter().find(|e| e.proto == "stratum+tcp");
     let answer = ConnectResponse {
         recipes: recipes(plain),
         endpoints: endpoints.clone(),

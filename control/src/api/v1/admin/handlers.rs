@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{ConnectInfo, Path, Query, State, rejection::JsonRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Caller, Secret, blocking, body};
 use crate::{
-    api::{ApiError, ApiState, Encoded, ErrorBody, now_s},
+    api::{ApiError, ApiState, Encoded, ErrorBody, Scheme, now_s},
     auth::{NewSession, Scope, SetupRequest, clear_cookie},
 };
 
@@ -85,8 +85,13 @@ pub struct SessionOpened {
     pub recovery_codes: Option<Vec<Secret>>,
 }
 
-fn session_response(session: &NewSession, codes: Option<Vec<Secret>>) -> Response {
-    let cookie = session.set_cookie(false);
+/// Whether the request came over HTTPS (its cookies then get `Secure`).
+fn over_https(scheme: Option<&Extension<Scheme>>) -> bool {
+    scheme.is_some_and(|Extension(s)| *s == Scheme::Https)
+}
+
+fn session_response(session: &NewSession, codes: Option<Vec<Secret>>, secure: bool) -> Response {
+    let cookie = session.set_cookie(secure);
     let mut response = Json(SessionOpened {
         csrf_token: Secret::from(&session.csrf_token),
         expires_at: session.expires_unix_s,
@@ -144,6 +149,7 @@ pub async fn setup_confirm(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(peer): Peer,
     headers: HeaderMap,
+    scheme: Option<Extension<Scheme>>,
     json: Result<Json<TicketCode>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let t = body(json)?;
@@ -159,7 +165,11 @@ pub async fn setup_confirm(
         .iter()
         .map(Secret::from)
         .collect();
-    Ok(session_response(&done.session, Some(codes)))
+    Ok(session_response(
+        &done.session,
+        Some(codes),
+        over_https(scheme.as_ref()),
+    ))
 }
 
 /// Login, step 1: the password.
@@ -199,6 +209,7 @@ pub async fn totp(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(peer): Peer,
     headers: HeaderMap,
+    scheme: Option<Extension<Scheme>>,
     json: Result<Json<TicketCode>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let t = body(json)?;
@@ -208,7 +219,11 @@ pub async fn totp(
             .complete_totp(&t.ticket, &t.code, caller.info(now_s()))?)
     })
     .await?;
-    Ok(session_response(&session, None))
+    Ok(session_response(
+        &session,
+        None,
+        over_https(scheme.as_ref()),
+    ))
 }
 
 /// Login, step 2 without the device: a one-time recovery code.
@@ -220,6 +235,7 @@ pub async fn recovery(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(peer): Peer,
     headers: HeaderMap,
+    scheme: Option<Extension<Scheme>>,
     json: Result<Json<TicketCode>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let t = body(json)?;
@@ -229,7 +245,11 @@ pub async fn recovery(
             .recover(&t.ticket, &t.code, caller.info(now_s()))?)
     })
     .await?;
-    Ok(session_response(&session, None))
+    Ok(session_response(
+        &session,
+        None,
+        over_https(scheme.as_ref()),
+    ))
 }
 
 /// Ends this session.
@@ -241,6 +261,7 @@ pub async fn logout(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(peer): Peer,
     headers: HeaderMap,
+    scheme: Option<Extension<Scheme>>,
 ) -> Result<Response, ApiError> {
     let caller = Caller::of(peer, &headers);
     blocking(&state, move |s| {
@@ -249,7 +270,7 @@ pub async fn logout(
     })
     .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Ok(value) = HeaderValue::from_str(&clear_cookie(false)) {
+    if let Ok(value) = HeaderValue::from_str(&clear_cookie(over_https(scheme.as_ref()))) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
