@@ -103,6 +103,7 @@
 //! plane.stop();
 //! ```
 
+pub mod admin;
 mod admission;
 mod candidates;
 mod config;
@@ -118,6 +119,7 @@ pub mod stratum;
 mod tls;
 mod uring;
 
+pub use admin::{AdminQueueFull, BanList, IpBan, PlaneAdmin};
 pub use config::{ListenerConfig, NetConfig, TlsFiles};
 pub use counters::CountersSnapshot;
 pub use error::NetError;

@@ -6,11 +6,12 @@ use std::{collections::HashSet, net::SocketAddr, os::fd::AsRawFd, sync::Arc, thr
 use arc_swap::ArcSwap;
 use compio::driver::{DriverType, ProactorBuilder};
 use warppool_core::limits::{
-    BLOCK_CANDIDATES_PER_SHARD_MAX, LISTEN_BACKLOG, SHARD_CONTROL_QUEUE_MAX,
+    BLOCK_CANDIDATES_PER_SHARD_MAX, LISTEN_BACKLOG, SHARD_ADMIN_QUEUE_MAX, SHARD_CONTROL_QUEUE_MAX,
     STATS_BATCHES_QUEUED_PER_SHARD_MAX,
 };
 
 use crate::{
+    admin::{PlaneAdmin, ShardAdmin},
     admission::IpTable,
     config::NetConfig,
     counters::{CountersSnapshot, ShardCounters},
@@ -57,6 +58,7 @@ pub struct DataPlane<J, S, C> {
     candidates: flume::Receiver<C>,
     tls_stop: Option<flume::Sender<()>>,
     tls_thread: Option<JoinHandle<()>>,
+    admin: PlaneAdmin,
 }
 
 impl<J, S, C> std::fmt::Debug for DataPlane<J, S, C> {
@@ -103,6 +105,11 @@ impl<J, S, C> DataPlane<J, S, C> {
             // Full: a wake-up is already queued and will load the newest jobs.
             let _ = shard.control.try_send(ShardMsg::Jobs);
         }
+    }
+
+    /// The operator command handle (kicks, bans; see [`crate::admin`]).
+    pub fn admin(&self) -> &PlaneAdmin {
+        &self.admin
     }
 
     /// The per-shard statistics queues (bounded; batches of at most `SHARE_STATS_BATCH_MAX`).
@@ -249,6 +256,15 @@ where
     let ip_table = Arc::new(IpTable::new(config.connections_per_ip_max));
     let (candidates_tx, candidates) = flume::bounded(BLOCK_CANDIDATES_PER_SHARD_MAX * shard_count);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut lines = Vec::with_capacity(shard_count);
+    let mut shard_admins = Vec::with_capacity(shard_count);
+    for _ in 0..shard_count {
+        let (control_tx, control_rx) = flume::bounded(SHARD_CONTROL_QUEUE_MAX);
+        let (commands_tx, commands_rx) = flume::bounded(SHARD_ADMIN_QUEUE_MAX);
+        lines.push((control_tx.clone(), commands_tx));
+        shard_admins.push((control_tx, control_rx, commands_rx));
+    }
+    let admin = PlaneAdmin::new(lines);
     let mut plane = DataPlane {
         shards: Vec::with_capacity(shard_count),
         local_addrs,
@@ -257,10 +273,12 @@ where
         candidates,
         tls_stop: None,
         tls_thread: None,
+        admin: admin.clone(),
     };
-    for (shard_index, listeners) in per_shard.into_iter().enumerate() {
+    for ((shard_index, listeners), (control_tx, control_rx, commands)) in
+        per_shard.into_iter().enumerate().zip(shard_admins)
+    {
         let id = ShardId(u16::try_from(shard_index).expect("shard count below SHARDS_MAX"));
-        let (control_tx, control_rx) = flume::bounded(SHARD_CONTROL_QUEUE_MAX);
         let (stats_tx, stats_rx) = flume::bounded(STATS_BATCHES_QUEUED_PER_SHARD_MAX);
         let (ready_tx, ready_rx) = flume::bounded(1);
         let counters = Arc::new(ShardCounters::default());
@@ -273,6 +291,10 @@ where
             events: Events::new(stats_tx, candidates_tx.clone(), Arc::clone(&counters)),
             counters: Arc::clone(&counters),
             ip_table: Arc::clone(&ip_table),
+            admin: ShardAdmin {
+                commands,
+                bans: admin.bans_handle(),
+            },
         };
         let factory = Arc::clone(&factory);
         let pin = config.pin_shards.then_some(shard_index % cores);

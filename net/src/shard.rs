@@ -131,6 +131,8 @@ fn spawn_fatal<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F:
 pub(crate) enum ShardMsg {
     /// New jobs were published.
     Jobs,
+    /// Operator commands are queued, or the ban list changed (see [`crate::admin`]).
+    Admin,
     /// Close listeners and connections, then end the thread.
     Stop,
 }
@@ -406,6 +408,8 @@ pub(crate) struct ShardState<P: Protocol> {
     config: Arc<NetConfig>,
     ip_table: Arc<IpTable>,
     counters: Arc<ShardCounters>,
+    /// Operator commands and the ban list ([`admin`]).
+    admin: admin::AdminState,
     stopping: bool,
     drain_waker: Option<Waker>,
     shard: ShardId,
@@ -435,6 +439,7 @@ impl<P: Protocol> ShardState<P> {
         counters: Arc<ShardCounters>,
         shard: ShardId,
         epoll: Epoll,
+        admin: crate::admin::ShardAdmin,
     ) -> Self {
         let cap = config.connections_per_shard_max;
         assert!(cap > 0);
@@ -456,6 +461,7 @@ impl<P: Protocol> ShardState<P> {
             config,
             ip_table,
             counters,
+            admin: admin::AdminState::new(admin),
             stopping: false,
             drain_waker: None,
             shard,
@@ -1047,6 +1053,11 @@ fn admit<P: Protocol>(st: &mut ShardState<P>, peer: SocketAddr) -> Admission {
         return Admission::Refuse;
     }
     let shard = st.shard.index();
+    if st.admin.is_banned(peer.ip()) {
+        bump(&st.counters.refused_banned, 1);
+        st.refusals.refused(Refusal::Banned, now, shard);
+        return Admission::Refuse;
+    }
     if !st.bucket.try_take(now) {
         bump(&st.counters.refused_rate, 1);
         st.refusals.refused(Refusal::Rate, now, shard);
@@ -1759,6 +1770,7 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
     st.events.flush_stats();
     st.events.retry_candidates();
     st.refusals.flush(now, st.shard.index());
+    admin::serve(st);
 }
 
 /// Calls `on_jobs` for every connection of the shard (plain ones get the notify written
@@ -1812,6 +1824,7 @@ pub(crate) struct ShardSetup<P: Protocol> {
     pub(crate) events: Events<P::Stat, P::Candidate>,
     pub(crate) counters: Arc<ShardCounters>,
     pub(crate) ip_table: Arc<IpTable>,
+    pub(crate) admin: crate::admin::ShardAdmin,
 }
 
 /// Milliseconds until `deadline`, rounded up, for `epoll_wait`.
@@ -1854,6 +1867,7 @@ fn run_inner<P: Protocol>(
         events,
         counters,
         ip_table,
+        admin,
     } = setup;
     let fail = |e: std::io::Error| {
         let _ = ready.send(Err(e));
@@ -1924,6 +1938,7 @@ fn run_inner<P: Protocol>(
         counters,
         id,
         epoll,
+        admin,
     );
     state.plain_listeners = plain_listeners;
     state.ring = ring;
@@ -2053,9 +2068,17 @@ async fn shard_main<P: Protocol>(
     done: Rc<Cell<bool>>,
 ) {
     // Ends on `Stop`, or when the handle is gone (its sender dropped).
-    while let Ok(ShardMsg::Jobs) = control_rx.recv_async().await {
-        let current = Arc::clone(cache.load());
-        fan_out(&mut state.borrow_mut(), &current);
+    loop {
+        match control_rx.recv_async().await {
+            Ok(ShardMsg::Jobs) => {
+                let current = Arc::clone(cache.load());
+                fan_out(&mut state.borrow_mut(), &current);
+            }
+            Ok(ShardMsg::Admin) => {}
+            Ok(ShardMsg::Stop) | Err(_) => break,
+        }
+        // Every message: a wake-up for commands may have coalesced with a job wake-up.
+        admin::serve(&mut state.borrow_mut());
     }
     {
         let mut st = state.borrow_mut();
@@ -2095,5 +2118,6 @@ async fn shard_main<P: Protocol>(
     done.set(true);
 }
 
+mod admin;
 #[cfg(test)]
 mod tests;
