@@ -26,7 +26,10 @@
 //!   `/auth/totp`, `/auth/recovery`, `/auth/logout`, `/auth/step-up`, `GET /api/v1/auth/sessions`,
 //!   `DELETE /api/v1/auth/sessions/{id}`, `POST /api/v1/auth/totp/enroll` and `/confirm`,
 //!   `GET|POST /api/v1/admin/tokens`, `DELETE /api/v1/admin/tokens/{id}`,
-//!   `GET /api/v1/admin/audit`.
+//!   `GET /api/v1/admin/audit`, `GET /api/v1/admin/connections`,
+//!   `POST /api/v1/admin/connections/{id}/kick`, `POST /api/v1/admin/connections/kick-all`,
+//!   `GET|POST /api/v1/admin/bans`, `DELETE /api/v1/admin/bans/{id}`,
+//!   `GET /api/v1/admin/diagnostics` ([`v1::diagnostics`]).
 //!
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]; loopback peers, or a token of the
 //!   `metrics` scope).
@@ -80,6 +83,8 @@ pub struct PoolInfo {
     pub endpoints: Vec<v1::connect::Endpoint>,
     /// The lowest difficulty any port accepts.
     pub min_difficulty: f64,
+    /// The configuration without its secrets (the diagnostics bundle).
+    pub config: v1::diagnostics::ConfigSummary,
 }
 
 /// What the handlers read.
@@ -105,6 +110,9 @@ pub struct ApiState {
     pub allowed_hosts: Arc<crate::auth::AllowedHosts>,
     /// The Prometheus registry (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The data plane's operator commands: kicks and bans (`None`: the admin connection
+    /// endpoints answer 503).
+    pub plane: Option<warppool_net::PlaneAdmin>,
 }
 
 thread_local! {
@@ -123,6 +131,20 @@ impl ApiState {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "AUTH_UNAVAILABLE",
                 "admin authentication is not available (see the log)",
+            )
+        })
+    }
+
+    /// The data plane's operator commands.
+    ///
+    /// # Errors
+    /// 503 when the API runs without a data plane.
+    pub fn plane(&self) -> Result<&warppool_net::PlaneAdmin, ApiError> {
+        self.plane.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PLANE_UNAVAILABLE",
+                "the data plane is not reachable from this API",
             )
         })
     }
@@ -257,6 +279,15 @@ fn admin_routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/admin/tokens", get(a::tokens).post(a::create_token))
         .route("/api/v1/admin/tokens/{id}", delete(a::revoke_token))
         .route("/api/v1/admin/audit", get(a::audit))
+        .route("/api/v1/admin/connections", get(a::connections))
+        .route("/api/v1/admin/connections/{id}/kick", post(a::kick))
+        .route("/api/v1/admin/connections/kick-all", post(a::kick_all))
+        .route("/api/v1/admin/bans", get(a::bans).post(a::create_ban))
+        .route("/api/v1/admin/bans/{id}", delete(a::delete_ban))
+        .route(
+            "/api/v1/admin/diagnostics",
+            get(v1::diagnostics::diagnostics),
+        )
 }
 
 /// Bytes of a plain-text refusal kept as the JSON error's message.

@@ -170,6 +170,7 @@ fn api_info(config: &Config) -> crate::api::PoolInfo {
         demo: config.demo,
         endpoints,
         min_difficulty,
+        config: crate::api::v1::diagnostics::ConfigSummary::of(config),
     }
 }
 
@@ -222,6 +223,10 @@ impl Daemon {
         for (endpoint, addr) in info.endpoints.iter_mut().zip(pool.local_addrs()) {
             endpoint.port = addr.port();
         }
+        let auth = open_auth(&database).await;
+        if let Some(auth) = &auth {
+            load_bans(auth, pool.admin()).await;
+        }
         let http = match http_listen {
             Some(addr) => {
                 let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
@@ -243,7 +248,8 @@ impl Daemon {
                     info: Arc::new(info),
                     health: Arc::default(),
                     network: pool.network(),
-                    auth: open_auth(&database).await,
+                    auth: auth.clone(),
+                    plane: Some(pool.admin().clone()),
                     allowed_hosts: Arc::new(
                         crate::auth::AllowedHosts::new::<&str>(addr.ip(), &[])
                             .context("the HTTP API's allowed hosts")?,
@@ -299,6 +305,27 @@ impl Daemon {
             .await
             .context("storage shutdown panicked")?;
         result
+    }
+}
+
+/// Hands the stored address bans to the data plane (it started with none: a banned address
+/// that connected meanwhile is closed now). A failure is logged; the pool runs without bans.
+async fn load_bans(auth: &Arc<crate::auth::Auth>, plane: &warppool_net::PlaneAdmin) {
+    let auth = Arc::clone(auth);
+    let loaded = tokio::task::spawn_blocking(move || {
+        auth.store()
+            .with_connection(|c| crate::bans::load(c, crate::api::now_s()))
+    })
+    .await;
+    match loaded {
+        Ok(Ok(bans)) => {
+            if !bans.is_empty() {
+                tracing::info!(bans = bans.len(), "address bans loaded");
+            }
+            plane.set_bans(crate::bans::ban_list(&bans));
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot load the address bans; none apply"),
+        Err(e) => tracing::error!(error = %e, "loading the address bans panicked; none apply"),
     }
 }
 
@@ -452,6 +479,12 @@ impl Pool {
     #[must_use]
     pub fn template_loop(&self) -> &Arc<TemplateLoop> {
         &self.template_loop
+    }
+
+    /// The data plane's operator commands (kicks, bans).
+    #[must_use]
+    pub fn admin(&self) -> &warppool_net::PlaneAdmin {
+        self.plane.admin()
     }
 
     /// What `/metrics` reads of the pool.

@@ -317,11 +317,13 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
             demo: false,
             endpoints: Vec::new(),
             min_difficulty: 1.0,
+            config: Default::default(),
         }),
         health: Arc::default(),
         metrics: Arc::new(metrics),
         network: pool.network(),
         auth: Some(Arc::clone(&auth)),
+        plane: None,
         allowed_hosts: Arc::new(
             warppool_control::auth::AllowedHosts::new::<&str>([127, 0, 0, 1].into(), &[]).unwrap(),
         ),

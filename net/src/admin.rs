@@ -27,7 +27,11 @@ use std::{
 use arc_swap::ArcSwap;
 use warppool_core::plane::ConnectionId;
 
-use crate::shard::ShardMsg;
+use crate::{
+    counters::{CountersSnapshot, ShardCounters},
+    plane::{Driver, PlainIo},
+    shard::ShardMsg,
+};
 
 /// One ban: every address in `addr/prefix` (an IPv4 prefix counts in IPv4 bits, 0..=32; an
 /// IPv6 one in IPv6 bits, 0..=128), until `until_unix_s` (exclusive; `None`: for ever).
@@ -177,9 +181,23 @@ pub(crate) struct ShardAdmin {
 }
 
 #[derive(Debug, Clone)]
-struct ShardLine {
-    control: flume::Sender<ShardMsg>,
-    commands: flume::Sender<AdminCmd>,
+pub(crate) struct ShardLine {
+    pub(crate) control: flume::Sender<ShardMsg>,
+    pub(crate) commands: flume::Sender<AdminCmd>,
+    pub(crate) driver: Driver,
+    pub(crate) plain_io: PlainIo,
+    pub(crate) counters: Arc<ShardCounters>,
+}
+
+/// One shard as [`PlaneAdmin::shards`] reports it (for a diagnostics bundle).
+#[derive(Debug, Clone, Copy)]
+pub struct ShardReport {
+    /// Its runtime's I/O driver.
+    pub driver: Driver,
+    /// How it reads plain connections.
+    pub plain_io: PlainIo,
+    /// Its counters now.
+    pub counters: CountersSnapshot,
 }
 
 /// The control plane's handle for operator commands (see the module docs); cheap to clone,
@@ -192,20 +210,26 @@ pub struct PlaneAdmin {
 }
 
 impl PlaneAdmin {
-    pub(crate) fn new(lines: Vec<(flume::Sender<ShardMsg>, flume::Sender<AdminCmd>)>) -> Self {
-        let shards = lines
-            .into_iter()
-            .map(|(control, commands)| ShardLine { control, commands })
-            .collect();
+    /// The handle of started shards; `bans` is the list they read at accept.
+    pub(crate) fn new(shards: Vec<ShardLine>, bans: Arc<ArcSwap<BanList>>) -> Self {
         Self {
-            shards,
-            bans: Arc::new(ArcSwap::from_pointee(BanList::default())),
+            shards: shards.into(),
+            bans,
             refused: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    pub(crate) fn bans_handle(&self) -> Arc<ArcSwap<BanList>> {
-        Arc::clone(&self.bans)
+    /// Each shard's driver and counters, by shard index.
+    #[must_use]
+    pub fn shards(&self) -> Vec<ShardReport> {
+        self.shards
+            .iter()
+            .map(|s| ShardReport {
+                driver: s.driver,
+                plain_io: s.plain_io,
+                counters: s.counters.snapshot(),
+            })
+            .collect()
     }
 
     /// Asks the shard of `connection` (its top 16 bits) to close it gracefully

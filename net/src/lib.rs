@@ -119,7 +119,7 @@ pub mod stratum;
 mod tls;
 mod uring;
 
-pub use admin::{AdminQueueFull, BanList, IpBan, PlaneAdmin};
+pub use admin::{AdminQueueFull, BanList, IpBan, PlaneAdmin, ShardReport};
 pub use config::{ListenerConfig, NetConfig, TlsFiles};
 pub use counters::CountersSnapshot;
 pub use error::NetError;

@@ -11,7 +11,7 @@ use warppool_core::limits::{
 };
 
 use crate::{
-    admin::{PlaneAdmin, ShardAdmin},
+    admin::{BanList, PlaneAdmin, ShardAdmin, ShardLine},
     admission::IpTable,
     config::NetConfig,
     counters::{CountersSnapshot, ShardCounters},
@@ -256,15 +256,8 @@ where
     let ip_table = Arc::new(IpTable::new(config.connections_per_ip_max));
     let (candidates_tx, candidates) = flume::bounded(BLOCK_CANDIDATES_PER_SHARD_MAX * shard_count);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bans = Arc::new(ArcSwap::from_pointee(BanList::default()));
     let mut lines = Vec::with_capacity(shard_count);
-    let mut shard_admins = Vec::with_capacity(shard_count);
-    for _ in 0..shard_count {
-        let (control_tx, control_rx) = flume::bounded(SHARD_CONTROL_QUEUE_MAX);
-        let (commands_tx, commands_rx) = flume::bounded(SHARD_ADMIN_QUEUE_MAX);
-        lines.push((control_tx.clone(), commands_tx));
-        shard_admins.push((control_tx, control_rx, commands_rx));
-    }
-    let admin = PlaneAdmin::new(lines);
     let mut plane = DataPlane {
         shards: Vec::with_capacity(shard_count),
         local_addrs,
@@ -273,12 +266,12 @@ where
         candidates,
         tls_stop: None,
         tls_thread: None,
-        admin: admin.clone(),
+        admin: PlaneAdmin::new(Vec::new(), Arc::clone(&bans)),
     };
-    for ((shard_index, listeners), (control_tx, control_rx, commands)) in
-        per_shard.into_iter().enumerate().zip(shard_admins)
-    {
+    for (shard_index, listeners) in per_shard.into_iter().enumerate() {
         let id = ShardId(u16::try_from(shard_index).expect("shard count below SHARDS_MAX"));
+        let (control_tx, control_rx) = flume::bounded(SHARD_CONTROL_QUEUE_MAX);
+        let (commands_tx, commands) = flume::bounded(SHARD_ADMIN_QUEUE_MAX);
         let (stats_tx, stats_rx) = flume::bounded(STATS_BATCHES_QUEUED_PER_SHARD_MAX);
         let (ready_tx, ready_rx) = flume::bounded(1);
         let counters = Arc::new(ShardCounters::default());
@@ -293,7 +286,7 @@ where
             ip_table: Arc::clone(&ip_table),
             admin: ShardAdmin {
                 commands,
-                bans: admin.bans_handle(),
+                bans: Arc::clone(&bans),
             },
         };
         let factory = Arc::clone(&factory);
@@ -323,6 +316,13 @@ where
                 });
             }
         };
+        lines.push(ShardLine {
+            control: control_tx.clone(),
+            commands: commands_tx,
+            driver,
+            plain_io,
+            counters: Arc::clone(&counters),
+        });
         plane.shards.push(ShardHandle {
             thread: Some(thread),
             control: control_tx,
@@ -332,6 +332,7 @@ where
         });
         plane.stats.push(stats_rx);
     }
+    plane.admin = PlaneAdmin::new(lines, bans);
 
     if !reloadables.is_empty() {
         let (stop_tx, stop_rx) = flume::bounded(1);

@@ -205,6 +205,22 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 ";
 
+/// Version 8: address bans of the admin API (`control/src/bans.rs`): a network
+/// (`addr/prefix`, host bits cleared), the operator's reason, who banned and when, and an
+/// optional end (exclusive, Unix seconds). Loaded at start and enforced at accept; expired
+/// rows are pruned.
+const V8: &str = "
+CREATE TABLE IF NOT EXISTS bans (
+    id INTEGER PRIMARY KEY,
+    network TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_unix_s INTEGER NOT NULL,
+    until_unix_s INTEGER
+);
+CREATE INDEX IF NOT EXISTS bans_network ON bans(network);
+";
+
 /// One migration step: SQL, then an optional Rust part in the same transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Step {
@@ -230,6 +246,7 @@ pub const MIGRATIONS: &[Step] = &[
         then: Some(rekey_plain_difficulties),
     },
     sql(V7),
+    sql(V8),
 ];
 
 /// Version 6's Rust part (see [`V6`]): every key without `#` becomes
