@@ -148,7 +148,30 @@ async fn list_kick_and_kick_all_over_real_connections() {
     let mut a = Miner::connect_from(loopback(1), addr, &format!("{ADDRESS}.a"), "bitaxe/1").await;
     let mut b = Miner::connect_from(loopback(1), addr, &format!("{ADDRESS}.b"), "nerd/2").await;
     let a_port = a.write.local_addr().unwrap().port();
-    let body = wait_rows(&http, &base, &s, "", 2).await;
+    let row_a = check_list(&http, &base, &s, addr, a_port).await;
+    let id = row_a["id"].as_str().unwrap().to_owned();
+    check_kicks(&http, &base, &s, &id, &mut a, &mut b).await;
+    check_access(&http, &base, &p.dir).await;
+    let actions = audit_actions(&http, &base, &s).await;
+    let kicks: Vec<_> = actions
+        .iter()
+        .filter(|(a, _)| a == "connection.kick")
+        .collect();
+    assert_eq!(kicks.len(), 2, "{actions:?}");
+    assert!(kicks.iter().any(|(_, t)| *t == format!("connection:{id}")));
+    p.daemon.shutdown().await.unwrap();
+}
+
+/// The list shows both miners with their real peer; filters, paging and bad queries.
+async fn check_list(
+    http: &Client,
+    base: &str,
+    s: &Session,
+    addr: SocketAddr,
+    a_port: u16,
+) -> Value {
+    let (http, base) = (http.clone(), base.to_owned());
+    let body = wait_rows(&http, &base, s, "", 2).await;
     assert_eq!(body["total"], 2);
     let row_a = body["rows"]
         .as_array()
@@ -174,12 +197,21 @@ async fn list_kick_and_kick_all_over_real_connections() {
     assert_ne!(first["rows"][0]["id"], second["rows"][0]["id"]);
     for bad in ["?limit=0", "?limit=1001", "?ip=nope", "?cursor=x"] {
         let url = format!("{base}/api/v1/admin/connections{bad}");
-        let (status, _) = status_code(admin(&http, &s, reqwest::Method::GET, url, false)).await;
+        let (status, _) = status_code(admin(&http, s, reqwest::Method::GET, url, false)).await;
         assert_eq!(status, 400, "{bad}");
     }
+    row_a
+}
 
-    // Kick a: it sees EOF, b keeps working, the list drops a.
-    let id = row_a["id"].as_str().unwrap();
+/// Kick `a` (id `id`): it sees EOF, `b` keeps working, the list drops `a`; then kick-all.
+async fn check_kicks(
+    http: &Client,
+    base: &str,
+    s: &Session,
+    id: &str,
+    a: &mut Miner,
+    b: &mut Miner,
+) {
     let kick = |id: &str| format!("{base}/api/v1/admin/connections/{id}/kick");
     let (status, _) = status_code(admin(&http, &s, reqwest::Method::POST, kick(id), false)).await;
     assert_eq!(status, 403, "a session's write needs its CSRF header");
@@ -187,7 +219,7 @@ async fn list_kick_and_kick_all_over_real_connections() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["kicked"], 1);
     assert!(a.closed_within(5).await, "the kicked miner sees EOF");
-    still_works(&mut b, 50).await;
+    still_works(b, 50).await;
     wait_rows(&http, &base, &s, "", 1).await;
     let (status, body) = status_code(admin(&http, &s, reqwest::Method::POST, kick(id), true)).await;
     assert_eq!(status, 404, "{body}");
@@ -209,8 +241,10 @@ async fn list_kick_and_kick_all_over_real_connections() {
     assert_eq!(body["kicked"], 1);
     assert!(b.closed_within(5).await);
     wait_rows(&http, &base, &s, "", 0).await;
+}
 
-    // Not signed in: 401; a read token: 403.
+/// Not signed in: 401; a read token: 403.
+async fn check_access(http: &Client, base: &str, dir: &temp_dir::TempDir) {
     let r = http
         .get(format!("{base}/api/v1/admin/connections"))
         .send()
@@ -218,7 +252,7 @@ async fn list_kick_and_kick_all_over_real_connections() {
         .unwrap();
     assert_eq!(r.status(), 401);
     let auth =
-        warppool_control::auth::Auth::open(warppool_control::auth::AuthConfig::new(p.dir.db()))
+        warppool_control::auth::Auth::open(warppool_control::auth::AuthConfig::new(dir.db()))
             .unwrap();
     let scope = warppool_control::auth::Scope::Read;
     let token = auth.cli_create_token("op", "reader", scope, now()).unwrap();
@@ -229,15 +263,6 @@ async fn list_kick_and_kick_all_over_real_connections() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-
-    let actions = audit_actions(&http, &base, &s).await;
-    let kicks: Vec<_> = actions
-        .iter()
-        .filter(|(a, _)| a == "connection.kick")
-        .collect();
-    assert_eq!(kicks.len(), 2, "{actions:?}");
-    assert!(kicks.iter().any(|(_, t)| *t == format!("connection:{id}")));
-    p.daemon.shutdown().await.unwrap();
 }
 
 async fn post_ban(http: &Client, base: &str, s: &Session, ban: Value) -> (StatusCode, Value) {
@@ -260,17 +285,26 @@ async fn refused_banned(http: &Client, base: &str) -> u64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bans_close_refuse_persist_expire_and_lift() {
-    let p = api_pool::start("api-connections-bans").await;
-    let (base, http) = (p.base.clone(), Client::new());
-    let s = set_up(&http, &base).await;
-    let addr = stratum(&p.daemon);
-    let mut banned = Miner::connect_from(loopback(2), addr, &format!("{ADDRESS}.x"), "t/1").await;
-    let mut other = Miner::connect_from(loopback(1), addr, &format!("{ADDRESS}.y"), "t/1").await;
-    wait_rows(&http, &base, &s, "", 2).await;
+/// Whether a connection from `from` is closed at once (refused at accept).
+async fn refused_at_accept(from: IpAddr, addr: SocketAddr) -> bool {
+    let mut stream = raw_miner::connect_from(from, addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::io::AsyncReadExt::read(&mut stream, &mut buf);
+    match tokio::time::timeout(Duration::from_secs(5), read).await {
+        Ok(n) => matches!(n, Ok(0) | Err(_)),
+        Err(_) => false,
+    }
+}
 
-    // Bad input: 400, nothing stored.
+async fn bans_of(http: &Client, base: &str, s: &Session) -> Value {
+    let url = format!("{base}/api/v1/admin/bans");
+    let (status, body) = status_code(admin(http, s, reqwest::Method::GET, url, false)).await;
+    assert_eq!(status, 200, "{body}");
+    body["bans"].clone()
+}
+
+/// Bad input is 400, no CSRF header 403; nothing is stored.
+async fn check_bad_bans(http: &Client, base: &str, s: &Session) {
     for bad in [
         json!({"ip": "not an ip"}),
         json!({"ip": "127.0.0.2/33"}),
@@ -279,116 +313,105 @@ async fn bans_close_refuse_persist_expire_and_lift() {
         json!({"ip": "127.0.0.2", "reason": "x".repeat(257)}),
         json!({"ip": "127.0.0.2", "colour": "red"}),
     ] {
-        let (status, body) = post_ban(&http, &base, &s, bad.clone()).await;
+        let (status, body) = post_ban(http, base, s, bad.clone()).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
     let url = format!("{base}/api/v1/admin/bans");
-    let r = admin(&http, &s, reqwest::Method::POST, url.clone(), false)
-        .json(&json!({"ip": "127.0.0.2"}));
+    let r = admin(http, s, reqwest::Method::POST, url, false).json(&json!({"ip": "127.0.0.2"}));
     assert_eq!(status_code(r).await.0, 403, "no CSRF header");
-    let (status, body) =
-        status_code(admin(&http, &s, reqwest::Method::GET, url.clone(), false)).await;
-    assert_eq!(status, 200);
-    assert_eq!(body["bans"], json!([]), "nothing changed");
+    assert_eq!(bans_of(http, base, s).await, json!([]), "nothing changed");
+}
 
-    // Ban 127.0.0.2: its live connection closes, a new one is refused and counted.
-    let (status, ban) = post_ban(
-        &http,
-        &base,
-        &s,
-        json!({"ip": "127.0.0.2", "reason": "abuse"}),
-    )
-    .await;
+/// Bans 127.0.0.2: its live connection closes, `other` keeps working, a new connection is
+/// refused and counted; returns the ban's id.
+async fn ban_live(http: &Client, base: &str, s: &Session, addr: SocketAddr) -> i64 {
+    let mut banned = Miner::connect_from(loopback(2), addr, &format!("{ADDRESS}.x"), "t/1").await;
+    let mut other = Miner::connect_from(loopback(1), addr, &format!("{ADDRESS}.y"), "t/1").await;
+    wait_rows(http, base, s, "", 2).await;
+    let (status, ban) =
+        post_ban(http, base, s, json!({"ip": "127.0.0.2", "reason": "abuse"})).await;
     assert_eq!(status, 201, "{ban}");
     assert_eq!(ban["network"], "127.0.0.2/32");
     assert_eq!(ban["reason"], "abuse");
     assert_eq!(ban["created_by"], "admin:op");
-    let (status, body) = post_ban(&http, &base, &s, json!({"ip": "127.0.0.2"})).await;
+    let (status, body) = post_ban(http, base, s, json!({"ip": "127.0.0.2"})).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         banned.closed_within(5).await,
         "the banned address's connection is closed"
     );
     still_works(&mut other, 60).await;
-    let mut refused = raw_miner::connect_from(loopback(2), addr).await.unwrap();
-    let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::AsyncReadExt::read(&mut refused, &mut buf),
-    )
-    .await
-    .expect("closed at once");
-    assert!(matches!(n, Ok(0) | Err(_)), "refused at accept");
-    let before = refused_banned(&http, &base).await;
     assert!(
-        before >= 1,
+        refused_at_accept(loopback(2), addr).await,
+        "refused at accept"
+    );
+    assert!(
+        refused_banned(http, base).await >= 1,
         "counted in warppool_connections_refused{{limit=\"banned\"}}"
     );
+    ban["id"].as_i64().unwrap()
+}
+
+/// A ban that expires refuses until its second, then not, without a restart; returns its id.
+async fn ban_expires(http: &Client, base: &str, s: &Session, addr: SocketAddr) -> i64 {
+    let until = now() + 2;
+    let (status, ban) = post_ban(http, base, s, json!({"ip": "127.0.0.3", "until": until})).await;
+    assert_eq!(status, 201, "{ban}");
+    assert!(
+        refused_at_accept(loopback(3), addr).await,
+        "refused before it expires"
+    );
+    while now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut late = Miner::connect_from(loopback(3), addr, &format!("{ADDRESS}.z"), "t/1").await;
+    still_works(&mut late, 80).await;
+    assert_eq!(
+        bans_of(http, base, s).await,
+        json!([]),
+        "the expired ban was pruned"
+    );
+    ban["id"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_close_refuse_persist_expire_and_lift() {
+    let p = api_pool::start("api-connections-bans").await;
+    let (base, http) = (p.base.clone(), Client::new());
+    let s = set_up(&http, &base).await;
+    check_bad_bans(&http, &base, &s).await;
+    let ban_id = ban_live(&http, &base, &s, stratum(&p.daemon)).await;
 
     // It survives a restart.
-    let ban_id = ban["id"].as_i64().unwrap();
-    drop(other);
     p.daemon.shutdown().await.unwrap();
     let daemon = Daemon::start(api_pool::config(&p.node, &p.dir))
         .await
         .unwrap();
     let base = format!("http://{}", daemon.http_addr().unwrap());
     let addr = stratum(&daemon);
-    let url = format!("{base}/api/v1/admin/bans");
-    let (status, body) =
-        status_code(admin(&http, &s, reqwest::Method::GET, url.clone(), false)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["bans"][0]["id"], ban_id);
-    let mut again = raw_miner::connect_from(loopback(2), addr).await.unwrap();
-    let n = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::AsyncReadExt::read(&mut again, &mut buf),
-    )
-    .await
-    .expect("closed at once");
+    assert_eq!(bans_of(&http, &base, &s).await[0]["id"], ban_id);
     assert!(
-        matches!(n, Ok(0) | Err(_)),
+        refused_at_accept(loopback(2), addr).await,
         "still refused after the restart"
     );
 
     // Unban: the address gets in.
     let del = format!("{base}/api/v1/admin/bans/{ban_id}");
-    let (status, _) =
-        status_code(admin(&http, &s, reqwest::Method::DELETE, del.clone(), true)).await;
-    assert_eq!(status, 204);
-    let (status, _) = status_code(admin(&http, &s, reqwest::Method::DELETE, del, true)).await;
-    assert_eq!(status, 404);
+    let r = admin(&http, &s, reqwest::Method::DELETE, del.clone(), true);
+    assert_eq!(status_code(r).await.0, 204);
+    let r = admin(&http, &s, reqwest::Method::DELETE, del, true);
+    assert_eq!(status_code(r).await.0, 404);
     let mut back = Miner::connect_from(loopback(2), addr, &format!("{ADDRESS}.x"), "t/1").await;
     still_works(&mut back, 70).await;
 
-    // A ban that expires: refuses until its second, then not, without a restart.
-    let until = now() + 2;
-    let (status, b3) = post_ban(&http, &base, &s, json!({"ip": "127.0.0.3", "until": until})).await;
-    assert_eq!(status, 201, "{b3}");
-    let mut early = raw_miner::connect_from(loopback(3), addr).await.unwrap();
-    let n = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::AsyncReadExt::read(&mut early, &mut buf),
-    )
-    .await
-    .expect("closed at once");
-    assert!(matches!(n, Ok(0) | Err(_)), "refused before it expires");
-    while now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut late = Miner::connect_from(loopback(3), addr, &format!("{ADDRESS}.z"), "t/1").await;
-    still_works(&mut late, 80).await;
-    let (_, body) = status_code(admin(&http, &s, reqwest::Method::GET, url, false)).await;
-    assert_eq!(body["bans"], json!([]), "the expired ban was pruned");
-
+    let expiring = ban_expires(&http, &base, &s, addr).await;
     let actions = audit_actions(&http, &base, &s).await;
-    let has =
-        |action: &str, target: String| actions.iter().any(|(a, t)| a == action && *t == target);
-    assert!(has("ban.create", format!("ban:{ban_id}")), "{actions:?}");
-    assert!(has("ban.delete", format!("ban:{ban_id}")), "{actions:?}");
-    assert!(
-        has("ban.create", format!("ban:{}", b3["id"])),
-        "{actions:?}"
-    );
+    let has = |action: &str, id: i64| {
+        let target = format!("ban:{id}");
+        actions.iter().any(|(a, t)| a == action && *t == target)
+    };
+    assert!(has("ban.create", ban_id), "{actions:?}");
+    assert!(has("ban.delete", ban_id), "{actions:?}");
+    assert!(has("ban.create", expiring), "{actions:?}");
     daemon.shutdown().await.unwrap();
 }

@@ -57,8 +57,8 @@ pub enum ShareEvent {
     },
 }
 
-/// Why a connection was closed (passed to `Protocol::on_close` in `warppool-net`, and carried to the control plane in
-/// [`ShareEvent::Closed`]).
+/// Why a connection was closed (passed to `Protocol::on_close` in `warppool-net`, and carried
+/// to the control plane in [`ShareEvent::Closed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {

@@ -439,7 +439,6 @@ impl<P: Protocol> ShardState<P> {
         counters: Arc<ShardCounters>,
         shard: ShardId,
         epoll: Epoll,
-        admin: crate::admin::ShardAdmin,
     ) -> Self {
         let cap = config.connections_per_shard_max;
         assert!(cap > 0);
@@ -461,7 +460,7 @@ impl<P: Protocol> ShardState<P> {
             config,
             ip_table,
             counters,
-            admin: admin::AdminState::new(admin),
+            admin: admin::AdminState::idle(),
             stopping: false,
             drain_waker: None,
             shard,
@@ -1938,8 +1937,8 @@ fn run_inner<P: Protocol>(
         counters,
         id,
         epoll,
-        admin,
     );
+    state.admin = admin::AdminState::new(admin);
     state.plain_listeners = plain_listeners;
     state.ring = ring;
     let mut cache = arc_swap::Cache::new(Arc::clone(&jobs));

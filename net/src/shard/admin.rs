@@ -21,6 +21,15 @@ pub(super) struct AdminState {
 }
 
 impl AdminState {
+    /// No commands, no bans (until [`AdminState::new`] replaces it at shard start).
+    pub(super) fn idle() -> Self {
+        let (_, commands) = flume::bounded(1);
+        Self::new(ShardAdmin {
+            commands,
+            bans: Arc::new(ArcSwap::from_pointee(BanList::default())),
+        })
+    }
+
     pub(super) fn new(admin: ShardAdmin) -> Self {
         let mut bans = Cache::new(admin.bans);
         let seen = Arc::clone(bans.load());
