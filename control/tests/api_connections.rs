@@ -170,8 +170,7 @@ async fn check_list(
     addr: SocketAddr,
     a_port: u16,
 ) -> Value {
-    let (http, base) = (http.clone(), base.to_owned());
-    let body = wait_rows(&http, &base, s, "", 2).await;
+    let body = wait_rows(http, base, s, "", 2).await;
     assert_eq!(body["total"], 2);
     let row_a = body["rows"]
         .as_array()
@@ -187,17 +186,17 @@ async fn check_list(
     assert_eq!(row_a["user_agent"], "bitaxe/1");
     assert!(row_a["connected_at"].as_i64().unwrap() >= now() - 60);
     // Filters and paging.
-    let only_b = list(&http, &base, &s, "?worker=.B").await;
+    let only_b = list(http, base, s, "?worker=.B").await;
     assert_eq!(only_b["rows"].as_array().unwrap().len(), 1);
     assert_eq!(only_b["rows"][0]["worker"], format!("{ADDRESS}.b"));
-    assert_eq!(list(&http, &base, &s, "?ip=127.0.0.9").await["total"], 0);
-    let first = list(&http, &base, &s, "?limit=1").await;
+    assert_eq!(list(http, base, s, "?ip=127.0.0.9").await["total"], 0);
+    let first = list(http, base, s, "?limit=1").await;
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
-    let second = list(&http, &base, &s, &format!("?limit=1&cursor={cursor}")).await;
+    let second = list(http, base, s, &format!("?limit=1&cursor={cursor}")).await;
     assert_ne!(first["rows"][0]["id"], second["rows"][0]["id"]);
     for bad in ["?limit=0", "?limit=1001", "?ip=nope", "?cursor=x"] {
         let url = format!("{base}/api/v1/admin/connections{bad}");
-        let (status, _) = status_code(admin(&http, s, reqwest::Method::GET, url, false)).await;
+        let (status, _) = status_code(admin(http, s, reqwest::Method::GET, url, false)).await;
         assert_eq!(status, 400, "{bad}");
     }
     row_a
@@ -213,19 +212,19 @@ async fn check_kicks(
     b: &mut Miner,
 ) {
     let kick = |id: &str| format!("{base}/api/v1/admin/connections/{id}/kick");
-    let (status, _) = status_code(admin(&http, &s, reqwest::Method::POST, kick(id), false)).await;
+    let (status, _) = status_code(admin(http, s, reqwest::Method::POST, kick(id), false)).await;
     assert_eq!(status, 403, "a session's write needs its CSRF header");
-    let (status, body) = status_code(admin(&http, &s, reqwest::Method::POST, kick(id), true)).await;
+    let (status, body) = status_code(admin(http, s, reqwest::Method::POST, kick(id), true)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["kicked"], 1);
     assert!(a.closed_within(5).await, "the kicked miner sees EOF");
     still_works(b, 50).await;
-    wait_rows(&http, &base, &s, "", 1).await;
-    let (status, body) = status_code(admin(&http, &s, reqwest::Method::POST, kick(id), true)).await;
+    wait_rows(http, base, s, "", 1).await;
+    let (status, body) = status_code(admin(http, s, reqwest::Method::POST, kick(id), true)).await;
     assert_eq!(status, 404, "{body}");
     let (status, _) = status_code(admin(
-        &http,
-        &s,
+        http,
+        s,
         reqwest::Method::POST,
         kick("12345678"),
         true,
@@ -235,12 +234,12 @@ async fn check_kicks(
 
     // Disconnect all.
     let url = format!("{base}/api/v1/admin/connections/kick-all");
-    let r = admin(&http, &s, reqwest::Method::POST, url, true).json(&json!({}));
+    let r = admin(http, s, reqwest::Method::POST, url, true).json(&json!({}));
     let (status, body) = status_code(r).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["kicked"], 1);
     assert!(b.closed_within(5).await);
-    wait_rows(&http, &base, &s, "", 0).await;
+    wait_rows(http, base, s, "", 0).await;
 }
 
 /// Not signed in: 401; a read token: 403.

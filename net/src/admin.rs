@@ -180,6 +180,12 @@ pub(crate) struct ShardAdmin {
     pub(crate) bans: Arc<ArcSwap<BanList>>,
 }
 
+impl ShardAdmin {
+    pub(crate) fn new(commands: flume::Receiver<AdminCmd>, bans: Arc<ArcSwap<BanList>>) -> Self {
+        Self { commands, bans }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct ShardLine {
     pub(crate) control: flume::Sender<ShardMsg>,

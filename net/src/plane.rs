@@ -44,6 +44,7 @@ pub enum PlainIo {
 struct ShardHandle {
     thread: Option<JoinHandle<()>>,
     control: flume::Sender<ShardMsg>,
+    commands: flume::Sender<crate::admin::AdminCmd>,
     driver: Driver,
     plain_io: PlainIo,
     counters: Arc<ShardCounters>,
@@ -210,20 +211,7 @@ where
     let config = Arc::new(config);
     let shard_count = config.shard_count();
 
-    // TLS configurations, one per TLS listener.
-    let mut reloadables = Vec::new();
-    let mut tls_configs = Vec::with_capacity(config.listeners.len());
-    for listener in &config.listeners {
-        tls_configs.push(match &listener.tls {
-            None => None,
-            Some(files) => {
-                let reloadable = Reloadable::new(files.clone())?;
-                let live = Arc::clone(&reloadable.config);
-                reloadables.push(reloadable);
-                Some(live)
-            }
-        });
-    }
+    let (reloadables, tls_configs) = tls_configs(&config)?;
 
     // Listening sockets: the first bind resolves port 0, the others reuse that port.
     let mut per_shard: Vec<Vec<ShardListener>> = (0..shard_count).map(|_| Vec::new()).collect();
@@ -257,7 +245,6 @@ where
     let (candidates_tx, candidates) = flume::bounded(BLOCK_CANDIDATES_PER_SHARD_MAX * shard_count);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bans = Arc::new(ArcSwap::from_pointee(BanList::default()));
-    let mut lines = Vec::with_capacity(shard_count);
     let mut plane = DataPlane {
         shards: Vec::with_capacity(shard_count),
         local_addrs,
@@ -284,10 +271,7 @@ where
             events: Events::new(stats_tx, candidates_tx.clone(), Arc::clone(&counters)),
             counters: Arc::clone(&counters),
             ip_table: Arc::clone(&ip_table),
-            admin: ShardAdmin {
-                commands,
-                bans: Arc::clone(&bans),
-            },
+            admin: ShardAdmin::new(commands, Arc::clone(&bans)),
         };
         let factory = Arc::clone(&factory);
         let pin = config.pin_shards.then_some(shard_index % cores);
@@ -316,23 +300,17 @@ where
                 });
             }
         };
-        lines.push(ShardLine {
-            control: control_tx.clone(),
-            commands: commands_tx,
-            driver,
-            plain_io,
-            counters: Arc::clone(&counters),
-        });
         plane.shards.push(ShardHandle {
             thread: Some(thread),
             control: control_tx,
+            commands: commands_tx,
             driver,
             plain_io,
             counters,
         });
         plane.stats.push(stats_rx);
     }
-    plane.admin = PlaneAdmin::new(lines, bans);
+    plane.admin = admin_of(&plane.shards, bans);
 
     if !reloadables.is_empty() {
         let (stop_tx, stop_rx) = flume::bounded(1);
@@ -345,6 +323,44 @@ where
         plane.tls_thread = Some(thread);
     }
     Ok(plane)
+}
+
+/// The TLS configuration of each listener (`None` for plain ones), and their reloaders.
+type TlsConfigs = (
+    Vec<Reloadable>,
+    Vec<Option<Arc<ArcSwap<rustls::ServerConfig>>>>,
+);
+
+fn tls_configs(config: &NetConfig) -> Result<TlsConfigs, NetError> {
+    let mut reloadables = Vec::new();
+    let mut tls_configs = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        tls_configs.push(match &listener.tls {
+            None => None,
+            Some(files) => {
+                let reloadable = Reloadable::new(files.clone())?;
+                let live = Arc::clone(&reloadable.config);
+                reloadables.push(reloadable);
+                Some(live)
+            }
+        });
+    }
+    Ok((reloadables, tls_configs))
+}
+
+/// The operator command handle of started `shards`.
+fn admin_of(shards: &[ShardHandle], bans: Arc<ArcSwap<BanList>>) -> PlaneAdmin {
+    let lines = shards
+        .iter()
+        .map(|s| ShardLine {
+            control: s.control.clone(),
+            commands: s.commands.clone(),
+            driver: s.driver,
+            plain_io: s.plain_io,
+            counters: Arc::clone(&s.counters),
+        })
+        .collect();
+    PlaneAdmin::new(lines, bans)
 }
 
 fn run_shard<P: Protocol>(

@@ -67,6 +67,7 @@ use warppool_core::limits::{
     STATS_BATCHES_QUEUED_PER_SHARD_MAX, TLS_READ_BYTES,
 };
 
+use self::fatal::{AbortOnUnwind, spawn_fatal};
 use crate::{
     admission::{IpTable, Refusal, RefusalLog, TokenBucket},
     candidates::CandidateQueue,
@@ -88,43 +89,6 @@ const INPUT_BYTES: usize = LINE_BYTES_MAX + READ_BYTES_MIN;
 
 /// First byte of a TLS handshake record (a ClientHello on a plain port).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
-/// Aborts the process when dropped during a panic (see [`Fatal`]).
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("warppool-net: panic on a shard thread (see above); aborting");
-            std::process::abort();
-        }
-    }
-}
-
-/// A future whose panics abort the process. compio catches a panic inside a spawned task
-/// and drops the task, which would leave the shard running with a connection slot that is
-/// never freed and a violated assertion unnoticed; a shard panic is a programmer error, so
-/// it crashes instead (STYLE rules 8 and 9).
-struct Fatal<F>(std::pin::Pin<Box<F>>);
-
-impl<F: Future> Future for Fatal<F> {
-    type Output = F::Output;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<F::Output> {
-        let guard = AbortOnUnwind;
-        let result = self.0.as_mut().poll(cx);
-        std::mem::forget(guard);
-        result
-    }
-}
-
-/// Spawns a task on the shard's runtime; a panic in it aborts the process (see [`Fatal`]).
-fn spawn_fatal<F: Future + 'static>(future: F) -> compio::runtime::JoinHandle<F::Output> {
-    compio::runtime::spawn(Fatal(Box::pin(future)))
-}
 
 /// Messages from the control plane to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1835,7 +1799,7 @@ fn timeout_ms(now: Instant, deadline: Instant) -> i32 {
 
 /// Runs a shard on this thread until it is stopped: sets up its listeners, reports
 /// readiness on `ready`, then runs the shard loop (see the module docs). A panic aborts the
-/// process (see [`Fatal`]).
+/// process (see [`fatal::Fatal`]).
 pub(crate) fn run<P: Protocol>(
     runtime: &compio::runtime::Runtime,
     completions: &Eventfd,
@@ -1915,20 +1879,15 @@ fn run_inner<P: Protocol>(
     }
     // Plain connections read through the shard's own io_uring ring when the runtime is on
     // io_uring (the fusion driver's decision) and the kernel passes the ring's probe.
-    let ring = match driver {
-        Driver::IoUring => RecvRing::new().ok(),
-        Driver::Poll => None,
-    };
+    let ring = (driver == Driver::IoUring)
+        .then(RecvRing::new)
+        .and_then(Result::ok);
     if let Some(ring) = &ring
         && let Err(e) = epoll.add(ring.completions_fd(), COMPIO_EVENTS, TOKEN_RING)
     {
         return fail(e);
     }
-    let plain_io = if ring.is_some() {
-        PlainIo::Ring
-    } else {
-        PlainIo::Epoll
-    };
+    let plain_io = ring.as_ref().map_or(PlainIo::Epoll, |_| PlainIo::Ring);
     let mut state = ShardState::new(
         protocol,
         events,
@@ -2118,5 +2077,6 @@ async fn shard_main<P: Protocol>(
 }
 
 mod admin;
+mod fatal;
 #[cfg(test)]
 mod tests;
