@@ -152,6 +152,7 @@ async fn list_kick_and_kick_all_over_real_connections() {
     let id = row_a["id"].as_str().unwrap().to_owned();
     check_kicks(&http, &base, &s, &id, &mut a, &mut b).await;
     check_access(&http, &base, &p.dir).await;
+    check_diagnostics(&http, &base, &s).await;
     let actions = audit_actions(&http, &base, &s).await;
     let kicks: Vec<_> = actions
         .iter()
@@ -262,6 +263,33 @@ async fn check_access(http: &Client, base: &str, dir: &temp_dir::TempDir) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+/// The diagnostics bundle: admin only, the shards' counters, the configuration without its
+/// secrets (the test config's RPC password is `pass`).
+async fn check_diagnostics(http: &Client, base: &str, s: &Session) {
+    let url = format!("{base}/api/v1/admin/diagnostics");
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = admin(http, s, reqwest::Method::GET, url, false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let d: Value = serde_json::from_str(&text).unwrap();
+    assert!(d["status"]["version"].is_string(), "{d}");
+    assert_eq!(d["shards"].as_array().unwrap().len(), 1);
+    assert!(d["shards"][0]["accepted"].as_u64().unwrap() >= 2, "{d}");
+    assert!(d["shards"][0]["driver"].is_string());
+    assert_eq!(d["config"]["nodes"][0]["name"], "fake");
+    assert_eq!(d["config"]["nodes"][0]["rpc_auth"], "password");
+    assert!(
+        !text.contains("\"pass\""),
+        "no secret in the bundle: {text}"
+    );
+    assert_eq!(d["storage"]["live_connections"], 0);
+    assert!(d["storage"]["database_bytes"].as_u64().unwrap() > 0);
 }
 
 async fn post_ban(http: &Client, base: &str, s: &Session, ban: Value) -> (StatusCode, Value) {
