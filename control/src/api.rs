@@ -36,7 +36,11 @@
 //!   `DELETE /api/v1/auth/sessions/{id}`, `POST /api/v1/auth/totp/enroll` and `/confirm`,
 //!   `GET|POST /api/v1/admin/tokens`, `DELETE /api/v1/admin/tokens/{id}`,
 //!   `GET /api/v1/admin/audit`, `GET|PUT /api/v1/admin/config` ([`crate::settings`]),
-//!   `GET|PUT /api/v1/admin/nodes`, `POST /api/v1/admin/nodes/{id}/test` ([`v1::nodes`]).
+//!   `GET|PUT /api/v1/admin/nodes`, `POST /api/v1/admin/nodes/{id}/test` ([`v1::nodes`]),
+//!   `GET /api/v1/admin/connections`,
+//!   `POST /api/v1/admin/connections/{id}/kick`, `POST /api/v1/admin/connections/kick-all`,
+//!   `GET|POST /api/v1/admin/bans`, `DELETE /api/v1/admin/bans/{id}`,
+//!   `GET /api/v1/admin/diagnostics` ([`v1::diagnostics`]).
 //!
 //! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]; loopback peers, or a token of the
 //!   `metrics` scope).
@@ -95,6 +99,8 @@ pub struct PoolInfo {
     pub min_difficulty: f64,
     /// `[ui]`: who reads the public pages, who sees full addresses.
     pub ui: UiPolicy,
+    /// The configuration without its secrets (the diagnostics bundle).
+    pub config: v1::diagnostics::ConfigSummary,
 }
 
 /// What the handlers read.
@@ -128,6 +134,9 @@ pub struct ApiState {
     pub https: Option<HttpsInfo>,
     /// The nodes for `/api/v1/admin/nodes` (`None`: those endpoints answer 503).
     pub nodes: Option<Arc<crate::node_admin::NodeAdmin>>,
+    /// The data plane's operator commands: kicks and bans (`None`: the admin connection
+    /// endpoints answer 503).
+    pub plane: Option<warppool_net::PlaneAdmin>,
 }
 
 /// The HTTPS listener as the connect page shows it.
@@ -155,6 +164,20 @@ impl ApiState {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "AUTH_UNAVAILABLE",
                 "admin authentication is not available (see the log)",
+            )
+        })
+    }
+
+    /// The data plane's operator commands.
+    ///
+    /// # Errors
+    /// 503 when the API runs without a data plane.
+    pub fn plane(&self) -> Result<&warppool_net::PlaneAdmin, ApiError> {
+        self.plane.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PLANE_UNAVAILABLE",
+                "the data plane is not reachable from this API",
             )
         })
     }
@@ -331,6 +354,15 @@ fn admin_routes() -> Router<Arc<ApiState>> {
             get(v1::nodes::list).put(v1::nodes::replace),
         )
         .route("/api/v1/admin/nodes/{id}/test", post(v1::nodes::test))
+        .route("/api/v1/admin/connections", get(a::connections))
+        .route("/api/v1/admin/connections/{id}/kick", post(a::kick))
+        .route("/api/v1/admin/connections/kick-all", post(a::kick_all))
+        .route("/api/v1/admin/bans", get(a::bans).post(a::create_ban))
+        .route("/api/v1/admin/bans/{id}", delete(a::delete_ban))
+        .route(
+            "/api/v1/admin/diagnostics",
+            get(v1::diagnostics::diagnostics),
+        )
 }
 
 /// Bytes of a plain-text refusal kept as the JSON error's message.

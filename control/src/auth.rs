@@ -449,6 +449,38 @@ impl Auth {
         self.store.with(|c| Ok(audit::append(c, &entry)?))
     }
 
+    /// Runs `f` in one transaction with the audit row of the change it reports: `Ok(Ok)`
+    /// commits both; `Ok(Err(refusal))` commits what `f` wrote (nothing, for a refusal that
+    /// checks first) and no row.
+    ///
+    /// # Errors
+    /// [`AuthError::Sqlite`], or `f`'s.
+    pub fn audited<T, E>(
+        &self,
+        principal: &Principal,
+        req: RequestInfo<'_>,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<Result<(T, Change), E>, AuthError>,
+    ) -> Result<Result<T, E>, AuthError> {
+        self.store.transaction(|tx| {
+            let (value, change) = match f(tx)? {
+                Ok(done) => done,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let entry = AuditEntry {
+                time_unix_s: req.now_unix_s,
+                actor: principal.actor(),
+                action: change.action,
+                target: change.target,
+                before: change.before,
+                after: change.after,
+                ip: req.audited_ip(),
+                outcome: change.outcome,
+            };
+            audit::append(tx, &entry)?;
+            Ok(Ok(value))
+        })
+    }
+
     /// An audit row of `req` by `actor`.
     fn entry(
         actor: String,

@@ -16,6 +16,7 @@
 pub mod admin_cli;
 pub mod api;
 pub mod auth;
+pub mod bans;
 pub mod block_status;
 pub mod blocks;
 pub mod config;

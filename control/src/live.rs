@@ -15,6 +15,7 @@
 //! Readers (the API's query threads) take a read lock and copy what they need; the recorder
 //! takes the write lock once per batch.
 
+pub mod conn;
 pub mod device;
 pub mod ring;
 pub mod worker;
@@ -28,6 +29,8 @@ use std::sync::{
 use warppool_core::limits::{LIVE_WORKER_FORGET_SECS, LIVE_WORKERS_MAX};
 use warppool_core::plane::{ConnectionId, ShareEvent};
 
+use self::conn::Conn;
+pub use self::conn::{ConnectionFilter, ConnectionView};
 pub use self::ring::Tally;
 use self::worker::{Hours, Minutes};
 pub use self::worker::{LiveWorker, WorkerStatus};
@@ -64,12 +67,6 @@ impl Transition {
             reason,
         }
     }
-}
-
-/// A connection the table knows: its worker (an index into the slots).
-#[derive(Debug, Clone, Copy)]
-struct Conn {
-    worker: usize,
 }
 
 /// The pool-wide tallies.
@@ -149,17 +146,30 @@ impl Live {
                     connection,
                     username,
                     user_agent,
-                    ..
-                } => self.authorized(
-                    &mut inner,
-                    (*connection, username, user_agent),
-                    now,
-                    &mut changes,
-                ),
+                    peer,
+                    local_port,
+                    tls,
+                } => {
+                    let facts = conn::Facts {
+                        peer: *peer,
+                        local_port: *local_port,
+                        tls: *tls,
+                    };
+                    self.authorized(
+                        &mut inner,
+                        (*connection, username, user_agent),
+                        facts,
+                        now,
+                        &mut changes,
+                    );
+                }
                 ShareEvent::Share(s) => {
                     let reject = s.reject.map(warppool_core::ShareReject::metrics_label);
                     let difficulty = s.difficulty.to_f64_lossy();
                     inner.pool_share(now, difficulty, reject);
+                    if let Some(c) = inner.by_connection.get_mut(&s.connection) {
+                        c.share(now, difficulty, reject.is_none());
+                    }
                     if let Some(w) = inner.worker_of(s.connection) {
                         w.share(now, difficulty, s.hash_difficulty, reject);
                     }
@@ -169,6 +179,9 @@ impl Live {
                     difficulty,
                     ..
                 } => {
+                    if let Some(c) = inner.by_connection.get_mut(connection) {
+                        c.difficulty = difficulty.to_f64_lossy();
+                    }
                     if let Some(w) = inner.worker_of(*connection) {
                         w.difficulty = difficulty.to_f64_lossy();
                         w.difficulty_at = Some(now);
@@ -193,6 +206,7 @@ impl Live {
         &self,
         inner: &mut Inner,
         (connection, username, user_agent): (ConnectionId, &str, &Option<String>),
+        facts: conn::Facts,
         now: i64,
         changes: &mut Vec<Transition>,
     ) {
@@ -227,9 +241,80 @@ impl Live {
                 });
             }
         }
+        let conn = Conn::new(slot, facts, user_agent.as_deref(), now);
+        inner.by_connection.insert(connection, conn);
+    }
+
+    /// The authorized connections that pass `filter` with an id above `after`, by id, at
+    /// most `limit`, and how many passed in all (read lock held for one pass).
+    #[must_use]
+    pub fn connections(
+        &self,
+        filter: &ConnectionFilter,
+        after: Option<ConnectionId>,
+        limit: usize,
+        now: i64,
+    ) -> (Vec<ConnectionView>, usize) {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let mut total = 0;
+        let mut page: Vec<(ConnectionId, &Conn, &str)> = Vec::new();
+        for (id, c) in &inner.by_connection {
+            let Some(Some(w)) = inner.slots.get(c.worker) else {
+                continue;
+            };
+            if !filter.passes(&w.name, c) {
+                continue;
+            }
+            total += 1;
+            if after.is_some_and(|a| *id <= a) {
+                continue;
+            }
+            page.push((*id, c, &w.name));
+        }
+        page.sort_unstable_by_key(|(id, _, _)| *id);
+        page.truncate(limit);
+        let rows = page
+            .into_iter()
+            .map(|(id, c, name)| c.view(id, name, now))
+            .collect();
+        (rows, total)
+    }
+
+    /// The ids of the authorized connections that pass `filter`.
+    #[must_use]
+    pub fn connection_ids(&self, filter: &ConnectionFilter) -> Vec<ConnectionId> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         inner
             .by_connection
-            .insert(connection, Conn { worker: slot });
+            .iter()
+            .filter(|(_, c)| {
+                inner
+                    .slots
+                    .get(c.worker)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|w| filter.passes(&w.name, c))
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The connection `id`, if it is authorized and open.
+    #[must_use]
+    pub fn connection(&self, id: ConnectionId, now: i64) -> Option<ConnectionView> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let c = inner.by_connection.get(&id)?;
+        let w = inner.slots.get(c.worker)?.as_ref()?;
+        Some(c.view(id, &w.name, now))
+    }
+
+    /// Authorized connections open now.
+    #[must_use]
+    pub fn connection_count(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_connection
+            .len()
     }
 
     /// Runs `f` over every live worker (read lock held: copy what you need).
@@ -272,8 +357,8 @@ impl Live {
 
 impl Inner {
     fn worker_of(&mut self, connection: ConnectionId) -> Option<&mut LiveWorker> {
-        let conn = *self.by_connection.get(&connection)?;
-        self.slots.get_mut(conn.worker)?.as_mut()
+        let worker = self.by_connection.get(&connection)?.worker;
+        self.slots.get_mut(worker)?.as_mut()
     }
 
     fn pool_share(&mut self, now: i64, difficulty: f64, reject: Option<&'static str>) {

@@ -171,6 +171,7 @@ fn api_info(config: &Config) -> crate::api::PoolInfo {
         endpoints,
         min_difficulty,
         ui: config.ui,
+        config: crate::api::v1::diagnostics::ConfigSummary::of(config),
     }
 }
 
@@ -183,6 +184,8 @@ struct HttpSettings {
     nodes: (Vec<NodeConfig>, std::path::PathBuf, std::path::PathBuf),
     /// The configuration as it runs (`/api/v1/admin/config`).
     live_config: Config,
+    /// Admin authentication (opened once: it also holds the stored bans).
+    auth: Option<Arc<crate::auth::Auth>>,
 }
 
 /// The HTTPS certificate (generated or loaded) and the rustls configuration.
@@ -250,7 +253,8 @@ async fn start_http(
         health: Arc::default(),
         network: pool.network(),
         jobs: Arc::clone(pool.jobs()),
-        auth: open_auth(&listen.database).await,
+        auth: listen.auth.clone(),
+        plane: Some(pool.admin().clone()),
         allowed_hosts: Arc::new(
             crate::auth::AllowedHosts::new::<&str>(bind, &[])
                 .context("the HTTP API's allowed hosts")?,
@@ -366,6 +370,10 @@ impl Daemon {
             crate::config::saved_nodes_path(&config.database),
         );
         let pool = Pool::start(config, Arc::clone(&recorder) as Arc<dyn Recorder>).await?;
+        let auth = open_auth(&database).await;
+        if let Some(auth) = &auth {
+            load_bans(auth, pool.admin()).await;
+        }
         let http = if http_listen.is_some() || https.is_some() {
             let listen = HttpSettings {
                 plain: http_listen,
@@ -373,6 +381,7 @@ impl Daemon {
                 database,
                 nodes,
                 live_config,
+                auth,
             };
             Some(start_http(listen, info, &pool, &recorder).await?)
         } else {
@@ -460,6 +469,27 @@ async fn with_stored_overrides(config: Config) -> Config {
             );
             config
         }
+    }
+}
+
+/// Hands the stored address bans to the data plane (it started with none: a banned address
+/// that connected meanwhile is closed now). A failure is logged; the pool runs without bans.
+async fn load_bans(auth: &Arc<crate::auth::Auth>, plane: &warppool_net::PlaneAdmin) {
+    let auth = Arc::clone(auth);
+    let loaded = tokio::task::spawn_blocking(move || {
+        auth.store()
+            .with_connection(|c| crate::bans::load(c, crate::api::now_s()))
+    })
+    .await;
+    match loaded {
+        Ok(Ok(bans)) => {
+            if !bans.is_empty() {
+                tracing::info!(bans = bans.len(), "address bans loaded");
+            }
+            plane.set_bans(crate::bans::ban_list(&bans));
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot load the address bans; none apply"),
+        Err(e) => tracing::error!(error = %e, "loading the address bans panicked; none apply"),
     }
 }
 
@@ -634,6 +664,12 @@ impl Pool {
     #[must_use]
     pub fn template_loop(&self) -> &Arc<TemplateLoop> {
         &self.template_loop
+    }
+
+    /// The data plane's operator commands (kicks, bans).
+    #[must_use]
+    pub fn admin(&self) -> &warppool_net::PlaneAdmin {
+        self.plane.admin()
     }
 
     /// What `/metrics` reads of the pool.

@@ -229,13 +229,21 @@ async fn the_next_start_runs_the_saved_list(node: &fake_node::FakeNode, dir: &te
     assert_eq!(names, ["backup", "fake"]);
     let daemon = Daemon::start(config).await.unwrap();
     let base = format!("http://{}", daemon.http_addr().unwrap());
-    let status: Value = reqwest::get(format!("{base}/api/v1/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["template"]["height"], 102, "{status}");
+    // The first template can land a moment after the daemon answers.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status: Value = reqwest::get(format!("{base}/api/v1/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["template"]["height"] == 102 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     daemon.shutdown().await.unwrap();
 }
 

@@ -124,13 +124,21 @@ async fn the_node_password_comes_from_the_secrets_file_and_is_never_shown() {
     let daemon = Daemon::start(config).await.unwrap();
     let base = format!("http://{}", daemon.http_addr().unwrap());
     // The node accepts only the secret: a template means the password reached it.
-    let status: serde_json::Value = reqwest::get(format!("{base}/api/v1/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["template"]["height"], 102, "{status}");
+    // (It can land a moment after the daemon answers.)
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status: serde_json::Value = reqwest::get(format!("{base}/api/v1/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["template"]["height"] == 102 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     for path in ["/api/v1/status", "/api/v1/network", "/api/v1/connect"] {
         let text = reqwest::get(format!("{base}{path}"))
             .await

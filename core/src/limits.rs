@@ -366,6 +366,18 @@ pub const LISTENERS_MAX: usize = 16;
 /// coalesce: a full queue means a wake-up is already pending.
 pub const SHARD_CONTROL_QUEUE_MAX: usize = 4;
 
+/// Operator commands (kick one connection, kick all) queued from the control plane to one
+/// shard, on their own queue so job wake-ups never crowd them out; a full queue refuses the
+/// command (the admin API answers 503, counted in `DataPlane::admin`'s refusals).
+pub const SHARD_ADMIN_QUEUE_MAX: usize = 4_096;
+
+/// Address bans (IP or CIDR prefix) the pool holds at once (the admin API refuses more with
+/// 409; each active ban costs 24 bytes in every accept-path lookup table).
+pub const BANS_MAX: usize = 10_000;
+
+/// Bytes of a ban's reason.
+pub const BAN_REASON_BYTES_MAX: usize = 256;
+
 /// Buckets of the pool-wide per-IP connection counter table (hashed, keyed at start-up).
 pub const IP_TABLE_BUCKETS: usize = 65_536;
 
@@ -394,6 +406,7 @@ const _: () = assert!(STATS_BATCHES_QUEUED_PER_SHARD_MAX > 0);
 const _: () = assert!(BLOCK_CANDIDATES_PER_SHARD_MAX >= INFLIGHT_REQUESTS_PER_CONNECTION_MAX);
 const _: () = assert!(SHARD_CONTROL_QUEUE_MAX >= 2); // one job wake-up plus the stop message
 const _: () = assert!(IP_TABLE_BUCKETS.is_power_of_two());
+const _: () = assert!(SHARD_ADMIN_QUEUE_MAX > 0 && BANS_MAX > 0);
 const _: () = assert!(LISTENERS_MAX * SHARDS_MAX <= 65_536);
 const _: () = assert!(ACCEPT_RATE_PER_SEC_DEFAULT <= ACCEPT_RATE_PER_SEC_MAX);
 const _: () = assert!(ACCEPT_BURST_DEFAULT <= ACCEPT_RATE_PER_SEC_MAX);

@@ -190,6 +190,9 @@ pub struct CountersSnapshot {
     /// Connections closed at accept because the accept rate was exceeded
     /// (`pool.accept_rate_per_sec`, `pool.accept_burst`; logged, rate-limited).
     pub refused_rate: u64,
+    /// Connections closed at accept because their address is banned (admin API bans;
+    /// logged, rate-limited).
+    pub refused_banned: u64,
     /// Accepted connections that have been closed.
     pub closed: u64,
     /// Connections open now.
@@ -238,6 +241,7 @@ impl std::ops::AddAssign for CountersSnapshot {
         self.refused_shard_full += o.refused_shard_full;
         self.refused_ip_cap += o.refused_ip_cap;
         self.refused_rate += o.refused_rate;
+        self.refused_banned += o.refused_banned;
         self.closed += o.closed;
         self.connections += o.connections;
         for (mine, theirs) in self

@@ -129,10 +129,12 @@ pub(crate) enum Refusal {
     ShardFull,
     /// The client address held `connections_per_ip_max` connections.
     IpCap,
+    /// The client address is banned (admin API).
+    Banned,
 }
 
 impl Refusal {
-    const ALL: [Self; 3] = [Self::Rate, Self::ShardFull, Self::IpCap];
+    const ALL: [Self; 4] = [Self::Rate, Self::ShardFull, Self::IpCap, Self::Banned];
 
     /// The limit's name in the log.
     pub(crate) const fn limit(self) -> &'static str {
@@ -140,6 +142,7 @@ impl Refusal {
             Self::Rate => "accept rate",
             Self::ShardFull => "connections per shard",
             Self::IpCap => "connections per client address",
+            Self::Banned => "address bans",
         }
     }
 
@@ -149,6 +152,7 @@ impl Refusal {
             Self::Rate => "pool.accept_rate_per_sec, pool.accept_burst",
             Self::ShardFull => "pool.connections_per_shard_max",
             Self::IpCap => "pool.connections_per_ip_max",
+            Self::Banned => "DELETE /api/v1/admin/bans/{id}",
         }
     }
 
@@ -157,6 +161,7 @@ impl Refusal {
             Self::Rate => 0,
             Self::ShardFull => 1,
             Self::IpCap => 2,
+            Self::Banned => 3,
         }
     }
 }
@@ -167,13 +172,18 @@ impl Refusal {
 /// [`crate::CountersSnapshot`] count every refusal.)
 #[derive(Debug)]
 pub(crate) struct RefusalLog {
-    logs: [RateLog; 3],
+    logs: [RateLog; 4],
 }
 
 impl RefusalLog {
     pub(crate) const fn new() -> Self {
         Self {
-            logs: [RateLog::new(), RateLog::new(), RateLog::new()],
+            logs: [
+                RateLog::new(),
+                RateLog::new(),
+                RateLog::new(),
+                RateLog::new(),
+            ],
         }
     }
 
@@ -201,6 +211,14 @@ impl RefusalLog {
 }
 
 fn log_refused(refusal: Refusal, refused: u64, shard: usize) {
+    if refusal == Refusal::Banned {
+        tracing::warn!(
+            shard,
+            refused,
+            "connections from banned addresses refused at accept (see GET /api/v1/admin/bans)"
+        );
+        return;
+    }
     tracing::warn!(
         shard,
         limit = refusal.limit(),

@@ -14,6 +14,7 @@ pub(crate) struct ShardCounters {
     pub(crate) refused_shard_full: AtomicU64,
     pub(crate) refused_ip_cap: AtomicU64,
     pub(crate) refused_rate: AtomicU64,
+    pub(crate) refused_banned: AtomicU64,
     pub(crate) closed: AtomicU64,
     pub(crate) connections: AtomicU64,
     /// Open connections by listener index (accept and close only, never the share path).
@@ -91,6 +92,7 @@ impl ShardCounters {
             refused_shard_full: get(&self.refused_shard_full),
             refused_ip_cap: get(&self.refused_ip_cap),
             refused_rate: get(&self.refused_rate),
+            refused_banned: get(&self.refused_banned),
             closed: get(&self.closed),
             connections: get(&self.connections),
             connections_by_listener: std::array::from_fn(|i| get(&self.connections_by_listener[i])),

@@ -107,6 +107,7 @@
 //! plane.stop();
 //! ```
 
+pub mod admin;
 mod admission;
 mod candidates;
 mod config;
@@ -123,6 +124,7 @@ pub mod stratum;
 mod tls;
 mod uring;
 
+pub use admin::{AdminQueueFull, BanList, IpBan, PlaneAdmin, ShardReport};
 pub use config::{ListenerConfig, NetConfig, TlsFiles};
 pub use counters::CountersSnapshot;
 pub use error::NetError;

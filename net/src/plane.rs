@@ -6,11 +6,12 @@ use std::{collections::HashSet, net::SocketAddr, os::fd::AsRawFd, sync::Arc, thr
 use arc_swap::ArcSwap;
 use compio::driver::{DriverType, ProactorBuilder};
 use warppool_core::limits::{
-    BLOCK_CANDIDATES_PER_SHARD_MAX, LISTEN_BACKLOG, SHARD_CONTROL_QUEUE_MAX,
+    BLOCK_CANDIDATES_PER_SHARD_MAX, LISTEN_BACKLOG, SHARD_ADMIN_QUEUE_MAX, SHARD_CONTROL_QUEUE_MAX,
     STATS_BATCHES_QUEUED_PER_SHARD_MAX,
 };
 
 use crate::{
+    admin::{BanList, PlaneAdmin, ShardAdmin, ShardLine},
     admission::IpTable,
     config::NetConfig,
     counters::{CountersSnapshot, ShardCounters},
@@ -44,6 +45,7 @@ pub enum PlainIo {
 struct ShardHandle {
     thread: Option<JoinHandle<()>>,
     control: flume::Sender<ShardMsg>,
+    commands: flume::Sender<crate::admin::AdminCmd>,
     driver: Driver,
     plain_io: PlainIo,
     counters: Arc<ShardCounters>,
@@ -60,6 +62,7 @@ pub struct DataPlane<J, S, C> {
     candidates: flume::Receiver<C>,
     tls_stop: Option<flume::Sender<()>>,
     tls_thread: Option<JoinHandle<()>>,
+    admin: PlaneAdmin,
 }
 
 impl<J, S, C> std::fmt::Debug for DataPlane<J, S, C> {
@@ -127,6 +130,11 @@ impl<J, S, C> DataPlane<J, S, C> {
     /// The live settings in force.
     pub fn settings(&self) -> LiveSettings {
         **self.settings.load()
+    }
+
+    /// The operator command handle (kicks, bans; see [`crate::admin`]).
+    pub fn admin(&self) -> &PlaneAdmin {
+        &self.admin
     }
 
     /// The per-shard statistics queues (bounded; batches of at most `SHARE_STATS_BATCH_MAX`).
@@ -202,33 +210,6 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// The TLS configuration of each listener (`None` for a plain one), and their reloaders.
-#[allow(clippy::type_complexity, reason = "a private helper's pair")]
-fn tls_configs(
-    config: &NetConfig,
-) -> Result<
-    (
-        Vec<Reloadable>,
-        Vec<Option<Arc<ArcSwap<rustls::ServerConfig>>>>,
-    ),
-    NetError,
-> {
-    let mut reloadables = Vec::new();
-    let mut tls_configs = Vec::with_capacity(config.listeners.len());
-    for listener in &config.listeners {
-        tls_configs.push(match &listener.tls {
-            None => None,
-            Some(files) => {
-                let reloadable = Reloadable::new(files.clone())?;
-                let live = Arc::clone(&reloadable.config);
-                reloadables.push(reloadable);
-                Some(live)
-            }
-        });
-    }
-    Ok((reloadables, tls_configs))
-}
-
 /// The [`DataPlane`] handle type for protocol `P`.
 pub type DataPlaneOf<P> =
     DataPlane<<P as Protocol>::Jobs, <P as Protocol>::Stat, <P as Protocol>::Candidate>;
@@ -288,6 +269,7 @@ where
     let settings = Arc::new(ArcSwap::from_pointee(LiveSettings::of(&config)));
     let (candidates_tx, candidates) = flume::bounded(BLOCK_CANDIDATES_PER_SHARD_MAX * shard_count);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bans = Arc::new(ArcSwap::from_pointee(BanList::default()));
     let mut plane = DataPlane {
         shards: Vec::with_capacity(shard_count),
         local_addrs,
@@ -298,10 +280,12 @@ where
         candidates,
         tls_stop: None,
         tls_thread: None,
+        admin: PlaneAdmin::new(Vec::new(), Arc::clone(&bans)),
     };
     for (shard_index, listeners) in per_shard.into_iter().enumerate() {
         let id = ShardId(u16::try_from(shard_index).expect("shard count below SHARDS_MAX"));
         let (control_tx, control_rx) = flume::bounded(SHARD_CONTROL_QUEUE_MAX);
+        let (commands_tx, commands) = flume::bounded(SHARD_ADMIN_QUEUE_MAX);
         let (stats_tx, stats_rx) = flume::bounded(STATS_BATCHES_QUEUED_PER_SHARD_MAX);
         let (ready_tx, ready_rx) = flume::bounded(1);
         let counters = Arc::new(ShardCounters::default());
@@ -315,6 +299,7 @@ where
             events: Events::new(stats_tx, candidates_tx.clone(), Arc::clone(&counters)),
             counters: Arc::clone(&counters),
             ip_table: Arc::clone(&ip_table),
+            admin: ShardAdmin::new(commands, Arc::clone(&bans)),
         };
         let factory = Arc::clone(&factory);
         let pin = config.pin_shards.then_some(shard_index % cores);
@@ -346,12 +331,14 @@ where
         plane.shards.push(ShardHandle {
             thread: Some(thread),
             control: control_tx,
+            commands: commands_tx,
             driver,
             plain_io,
             counters,
         });
         plane.stats.push(stats_rx);
     }
+    plane.admin = admin_of(&plane.shards, bans);
 
     if !reloadables.is_empty() {
         let (stop_tx, stop_rx) = flume::bounded(1);
@@ -364,6 +351,44 @@ where
         plane.tls_thread = Some(thread);
     }
     Ok(plane)
+}
+
+/// The TLS configuration of each listener (`None` for plain ones), and their reloaders.
+type TlsConfigs = (
+    Vec<Reloadable>,
+    Vec<Option<Arc<ArcSwap<rustls::ServerConfig>>>>,
+);
+
+fn tls_configs(config: &NetConfig) -> Result<TlsConfigs, NetError> {
+    let mut reloadables = Vec::new();
+    let mut tls_configs = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        tls_configs.push(match &listener.tls {
+            None => None,
+            Some(files) => {
+                let reloadable = Reloadable::new(files.clone())?;
+                let live = Arc::clone(&reloadable.config);
+                reloadables.push(reloadable);
+                Some(live)
+            }
+        });
+    }
+    Ok((reloadables, tls_configs))
+}
+
+/// The operator command handle of started `shards`.
+fn admin_of(shards: &[ShardHandle], bans: Arc<ArcSwap<BanList>>) -> PlaneAdmin {
+    let lines = shards
+        .iter()
+        .map(|s| ShardLine {
+            control: s.control.clone(),
+            commands: s.commands.clone(),
+            driver: s.driver,
+            plain_io: s.plain_io,
+            counters: Arc::clone(&s.counters),
+        })
+        .collect();
+    PlaneAdmin::new(lines, bans)
 }
 
 fn run_shard<P: Protocol>(

@@ -188,6 +188,14 @@ pub trait Protocol: 'static {
         None
     }
 
+    /// The connection's id as the control plane knows it (the admin API kicks by it); `None`
+    /// (the default) when the protocol has none: such connections are only closed by a kick
+    /// of every connection.
+    fn connection_id(&self, conn: &Self::Conn) -> Option<warppool_core::plane::ConnectionId> {
+        let _ = conn;
+        None
+    }
+
     /// The connection is gone; this is the last call for it.
     fn on_close(&mut self, conn: Self::Conn, info: &ConnInfo, reason: CloseReason);
 }

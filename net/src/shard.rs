@@ -67,6 +67,7 @@ use warppool_core::limits::{
     STATS_BATCHES_QUEUED_PER_SHARD_MAX, TLS_READ_BYTES,
 };
 
+use self::fatal::{AbortOnUnwind, spawn_fatal};
 use crate::{
     admission::{IpTable, Refusal, RefusalLog, TokenBucket},
     candidates::CandidateQueue,
@@ -90,9 +91,6 @@ const INPUT_BYTES: usize = LINE_BYTES_MAX + READ_BYTES_MIN;
 /// First byte of a TLS handshake record (a ClientHello on a plain port).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-mod fatal;
-use fatal::{AbortOnUnwind, spawn_fatal};
-
 /// Messages from the control plane to a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ShardMsg {
@@ -100,6 +98,8 @@ pub(crate) enum ShardMsg {
     Jobs,
     /// New live settings (`crate::settings`).
     Settings,
+    /// Operator commands are queued, or the ban list changed (see [`crate::admin`]).
+    Admin,
     /// Close listeners and connections, then end the thread.
     Stop,
 }
@@ -377,6 +377,8 @@ pub(crate) struct ShardState<P: Protocol> {
     pub(crate) settings: LiveSettings,
     ip_table: Arc<IpTable>,
     counters: Arc<ShardCounters>,
+    /// Operator commands and the ban list ([`admin`]).
+    admin: admin::AdminState,
     stopping: bool,
     drain_waker: Option<Waker>,
     shard: ShardId,
@@ -428,6 +430,7 @@ impl<P: Protocol> ShardState<P> {
             config,
             ip_table,
             counters,
+            admin: admin::AdminState::idle(),
             stopping: false,
             drain_waker: None,
             shard,
@@ -1019,6 +1022,11 @@ fn admit<P: Protocol>(st: &mut ShardState<P>, peer: SocketAddr) -> Admission {
         return Admission::Refuse;
     }
     let shard = st.shard.index();
+    if st.admin.is_banned(peer.ip()) {
+        bump(&st.counters.refused_banned, 1);
+        st.refusals.refused(Refusal::Banned, now, shard);
+        return Admission::Refuse;
+    }
     if !st.bucket.try_take(now) {
         bump(&st.counters.refused_rate, 1);
         st.refusals.refused(Refusal::Rate, now, shard);
@@ -1731,6 +1739,7 @@ fn tick<P: Protocol>(st: &mut ShardState<P>) {
     st.events.flush_stats();
     st.events.retry_candidates();
     st.refusals.flush(now, st.shard.index());
+    admin::serve(st);
 }
 
 /// Calls `on_jobs` for every connection of the shard (plain ones get the notify written
@@ -1785,6 +1794,7 @@ pub(crate) struct ShardSetup<P: Protocol> {
     pub(crate) events: Events<P::Stat, P::Candidate>,
     pub(crate) counters: Arc<ShardCounters>,
     pub(crate) ip_table: Arc<IpTable>,
+    pub(crate) admin: crate::admin::ShardAdmin,
 }
 
 /// Milliseconds until `deadline`, rounded up, for `epoll_wait`.
@@ -1811,7 +1821,7 @@ fn shard_ring(driver: Driver, epoll: &Epoll) -> std::io::Result<(Option<RecvRing
 
 /// Runs a shard on this thread until it is stopped: sets up its listeners, reports
 /// readiness on `ready`, then runs the shard loop (see the module docs). A panic aborts the
-/// process (see [`Fatal`]).
+/// process (see [`fatal::Fatal`]).
 pub(crate) fn run<P: Protocol>(
     runtime: &compio::runtime::Runtime,
     completions: &Eventfd,
@@ -1843,6 +1853,7 @@ fn run_inner<P: Protocol>(
         events,
         counters,
         ip_table,
+        admin,
     } = setup;
     let fail = |e: std::io::Error| {
         let _ = ready.send(Err(e));
@@ -1902,6 +1913,7 @@ fn run_inner<P: Protocol>(
         id,
         epoll,
     );
+    state.admin = admin::AdminState::new(admin);
     state.plain_listeners = plain_listeners;
     state.ring = ring;
     let mut cache = arc_swap::Cache::new(Arc::clone(&jobs));
@@ -2032,12 +2044,20 @@ async fn shard_main<P: Protocol>(
     done: Rc<Cell<bool>>,
 ) {
     // Ends on `Stop`, or when the handle is gone (its sender dropped).
-    while let Ok(msg @ (ShardMsg::Jobs | ShardMsg::Settings)) = control_rx.recv_async().await {
-        crate::settings::apply(&mut state.borrow_mut(), **settings.load());
-        if msg == ShardMsg::Jobs {
-            let current = Arc::clone(cache.load());
-            fan_out(&mut state.borrow_mut(), &current);
+    loop {
+        match control_rx.recv_async().await {
+            Ok(msg @ (ShardMsg::Jobs | ShardMsg::Settings | ShardMsg::Admin)) => {
+                // Every message: a settings wake-up may have coalesced with another one.
+                crate::settings::apply(&mut state.borrow_mut(), **settings.load());
+                if msg == ShardMsg::Jobs {
+                    let current = Arc::clone(cache.load());
+                    fan_out(&mut state.borrow_mut(), &current);
+                }
+            }
+            Ok(ShardMsg::Stop) | Err(_) => break,
         }
+        // Every message: a wake-up for commands may have coalesced with a job wake-up.
+        admin::serve(&mut state.borrow_mut());
     }
     {
         let mut st = state.borrow_mut();
@@ -2077,5 +2097,7 @@ async fn shard_main<P: Protocol>(
     done.set(true);
 }
 
+mod admin;
+mod fatal;
 #[cfg(test)]
 mod tests;

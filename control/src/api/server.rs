@@ -42,12 +42,12 @@ use tokio::{
     time::Instant,
 };
 use tower::ServiceExt;
+use warppool_core::limits::{
+    API_QUERY_NICE, HTTP2_STREAMS_PER_CONNECTION_MAX, HTTPS_HANDSHAKE_SECS,
+};
 pub use warppool_core::limits::{
     HTTP_CONNECTION_SECS_MAX, HTTP_CONNECTIONS_MAX, HTTP_HEADER_READ_SECS,
     HTTP_REQUEST_HEAD_BYTES_MAX,
-};
-use warppool_core::limits::{
-    API_QUERY_NICE, HTTP2_STREAMS_PER_CONNECTION_MAX, HTTPS_HANDSHAKE_SECS,
 };
 
 /// A connection's deadline (`HTTP_CONNECTION_SECS_MAX` from its start), which a long-lived

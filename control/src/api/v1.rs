@@ -4,6 +4,7 @@ pub mod admin;
 pub mod best;
 pub mod blocks;
 pub mod connect;
+pub mod diagnostics;
 pub mod events;
 pub mod hashrate;
 pub mod history;

@@ -97,6 +97,21 @@ impl AuthStore {
         })
     }
 
+    /// Runs `f` on the connection (one caller at a time), with SQLite's own errors.
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&connection)
+    }
+
     /// Runs `f` on the connection (one caller at a time).
     pub(crate) fn with<T>(
         &self,

@@ -115,6 +115,7 @@ fn encode_connections(
             ("shard_full", c.refused_shard_full),
             ("ip_cap", c.refused_ip_cap),
             ("rate", c.refused_rate),
+            ("banned", c.refused_banned),
         ]
         .map(|(limit, n)| (vec![label("limit", limit), label("shard", index)], n))
     });
@@ -123,7 +124,8 @@ fn encode_connections(
         "warppool_connections_refused",
         "Stratum connections closed at accept, by the limit that refused them \
          (shard_full: connections_per_shard_max, ip_cap: connections_per_ip_max, rate: \
-         accept_rate_per_sec and accept_burst), per shard.",
+         accept_rate_per_sec and accept_burst, banned: an address ban of the admin API), per \
+         shard.",
         refused,
     )?;
     let causes = shards.iter().enumerate().flat_map(|(index, c)| {

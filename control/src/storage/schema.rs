@@ -272,8 +272,9 @@ CREATE INDEX IF NOT EXISTS worker_sessions_open ON worker_sessions(connection)
 CREATE INDEX IF NOT EXISTS worker_sessions_ended ON worker_sessions(ended_unix_s);
 ";
 
-/// Version 10: configuration overrides set through the admin API (`PUT /api/v1/admin/config`), applied
-/// over the file at every start (decision 0017). `value` is JSON text; `null` unsets the key.
+/// Version 10: configuration overrides set through the admin API (`PUT /api/v1/admin/config`),
+/// applied over the file at every start (decision 0017). `value` is JSON text; `null` unsets
+/// the key.
 const CONFIG_OVERRIDES: &str = "
 CREATE TABLE IF NOT EXISTS config_overrides (
     key TEXT PRIMARY KEY,
@@ -281,6 +282,22 @@ CREATE TABLE IF NOT EXISTS config_overrides (
     updated_unix_s INTEGER NOT NULL,
     actor TEXT NOT NULL
 );
+";
+
+/// Version 11: address bans of the admin API (`control/src/bans.rs`): a network
+/// (`addr/prefix`, host bits cleared), the operator's reason, who banned and when, and an
+/// optional end (exclusive, Unix seconds). Loaded at start and enforced at accept; expired
+/// rows are pruned.
+const BANS: &str = "
+CREATE TABLE IF NOT EXISTS bans (
+    id INTEGER PRIMARY KEY,
+    network TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_unix_s INTEGER NOT NULL,
+    until_unix_s INTEGER
+);
+CREATE INDEX IF NOT EXISTS bans_network ON bans(network);
 ";
 
 /// One migration step: SQL, then an optional Rust part in the same transaction.
@@ -314,6 +331,7 @@ pub const MIGRATIONS: &[Step] = &[
     },
     sql(V9),
     sql(CONFIG_OVERRIDES),
+    sql(BANS),
 ];
 
 /// Version 8's Rust part: every stored worker gets its API id.

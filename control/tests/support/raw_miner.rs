@@ -32,6 +32,22 @@ impl Miner {
     /// Subscribes and authorizes as `worker` (with user agent `agent`) and waits for work.
     pub async fn connect(addr: std::net::SocketAddr, worker: &str, agent: &str) -> Self {
         let stream = TcpStream::connect(addr).await.expect("stratum connect");
+        Self::over(stream, worker, agent).await
+    }
+
+    /// As [`Miner::connect`], from the local address `from` (any of 127/8 on Linux).
+    pub async fn connect_from(
+        from: std::net::IpAddr,
+        addr: std::net::SocketAddr,
+        worker: &str,
+        agent: &str,
+    ) -> Self {
+        let stream = connect_from(from, addr).await.expect("stratum connect");
+        Self::over(stream, worker, agent).await
+    }
+
+    /// Subscribes and authorizes over `stream`.
+    pub async fn over(stream: TcpStream, worker: &str, agent: &str) -> Self {
         stream.set_nodelay(true).expect("nodelay");
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
@@ -56,6 +72,36 @@ impl Miner {
                     job: v["params"].clone(),
                     next_en2: 0,
                 };
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection (EOF or reset); false if it is still
+    /// open after `secs`.
+    pub async fn closed_within(&mut self, secs: u64) -> bool {
+        let wait = std::time::Duration::from_secs(secs);
+        tokio::time::timeout(wait, async {
+            loop {
+                match self.lines.next_line().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Sends `line` and reads until the reply with `id` arrives; `None` if the connection
+    /// closed first.
+    pub async fn request(&mut self, id: u64, line: &str) -> Option<serde_json::Value> {
+        self.write.write_all(line.as_bytes()).await.ok()?;
+        self.write.write_all(b"\n").await.ok()?;
+        loop {
+            let line = self.lines.next_line().await.ok()??;
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+            if v["id"] == id {
+                return Some(v);
             }
         }
     }
@@ -124,4 +170,16 @@ impl Miner {
             }
         }
     }
+}
+
+/// A TCP stream to `addr` from the local address `from`.
+pub async fn connect_from(
+    from: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(from, 0))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }

@@ -119,3 +119,14 @@ const _: () = assert!(METRICS_WORKER_SERIES_MAX <= LIVE_WORKERS_MAX);
 const _: () = assert!(API_PAGE_ROWS_MAX >= 1);
 const _: () = assert!(API_SPARKLINE_IDS_MAX >= 1 && API_WORKER_PAGE_ROWS_MAX >= 1);
 const _: () = assert!(SSE_BEHIND_MAX >= 64 && SSE_PING_SECS < SSE_STREAM_SECS_MAX);
+
+/// Most rows one `/api/v1/admin/connections` page returns (`limit`).
+pub const API_CONNECTIONS_PAGE_MAX: usize = 1_000;
+
+/// Seconds of a connection's recent share rate (`shares_per_min` of
+/// `/api/v1/admin/connections`): accepted shares in the last this many seconds (or since it
+/// connected, if later), per minute. A multiple of 60.
+pub const CONNECTION_RATE_WINDOW_SECS: i64 = 300;
+
+const _: () = assert!(API_CONNECTIONS_PAGE_MAX >= 1);
+const _: () = assert!(CONNECTION_RATE_WINDOW_SECS >= 60 && CONNECTION_RATE_WINDOW_SECS % 60 == 0);

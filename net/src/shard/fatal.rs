@@ -1,4 +1,4 @@
-//! Panics on a shard thread abort the process (see [`Fatal`]).
+//! Shard panics abort the process: [`AbortOnUnwind`], [`Fatal`] and [`spawn_fatal`].
 
 use std::{future::Future, task::Poll};
 
@@ -18,7 +18,7 @@ impl Drop for AbortOnUnwind {
 /// and drops the task, which would leave the shard running with a connection slot that is
 /// never freed and a violated assertion unnoticed; a shard panic is a programmer error, so
 /// it crashes instead (STYLE rules 8 and 9).
-struct Fatal<F>(std::pin::Pin<Box<F>>);
+pub(super) struct Fatal<F>(std::pin::Pin<Box<F>>);
 
 impl<F: Future> Future for Fatal<F> {
     type Output = F::Output;

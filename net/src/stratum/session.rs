@@ -713,6 +713,10 @@ impl Protocol for Stratum {
         })
     }
 
+    fn connection_id(&self, conn: &Session) -> Option<ConnectionId> {
+        Some(conn.id)
+    }
+
     fn on_close(&mut self, conn: Session, _info: &ConnInfo, _reason: CloseReason) {
         if let Some(en1) = conn.extranonce1 {
             self.registry.release(u32::from_be_bytes(*en1.as_bytes()));

@@ -7,7 +7,9 @@
 //! Errors keep [`crate::auth::AuthError`]'s status and stable `auth.*` code; a lockout answers
 //! 429 with `Retry-After`.
 
+mod bans;
 pub mod config;
+mod connections;
 mod handlers;
 
 use std::net::SocketAddr;
@@ -21,6 +23,8 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use self::bans::*;
+pub use self::connections::*;
 pub use self::handlers::*;
 use crate::{
     api::{ApiError, ApiState, now_s},

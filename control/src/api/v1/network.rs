@@ -54,39 +54,43 @@ pub struct NetworkResponse {
     (status = 200, description = "Nodes, chain, template", body = NetworkResponse),
     (status = 503, description = "Busy", body = ErrorBody)))]
 pub async fn network(State(state): State<Arc<ApiState>>) -> Result<Encoded, ApiError> {
-    state
-        .query(|s| {
-            let now = now_s();
-            let view = s.network.borrow().clone();
-            let status = s.status.borrow().clone();
-            let template = status
-                .template
-                .zip(status.height)
-                .map(|(t, height)| TemplateFigures {
-                    height,
-                    age_s: now - t.published_at,
-                    tx_count: t.tx_count,
-                    tx_bytes: t.tx_bytes,
-                    fees_sats: t.fees_sats,
-                    subsidy_sats: t.coinbase_value_sats.saturating_sub(t.fees_sats),
-                });
-            let live = s.recorder.live();
-            let hour = live.with_pool(|p| p.minutes.window(now, 3600, live.started_at()));
-            let pool = crate::live::hashes_per_second(hour.difficulty_sum, hour.secs);
-            let pool_share = view
-                .network_hashrate
-                .filter(|n| *n > 0.0)
-                .map(|n| (pool / n).min(1.0));
-            Ok(NetworkResponse {
-                height: status.height,
-                difficulty: status.template.map(|t| t.network_difficulty),
-                network_hashrate: view.network_hashrate,
-                retarget: view.retarget,
-                template,
-                pool_share,
-                nodes: view.nodes,
-                refreshed_at: view.refreshed_at,
-            })
-        })
-        .await
+    state.query(network_of).await
+}
+
+/// The answer of `/api/v1/network` (the diagnostics bundle holds it too).
+///
+/// # Errors
+/// None today; the signature of a query.
+pub(crate) fn network_of(s: &ApiState) -> Result<NetworkResponse, ApiError> {
+    let now = now_s();
+    let view = s.network.borrow().clone();
+    let status = s.status.borrow().clone();
+    let template = status
+        .template
+        .zip(status.height)
+        .map(|(t, height)| TemplateFigures {
+            height,
+            age_s: now - t.published_at,
+            tx_count: t.tx_count,
+            tx_bytes: t.tx_bytes,
+            fees_sats: t.fees_sats,
+            subsidy_sats: t.coinbase_value_sats.saturating_sub(t.fees_sats),
+        });
+    let live = s.recorder.live();
+    let hour = live.with_pool(|p| p.minutes.window(now, 3600, live.started_at()));
+    let pool = crate::live::hashes_per_second(hour.difficulty_sum, hour.secs);
+    let pool_share = view
+        .network_hashrate
+        .filter(|n| *n > 0.0)
+        .map(|n| (pool / n).min(1.0));
+    Ok(NetworkResponse {
+        height: status.height,
+        difficulty: status.template.map(|t| t.network_difficulty),
+        network_hashrate: view.network_hashrate,
+        retarget: view.retarget,
+        template,
+        pool_share,
+        nodes: view.nodes,
+        refreshed_at: view.refreshed_at,
+    })
 }

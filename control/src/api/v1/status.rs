@@ -85,7 +85,7 @@ pub async fn status(State(state): State<Arc<ApiState>>) -> Result<Encoded, ApiEr
     state.query(status_of).await
 }
 
-fn status_of(state: &ApiState) -> Result<StatusResponse, ApiError> {
+pub(crate) fn status_of(state: &ApiState) -> Result<StatusResponse, ApiError> {
     let now = now_s();
     let status = state.status.borrow().clone();
     let age_s = {
