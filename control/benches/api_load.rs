@@ -218,6 +218,78 @@ fn ratio(loaded: &Histogram<u64>, idle: &Histogram<u64>) -> f64 {
     loaded.value_at_quantile(0.99) as f64 / idle.value_at_quantile(0.99).max(1) as f64
 }
 
+/// The share latencies of the three phases (idle, `/workers`, event stream) and the
+/// `/workers` answers.
+fn report(phases: &[&Histogram<u64>; 3], refused: [u64; 3], api: &Histogram<u64>, api_secs: f64) {
+    println!("| phase | shares | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    println!("{}", row("idle", phases[0]));
+    println!(
+        "{}",
+        row(
+            &format!("{HTTP_CLIENTS} clients on /workers ({WORKERS} workers)"),
+            phases[1]
+        )
+    );
+    println!(
+        "{}",
+        row(&format!("{SSE_CLIENTS} event-stream clients"), phases[2])
+    );
+    println!(
+        "share p99 loaded/idle: /workers {:.2}, event stream {:.2}; shares not accepted: {} {} {}",
+        ratio(phases[1], phases[0]),
+        ratio(phases[2], phases[0]),
+        refused[0],
+        refused[1],
+        refused[2]
+    );
+    println!(
+        "/api/v1/workers?limit=100 at {WORKERS} workers: {} answers in {api_secs:.1} s \
+         ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        api.len(),
+        api.len() as f64 / api_secs,
+        api.value_at_quantile(0.5) as f64 / 1000.0,
+        api.value_at_quantile(0.99) as f64 / 1000.0,
+        api.max() as f64 / 1000.0
+    );
+}
+
+/// The event stream's deliveries and fan-out spread.
+fn report_fan_out(receipts: &Receipts, clients: u64) {
+    let (events, deliveries, spread) = fan_out(receipts, clients);
+    println!(
+        "event stream: {clients}/{SSE_CLIENTS} clients connected, {events} events, {deliveries} \
+         deliveries; first-to-last receipt over the {} events every client got: p50 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms",
+        spread.len(),
+        spread.value_at_quantile(0.5) as f64 / 1000.0,
+        spread.value_at_quantile(0.99) as f64 / 1000.0,
+        spread.max() as f64 / 1000.0
+    );
+}
+
+/// The instrument miner, connected and holding work.
+fn connect(runtime: &tokio::runtime::Runtime, stratum: std::net::SocketAddr) -> Miner {
+    let worker = format!("{ADDRESS}.bench");
+    runtime
+        .block_on(
+            runtime.spawn(async move { Miner::connect(stratum, &worker, "cpuminer/2.5.1").await }),
+        )
+        .expect("connect task")
+}
+
+/// Stops a load and waits for its tasks.
+fn finish(
+    runtime: &tokio::runtime::Runtime,
+    stop: &AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) {
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = runtime.block_on(t);
+    }
+}
+
 fn main() {
     let samples: u64 = std::env::var("API_LOAD_SAMPLES")
         .ok()
@@ -236,13 +308,7 @@ fn main() {
     let http = daemon.http_addr().expect("http");
     register_workers(&daemon, WORKERS);
 
-    let worker = format!("{ADDRESS}.bench");
-    let miner = miner_runtime
-        .block_on(
-            miner_runtime
-                .spawn(async move { Miner::connect(stratum, &worker, "cpuminer/2.5.1").await }),
-        )
-        .expect("connect task");
+    let miner = connect(&miner_runtime, stratum);
     let mut next_id = 100;
     let mut phase = |miner: Miner, n: u64| -> (Miner, Histogram<u64>, u64) {
         let mut miner = miner;
@@ -259,16 +325,13 @@ fn main() {
     let (m, idle, idle_refused) = phase(m, samples);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let api = Arc::new(Mutex::new(histogram()));
+    let api: Arc<Mutex<Histogram<u64>>> = Arc::new(Mutex::new(histogram()));
     let tasks = workers_load(&load_runtime, http, &stop, &api);
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
     let (m, workers, workers_refused) = phase(m, samples);
     let api_secs = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = load_runtime.block_on(t);
-    }
+    finish(&load_runtime, &stop, tasks);
 
     let stop = Arc::new(AtomicBool::new(false));
     let receipts: Receipts = Arc::default();
@@ -276,54 +339,17 @@ fn main() {
     let tasks = sse_load(&load_runtime, http, &stop, &receipts, &connected);
     std::thread::sleep(Duration::from_secs(2));
     let (_m, sse, sse_refused) = phase(m, samples);
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = load_runtime.block_on(t);
-    }
+    finish(&load_runtime, &stop, tasks);
 
-    println!("| phase | shares | p50 ms | p99 ms | max ms |");
-    println!("|---|---|---|---|---|");
-    println!("{}", row("idle", &idle));
-    println!(
-        "{}",
-        row(
-            &format!("{HTTP_CLIENTS} clients on /workers ({WORKERS} workers)"),
-            &workers
-        )
-    );
-    println!(
-        "{}",
-        row(&format!("{SSE_CLIENTS} event-stream clients"), &sse)
-    );
-    println!(
-        "share p99 loaded/idle: /workers {:.2}, event stream {:.2}; shares not accepted: {} {} {}",
-        ratio(&workers, &idle),
-        ratio(&sse, &idle),
-        idle_refused,
-        workers_refused,
-        sse_refused
-    );
     let api = api.lock().unwrap();
-    println!(
-        "/api/v1/workers?limit=100 at {WORKERS} workers: {} answers in {api_secs:.1} s \
-         ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        api.len(),
-        api.len() as f64 / api_secs,
-        api.value_at_quantile(0.5) as f64 / 1000.0,
-        api.value_at_quantile(0.99) as f64 / 1000.0,
-        api.max() as f64 / 1000.0
+    report(
+        &[&idle, &workers, &sse],
+        [idle_refused, workers_refused, sse_refused],
+        &api,
+        api_secs,
     );
     let clients = connected.load(Ordering::Relaxed);
-    let (events, deliveries, spread) = fan_out(&receipts, clients);
-    println!(
-        "event stream: {clients}/{SSE_CLIENTS} clients connected, {events} events, {deliveries} \
-         deliveries; first-to-last receipt over the {} events every client got: p50 {:.2} ms, \
-         p99 {:.2} ms, max {:.2} ms",
-        spread.len(),
-        spread.value_at_quantile(0.5) as f64 / 1000.0,
-        spread.value_at_quantile(0.99) as f64 / 1000.0,
-        spread.max() as f64 / 1000.0
-    );
+    report_fan_out(&receipts, clients);
     pool_runtime
         .block_on(daemon.shutdown())
         .expect("clean shutdown");

@@ -559,42 +559,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let admission = validate_admission(&raw.pool, &profile)?;
     let coinbase = validate_coinbase(&raw.pool, network)?;
     let template = validate_template(&raw.template)?;
-    if raw.storage.block_journal.as_os_str().is_empty() {
-        return Err(invalid(
-            "storage.block_journal",
-            "empty path",
-            "a file path",
-        ));
-    }
-    if raw.storage.database.as_os_str().is_empty() {
-        return Err(invalid("storage.database", "empty path", "a file path"));
-    }
-    if raw.storage.database == raw.storage.block_journal {
-        return Err(invalid(
-            "storage.database",
-            "same file as storage.block_journal",
-            "two different files",
-        ));
-    }
-    let retention = |key: &str, value: Option<u64>, default: u64| match value {
-        None => Ok(default),
-        Some(days) if (1..=RETENTION_DAYS_MAX).contains(&days) => Ok(days),
-        Some(days) => Err(invalid(
-            key,
-            format!("{days} days"),
-            &format!("1..={RETENTION_DAYS_MAX} days"),
-        )),
-    };
-    let share_minutes_retention_days = retention(
-        "storage.share_minutes_retention_days",
-        raw.storage.share_minutes_retention_days,
-        profile.share_minutes_retention_days,
-    )?;
-    let events_retention_days = retention(
-        "storage.events_retention_days",
-        raw.storage.events_retention_days,
-        profile.events_retention_days,
-    )?;
+    validate_storage_paths(&raw.storage)?;
+    let (share_minutes_retention_days, events_retention_days) =
+        validate_retention(&raw.storage, &profile)?;
     let http_listen = validate_http_listen("http.listen", raw.http.listen)?;
     let https = sections::validate_https(raw.http.tls_listen, raw.http.tls_cert, raw.http.tls_key)?;
     Ok(Config {
@@ -623,6 +590,52 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         profile,
         source: Source::default(),
     })
+}
+
+/// The journal and the database: two distinct, non-empty paths.
+fn validate_storage_paths(storage: &RawStorage) -> Result<(), ConfigError> {
+    if storage.block_journal.as_os_str().is_empty() {
+        return Err(invalid(
+            "storage.block_journal",
+            "empty path",
+            "a file path",
+        ));
+    }
+    if storage.database.as_os_str().is_empty() {
+        return Err(invalid("storage.database", "empty path", "a file path"));
+    }
+    if storage.database == storage.block_journal {
+        return Err(invalid(
+            "storage.database",
+            "same file as storage.block_journal",
+            "two different files",
+        ));
+    }
+    Ok(())
+}
+
+/// The retention days of share minutes and of events (the profile's when not given).
+fn validate_retention(storage: &RawStorage, profile: &Profile) -> Result<(u64, u64), ConfigError> {
+    let retention = |key: &str, value: Option<u64>, default: u64| match value {
+        None => Ok(default),
+        Some(days) if (1..=RETENTION_DAYS_MAX).contains(&days) => Ok(days),
+        Some(days) => Err(invalid(
+            key,
+            format!("{days} days"),
+            &format!("1..={RETENTION_DAYS_MAX} days"),
+        )),
+    };
+    let share_minutes = retention(
+        "storage.share_minutes_retention_days",
+        storage.share_minutes_retention_days,
+        profile.share_minutes_retention_days,
+    )?;
+    let events = retention(
+        "storage.events_retention_days",
+        storage.events_retention_days,
+        profile.events_retention_days,
+    )?;
+    Ok((share_minutes, events))
 }
 
 fn validate_http_listen(

@@ -237,32 +237,7 @@ where
 
     let (reloadables, tls_configs) = tls_configs(&config)?;
 
-    // Listening sockets: the first bind resolves port 0, the others reuse that port.
-    let mut per_shard: Vec<Vec<ShardListener>> = (0..shard_count).map(|_| Vec::new()).collect();
-    let mut local_addrs = Vec::with_capacity(config.listeners.len());
-    for (index, listener) in config.listeners.iter().enumerate() {
-        let mut addr = listener.addr;
-        for shard_listeners in &mut per_shard {
-            let socket = bind_reuseport(addr).map_err(|source| NetError::Listen {
-                addr: listener.addr,
-                source,
-            })?;
-            if addr.port() == 0 {
-                let bound = socket.local_addr().map_err(|source| NetError::Listen {
-                    addr: listener.addr,
-                    source,
-                })?;
-                addr.set_port(bound.port());
-            }
-            shard_listeners.push(ShardListener {
-                index,
-                listener: socket,
-                tls: tls_configs[index].clone(),
-            });
-        }
-        assert_ne!(addr.port(), 0);
-        local_addrs.push(addr);
-    }
+    let (per_shard, local_addrs) = bind_listeners(&config, &tls_configs)?;
 
     let factory = Arc::new(protocol_factory);
     let ip_table = Arc::new(IpTable::new(config.connections_per_ip_max));
@@ -351,6 +326,42 @@ where
         plane.tls_thread = Some(thread);
     }
     Ok(plane)
+}
+
+/// Every listener's socket for every shard: the first bind resolves port 0, the others reuse
+/// that port. Returns the sockets per shard and each listener's bound address.
+fn bind_listeners(
+    config: &NetConfig,
+    tls_configs: &[Option<Arc<ArcSwap<rustls::ServerConfig>>>],
+) -> Result<(Vec<Vec<ShardListener>>, Vec<SocketAddr>), NetError> {
+    let shard_count = config.shard_count();
+    let mut per_shard: Vec<Vec<ShardListener>> = (0..shard_count).map(|_| Vec::new()).collect();
+    let mut local_addrs = Vec::with_capacity(config.listeners.len());
+    for (index, listener) in config.listeners.iter().enumerate() {
+        let mut addr = listener.addr;
+        for shard_listeners in &mut per_shard {
+            let socket = bind_reuseport(addr).map_err(|source| NetError::Listen {
+                addr: listener.addr,
+                source,
+            })?;
+            if addr.port() == 0 {
+                let bound = socket.local_addr().map_err(|source| NetError::Listen {
+                    addr: listener.addr,
+                    source,
+                })?;
+                addr.set_port(bound.port());
+            }
+            shard_listeners.push(ShardListener {
+                index,
+                listener: socket,
+                tls: tls_configs[index].clone(),
+            });
+        }
+        assert_ne!(addr.port(), 0);
+        local_addrs.push(addr);
+    }
+
+    Ok((per_shard, local_addrs))
 }
 
 /// The TLS configuration of each listener (`None` for plain ones), and their reloaders.

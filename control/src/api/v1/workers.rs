@@ -232,6 +232,32 @@ fn page(
         .transpose()?;
     sort(&mut rows, plan.sort_by, plan.desc);
     let total = rows.len() as u64;
+    let (after, next_cursor) = page_of(state, rows, plan, now, viewer);
+    Ok(WorkersPage {
+        total,
+        counts: Counts {
+            by_status,
+            by_model,
+        },
+        columns: plan.fields.iter().map(|&i| COLUMNS[i]).collect(),
+        rows: after
+            .into_iter()
+            .map(|r| plan.fields.iter().map(|&i| r.cells[i].clone()).collect())
+            .collect(),
+        next_cursor,
+        groups,
+    })
+}
+
+/// The page after the plan's cursor of the sorted `rows`, made whole, and the cursor of the
+/// next page (kept from the sort pass's key, so no row is repeated or skipped).
+fn page_of(
+    state: &ApiState,
+    rows: Vec<Row>,
+    plan: &Plan,
+    now: i64,
+    viewer: Viewer,
+) -> (Vec<Row>, Option<String>) {
     let mut after: Vec<Row> = rows
         .into_iter()
         .filter(|r| plan.cursor.as_ref().is_none_or(|c| c.is_before(r)))
@@ -258,20 +284,7 @@ fn page(
         .into_iter()
         .filter_map(|k| live.with_worker(&k.name, |w| row(w, now, viewer)))
         .collect();
-    Ok(WorkersPage {
-        total,
-        counts: Counts {
-            by_status,
-            by_model,
-        },
-        columns: plan.fields.iter().map(|&i| COLUMNS[i]).collect(),
-        rows: after
-            .into_iter()
-            .map(|r| plan.fields.iter().map(|&i| r.cells[i].clone()).collect())
-            .collect(),
-        next_cursor,
-        groups,
-    })
+    (after, next_cursor)
 }
 
 fn groups(rows: &[Row], by: &str, viewer: Viewer) -> Result<Vec<Group>, ApiError> {

@@ -1,6 +1,7 @@
 //! Unit tests of the shard's event queues.
 
 use super::*;
+use warppool_core::limits::{SHARE_STATS_BATCH_MAX, STATS_BATCHES_QUEUED_PER_SHARD_MAX};
 
 #[test]
 fn full_stats_queue_counts_and_drops_whole_batches() {
