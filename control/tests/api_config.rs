@@ -4,6 +4,8 @@
 //! unknown keys and bad values (400 naming the key), non-admins (401/403), step-up for payout
 //! keys, restart keys answered in `needs_restart`, and every change surviving a restart.
 
+#[path = "support/admin.rs"]
+mod admin_setup;
 #[path = "support/api_pool.rs"]
 mod api_pool;
 #[path = "support/fake_node.rs"]
@@ -15,15 +17,15 @@ mod temp_dir;
 
 use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
+use admin_setup::{Admin, set_up};
 use reqwest::Client;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
 };
-use warppool_control::{auth::TotpSecret, config::Config, run::Daemon};
+use warppool_control::{config::Config, run::Daemon};
 
-const PASSWORD: &str = "correct horse battery staple";
 const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 /// The P2WPKH script of `ADDRESS`.
 const ADDRESS_SCRIPT: &str = "0014751e76e8199196d454941c45d1b3a323f1433bd6";
@@ -55,40 +57,6 @@ fractional = "always"
         url = node.url(),
     );
     Config::from_toml(&text, Vec::new()).expect("config")
-}
-
-struct Admin {
-    cookie: String,
-    csrf: String,
-}
-
-async fn set_up(http: &Client, base: &str) -> Admin {
-    let r = http
-        .post(format!("{base}/api/v1/setup"))
-        .json(&json!({"username": "op", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let started: Value = r.json().await.unwrap();
-    let secret = TotpSecret::from_base32(started["secret_base32"].as_str().unwrap()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let r = http
-        .post(format!("{base}/api/v1/setup/confirm"))
-        .json(&json!({"ticket": started["ticket"], "code": secret.code_at(now)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let done: Value = r.json().await.unwrap();
-    Admin {
-        cookie,
-        csrf: done["csrf_token"].as_str().unwrap().to_owned(),
-    }
 }
 
 async fn get_config(http: &Client, base: &str, admin: &Admin) -> Value {

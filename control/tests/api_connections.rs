@@ -6,6 +6,8 @@
 //! when it expires, and unban lets the address in again; no session is 401, a read token
 //! 403, a session without CSRF 403, bad input 400; every action is in the audit log.
 
+#[path = "support/admin.rs"]
+mod admin_setup;
 #[path = "support/api_pool.rs"]
 mod api_pool;
 #[path = "support/fake_node.rs"]
@@ -18,12 +20,12 @@ mod temp_dir;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use admin_setup::{Admin as Session, set_up};
 use raw_miner::Miner;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use warppool_control::{auth::TotpSecret, run::Daemon};
+use warppool_control::run::Daemon;
 
-const PASSWORD: &str = "correct horse battery staple";
 const ADDRESS: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
 fn now() -> i64 {
@@ -31,39 +33,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// A session from the first-run setup: cookie and CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-async fn set_up(http: &Client, base: &str) -> Session {
-    let r = http
-        .post(format!("{base}/api/v1/setup"))
-        .json(&json!({"username": "op", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let started: Value = r.json().await.unwrap();
-    let secret = TotpSecret::from_base32(started["secret_base32"].as_str().unwrap()).unwrap();
-    let code = secret.code_at(now() as u64);
-    let r = http
-        .post(format!("{base}/api/v1/setup/confirm"))
-        .json(&json!({"ticket": started["ticket"], "code": code}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let done: Value = r.json().await.unwrap();
-    Session {
-        cookie,
-        csrf: done["csrf_token"].as_str().unwrap().to_owned(),
-    }
 }
 
 /// A request as the admin session (with its CSRF header when `csrf`).

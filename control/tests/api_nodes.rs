@@ -4,6 +4,8 @@
 //! the answer is no 5xx), a bad list refused with nothing changed, a saved list (passwords in
 //! the 0600 secrets file, the rest in `nodes.toml`) used at the next start, audit rows.
 
+#[path = "support/admin.rs"]
+mod admin_setup;
 #[path = "support/api_pool.rs"]
 mod api_pool;
 #[path = "support/fake_node.rs"]
@@ -15,34 +17,12 @@ use std::os::unix::fs::PermissionsExt;
 
 use reqwest::Client;
 use serde_json::{Value, json};
-use warppool_control::{auth::TotpSecret, run::Daemon};
+use warppool_control::run::Daemon;
 
 /// A session cookie and its CSRF token, from the first-run setup.
 async fn session(http: &Client, base: &str) -> (String, String) {
-    let creds = json!({"username": "op", "password": "correct horse battery staple"});
-    let r = http
-        .post(format!("{base}/api/v1/setup"))
-        .json(&creds)
-        .send()
-        .await
-        .unwrap();
-    let started: Value = r.json().await.unwrap();
-    let secret = TotpSecret::from_base32(started["secret_base32"].as_str().unwrap()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let r = http
-        .post(format!("{base}/api/v1/setup/confirm"))
-        .json(&json!({"ticket": started["ticket"], "code": secret.code_at(now)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let done: Value = r.json().await.unwrap();
-    (cookie, done["csrf_token"].as_str().unwrap().to_owned())
+    let admin = admin_setup::set_up(http, base).await;
+    (admin.cookie, admin.csrf)
 }
 
 struct Admin {
