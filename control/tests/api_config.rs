@@ -32,30 +32,7 @@ const ADDRESS_SCRIPT: &str = "0014751e76e8199196d454941c45d1b3a323f1433bd6";
 
 /// No `shards` (the profile decides) and fractional difficulties.
 fn config(node: &fake_node::FakeNode, dir: &temp_dir::TempDir) -> Config {
-    let text = format!(
-        r#"
-version = 1
-network = "regtest"
-[storage]
-block_journal = "{journal}"
-database = "{db}"
-[http]
-listen = "127.0.0.1:0"
-[[node]]
-name = "fake"
-rpc_url = "{url}"
-rpc_user = "user"
-rpc_password = "pass"
-[[port]]
-addr = "127.0.0.1:0"
-difficulty_start = 0.0000152587890625
-difficulty_min = 0.0000152587890625
-fractional = "always"
-"#,
-        journal = dir.0.join("blocks.journal").display(),
-        db = dir.db().display(),
-        url = node.url(),
-    );
+    let text = api_pool::config_toml(node, dir, "", "");
     Config::from_toml(&text, Vec::new()).expect("config")
 }
 

@@ -184,22 +184,10 @@ impl StorageReader {
                 "SELECT id, time_unix_s, kind, message FROM events
                  WHERE worker = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
             )?
-            .query_map(params![worker, before.unwrap_or(i64::MAX), limit], |row| {
-                let text: String = row.get(3)?;
-                let message = serde_json::from_str(&text).map_err(|error| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        3,
-                        rusqlite::types::Type::Text,
-                        Box::new(error),
-                    )
-                })?;
-                Ok(EventRow {
-                    id: row.get(0)?,
-                    time_unix_s: row.get(1)?,
-                    kind: row.get(2)?,
-                    message,
-                })
-            })?
+            .query_map(
+                params![worker, before.unwrap_or(i64::MAX), limit],
+                super::reader::event_row,
+            )?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }

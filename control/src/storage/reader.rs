@@ -131,6 +131,20 @@ pub(super) fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
+/// An [`EventRow`] from `SELECT id, time_unix_s, kind, message FROM events`.
+pub(super) fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
+    let text: String = row.get(3)?;
+    let message = serde_json::from_str(&text).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(error))
+    })?;
+    Ok(EventRow {
+        id: row.get(0)?,
+        time_unix_s: row.get(1)?,
+        kind: row.get(2)?,
+        message,
+    })
+}
+
 fn block_row(row: &Row<'_>) -> rusqlite::Result<BlockRow> {
     let status: String = row.get(4)?;
     let status = BlockStatus::from_stored(&status).ok_or_else(|| {
@@ -403,22 +417,7 @@ impl StorageReader {
             .prepare_cached(
                 "SELECT id, time_unix_s, kind, message FROM events ORDER BY id DESC LIMIT ?1",
             )?
-            .query_map([count], |row| {
-                let text: String = row.get(3)?;
-                let message = serde_json::from_str(&text).map_err(|error| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        3,
-                        rusqlite::types::Type::Text,
-                        Box::new(error),
-                    )
-                })?;
-                Ok(EventRow {
-                    id: row.get(0)?,
-                    time_unix_s: row.get(1)?,
-                    kind: row.get(2)?,
-                    message,
-                })
-            })?
+            .query_map([count], event_row)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }

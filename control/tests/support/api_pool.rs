@@ -52,13 +52,18 @@ pub fn config(node: &FakeNode, dir: &TempDir) -> Config {
 
 /// [`config`] with `extra` TOML appended (tables such as `[[pool.split]]`).
 pub fn config_with(node: &FakeNode, dir: &TempDir, extra: &str) -> Config {
+    let text = config_toml(node, dir, "[pool]\nshards = 1\n", extra);
+    Config::from_toml(&text, Vec::new()).expect("config")
+}
+
+/// The configuration text: `pool` (a `[pool]` table, or nothing for the profile's shard
+/// count) after the network, `extra` at the end.
+pub fn config_toml(node: &FakeNode, dir: &TempDir, pool: &str, extra: &str) -> String {
     let mut text = format!(
         r#"
 version = 1
 network = "regtest"
-[pool]
-shards = 1
-[storage]
+{pool}[storage]
 block_journal = "{journal}"
 database = "{db}"
 [http]
@@ -79,7 +84,7 @@ fractional = "always"
         url = node.url(),
     );
     text.push_str(extra);
-    Config::from_toml(&text, Vec::new()).expect("config")
+    text
 }
 
 /// The daemon, its HTTP address, the node double and the directory (both kept alive).
