@@ -110,10 +110,13 @@ fn complete(doc: &mut serde_json::Value) {
     };
     // A stream message matches one of these by its event name; objects may match several
     // shapes (`reset` is `{}`), so any-of, not one-of.
-    if let Some(event) = doc.pointer_mut("/components/schemas/StreamEvent")
-        && let Some(one_of) = event.as_object_mut().and_then(|o| o.remove("oneOf"))
-    {
-        event["anyOf"] = one_of;
+    // The same for a history cell: an integer is a number too.
+    for schema in ["StreamEvent", "HistoryCell"] {
+        if let Some(s) = doc.pointer_mut(&format!("/components/schemas/{schema}"))
+            && let Some(one_of) = s.as_object_mut().and_then(|o| o.remove("oneOf"))
+        {
+            s["anyOf"] = one_of;
+        }
     }
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;

@@ -33,6 +33,7 @@ pub enum FieldSource {
 
 /// One key of the configuration.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ConfigField)]
 pub struct Field {
     /// Dotted key (`pool.accept_burst`, `port[0].difficulty_start`).
     pub key: String,

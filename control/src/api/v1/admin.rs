@@ -64,6 +64,21 @@ pub fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     })
 }
 
+/// A JSON object body as `T` (serde would also take a struct from an array of its fields;
+/// the API documents objects, so anything else is 400), with [`body`]'s other refusals.
+///
+/// # Errors
+/// The body is not a JSON object of this endpoint's shape.
+pub fn object_body<T: serde::de::DeserializeOwned>(
+    json: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, ApiError> {
+    let value = body(json)?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
 /// A secret as JSON (it leaves only to its owner, once).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(transparent)]

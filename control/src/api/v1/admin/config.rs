@@ -100,7 +100,8 @@ pub async fn config_get(
 
 /// Changes keys (admin; `If-Match` with the etag; payout keys need a recent step-up).
 #[utoipa::path(put, path = "/api/v1/admin/config", tag = "admin", request_body = ConfigChange,
-    params(("If-Match" = String, Header, description = "The etag of the last GET")),
+    params(("If-Match" = Option<String>, Header,
+        description = "The etag of the last GET (required: 428 without it)")),
     responses(
         (status = 200, description = "Stored; which keys are live now", body = ConfigChanged),
         (status = 400, description = "An unknown key or a value out of range", body = ErrorBody),

@@ -16,7 +16,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use warppool_core::limits::API_CONNECTIONS_PAGE_MAX;
 
-use super::{Caller, body};
+use super::{Caller, object_body};
 use crate::{
     api::{ApiError, ApiState, Encoded, ErrorBody, now_s},
     auth::{Change, Outcome, Scope},
@@ -268,9 +268,9 @@ pub async fn kick_all(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(peer): Peer,
     headers: HeaderMap,
-    json: Result<Json<KickAllRequest>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Encoded, ApiError> {
-    let r = body(json)?;
+    let r: KickAllRequest = object_body(json)?;
     let filter = filter(r.worker, r.ip.as_deref())?;
     let caller = Caller::of(peer, &headers);
     state
