@@ -107,7 +107,7 @@ pub fn demo_address(index: usize) -> Address {
 /// Start-up failures (ports in use, data directory).
 pub fn run(options: DemoOptions) -> anyhow::Result<()> {
     let runtime = build_runtime()?;
-    runtime.block_on(run_async(options, shutdown_signal()))
+    runtime.block_on(async { run_async(options, shutdown_signal()).await })
 }
 
 fn config_text(

@@ -185,8 +185,9 @@ fn api_info(config: &Config) -> crate::api::PoolInfo {
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = build_runtime()?;
     runtime.block_on(async {
+        let stop = shutdown_signal();
         let daemon = Daemon::start(config).await?;
-        shutdown_signal().await;
+        stop.await;
         daemon.shutdown().await
     })
 }
@@ -359,19 +360,29 @@ async fn load_bans(auth: &Arc<crate::auth::Auth>, plane: &warppool_net::PlaneAdm
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the pool");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Listens for SIGINT and SIGTERM from the moment it is called, and returns a future that
+/// resolves on the first of them.
+///
+/// The handlers are installed before the returned future is polled, so a signal that arrives
+/// while the daemon is still starting (systemd stopping a unit that is coming up) is kept and
+/// ends the pool cleanly once start-up is done, instead of killing it by the default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            },
+            (term, int) => {
+                for e in [term.err(), int.err()].into_iter().flatten() {
+                    tracing::error!(error = %e, "cannot listen for a signal; falling back to ctrl-c");
+                }
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
     }
 }
 

@@ -21,7 +21,7 @@ use warppool_control::{config::Config, journal::BlockStatus, run::Pool, stats::M
 use warppool_loadgen::miner::{self, MinerConfig, MinerHandle};
 
 /// Every test ends within this.
-const TEST_TIME_MAX: Duration = Duration::from_secs(150);
+const TEST_TIME_MAX: Duration = Duration::from_secs(240);
 
 async fn start_pool(text: &str) -> Pool {
     let config = Config::from_toml(text, Vec::new()).expect("config");
@@ -414,6 +414,11 @@ async fn invalidateblock_walks_a_block_in_chain_to_orphaned_and_back() {
         rt.rpc_at(&rt.url, "reconsiderblock", serde_json::json!([hash]))
             .await
             .expect("reconsiderblock");
+        // A share of the stopped miner still in flight can have been a block at the same
+        // height on the old parent: the node then holds that competitor, which has the same
+        // work and stays the tip. Invalidating it lets the reconsidered block win, as a longer
+        // chain would on a real network.
+        set_aside_competitor(&rt, &hash).await;
         let back = wait_until(Duration::from_secs(40), || async {
             walk(&dir, &hash).last() == Some(&BlockStatus::InChain)
         })
@@ -433,4 +438,24 @@ async fn invalidateblock_walks_a_block_in_chain_to_orphaned_and_back() {
     })
     .await
     .expect("within the time bound");
+}
+
+/// Invalidates the node's block at `hash`'s height when it is not `hash` (a competitor).
+async fn set_aside_competitor(rt: &Regtest, hash: &str) {
+    let header = rt
+        .rpc_at(&rt.url, "getblockheader", serde_json::json!([hash]))
+        .await
+        .expect("getblockheader");
+    let height = header["height"].as_u64().expect("a height");
+    let at_height = rt
+        .rpc_at(&rt.url, "getblockhash", serde_json::json!([height]))
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned));
+    if let Some(other) = at_height.filter(|other| other != hash) {
+        eprintln!("a competitor {other} holds height {height}: invalidating it");
+        rt.rpc_at(&rt.url, "invalidateblock", serde_json::json!([other]))
+            .await
+            .expect("invalidateblock of the competitor");
+    }
 }
