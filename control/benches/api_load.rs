@@ -9,9 +9,12 @@
 //! waits for its answer and times write → answer; its shares are ground before each phase
 //! (not during it), so the grinding never competes with the pool.
 //!
-//! Three phases of the same number of shares: idle; with 64 HTTP clients fetching
+//! Four phases of the same number of shares: idle; with 64 HTTP clients fetching
 //! `/api/v1/workers?limit=100` (sorted by 10-minute hashrate over 10,000 rows) in a loop, whose
-//! own request latencies are recorded; with 100 clients on `/api/v1/events?topics=workers`,
+//! own request latencies are recorded, once all on one URL (the API's one-second answer cache
+//! shares their answers, as it does for a wall of dashboards) and once with every request's
+//! query text unique (each answer computed: the worst case); with 100 clients on
+//! `/api/v1/events?topics=workers`,
 //! whose receipts of each event id are recorded (fan-out spread: from the first client's
 //! receipt of an event to the last one's). Prints each phase's share p50/p99/max, the
 //! loaded/idle p99 ratios, the `/workers` p50/p99 and rate, and the fan-out figures.
@@ -109,32 +112,59 @@ async fn measure(miner: &mut Miner, shares: Vec<(u64, String)>) -> (Histogram<u6
     (h, refused)
 }
 
+/// What the `/workers` clients saw: each 200 answer's latency, and the answers that were not
+/// 200 (503 busy) or failed.
+#[derive(Default)]
+struct ApiSeen {
+    latencies: Option<Histogram<u64>>,
+    not_ok: u64,
+}
+
+type ApiLoad = Arc<Mutex<ApiSeen>>;
+
 /// `HTTP_CLIENTS` tasks fetching `/api/v1/workers?limit=100` until `stop`, each request timed.
+/// With `unique`, every request's query text differs (leading zeros on `limit`), so the API's
+/// one-second answer cache never answers one: every answer is computed over the whole table.
 fn workers_load(
     runtime: &tokio::runtime::Runtime,
     http: std::net::SocketAddr,
     stop: &Arc<AtomicBool>,
-    latencies: &Arc<Mutex<Histogram<u64>>>,
+    seen: &ApiLoad,
+    unique: bool,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let _guard = runtime.enter();
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client");
-    let url = format!("http://{http}/api/v1/workers?limit=100");
+    seen.lock().unwrap().latencies = Some(histogram());
+    let counter = Arc::new(AtomicU64::new(0));
     (0..HTTP_CLIENTS)
         .map(|_| {
-            let (stop, latencies) = (Arc::clone(stop), Arc::clone(latencies));
-            let (client, url) = (client.clone(), url.clone());
+            let (stop, seen, counter) = (Arc::clone(stop), Arc::clone(seen), Arc::clone(&counter));
+            let client = client.clone();
             runtime.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
+                    let zeros = if unique {
+                        // 0..=999 zeros, then the texts repeat: far apart in time.
+                        let n = counter.fetch_add(1, Ordering::Relaxed) % 1000;
+                        "0".repeat(usize::try_from(n).unwrap_or(0))
+                    } else {
+                        String::new()
+                    };
+                    let url = format!("http://{http}/api/v1/workers?limit={zeros}100");
                     let t0 = Instant::now();
-                    if let Ok(r) = client.get(&url).send().await
-                        && r.status() == 200
-                        && r.bytes().await.is_ok()
-                    {
+                    let ok = match client.get(&url).send().await {
+                        Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    let mut seen = seen.lock().unwrap();
+                    if ok {
                         let us = micros(t0.elapsed());
-                        latencies.lock().unwrap().record(us).expect("in bounds");
+                        let h = seen.latencies.as_mut().expect("set above");
+                        h.record(us).expect("in bounds");
+                    } else {
+                        seen.not_ok += 1;
                     }
                 }
             })
@@ -218,40 +248,54 @@ fn ratio(loaded: &Histogram<u64>, idle: &Histogram<u64>) -> f64 {
     loaded.value_at_quantile(0.99) as f64 / idle.value_at_quantile(0.99).max(1) as f64
 }
 
-/// The share latencies of the three phases (idle, `/workers`, event stream) and the
-/// `/workers` answers.
-fn report(phases: &[&Histogram<u64>; 3], refused: [u64; 3], api: &Histogram<u64>, api_secs: f64) {
+/// One `/workers` load as its clients saw it.
+struct ApiPhase<'a> {
+    name: &'a str,
+    seen: &'a ApiSeen,
+    secs: f64,
+}
+
+/// The share latencies of the phases (idle, `/workers` one URL, `/workers` computed, event
+/// stream) and the `/workers` answers.
+fn report(phases: &[&Histogram<u64>; 4], refused: [u64; 4], api: &[ApiPhase<'_>; 2]) {
     println!("| phase | shares | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
     println!("{}", row("idle", phases[0]));
+    for (i, a) in api.iter().enumerate() {
+        let name = format!(
+            "{HTTP_CLIENTS} clients on /workers, {} ({WORKERS} workers)",
+            a.name
+        );
+        println!("{}", row(&name, phases[1 + i]));
+    }
     println!(
         "{}",
-        row(
-            &format!("{HTTP_CLIENTS} clients on /workers ({WORKERS} workers)"),
-            phases[1]
-        )
+        row(&format!("{SSE_CLIENTS} event-stream clients"), phases[3])
     );
     println!(
-        "{}",
-        row(&format!("{SSE_CLIENTS} event-stream clients"), phases[2])
-    );
-    println!(
-        "share p99 loaded/idle: /workers {:.2}, event stream {:.2}; shares not accepted: {} {} {}",
+        "share p99 loaded/idle: /workers {} {:.2}, /workers {} {:.2}, event stream {:.2}; \
+         shares not accepted: {refused:?}",
+        api[0].name,
         ratio(phases[1], phases[0]),
+        api[1].name,
         ratio(phases[2], phases[0]),
-        refused[0],
-        refused[1],
-        refused[2]
+        ratio(phases[3], phases[0]),
     );
-    println!(
-        "/api/v1/workers?limit=100 at {WORKERS} workers: {} answers in {api_secs:.1} s \
-         ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        api.len(),
-        api.len() as f64 / api_secs,
-        api.value_at_quantile(0.5) as f64 / 1000.0,
-        api.value_at_quantile(0.99) as f64 / 1000.0,
-        api.max() as f64 / 1000.0
-    );
+    for a in api {
+        let h = a.seen.latencies.as_ref().expect("a load ran");
+        println!(
+            "/api/v1/workers?limit=100 at {WORKERS} workers, {}: {} answers in {:.1} s \
+             ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; not 200: {}",
+            a.name,
+            h.len(),
+            a.secs,
+            h.len() as f64 / a.secs,
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.max() as f64 / 1000.0,
+            a.seen.not_ok
+        );
+    }
 }
 
 /// The event stream's deliveries and fan-out spread.
@@ -290,6 +334,84 @@ fn finish(
     }
 }
 
+/// The runtimes and the instrument miner of a run, phase after phase.
+struct Run {
+    miner_runtime: tokio::runtime::Runtime,
+    load_runtime: tokio::runtime::Runtime,
+    http: std::net::SocketAddr,
+    miner: Option<Miner>,
+    next_id: u64,
+    samples: u64,
+}
+
+/// One `/workers` phase: the shares' latencies and refusals, what the clients saw, and for how
+/// long.
+type ApiRun = (Histogram<u64>, u64, ApiSeen, f64);
+
+impl Run {
+    /// Grinds the phase's shares (before any load starts: grinding runs on this thread, on the
+    /// pool's CPU, and would stall the API's low-priority query threads).
+    fn ground(&mut self, n: u64) -> Vec<(u64, String)> {
+        let miner = self.miner.as_mut().expect("a miner");
+        let shares = grind(miner, self.next_id, n);
+        self.next_id += n;
+        shares
+    }
+
+    /// Sends `shares` and times them.
+    fn measured(&mut self, shares: Vec<(u64, String)>) -> (Histogram<u64>, u64) {
+        let mut miner = self.miner.take().expect("a miner");
+        let (miner, h, refused) = self
+            .miner_runtime
+            .block_on(self.miner_runtime.spawn(async move {
+                let (h, refused) = measure(&mut miner, shares).await;
+                (miner, h, refused)
+            }))
+            .expect("miner task");
+        self.miner = Some(miner);
+        (h, refused)
+    }
+
+    /// A phase of shares with no load.
+    fn idle(&mut self) -> (Histogram<u64>, u64) {
+        let shares = self.ground(self.samples);
+        self.measured(shares)
+    }
+
+    /// A phase of shares under the `/workers` load (`unique`: see [`workers_load`]).
+    fn api(&mut self, unique: bool) -> ApiRun {
+        let shares = self.ground(self.samples);
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen: ApiLoad = Arc::default();
+        let tasks = workers_load(&self.load_runtime, self.http, &stop, &seen, unique);
+        std::thread::sleep(Duration::from_secs(1));
+        // Answers from the warm-up second (connections opening) are not counted.
+        *seen.lock().unwrap() = ApiSeen {
+            latencies: Some(histogram()),
+            not_ok: 0,
+        };
+        let started = Instant::now();
+        let (h, refused) = self.measured(shares);
+        let secs = started.elapsed().as_secs_f64();
+        let seen_now = std::mem::take(&mut *seen.lock().unwrap());
+        finish(&self.load_runtime, &stop, tasks);
+        (h, refused, seen_now, secs)
+    }
+
+    /// A phase of shares under the event-stream load; the receipts and connected clients.
+    fn sse(&mut self) -> (Histogram<u64>, u64, Receipts, u64) {
+        let shares = self.ground(self.samples);
+        let stop = Arc::new(AtomicBool::new(false));
+        let receipts: Receipts = Arc::default();
+        let connected = Arc::new(AtomicU64::new(0));
+        let tasks = sse_load(&self.load_runtime, self.http, &stop, &receipts, &connected);
+        std::thread::sleep(Duration::from_secs(2));
+        let (h, refused) = self.measured(shares);
+        finish(&self.load_runtime, &stop, tasks);
+        (h, refused, receipts, connected.load(Ordering::Relaxed))
+    }
+}
+
 fn main() {
     let samples: u64 = std::env::var("API_LOAD_SAMPLES")
         .ok()
@@ -304,51 +426,38 @@ fn main() {
     let daemon = pool_runtime
         .block_on(Daemon::start(config(&node, &dir, "")))
         .expect("daemon");
-    let stratum = daemon.pool().local_addrs()[0];
-    let http = daemon.http_addr().expect("http");
-    register_workers(&daemon, WORKERS);
-
-    let miner = connect(&miner_runtime, stratum);
-    let mut next_id = 100;
-    let mut phase = |miner: Miner, n: u64| -> (Miner, Histogram<u64>, u64) {
-        let mut miner = miner;
-        let shares = grind(&mut miner, next_id, n);
-        next_id += n;
-        miner_runtime
-            .block_on(miner_runtime.spawn(async move {
-                let (h, refused) = measure(&mut miner, shares).await;
-                (miner, h, refused)
-            }))
-            .expect("miner task")
+    register_workers(&daemon, 0, WORKERS);
+    let miner = connect(&miner_runtime, daemon.pool().local_addrs()[0]);
+    let mut run = Run {
+        miner_runtime,
+        load_runtime,
+        http: daemon.http_addr().expect("http"),
+        miner: Some(miner),
+        next_id: 100,
+        samples: 50,
     };
-    let (m, _, _) = phase(miner, 50);
-    let (m, idle, idle_refused) = phase(m, samples);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let api: Arc<Mutex<Histogram<u64>>> = Arc::new(Mutex::new(histogram()));
-    let tasks = workers_load(&load_runtime, http, &stop, &api);
-    std::thread::sleep(Duration::from_secs(1));
-    let started = Instant::now();
-    let (m, workers, workers_refused) = phase(m, samples);
-    let api_secs = started.elapsed().as_secs_f64();
-    finish(&load_runtime, &stop, tasks);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let receipts: Receipts = Arc::default();
-    let connected = Arc::new(AtomicU64::new(0));
-    let tasks = sse_load(&load_runtime, http, &stop, &receipts, &connected);
-    std::thread::sleep(Duration::from_secs(2));
-    let (_m, sse, sse_refused) = phase(m, samples);
-    finish(&load_runtime, &stop, tasks);
-
-    let api = api.lock().unwrap();
+    run.idle();
+    run.samples = samples;
+    let (idle, idle_refused) = run.idle();
+    let (one_url, one_refused, one_seen, one_secs) = run.api(false);
+    let (computed, computed_refused, computed_seen, computed_secs) = run.api(true);
+    let (sse, sse_refused, receipts, clients) = run.sse();
     report(
-        &[&idle, &workers, &sse],
-        [idle_refused, workers_refused, sse_refused],
-        &api,
-        api_secs,
+        &[&idle, &one_url, &computed, &sse],
+        [idle_refused, one_refused, computed_refused, sse_refused],
+        &[
+            ApiPhase {
+                name: "one URL",
+                seen: &one_seen,
+                secs: one_secs,
+            },
+            ApiPhase {
+                name: "every answer computed",
+                seen: &computed_seen,
+                secs: computed_secs,
+            },
+        ],
     );
-    let clients = connected.load(Ordering::Relaxed);
     report_fan_out(&receipts, clients);
     pool_runtime
         .block_on(daemon.shutdown())

@@ -149,7 +149,7 @@ fn main() {
         .expect("daemon");
     let stratum = daemon.pool().local_addrs()[0];
     let http = daemon.http_addr().expect("http");
-    register_workers(&daemon, WORKERS);
+    register_workers(&daemon, 0, WORKERS);
 
     // The miner's work runs on its runtime's (pinned) worker, not on this thread.
     let on_miner = |miner: Miner, samples: u64| {

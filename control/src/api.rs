@@ -55,6 +55,7 @@
 
 mod error;
 pub mod openapi;
+pub mod page_cache;
 mod queries;
 pub mod server;
 pub mod tls;
@@ -137,6 +138,8 @@ pub struct ApiState {
     /// The data plane's operator commands: kicks and bans (`None`: the admin connection
     /// endpoints answer 503).
     pub plane: Option<warppool_net::PlaneAdmin>,
+    /// `/api/v1/workers` answers shared within a second.
+    pub pages: Arc<page_cache::PageCache>,
 }
 
 /// The HTTPS listener as the connect page shows it.
@@ -237,7 +240,7 @@ impl ApiState {
 
 /// A JSON body encoded on a query thread.
 #[derive(Debug)]
-pub struct Encoded(Vec<u8>);
+pub struct Encoded(axum::body::Bytes);
 
 impl Encoded {
     /// Encodes `value`.
@@ -246,8 +249,20 @@ impl Encoded {
     /// 500 if it cannot be encoded.
     pub fn json(value: &impl Serialize) -> Result<Self, ApiError> {
         serde_json::to_vec(value)
-            .map(Self)
+            .map(|v| Self(v.into()))
             .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// An encoded body as it is (a kept answer).
+    #[must_use]
+    pub const fn from_bytes(body: axum::body::Bytes) -> Self {
+        Self(body)
+    }
+
+    /// The encoded bytes.
+    #[must_use]
+    pub fn into_bytes(self) -> axum::body::Bytes {
+        self.0
     }
 }
 

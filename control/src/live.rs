@@ -101,6 +101,9 @@ pub struct Live {
     inner: RwLock<Inner>,
     started_at: i64,
     untracked: AtomicU64,
+    /// Bumped by every batch that authorizes or closes a connection (see
+    /// [`Live::generation`]).
+    generation: AtomicU64,
 }
 
 impl Live {
@@ -120,6 +123,7 @@ impl Live {
             inner: RwLock::new(inner),
             started_at: now,
             untracked: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -135,10 +139,30 @@ impl Live {
         self.untracked.load(Ordering::Relaxed)
     }
 
+    /// Changes whenever a worker or a connection comes or goes (shares and difficulty steps
+    /// leave it alone): an answer computed at one generation lists the same workers and
+    /// connections as one computed later at the same generation.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Bumps the generation when `batch` authorizes or closes a connection. Called under the
+    /// write lock: a reader that saw the new generation sees the batch once it takes the read
+    /// lock.
+    fn bump_generation(&self, batch: &[ShareEvent]) {
+        let membership =
+            |e: &ShareEvent| matches!(e, ShareEvent::Authorized { .. } | ShareEvent::Closed { .. });
+        if batch.iter().any(membership) {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
     /// Applies one batch of share events at `now`; returns the workers that came online (their
     /// first connection opened) or went offline (their last one closed), in order.
     pub fn on_events(&self, batch: &[ShareEvent], now: i64) -> Vec<Transition> {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        self.bump_generation(batch);
         let mut changes = Vec::new();
         for event in batch {
             match event {
@@ -319,9 +343,29 @@ impl Live {
 
     /// Runs `f` over every live worker (read lock held: copy what you need).
     pub fn for_each(&self, mut f: impl FnMut(&LiveWorker)) {
+        self.for_each_slot(|_, w| f(w));
+    }
+
+    /// Runs `f` over every live worker with its slot number (read lock held). A slot is
+    /// reused once its worker is dropped: whoever comes back with [`LiveTable::with_slots`]
+    /// checks the worker there is still the one it saw.
+    pub fn for_each_slot(&self, mut f: impl FnMut(usize, &LiveWorker)) {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        for w in inner.slots.iter().flatten() {
-            f(w);
+        for (slot, w) in inner.slots.iter().enumerate() {
+            if let Some(w) = w {
+                f(slot, w);
+            }
+        }
+    }
+
+    /// Runs `f(i, worker)` on the worker in `slots[i]` for each `i`, in order, under one read
+    /// lock (empty slots are skipped).
+    pub fn with_slots(&self, slots: &[usize], mut f: impl FnMut(usize, &LiveWorker)) {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        for (i, &slot) in slots.iter().enumerate() {
+            if let Some(Some(w)) = inner.slots.get(slot) {
+                f(i, w);
+            }
         }
     }
 

@@ -378,7 +378,7 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             },
             (term, int) => {
                 for e in [term.err(), int.err()].into_iter().flatten() {
-                    tracing::error!(error = %e, "cannot listen for a signal; falling back to ctrl-c");
+                    tracing::error!(error = %e, "cannot listen for a signal; waiting for ctrl-c");
                 }
                 let _ = tokio::signal::ctrl_c().await;
             }

@@ -115,7 +115,26 @@ async fn a_miners_shares_show_in_pool_workers_blocks_and_the_umbrel_widget() {
     assert_eq!(blocks["rows"][0]["submissions"][0]["node"], "fake");
     assert_eq!(blocks["rows"][0]["worker_id"], id.as_str());
     records_and_widgets(&p, &id, stratum).await;
+    comings_and_goings_are_in_the_next_answer(&p, stratum).await;
     p.daemon.shutdown().await.unwrap();
+}
+
+/// `/api/v1/workers` answers are shared for a second, but a worker that connects or leaves is
+/// in the very next answer of the same URL (no waiting loop on `/workers` itself).
+async fn comings_and_goings_are_in_the_next_answer(p: &Pool, stratum: std::net::SocketAddr) {
+    let url = "/api/v1/workers?fields=id,status";
+    let (_, before) = get(p.http, url).await;
+    assert_eq!(before["total"], 1, "{before}");
+    let second = Miner::connect(stratum, &format!("{ADDRESS}.axe2"), "bitaxe/BM1370/v2.4.0").await;
+    until(p.http, "/api/v1/pool", |b| b["workers"]["online"] == 2).await;
+    let (_, with) = get(p.http, url).await;
+    assert_eq!(with["total"], 2, "{with}");
+    assert_eq!(with["counts"]["by_status"]["online"], 2, "{with}");
+    drop(second);
+    until(p.http, "/api/v1/pool", |b| b["workers"]["online"] == 1).await;
+    let (_, after) = get(p.http, url).await;
+    assert_eq!(after["counts"]["by_status"]["online"], 1, "{after}");
+    assert_eq!(after["counts"]["by_status"]["offline"], 1, "{after}");
 }
 
 /// Best shares, the Umbrel widget, the address lookup and the connect page after the first

@@ -327,6 +327,7 @@ fn real_router(p: &Pool) -> (axum::Router, String) {
         jobs: Arc::clone(pool.jobs()),
         auth: Some(Arc::clone(&auth)),
         plane: None,
+        pages: std::sync::Arc::default(),
         allowed_hosts: Arc::new(
             warppool_control::auth::AllowedHosts::new::<&str>([127, 0, 0, 1].into(), &[]).unwrap(),
         ),

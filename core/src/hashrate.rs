@@ -219,6 +219,24 @@ pub struct ShareTally {
 }
 
 impl ShareTally {
+    /// The point estimate alone (hashes per second): the `hashrate_hps` of
+    /// [`ShareTally::estimate`] without the interval's quantiles, for sorting many tallies.
+    ///
+    /// # Errors
+    /// As [`ShareTally::estimate`].
+    pub fn point_hps(&self) -> Result<f64, HashrateError> {
+        self.validate()?;
+        Ok(self.point())
+    }
+
+    fn point(&self) -> f64 {
+        if self.shares == 0 {
+            0.0
+        } else {
+            self.difficulty_sum * HASHES_PER_DIFFICULTY / count_as_f64(self.window_secs)
+        }
+    }
+
     /// The hashrate and its interval at `confidence`.
     ///
     /// # Errors
@@ -244,7 +262,7 @@ impl ShareTally {
             }
         } else {
             let shares = count_as_f64(self.shares);
-            let point = self.difficulty_sum * HASHES_PER_DIFFICULTY / seconds;
+            let point = self.point();
             HashrateEstimate {
                 hashrate_hps: point,
                 low_hps: point * (low_shares / shares),

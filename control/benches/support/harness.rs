@@ -172,9 +172,9 @@ pub fn peer_runtimes() -> (
     (one_thread(0), one_thread(0), one_thread(19))
 }
 
-/// `n` authorized workers, so `/api/v1/workers` has something to read.
-pub fn register_workers(daemon: &Daemon, n: u64) {
-    let names: Vec<_> = (0..n)
+/// `n` authorized workers (`w{first}`…), so `/api/v1/workers` has something to read.
+pub fn register_workers(daemon: &Daemon, first: u64, n: u64) {
+    let names: Vec<_> = (first..first + n)
         .map(|i| warppool_net::stratum::ShareEvent::Authorized {
             connection: 1_000_000 + i,
             username: format!("{ADDRESS}.w{i}"),

@@ -20,12 +20,16 @@ pub mod workers;
 /// it does not spell out the payout address the name starts with.
 #[must_use]
 pub fn worker_id(name: &str) -> String {
+    format!("{:016x}", worker_hash(name))
+}
+
+/// The number behind [`worker_id`] (its 16 hex digits sort as the number does).
+#[must_use]
+pub fn worker_hash(name: &str) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let hash = name
-        .bytes()
-        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
-    format!("{hash:016x}")
+    name.bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 /// `address[.worker]` with the address shortened to its first 6 and last 4 characters

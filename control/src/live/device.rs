@@ -23,29 +23,25 @@ pub fn parse(user_agent: Option<&str>) -> Device<'_> {
     let Some(ua) = user_agent.map(str::trim).filter(|s| !s.is_empty()) else {
         return Device::default();
     };
-    let parts: Vec<&str> = ua.splitn(4, '/').map(str::trim).collect();
-    match parts.as_slice() {
-        [model] => Device {
+    // Up to three parts without collecting (the workers table parses every worker's agent).
+    let mut parts = ua.splitn(3, '/').map(str::trim);
+    let model = parts.next().unwrap_or_default();
+    match (parts.next(), parts.next()) {
+        (None, _) => Device {
             model,
             ..Device::default()
         },
-        [model, firmware] => Device {
+        (Some(firmware), None) => Device {
             model,
             asic: None,
             firmware: Some(firmware),
         },
-        [model, asic, firmware] => Device {
+        // Three or more: the model, the ASIC, and the rest as the firmware.
+        (Some(asic), Some(firmware)) => Device {
             model,
             asic: Some(asic),
             firmware: Some(firmware),
         },
-        // Four or more: the model, the ASIC, and the rest as the firmware.
-        [model, asic, ..] => Device {
-            model,
-            asic: Some(asic),
-            firmware: ua.splitn(3, '/').nth(2).map(str::trim),
-        },
-        [] => Device::default(),
     }
 }
 

@@ -86,8 +86,13 @@ impl<const N: usize, const SECS: i64> Ring<N, SECS> {
         let back = (secs / SECS).clamp(0, N as i64 - 1);
         let oldest = newest - back;
         let mut tally = Tally::default();
-        for slot in &self.slots {
-            if slot.index >= oldest && slot.index <= newest {
+        // Only the window's own positions (each index has one): 11 slots for ten minutes of
+        // the minutes ring, not all 61.
+        let mut position = oldest.rem_euclid(N as i64) as usize;
+        for index in oldest..=newest {
+            let slot = &self.slots[position];
+            position = if position + 1 == N { 0 } else { position + 1 };
+            if slot.index == index {
                 tally.accepted += u64::from(slot.accepted);
                 tally.rejected += u64::from(slot.rejected);
                 tally.stale += u64::from(slot.stale);

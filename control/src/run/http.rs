@@ -92,6 +92,7 @@ pub(super) async fn start_http(
         jobs: Arc::clone(pool.jobs()),
         auth: listen.auth.clone(),
         plane: Some(pool.admin().clone()),
+        pages: Arc::default(),
         allowed_hosts: Arc::new(
             crate::auth::AllowedHosts::new::<&str>(bind, &[])
                 .context("the HTTP API's allowed hosts")?,

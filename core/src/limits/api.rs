@@ -17,6 +17,12 @@ pub const LIVE_WORKER_CONNECTS_KEPT: usize = 64;
 /// Most rows one `/api/v1/workers` page returns (`limit`).
 pub const API_PAGE_ROWS_MAX: usize = 1_000;
 
+/// Distinct `/api/v1/workers` answers kept for the current second (see
+/// `control/src/api/page_cache.rs`): viewers of the same page within a second share one
+/// computation. At most 1,000 rows each (about 0.4 MiB), so the cache stays under about
+/// 13 MiB; past the cap a new answer takes the oldest one's place.
+pub const API_PAGE_CACHE_ENTRIES_MAX: usize = 32;
+
 /// Longest search text (`q`) and longest filter value the API accepts, in bytes.
 pub const API_QUERY_TEXT_BYTES_MAX: usize = 128;
 

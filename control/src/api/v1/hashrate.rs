@@ -27,6 +27,26 @@ pub struct HashrateView {
     pub window_s: i64,
 }
 
+/// The core tally of a live tally; `None` for a window of no time.
+fn share_tally(tally: &Tally, difficulty_last: f64) -> Option<ShareTally> {
+    let window_secs = u64::try_from(tally.secs).ok().filter(|s| *s > 0)?;
+    Some(ShareTally {
+        shares: tally.accepted,
+        difficulty_sum: tally.difficulty_sum,
+        window_secs,
+        difficulty_last: Difficulty::from_f64_lossy(difficulty_last).unwrap_or(Difficulty::MIN),
+    })
+}
+
+/// The point estimate of [`view`] alone (its `hps`), without the interval: what sorting and
+/// the table's plain hashrate columns need.
+#[must_use]
+pub fn point_hps(tally: &Tally, difficulty_last: f64) -> f64 {
+    share_tally(tally, difficulty_last)
+        .and_then(|t| t.point_hps().ok())
+        .unwrap_or(0.0)
+}
+
 /// The view of a tally; `difficulty_last` (the difficulty the miner was last given) sizes the
 /// upper bound of a window without shares.
 #[must_use]
@@ -39,16 +59,8 @@ pub fn view(tally: &Tally, difficulty_last: f64) -> HashrateView {
         shares: tally.accepted,
         window_s: tally.secs,
     };
-    let window_secs = u64::try_from(tally.secs).unwrap_or(0);
-    if window_secs == 0 {
+    let Some(share_tally) = share_tally(tally, difficulty_last) else {
         return empty;
-    }
-    let difficulty_last = Difficulty::from_f64_lossy(difficulty_last).unwrap_or(Difficulty::MIN);
-    let share_tally = ShareTally {
-        shares: tally.accepted,
-        difficulty_sum: tally.difficulty_sum,
-        window_secs,
-        difficulty_last,
     };
     match share_tally.estimate(Confidence::DEFAULT) {
         Ok(e) => HashrateView {

@@ -3,19 +3,21 @@
 
 mod table;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, Query, RawQuery, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use warppool_core::limits::{API_PAGE_ROWS_MAX, API_QUERY_TEXT_BYTES_MAX};
 
-pub use self::table::{COLUMNS, Cell, Cursor};
-use self::table::{Row, column, key_row, row, sort};
+pub use self::table::{COLUMNS, Cell, Cursor, Key};
+use self::table::{KeyRow, cells, column, first_n, key_row, payout_address};
+use super::hashrate::point_hps;
 use super::pool::{Odds, Windows, WorkerCounts, expected_block_s, odds};
+use super::worker_hash;
 use crate::{
-    api::{ApiError, ApiState, Encoded, ErrorBody, Viewer, now_s},
+    api::{ApiError, ApiState, Encoded, ErrorBody, Viewer, now_s, page_cache::Stamp},
     live::{LiveWorker, Tally, WorkerStatus, device},
 };
 
@@ -101,10 +103,36 @@ fn bounded(name: &str, value: Option<&String>) -> Result<(), ApiError> {
     }
 }
 
+/// What `group_by` groups on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupBy {
+    Status,
+    Model,
+    Firmware,
+    Address,
+}
+
+impl GroupBy {
+    fn parse(by: &str) -> Result<Self, ApiError> {
+        Ok(match by {
+            "status" => Self::Status,
+            "model" => Self::Model,
+            "firmware" => Self::Firmware,
+            "address" => Self::Address,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "group_by must be status, model, firmware or address: {by:?}"
+                )));
+            }
+        })
+    }
+}
+
 /// The parsed query.
 struct Plan {
     q: Option<String>,
     statuses: Option<Vec<WorkerStatus>>,
+    group_by: Option<GroupBy>,
     sort_by: usize,
     desc: bool,
     limit: usize,
@@ -166,6 +194,7 @@ fn plan(query: &WorkersQuery) -> Result<Plan, ApiError> {
     Ok(Plan {
         q: query.q.as_ref().map(|q| q.to_lowercase()),
         statuses,
+        group_by: query.group_by.as_deref().map(GroupBy::parse).transpose()?,
         sort_by,
         desc,
         limit,
@@ -174,12 +203,26 @@ fn plan(query: &WorkersQuery) -> Result<Plan, ApiError> {
     })
 }
 
-/// Whether `q` is in the row's name (as the viewer sees it: a visitor cannot find an address
-/// by searching for parts of it), model or firmware.
-fn matches_text(row: &Row, q: &str, viewer: Viewer) -> bool {
-    [&viewer.name(&row.name), &row.model, &row.firmware]
-        .iter()
-        .any(|f| f.to_lowercase().contains(q))
+/// Whether `hay` contains `needle` (already lowercased), ignoring case; without allocating
+/// for ASCII text.
+fn contains_folded(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        true
+    } else if hay.is_ascii() && needle.is_ascii() {
+        hay.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    } else {
+        hay.to_lowercase().contains(needle)
+    }
+}
+
+/// Whether `q` is in the worker's name (as the viewer sees it: a visitor cannot find an
+/// address by searching for parts of it), model or firmware.
+fn matches_text(w: &LiveWorker, dev: &device::Device<'_>, q: &str, viewer: Viewer) -> bool {
+    contains_folded(&viewer.name(&w.name), q)
+        || contains_folded(dev.model, q)
+        || dev.firmware.is_some_and(|f| contains_folded(f, q))
 }
 
 /// The workers table.
@@ -190,10 +233,60 @@ fn matches_text(row: &Row, q: &str, viewer: Viewer) -> bool {
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     Extension(viewer): Extension<Viewer>,
+    RawQuery(raw): RawQuery,
     Query(query): Query<WorkersQuery>,
 ) -> Result<Encoded, ApiError> {
     let plan = plan(&query)?;
-    state.query(move |s| page(s, &query, &plan, viewer)).await
+    let raw = raw.unwrap_or_default();
+    state
+        .run(move |s| {
+            let stamp = Stamp {
+                second: now_s(),
+                generation: s.recorder.live().generation(),
+            };
+            s.pages
+                .get_or_compute(&raw, viewer.full(), stamp, || {
+                    Encoded::json(&page(s, &query, &plan, viewer, stamp.second)?)
+                        .map(Encoded::into_bytes)
+                })
+                .map(Encoded::from_bytes)
+        })
+        .await
+}
+
+/// What the first pass counts besides the key rows: the chips and the groups.
+struct Tallies {
+    by_status: WorkerCounts,
+    by_model: BTreeMap<String, u64>,
+    groups: Option<HashMap<String, Group>>,
+}
+
+impl Tallies {
+    fn count_model(&mut self, model: &str) {
+        match self.by_model.get_mut(model) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_model.insert(model.to_owned(), 1);
+            }
+        }
+    }
+
+    fn group(&mut self, key: &str, w: &LiveWorker, now: i64) {
+        let Some(groups) = &mut self.groups else {
+            return;
+        };
+        let rate = point_hps(&w.window(now, 600), w.difficulty);
+        let g = match groups.get_mut(key) {
+            Some(g) => g,
+            None => groups.entry(key.to_owned()).or_insert(Group {
+                key: key.to_owned(),
+                count: 0,
+                hashrate_m10: 0.0,
+            }),
+        };
+        g.count += 1;
+        g.hashrate_m10 += rate;
+    }
 }
 
 fn page(
@@ -201,120 +294,96 @@ fn page(
     query: &WorkersQuery,
     plan: &Plan,
     viewer: Viewer,
+    now: i64,
 ) -> Result<WorkersPage, ApiError> {
-    let now = now_s();
-    let mut rows = Vec::new();
-    let mut by_status = WorkerCounts::default();
-    let mut by_model: BTreeMap<String, u64> = BTreeMap::new();
-    state.recorder.live().for_each(|w| {
-        let r = key_row(w, now, viewer, plan.sort_by, query.group_by.is_some());
+    let mut keys: Vec<KeyRow> = Vec::new();
+    let mut tallies = Tallies {
+        by_status: WorkerCounts::default(),
+        by_model: BTreeMap::new(),
+        groups: plan.group_by.map(|_| HashMap::new()),
+    };
+    state.recorder.live().for_each_slot(|slot, w| {
+        let dev = device::parse(w.user_agent.as_deref());
+        let status = w.status(now);
         let base = plan
             .q
             .as_deref()
-            .is_none_or(|q| matches_text(&r, q, viewer))
-            && query.address.as_ref().is_none_or(|a| *a == r.address);
-        let model_ok = query.model.as_ref().is_none_or(|m| *m == r.model);
-        let status_ok = plan.statuses.as_ref().is_none_or(|s| s.contains(&r.status));
+            .is_none_or(|q| matches_text(w, &dev, q, viewer))
+            && query
+                .address
+                .as_deref()
+                .is_none_or(|a| a == payout_address(&w.name));
+        let model_ok = query.model.as_deref().is_none_or(|m| m == dev.model);
+        let status_ok = plan.statuses.as_ref().is_none_or(|s| s.contains(&status));
         if base && model_ok {
-            by_status.add(r.status);
+            tallies.by_status.add(status);
         }
         if base && status_ok {
-            *by_model.entry(r.model.clone()).or_insert(0) += 1;
+            tallies.count_model(dev.model);
         }
         if base && model_ok && status_ok {
-            rows.push(r);
+            match plan.group_by {
+                Some(GroupBy::Status) => tallies.group(status.as_str(), w, now),
+                Some(GroupBy::Model) => tallies.group(dev.model, w, now),
+                Some(GroupBy::Firmware) => tallies.group(dev.firmware.unwrap_or_default(), w, now),
+                Some(GroupBy::Address) => {
+                    tallies.group(&viewer.address(payout_address(&w.name)), w, now);
+                }
+                None => {}
+            }
+            keys.push(key_row(w, slot, now, viewer, plan.sort_by));
         }
     });
-    let groups = query
-        .group_by
-        .as_deref()
-        .map(|g| groups(&rows, g, viewer))
-        .transpose()?;
-    sort(&mut rows, plan.sort_by, plan.desc);
-    let total = rows.len() as u64;
-    let (after, next_cursor) = page_of(state, rows, plan, now, viewer);
+    let total = keys.len() as u64;
+    let (rows, next_cursor) = page_of(state, keys, plan, now, viewer);
+    let groups = tallies.groups.map(|g| {
+        let mut out: Vec<Group> = g.into_values().collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        out
+    });
     Ok(WorkersPage {
         total,
         counts: Counts {
-            by_status,
-            by_model,
+            by_status: tallies.by_status,
+            by_model: tallies.by_model,
         },
         columns: plan.fields.iter().map(|&i| COLUMNS[i]).collect(),
-        rows: after
-            .into_iter()
-            .map(|r| plan.fields.iter().map(|&i| r.cells[i].clone()).collect())
-            .collect(),
+        rows,
         next_cursor,
         groups,
     })
 }
 
-/// The page after the plan's cursor of the sorted `rows`, made whole, and the cursor of the
-/// next page (kept from the sort pass's key, so no row is repeated or skipped).
+/// The page after the plan's cursor of the matching `keys`, made whole, and the cursor of the
+/// next page (kept from the first pass's key, so no row is repeated or skipped).
 fn page_of(
     state: &ApiState,
-    rows: Vec<Row>,
+    keys: Vec<KeyRow>,
     plan: &Plan,
     now: i64,
     viewer: Viewer,
-) -> (Vec<Row>, Option<String>) {
-    let mut after: Vec<Row> = rows
-        .into_iter()
-        .filter(|r| plan.cursor.as_ref().is_none_or(|c| c.is_before(r)))
-        .take(plan.limit + 1)
-        .collect();
-    let more = after.len() > plan.limit;
-    after.truncate(plan.limit);
-    let next_cursor = after.last().filter(|_| more).map(|last| {
-        Cursor {
-            by: plan.sort_by,
-            desc: plan.desc,
-            key: last.cells[plan.sort_by].clone(),
-            id: match &last.cells[0] {
-                Cell::Text(id) => id.clone(),
-                _ => String::new(),
-            },
-        }
-        .encode()
-    });
-    // The page's rows made whole (the cursor keeps the sort pass's key; a worker gone since
-    // that pass is left out).
-    let live = state.recorder.live();
-    let after: Vec<Row> = after
-        .into_iter()
-        .filter_map(|k| live.with_worker(&k.name, |w| row(w, now, viewer)))
-        .collect();
-    (after, next_cursor)
-}
-
-fn groups(rows: &[Row], by: &str, viewer: Viewer) -> Result<Vec<Group>, ApiError> {
-    let key = |r: &Row| -> String {
-        match by {
-            "status" => r.status.as_str().to_owned(),
-            "model" => r.model.clone(),
-            "firmware" => r.firmware.clone(),
-            _ => viewer.address(&r.address),
-        }
+) -> (Vec<Vec<Cell>>, Option<String>) {
+    let after: Vec<KeyRow> = match &plan.cursor {
+        Some(c) => keys.into_iter().filter(|k| c.is_before(k)).collect(),
+        None => keys,
     };
-    if !matches!(by, "status" | "model" | "firmware" | "address") {
-        return Err(ApiError::bad_request(format!(
-            "group_by must be status, model, firmware or address: {by:?}"
-        )));
-    }
-    let mut map: BTreeMap<String, Group> = BTreeMap::new();
-    for r in rows {
-        let k = key(r);
-        let g = map.entry(k.clone()).or_insert(Group {
-            key: k,
-            count: 0,
-            hashrate_m10: 0.0,
-        });
-        g.count += 1;
-        g.hashrate_m10 += r.hashrate_m10;
-    }
-    let mut out: Vec<Group> = map.into_values().collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-    Ok(out)
+    let mut page = first_n(after, plan.limit + 1, plan.desc);
+    let more = page.len() > plan.limit;
+    page.truncate(plan.limit);
+    let next_cursor = page
+        .last()
+        .filter(|_| more)
+        .map(|last| Cursor::after(last, plan.sort_by, plan.desc).encode());
+    // The page's rows made whole (the cursor keeps the first pass's key; a worker gone since
+    // that pass, or whose slot another worker took, is left out).
+    let slots: Vec<usize> = page.iter().map(|k| k.slot).collect();
+    let mut rows = Vec::with_capacity(page.len());
+    state.recorder.live().with_slots(&slots, |i, w| {
+        if worker_hash(&w.name) == page[i].id {
+            rows.push(cells(w, now, viewer, &plan.fields));
+        }
+    });
+    (rows, next_cursor)
 }
 
 /// One reject reason with what it means.

@@ -1,14 +1,21 @@
 //! The workers table: one row per live worker, filtered, sorted on any column, paged with a
 //! keyset cursor, projected onto the requested columns.
+//!
+//! A page is two passes over the live table. The first makes one small [`KeyRow`] per
+//! matching worker: the sort column's value as a [`Key`] (text lowercased once, so comparing
+//! is a byte compare), the id as its number, the worker's slot. The page is selected from those
+//! without sorting the whole table (`select_nth_unstable`, then the page's rows sorted), and
+//! the second pass makes only the page's rows whole, from their slots.
 
 use std::cmp::Ordering;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::super::{hashrate::view, worker_id};
+use super::super::hashrate::{point_hps, view};
+use super::super::{worker_hash, worker_id};
 use crate::api::{ApiError, Viewer};
-use crate::live::{LiveWorker, WorkerStatus, device};
+use crate::live::{LiveWorker, device};
 
 /// Every column, in the default order.
 pub const COLUMNS: [&str; 21] = [
@@ -47,26 +54,6 @@ pub enum Cell {
     Null,
 }
 
-impl Cell {
-    fn cmp_key(&self, other: &Self) -> Ordering {
-        match (self, other) {
-            (Self::Number(a), Self::Number(b)) => a.total_cmp(b),
-            // Case-insensitive without allocating: a sort of 10,000 rows compares ~140,000
-            // times, most of them on the id tie-break.
-            (Self::Text(a), Self::Text(b)) => a
-                .chars()
-                .flat_map(char::to_lowercase)
-                .cmp(b.chars().flat_map(char::to_lowercase)),
-            // Nulls sort after values in ascending order.
-            (Self::Null, Self::Null) => Ordering::Equal,
-            (Self::Null, _) => Ordering::Greater,
-            (_, Self::Null) => Ordering::Less,
-            (Self::Number(_), Self::Text(_)) => Ordering::Less,
-            (Self::Text(_), Self::Number(_)) => Ordering::Greater,
-        }
-    }
-}
-
 fn text(s: impl Into<String>) -> Cell {
     Cell::Text(s.into())
 }
@@ -83,70 +70,98 @@ fn opt_num(v: Option<i64>) -> Cell {
     v.map_or(Cell::Null, |v| Cell::Number(v as f64))
 }
 
-/// One worker's row with the fields filters need.
-#[derive(Debug, Clone)]
-pub struct Row {
-    /// Cells in [`COLUMNS`] order.
-    pub cells: Vec<Cell>,
-    /// The worker's status.
-    pub status: WorkerStatus,
-    /// Its full name (for search; never shown to non-admins).
-    pub name: String,
-    /// Its payout address.
-    pub address: String,
-    /// Its model (first user-agent segment).
-    pub model: String,
-    /// Its firmware.
-    pub firmware: String,
-    /// Its ten-minute hashrate (only when asked for: see [`key_row`]).
-    pub hashrate_m10: f64,
+/// A sort value: a number, text compared case-insensitively (kept lowercased), or null.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    /// A number.
+    Number(f64),
+    /// Lowercased text.
+    Text(Box<str>),
+    /// No value: after every value in ascending order.
+    Null,
 }
 
-/// The row of `w` at `now` with only what filtering, counting, grouping and sorting on
-/// column `sort_by` need: the id and that column's cell (every other cell is null), and the
-/// ten-minute hashrate when `with_m10` (group sums need it). The page's
-/// rows are then made whole with [`row`]: at 10,000 workers this is one hashrate estimate per
-/// worker instead of four, and two strings instead of twenty.
+impl Key {
+    /// The key of a cell.
+    #[must_use]
+    pub fn of(cell: Cell) -> Self {
+        match cell {
+            Cell::Number(n) => Self::Number(n),
+            Cell::Text(t) => Self::Text(t.to_lowercase().into_boxed_str()),
+            Cell::Null => Self::Null,
+        }
+    }
+
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Self::Number(a), Self::Number(b)) => a.total_cmp(b),
+            (Self::Text(a), Self::Text(b)) => a.cmp(b),
+            (Self::Null, Self::Null) => Ordering::Equal,
+            (Self::Null, _) => Ordering::Greater,
+            (_, Self::Null) => Ordering::Less,
+            (Self::Number(_), Self::Text(_)) => Ordering::Less,
+            (Self::Text(_), Self::Number(_)) => Ordering::Greater,
+        }
+    }
+}
+
+/// One matching worker in the first pass: its sort key, id and slot in the live table.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    /// The sort column's value.
+    pub key: Key,
+    /// The worker's id as a number ([`worker_hash`]): the tie-break, ascending.
+    pub id: u64,
+    /// Its slot in the live table (checked against `id` in the second pass).
+    pub slot: usize,
+}
+
+/// The key row of `w` (in `slot`) for a sort on column `sort_by`.
 #[must_use]
 pub(super) fn key_row(
     w: &LiveWorker,
+    slot: usize,
     now: i64,
     viewer: Viewer,
     sort_by: usize,
-    with_m10: bool,
-) -> Row {
-    let dev = device::parse(w.user_agent.as_deref());
-    let mut cells = vec![Cell::Null; COLUMNS.len()];
-    cells[0] = text(worker_id(&w.name));
-    if sort_by != 0 {
-        cells[sort_by] = cell(w, now, viewer, sort_by);
-    }
-    Row {
-        cells,
-        status: w.status(now),
-        model: dev.model.to_owned(),
-        firmware: dev.firmware.unwrap_or_default().to_owned(),
-        name: w.name.to_string(),
-        address: address_of(&w.name).to_owned(),
-        hashrate_m10: if with_m10 {
-            view(&w.window(now, 600), w.difficulty).hps
-        } else {
-            0.0
-        },
+) -> KeyRow {
+    KeyRow {
+        key: Key::of(cell(w, now, viewer, sort_by)),
+        id: worker_hash(&w.name),
+        slot,
     }
 }
 
-/// The whole row of `w` at `now`.
+/// The order of a sort on the key (descending when `desc`), then the id ascending.
+fn order(a: &Key, a_id: u64, b: &Key, b_id: u64, desc: bool) -> Ordering {
+    let o = a.cmp(b);
+    let o = if desc { o.reverse() } else { o };
+    o.then(a_id.cmp(&b_id))
+}
+
+/// The first `n` of `rows` in the sort's order (descending when `desc`), sorted: a selection
+/// and a sort of `n` rows instead of a sort of all of them.
+pub(super) fn first_n(mut rows: Vec<KeyRow>, n: usize, desc: bool) -> Vec<KeyRow> {
+    let by = |a: &KeyRow, b: &KeyRow| order(&a.key, a.id, &b.key, b.id, desc);
+    if n == 0 {
+        return Vec::new();
+    }
+    if rows.len() > n {
+        rows.select_nth_unstable_by(n - 1, by);
+        rows.truncate(n);
+    }
+    rows.sort_unstable_by(by);
+    rows
+}
+
+/// The cells `fields` (indexes into [`COLUMNS`]) of `w` at `now`.
 #[must_use]
-pub(super) fn row(w: &LiveWorker, now: i64, viewer: Viewer) -> Row {
-    let mut r = key_row(w, now, viewer, 0, true);
-    for (i, c) in r.cells.iter_mut().enumerate().skip(1) {
-        *c = cell(w, now, viewer, i);
-    }
-    r
+pub(super) fn cells(w: &LiveWorker, now: i64, viewer: Viewer, fields: &[usize]) -> Vec<Cell> {
+    fields.iter().map(|&i| cell(w, now, viewer, i)).collect()
 }
 
-fn address_of(name: &str) -> &str {
+/// The payout address a worker name starts with.
+pub(super) fn payout_address(name: &str) -> &str {
     name.split('.').next().unwrap_or_default()
 }
 
@@ -154,21 +169,22 @@ fn address_of(name: &str) -> &str {
 fn cell(w: &LiveWorker, now: i64, viewer: Viewer, index: usize) -> Cell {
     let dev = || device::parse(w.user_agent.as_deref());
     let rate = |secs: i64| view(&w.window(now, secs), w.difficulty);
+    let point = |secs: i64| num(point_hps(&w.window(now, secs), w.difficulty));
     match COLUMNS[index] {
         "id" => text(worker_id(&w.name)),
         "name" => text(viewer.name(&w.name)),
-        "address_masked" => text(viewer.address(address_of(&w.name))),
+        "address_masked" => text(viewer.address(payout_address(&w.name))),
         "status" => text(w.status(now).as_str()),
         "model" => text(dev().model),
         "asic" => opt_text(dev().asic),
         "firmware" => opt_text(dev().firmware),
         "user_agent" => opt_text(w.user_agent.as_deref()),
-        "hashrate_m1" => num(rate(60).hps),
-        "hashrate_m10" => num(rate(600).hps),
+        "hashrate_m1" => point(60),
+        "hashrate_m10" => point(600),
         "hashrate_m10_low" => num(rate(600).low_hps),
         "hashrate_m10_high" => num(rate(600).high_hps),
-        "hashrate_h1" => num(rate(3600).hps),
-        "hashrate_d1" => num(rate(86_400).hps),
+        "hashrate_h1" => point(3600),
+        "hashrate_d1" => point(86_400),
         "difficulty" => num(w.difficulty),
         "reject_pct" => {
             let judged = w.accepted + w.rejected();
@@ -198,28 +214,17 @@ pub(super) fn column(name: &str) -> Result<usize, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("unknown column {name:?}")))
 }
 
-/// Sorts `rows` on column `by` (then by id), descending when `desc`.
-pub(super) fn sort(rows: &mut [Row], by: usize, desc: bool) {
-    rows.sort_by(|a, b| {
-        let mut o = a.cells[by].cmp_key(&b.cells[by]);
-        if desc {
-            o = o.reverse();
-        }
-        o.then_with(|| a.cells[0].cmp_key(&b.cells[0]))
-    });
-}
-
-/// A keyset cursor: the sort it belongs to and the last row's sort cell and id.
+/// A keyset cursor: the sort it belongs to and the last row's sort key and id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cursor {
     /// The sort column.
     pub by: usize,
     /// Descending.
     pub desc: bool,
-    /// The last row's cell in that column.
-    pub key: Cell,
-    /// The last row's id.
-    pub id: String,
+    /// The last row's key in that column.
+    pub key: Key,
+    /// The last row's id ([`worker_hash`]).
+    pub id: u64,
 }
 
 impl Cursor {
@@ -227,11 +232,12 @@ impl Cursor {
     #[must_use]
     pub fn encode(&self) -> String {
         let key = match &self.key {
-            Cell::Text(s) => serde_json::json!(s),
-            Cell::Number(n) => serde_json::json!(n),
-            Cell::Null => serde_json::Value::Null,
+            Key::Text(s) => serde_json::json!(s),
+            Key::Number(n) => serde_json::json!(n),
+            Key::Null => serde_json::Value::Null,
         };
-        let json = serde_json::json!([self.by, self.desc, key, self.id]).to_string();
+        let id = format!("{:016x}", self.id);
+        let json = serde_json::json!([self.by, self.desc, key, id]).to_string();
         warppool_core::hex::encode(json.as_bytes())
     }
 
@@ -247,28 +253,38 @@ impl Cursor {
         let by = parts[0].as_u64().and_then(|b| usize::try_from(b).ok());
         let by = by.filter(|b| *b < COLUMNS.len()).ok_or_else(bad)?;
         let key = match &parts[2] {
-            serde_json::Value::String(s) => Cell::Text(s.clone()),
-            serde_json::Value::Number(n) => Cell::Number(n.as_f64().ok_or_else(bad)?),
-            serde_json::Value::Null => Cell::Null,
+            serde_json::Value::String(s) => Key::of(Cell::Text(s.clone())),
+            serde_json::Value::Number(n) => Key::Number(n.as_f64().ok_or_else(bad)?),
+            serde_json::Value::Null => Key::Null,
             _ => return Err(bad()),
         };
+        let id = parts[3]
+            .as_str()
+            .filter(|id| id.len() == 16)
+            .ok_or_else(bad)?;
         Ok(Self {
             by,
             desc: parts[1].as_bool().ok_or_else(bad)?,
             key,
-            id: parts[3].as_str().ok_or_else(bad)?.to_owned(),
+            id: u64::from_str_radix(id, 16).map_err(|_| bad())?,
         })
     }
 
     /// Whether `row` comes after the cursor in its sort.
     #[must_use]
-    pub fn is_before(&self, row: &Row) -> bool {
-        let mut o = self.key.cmp_key(&row.cells[self.by]);
-        if self.desc {
-            o = o.reverse();
+    pub fn is_before(&self, row: &KeyRow) -> bool {
+        order(&self.key, self.id, &row.key, row.id, self.desc) == Ordering::Less
+    }
+
+    /// The cursor after `last` in the sort on `by`.
+    #[must_use]
+    pub fn after(last: &KeyRow, by: usize, desc: bool) -> Self {
+        Self {
+            by,
+            desc,
+            key: last.key.clone(),
+            id: last.id,
         }
-        let id = Cell::Text(self.id.clone());
-        o.then_with(|| id.cmp_key(&row.cells[0])) == Ordering::Less
     }
 }
 
@@ -276,60 +292,68 @@ impl Cursor {
 mod tests {
     use super::*;
 
-    fn row_with(id: &str, value: Cell) -> Row {
-        let mut cells = vec![Cell::Null; COLUMNS.len()];
-        cells[0] = text(id);
-        cells[9] = value;
-        Row {
-            cells,
-            status: WorkerStatus::Online,
-            name: id.to_owned(),
-            address: String::new(),
-            model: String::new(),
-            firmware: String::new(),
-            hashrate_m10: 0.0,
-        }
+    fn key_row_with(id: u64, key: Key) -> KeyRow {
+        KeyRow { key, id, slot: 0 }
     }
 
     #[test]
     fn keyset_pages_cover_every_row_once_in_either_direction() {
-        let mut rows: Vec<Row> = (0..25)
+        let rows: Vec<KeyRow> = (0..25_u32)
             .map(|i| {
-                row_with(
-                    &format!("{i:02}"),
-                    if i % 5 == 0 {
-                        Cell::Null
-                    } else {
-                        num(f64::from(i % 7))
-                    },
-                )
+                let key = match i % 5 {
+                    0 => Key::Null,
+                    1 => Key::of(Cell::Text(format!("Rig{}", i % 3))),
+                    _ => Key::Number(f64::from(i % 7)),
+                };
+                key_row_with(u64::from(i * 7919 % 25), key)
             })
             .collect();
         for desc in [false, true] {
-            sort(&mut rows, 9, desc);
+            let expected: Vec<u64> = first_n(rows.clone(), rows.len(), desc)
+                .iter()
+                .map(|r| r.id)
+                .collect();
             let mut seen = Vec::new();
             let mut cursor: Option<Cursor> = None;
             loop {
-                let page: Vec<&Row> = rows
+                let after: Vec<KeyRow> = rows
                     .iter()
                     .filter(|r| cursor.as_ref().is_none_or(|c| c.is_before(r)))
-                    .take(4)
+                    .cloned()
                     .collect();
+                let page = first_n(after, 4, desc);
                 let Some(last) = page.last() else { break };
-                seen.extend(page.iter().map(|r| r.name.clone()));
-                let next = Cursor {
-                    by: 9,
-                    desc,
-                    key: last.cells[9].clone(),
-                    id: last.name.clone(),
-                };
-                let next = Cursor::decode(&next.encode()).unwrap();
-                cursor = Some(next);
+                seen.extend(page.iter().map(|r| r.id));
+                let next = Cursor::after(last, 9, desc);
+                cursor = Some(Cursor::decode(&next.encode()).unwrap());
             }
-            let expected: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
             assert_eq!(seen, expected, "desc={desc}");
         }
         assert!(Cursor::decode("zz").is_err());
         assert!(Cursor::decode(&warppool_core::hex::encode(b"[99,true,null,\"x\"]")).is_err());
+        let short_id = warppool_core::hex::encode(b"[9,true,null,\"00ff\"]");
+        assert!(Cursor::decode(&short_id).is_err());
+    }
+
+    #[test]
+    fn the_sort_is_nulls_last_ascending_and_text_ignores_case() {
+        let rows = vec![
+            key_row_with(1, Key::Null),
+            key_row_with(2, Key::of(Cell::Text("beta".into()))),
+            key_row_with(3, Key::of(Cell::Text("Alpha".into()))),
+            key_row_with(4, Key::Number(2.0)),
+            key_row_with(5, Key::Number(2.0)),
+        ];
+        let ids = |desc| -> Vec<u64> {
+            first_n(rows.clone(), 5, desc)
+                .iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(ids(false), [4, 5, 3, 2, 1]);
+        // Descending reverses the key, not the id tie-break.
+        assert_eq!(ids(true), [1, 2, 3, 4, 5]);
+        assert_eq!(first_n(rows.clone(), 2, false).len(), 2);
+        assert!(first_n(rows, 0, false).is_empty());
     }
 }
