@@ -413,13 +413,8 @@ impl Run {
 }
 
 fn main() {
-    let samples: u64 = std::env::var("API_LOAD_SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2_000);
-    let dir = std::env::temp_dir().join(format!("warppool-api-load-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let samples = harness::samples("API_LOAD_SAMPLES", 2_000);
+    let dir = harness::bench_dir("api-load");
     let (node_runtime, miner_runtime, load_runtime) = peer_runtimes();
     let node = node_runtime.block_on(node(Some(DIFFICULTY_ONE)));
     let pool_runtime = warppool_control::run::build_runtime().expect("control runtime");

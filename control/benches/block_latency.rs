@@ -132,13 +132,8 @@ fn print(idle: &Histogram<u64>, loaded: &Histogram<u64>, requests: u64) {
 }
 
 fn main() {
-    let samples: u64 = std::env::var("BLOCK_LATENCY_SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000);
-    let dir = std::env::temp_dir().join(format!("warppool-block-latency-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let samples = harness::samples("BLOCK_LATENCY_SAMPLES", 1_000);
+    let dir = harness::bench_dir("block-latency");
     let (node_runtime, miner_runtime, http_runtime) = peer_runtimes();
     let node = Arc::new(node_runtime.block_on(node(None)));
     // The daemon on the production control-plane runtime.

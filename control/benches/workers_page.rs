@@ -112,13 +112,8 @@ fn row(name: &str, h: &Histogram<u64>, baseline: &Histogram<u64>) -> String {
 }
 
 fn main() {
-    let samples: u64 = std::env::var("WORKERS_PAGE_SAMPLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    let dir = std::env::temp_dir().join(format!("warppool-workers-page-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let samples = harness::samples("WORKERS_PAGE_SAMPLES", 200);
+    let dir = harness::bench_dir("workers-page");
     let runtime = warppool_control::run::build_runtime().expect("control runtime");
     let node = runtime.block_on(node(None));
     let daemon = runtime

@@ -128,7 +128,7 @@ pub fn tls_fingerprint(config: &Path) -> anyhow::Result<()> {
         .https
         .as_ref()
         .context("no HTTPS listener configured ([http] tls_listen)")?;
-    let names = crate::api::tls::machine_names(https.listen.ip());
+    let names = crate::api::tls::machine_names(https.listen.ip(), &config.http_allowed_hosts);
     let source = https.source(&config.database);
     let (cert, _) = source.paths();
     let cert_state = crate::api::tls::HttpsCert::open(source, &names)?;

@@ -156,6 +156,7 @@ struct RawHttp {
     tls_listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -286,6 +287,10 @@ pub struct Config {
     pub ui: crate::api::UiPolicy,
     /// The HTTPS API/UI listener, if any.
     pub https: Option<HttpsSettings>,
+    /// Host names the API answers besides loopback, the bind address and the machine's own
+    /// host name (`[http] allowed_hosts`: the DNS-rebinding guard; a generated certificate
+    /// names them too). Lower-cased, without a trailing dot.
+    pub http_allowed_hosts: Vec<String>,
     /// The secrets file ([`crate::secrets`]): `[storage] secrets`, or `secrets.toml` next to
     /// the database.
     pub secrets_path: PathBuf,
@@ -563,6 +568,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let (share_minutes_retention_days, events_retention_days) =
         validate_retention(&raw.storage, &profile)?;
     let http_listen = validate_http_listen("http.listen", raw.http.listen)?;
+    let http_allowed_hosts = sections::validate_allowed_hosts(raw.http.allowed_hosts)?;
     let https = sections::validate_https(raw.http.tls_listen, raw.http.tls_cert, raw.http.tls_key)?;
     Ok(Config {
         network,
@@ -579,6 +585,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         share_minutes_retention_days,
         events_retention_days,
         http_listen,
+        http_allowed_hosts,
         ui: crate::api::UiPolicy {
             public: raw.ui.public.unwrap_or(true),
             show_addresses: raw.ui.show_addresses.unwrap_or(false),

@@ -136,6 +136,46 @@ async fn a_self_signed_certificate_serves_h2_and_http1_with_one_fingerprint() {
     again.shutdown().await.unwrap();
 }
 
+/// `[http] allowed_hosts = ["Pool.LAN."]` (normalised) and the machine's host name: a browser
+/// that typed `https://pool.lan:<port>` gets a certificate valid for that name and passes the
+/// `Host` check; any other name is still refused (421).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_in_allowed_hosts_is_in_the_certificate_and_passes_the_host_check() {
+    let dir = TempDir::new("https-hosts");
+    let node = api_pool::node().await;
+    let text = api_pool::config_toml(&node, &dir, "", "")
+        .replace("[http]\n", "[http]\nallowed_hosts = [\"Pool.LAN.\"]\n");
+    let config = Config::from_toml(&text, Vec::new()).unwrap();
+    assert_eq!(config.http_allowed_hosts, ["pool.lan"]);
+    let bad = text.replace("Pool.LAN.", "not a name!");
+    let refused = Config::from_toml(&bad, Vec::new()).unwrap_err().to_string();
+    assert!(refused.contains("http.allowed_hosts"), "{refused}");
+    let daemon = Daemon::start(with_https(config, None)).await.unwrap();
+    let addr = daemon.https_addr().expect("https listener");
+    let cert = dir.0.join("https-cert.pem");
+    let trust = https_client::client_config(&cert, &[b"h2"]);
+    let name = rustls::pki_types::ServerName::try_from("pool.lan").unwrap();
+    let mut conn = https_client::try_connect_as(addr, trust, name)
+        .await
+        .expect("the certificate names pool.lan");
+    let status_as = async |conn: &mut https_client::Conn, host: &str| {
+        conn.json("GET", "/api/v1/status", &[("host", host)], None)
+            .await
+            .0
+    };
+    let pool_lan = format!("pool.lan:{}", addr.port());
+    assert_eq!(status_as(&mut conn, &pool_lan).await, 200);
+    assert_eq!(status_as(&mut conn, "evil.example").await, 421);
+    if let Some(host) = warppool_control::api::tls::host_name() {
+        assert_eq!(
+            status_as(&mut conn, &host).await,
+            200,
+            "the machine's name {host}"
+        );
+    }
+    daemon.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_runs_over_h2_beside_other_requests() {
     let dir = TempDir::new("https-sse");

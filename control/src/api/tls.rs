@@ -34,7 +34,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::sync::watch;
 use warppool_core::limits::{HTTPS_CERT_POLL_SECS, HTTPS_PEM_FILE_BYTES_MAX};
 
-pub use self::selfsigned::{GENERATED_CERT_FILE, GENERATED_KEY_FILE, machine_names};
+pub use self::selfsigned::{GENERATED_CERT_FILE, GENERATED_KEY_FILE, host_name, machine_names};
 
 /// Why a certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]

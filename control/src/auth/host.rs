@@ -52,6 +52,12 @@ impl AllowedHosts {
         Ok(Self { bind, names })
     }
 
+    /// The allowed names (normalised), loopback and the bind address aside.
+    #[must_use]
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     fn allows_ip(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         ip.is_loopback() || self.bind.is_unspecified() || ip == self.bind.to_canonical()

@@ -60,6 +60,8 @@ pub enum FieldValue {
     Switch(bool),
     /// `pool.split`.
     Splits(Vec<SplitValue>),
+    /// A list of names (`http.allowed_hosts`).
+    Names(Vec<String>),
 }
 
 /// One `[[pool.split]]` output.
@@ -93,6 +95,7 @@ const POOL_KEYS: &[(&str, bool, bool, bool)] = &[
     ("storage.share_minutes_retention_days", false, false, true),
     ("storage.events_retention_days", false, false, true),
     ("http.listen", false, false, false),
+    ("http.allowed_hosts", false, false, false),
 ];
 
 /// The per-port keys (`port[i].<name>`): (name, live, profile sets it). Vardiff keys apply
@@ -346,6 +349,7 @@ impl Config {
             "storage.share_minutes_retention_days" => json!(self.share_minutes_retention_days),
             "storage.events_retention_days" => json!(self.events_retention_days),
             "http.listen" => json!(self.http_listen.map(|a| a.to_string())),
+            "http.allowed_hosts" => json!(self.http_allowed_hosts),
             _ => return self.port_value(key),
         };
         Some(v)

@@ -302,3 +302,19 @@ pub(super) fn validate_https(
         None => Ok(None),
     }
 }
+
+/// `[http] allowed_hosts`: DNS names (at most `ALLOWED_HOSTS_MAX`), normalised.
+pub(super) fn validate_allowed_hosts(
+    names: Option<Vec<String>>,
+) -> Result<Vec<String>, ConfigError> {
+    let names = names.unwrap_or_default();
+    crate::auth::AllowedHosts::new(std::net::IpAddr::from([127, 0, 0, 1]), &names)
+        .map(|hosts| hosts.names().to_vec())
+        .map_err(|e| {
+            invalid(
+                "http.allowed_hosts",
+                e.to_string(),
+                "up to ALLOWED_HOSTS_MAX (32) DNS names such as \"pool.lan\"",
+            )
+        })
+}

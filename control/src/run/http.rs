@@ -29,8 +29,9 @@ pub(super) struct HttpSettings {
 fn open_https(
     https: &crate::config::HttpsSettings,
     database: &std::path::Path,
+    allowed: &[String],
 ) -> anyhow::Result<(Arc<crate::api::tls::HttpsCert>, Arc<rustls::ServerConfig>)> {
-    let names = crate::api::tls::machine_names(https.listen.ip());
+    let names = crate::api::tls::machine_names(https.listen.ip(), allowed);
     let cert = crate::api::tls::HttpsCert::open(https.source(database), &names)
         .context("the HTTPS certificate")?;
     let config = cert.server_config().context("the HTTPS configuration")?;
@@ -60,7 +61,10 @@ pub(super) async fn start_http(
         endpoint.port = addr.port();
     }
     let https = match &listen.https {
-        Some(h) => Some((h.listen, open_https(h, &listen.database)?)),
+        Some(h) => Some((
+            h.listen,
+            open_https(h, &listen.database, &listen.live_config.http_allowed_hosts)?,
+        )),
         None => None,
     };
     let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
@@ -74,6 +78,15 @@ pub(super) async fn start_http(
         https: https.as_ref().map(|(_, (cert, _))| Arc::clone(cert)),
     });
     let bind = host_check_bind(&listen);
+    // The configured names and the machine's host name (which a generated certificate names
+    // too): `https://<hostname>:<port>` from a phone on the LAN passes the `Host` check.
+    let mut allowed_hosts = listen.live_config.http_allowed_hosts.clone();
+    if let Some(host) = crate::api::tls::host_name()
+        && !allowed_hosts.contains(&host)
+        && allowed_hosts.len() < warppool_core::limits::ALLOWED_HOSTS_MAX
+    {
+        allowed_hosts.push(host);
+    }
     let listeners = crate::api::Listeners {
         plain: listen.plain,
         tls: https
@@ -94,7 +107,7 @@ pub(super) async fn start_http(
         plane: Some(pool.admin().clone()),
         pages: Arc::default(),
         allowed_hosts: Arc::new(
-            crate::auth::AllowedHosts::new::<&str>(bind, &[])
+            crate::auth::AllowedHosts::new(bind, &allowed_hosts)
                 .context("the HTTP API's allowed hosts")?,
         ),
         config: Some(Arc::new(crate::settings::LiveConfig::new(

@@ -62,8 +62,16 @@ pub async fn try_connect(
     addr: SocketAddr,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<Conn, std::io::Error> {
+    try_connect_as(addr, config, ServerName::IpAddress(addr.ip().into())).await
+}
+
+/// As [`try_connect`], verifying the certificate for `name` (a browser that typed a host name).
+pub async fn try_connect_as(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+) -> Result<Conn, std::io::Error> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let name = ServerName::IpAddress(addr.ip().into());
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await?;

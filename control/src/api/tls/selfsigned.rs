@@ -21,16 +21,26 @@ pub const GENERATED_KEY_FILE: &str = "https-key.pem";
 
 const SECS_PER_DAY: u64 = 86_400;
 
-/// The names a generated certificate holds: `localhost`, the machine's host name, loopback,
-/// `listen` (unless unspecified) and the machine's own interface addresses (at most
-/// `HTTPS_SAN_ADDRESSES_MAX`; read from the kernel, no network access).
+/// The machine's host name (from the kernel), lower-cased, if it is a usable DNS name other
+/// than `localhost`.
 #[must_use]
-pub fn machine_names(listen: IpAddr) -> Vec<String> {
+pub fn host_name() -> Option<String> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let host = host.trim().to_ascii_lowercase();
+    (!host.is_empty() && host != "localhost" && rcgen_name_ok(&host)).then_some(host)
+}
+
+/// The names a generated certificate holds: `localhost`, the machine's host name, `allowed`
+/// (`[http] allowed_hosts`), loopback, `listen` (unless unspecified) and the machine's own
+/// interface addresses (at most `HTTPS_SAN_ADDRESSES_MAX`; read from the kernel, no network
+/// access).
+#[must_use]
+pub fn machine_names(listen: IpAddr, allowed: &[String]) -> Vec<String> {
     let mut names = vec!["localhost".to_owned()];
-    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        let host = host.trim();
-        if !host.is_empty() && host != "localhost" && rcgen_name_ok(host) {
-            names.push(host.to_owned());
+    names.extend(host_name());
+    for name in allowed {
+        if !names.contains(name) && rcgen_name_ok(name) {
+            names.push(name.clone());
         }
     }
     let mut ips: Vec<IpAddr> = vec![
