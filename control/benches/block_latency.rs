@@ -10,7 +10,8 @@
 //! every 50 blocks the node moves its tip, so the per-tip candidate cap never applies.
 //!
 //! Two phases of the same length: idle, then with 64 concurrent HTTP clients fetching
-//! `/api/v1/workers` (1,000 workers, pages of 100 from the live table) in a loop. Prints
+//! `/api/v1/workers?limit=100` (1,000 workers) in a loop, every request's query text unique
+//! so each answer is computed (the API's one-second answer cache never answers). Prints
 //! p50/p99/max of each and the loaded/idle p99 ratio.
 //!
 //! As in `perf/run`, the pool gets CPU 0 and its peers CPU 1: the main thread is pinned to CPU
@@ -101,14 +102,25 @@ fn hammer(
         .build()
         .expect("client");
     // BLOCK_LATENCY_PATH: another endpoint to load (e.g. /health, which reads no storage).
-    let path = std::env::var("BLOCK_LATENCY_PATH").unwrap_or_else(|_| "/api/v1/workers".into());
-    let url = format!("http://{http}{path}");
+    // The default load is the worst case: every request's query text unique (leading zeros
+    // on `limit`), so the API's one-second answer cache never answers and every answer is a
+    // pass over the live table.
+    let path = std::env::var("BLOCK_LATENCY_PATH").ok();
+    let counter = Arc::new(AtomicU64::new(0));
     (0..HTTP_CLIENTS)
         .map(|_| {
             let (stop, requests) = (Arc::clone(stop), Arc::clone(requests));
-            let (client, url) = (client.clone(), url.clone());
+            let (client, path, counter) = (client.clone(), path.clone(), Arc::clone(&counter));
             runtime.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
+                    let url = path.as_ref().map_or_else(
+                        || {
+                            let n = counter.fetch_add(1, Ordering::Relaxed) % 1000;
+                            let zeros = "0".repeat(usize::try_from(n).unwrap_or(0));
+                            format!("http://{http}/api/v1/workers?limit={zeros}100")
+                        },
+                        |p| format!("http://{http}{p}"),
+                    );
                     if let Ok(r) = client.get(&url).send().await {
                         let _ = r.bytes().await;
                         requests.fetch_add(1, Ordering::Relaxed);
