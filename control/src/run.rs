@@ -469,7 +469,10 @@ impl Pool {
         let stats_tasks: Vec<_> = plane
             .stats_receivers()
             .iter()
-            .map(|q| tokio::spawn(drain_stats(q.clone(), Arc::clone(&recorder))))
+            .map(|q| {
+                let (q, recorder) = (q.clone(), Arc::clone(&recorder));
+                tokio::task::spawn_blocking(move || drain_stats(&q, recorder.as_ref()))
+            })
             .collect();
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

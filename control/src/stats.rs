@@ -5,7 +5,8 @@
 //! - [`Recorder`]: what the control plane hands to storage (share batches, block events, a
 //!   flush at shutdown). Small on purpose: the storage module implements it at merge.
 //! - [`MemoryStats`]: the in-memory counters used until then (and kept for metrics).
-//! - [`drain_stats`]: one task per shard queue, feeding a recorder until the queue closes.
+//! - [`drain_stats`]: one blocking thread per shard queue, feeding a recorder until the queue
+//!   closes.
 //! - Vardiff persistence (DESIGN §4): [`SqliteRecorder`] keeps each worker's last difficulty
 //!   (from [`ShareEvent::Difficulty`]), loads the stored ones at start, and every
 //!   `WORKER_DIFFICULTY_PUBLISH_MS` ([`publish_difficulties_task`]) writes the changed ones to
@@ -178,12 +179,15 @@ impl Recorder for MemoryStats {
     }
 }
 
-/// Feeds every batch of `queue` to `recorder` until the data plane closes the queue.
-pub async fn drain_stats(
-    queue: flume::Receiver<warppool_net::StatsBatch<ShareEvent>>,
-    recorder: Arc<dyn Recorder>,
+/// Feeds every batch of `queue` to `recorder` until the data plane closes the queue. Blocking:
+/// run it on a thread of its own (`spawn_blocking`), never on a runtime worker, because
+/// applying a batch takes the live table's write lock, which an API scan at `SCHED_IDLE` may
+/// hold for milliseconds; a runtime worker waiting there would delay every task behind it.
+pub fn drain_stats(
+    queue: &flume::Receiver<warppool_net::StatsBatch<ShareEvent>>,
+    recorder: &dyn Recorder,
 ) {
-    while let Ok(batch) = queue.recv_async().await {
+    while let Ok(batch) = queue.recv() {
         recorder.on_shares(&batch);
     }
 }
