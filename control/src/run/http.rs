@@ -25,17 +25,23 @@ pub(super) struct HttpSettings {
     pub(super) auth: Option<Arc<crate::auth::Auth>>,
 }
 
+/// The HTTPS listener's address, certificate and rustls configuration.
+type OpenedHttps = (
+    std::net::SocketAddr,
+    (Arc<crate::api::tls::HttpsCert>, Arc<rustls::ServerConfig>),
+);
+
 /// The HTTPS certificate (generated or loaded) and the rustls configuration.
 fn open_https(
     https: &crate::config::HttpsSettings,
     database: &std::path::Path,
     allowed: &[String],
-) -> anyhow::Result<(Arc<crate::api::tls::HttpsCert>, Arc<rustls::ServerConfig>)> {
+) -> anyhow::Result<OpenedHttps> {
     let names = crate::api::tls::machine_names(https.listen.ip(), allowed);
     let cert = crate::api::tls::HttpsCert::open(https.source(database), &names)
         .context("the HTTPS certificate")?;
     let config = cert.server_config().context("the HTTPS configuration")?;
-    Ok((cert, config))
+    Ok((https.listen, (cert, config)))
 }
 
 /// The address the `Host` check takes as the bind address: the one listener's, or the
@@ -49,6 +55,19 @@ fn host_check_bind(listen: &HttpSettings) -> std::net::IpAddr {
     }
 }
 
+/// The configured names and the machine's host name (which a generated certificate names
+/// too): `https://<hostname>:<port>` from a phone on the LAN passes the `Host` check.
+fn allowed_host_names(configured: &[String]) -> Vec<String> {
+    let mut names = configured.to_vec();
+    if let Some(host) = crate::api::tls::host_name()
+        && !names.contains(&host)
+        && names.len() < warppool_core::limits::ALLOWED_HOSTS_MAX
+    {
+        names.push(host);
+    }
+    names
+}
+
 /// Starts the HTTP API (plain, HTTPS or both) on the pool.
 pub(super) async fn start_http(
     listen: HttpSettings,
@@ -60,13 +79,11 @@ pub(super) async fn start_http(
     for (endpoint, addr) in info.endpoints.iter_mut().zip(pool.local_addrs()) {
         endpoint.port = addr.port();
     }
-    let https = match &listen.https {
-        Some(h) => Some((
-            h.listen,
-            open_https(h, &listen.database, &listen.live_config.http_allowed_hosts)?,
-        )),
-        None => None,
-    };
+    let https = listen
+        .https
+        .as_ref()
+        .map(|h| open_https(h, &listen.database, &listen.live_config.http_allowed_hosts))
+        .transpose()?;
     let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
         recorder: Arc::clone(recorder),
         status: pool.template_loop().status(),
@@ -77,16 +94,11 @@ pub(super) async fn start_http(
         min_difficulty: info.min_difficulty,
         https: https.as_ref().map(|(_, (cert, _))| Arc::clone(cert)),
     });
-    let bind = host_check_bind(&listen);
-    // The configured names and the machine's host name (which a generated certificate names
-    // too): `https://<hostname>:<port>` from a phone on the LAN passes the `Host` check.
-    let mut allowed_hosts = listen.live_config.http_allowed_hosts.clone();
-    if let Some(host) = crate::api::tls::host_name()
-        && !allowed_hosts.contains(&host)
-        && allowed_hosts.len() < warppool_core::limits::ALLOWED_HOSTS_MAX
-    {
-        allowed_hosts.push(host);
-    }
+    let allowed_hosts = crate::auth::AllowedHosts::new(
+        host_check_bind(&listen),
+        &allowed_host_names(&listen.live_config.http_allowed_hosts),
+    )
+    .context("the HTTP API's allowed hosts")?;
     let listeners = crate::api::Listeners {
         plain: listen.plain,
         tls: https
@@ -106,10 +118,7 @@ pub(super) async fn start_http(
         auth: listen.auth.clone(),
         plane: Some(pool.admin().clone()),
         pages: Arc::default(),
-        allowed_hosts: Arc::new(
-            crate::auth::AllowedHosts::new(bind, &allowed_hosts)
-                .context("the HTTP API's allowed hosts")?,
-        ),
+        allowed_hosts: Arc::new(allowed_hosts),
         config: Some(Arc::new(crate::settings::LiveConfig::new(
             listen.live_config,
             pool.live_targets(),
