@@ -110,8 +110,9 @@ fn complete(doc: &mut serde_json::Value) {
     };
     // A stream message matches one of these by its event name; objects may match several
     // shapes (`reset` is `{}`), so any-of, not one-of.
-    // The same for a history cell: an integer is a number too.
-    for schema in ["StreamEvent", "HistoryCell"] {
+    // The same for a history cell (an integer is a number too) and a config value (an empty
+    // list is both a split list and a name list).
+    for schema in ["StreamEvent", "HistoryCell", "FieldValue"] {
         if let Some(s) = doc.pointer_mut(&format!("/components/schemas/{schema}"))
             && let Some(one_of) = s.as_object_mut().and_then(|o| o.remove("oneOf"))
         {
